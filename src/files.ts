@@ -1,0 +1,162 @@
+/**
+ * The narrow file layer the spool and the slot catalog write through. Production uses
+ * `denoFileSystem()`; tests substitute layers that count reads, fill the disk, or cut the power.
+ *
+ * Every path is absolute or relative to the working directory; every operation needs
+ * `--allow-read` (and `--allow-write` for writes) on that path.
+ *
+ * @module
+ */
+
+/** An open file with positional reads and writes. Not safe for concurrent use: one owner each. */
+export interface FileHandle {
+  /** Reads into `buffer` from `position`; returns the bytes read (fewer only at end of file). */
+  readAt(buffer: Uint8Array, position: number): Promise<number>;
+  /** Writes all of `data` at `position`. On failure some prefix may have been written. */
+  writeAt(data: Uint8Array, position: number): Promise<void>;
+  /** fdatasync: the written bytes (and the size) are on disk when this resolves. */
+  syncData(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  size(): Promise<number>;
+  close(): void;
+}
+
+/** Options of `FileSystem.open`. */
+export interface OpenOptions {
+  write?: boolean;
+  create?: boolean;
+  /** Fail with `AlreadyExists` when the file exists (only with `create`). */
+  createNew?: boolean;
+}
+
+/** The file operations ferry's durable stores need. */
+export interface FileSystem {
+  open(path: string, options?: OpenOptions): Promise<FileHandle>;
+  /** Names (not paths) of the entries of a directory. */
+  readDir(path: string): Promise<string[]>;
+  /** Creates a directory and its parents; no error when it exists. */
+  mkdirp(path: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** fsync of a directory, so creations, renames and deletions in it are durable. */
+  syncDir(path: string): Promise<void>;
+  /** Size of a file without opening or reading it (metadata only). */
+  sizeOf(path: string): Promise<number>;
+}
+
+/** Joins path parts with "/" (ferry's paths are POSIX). */
+export function joinPath(...parts: string[]): string {
+  return parts.filter((part) => part.length > 0).join("/").replace(/\/{2,}/g, "/");
+}
+
+/** The parent directory of a path. */
+export function parentDir(path: string): string {
+  const index = path.lastIndexOf("/");
+  if (index < 0) return ".";
+  return index === 0 ? "/" : path.slice(0, index);
+}
+
+class _DenoFileHandle implements FileHandle {
+  #file: Deno.FsFile;
+  #position = 0;
+
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  async #seek(position: number): Promise<void> {
+    if (position !== this.#position) {
+      await this.#file.seek(position, Deno.SeekMode.Start);
+      this.#position = position;
+    }
+  }
+
+  async readAt(buffer: Uint8Array, position: number): Promise<number> {
+    await this.#seek(position);
+    let filled = 0;
+    try {
+      while (filled < buffer.byteLength) {
+        const count = await this.#file.read(buffer.subarray(filled));
+        if (count === null) break;
+        filled += count;
+        this.#position += count;
+      }
+    } catch (error) {
+      this.#position = -1;
+      throw error;
+    }
+    return filled;
+  }
+
+  async writeAt(data: Uint8Array, position: number): Promise<void> {
+    await this.#seek(position);
+    let written = 0;
+    try {
+      while (written < data.byteLength) {
+        const count = await this.#file.write(data.subarray(written));
+        written += count;
+        this.#position += count;
+      }
+    } catch (error) {
+      // The file position is unknown after a failed write; seek again before the next call.
+      this.#position = -1;
+      throw error;
+    }
+  }
+
+  syncData(): Promise<void> {
+    return this.#file.syncData();
+  }
+
+  async truncate(length: number): Promise<void> {
+    await this.#file.truncate(length);
+  }
+
+  async size(): Promise<number> {
+    return (await this.#file.stat()).size;
+  }
+
+  close(): void {
+    this.#file.close();
+  }
+}
+
+/** The real file system, through Deno's file APIs. */
+export function denoFileSystem(): FileSystem {
+  return {
+    async open(path, options = {}) {
+      const file = await Deno.open(path, {
+        read: true,
+        write: options.write ?? false,
+        create: options.create ?? false,
+        createNew: options.createNew ?? false,
+      });
+      return new _DenoFileHandle(file);
+    },
+    async readDir(path) {
+      const names: string[] = [];
+      for await (const entry of Deno.readDir(path)) names.push(entry.name);
+      return names;
+    },
+    async mkdirp(path) {
+      await Deno.mkdir(path, { recursive: true });
+    },
+    async remove(path) {
+      await Deno.remove(path);
+    },
+    async rename(from, to) {
+      await Deno.rename(from, to);
+    },
+    async syncDir(path) {
+      const dir = await Deno.open(path, { read: true });
+      try {
+        await dir.sync();
+      } finally {
+        dir.close();
+      }
+    },
+    async sizeOf(path) {
+      return (await Deno.stat(path)).size;
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Every bound ferry enforces, in one place, unit last.
+ *
+ * Values marked "default" are the defaults of a config setting (src/config.ts); the rest are hard
+ * limits. Relations between bounds are asserted when this module loads, so a bad edit fails at once.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+
+export const KIB_BYTES = 1024;
+export const MIB_BYTES = 1024 * KIB_BYTES;
+export const GIB_BYTES = 1024 * MIB_BYTES;
+
+/** Largest integer ferry accepts for an LSN, term or timestamp (u64 on disk, exact JS numbers here). */
+export const U64_SAFE_MAX = Number.MAX_SAFE_INTEGER;
+
+// ---- log frames (SPEC.md section 2) ----
+
+/** A frame claiming a longer payload is corrupt, whatever the version. */
+export const FRAME_PAYLOAD_BYTES_MAX = 256 * MIB_BYTES;
+
+// ---- spool (SPEC.md section 3) ----
+
+/** Default size past which a segment is sealed and a new one started. */
+export const SEGMENT_BYTES_DEFAULT = 64 * MIB_BYTES;
+/** Smallest segment size a config may ask for (tests use small segments). */
+export const SEGMENT_BYTES_MIN = 4 * KIB_BYTES;
+/** Largest segment size a config may ask for. */
+export const SEGMENT_BYTES_MAX = 1 * GIB_BYTES;
+/** Default memory budget of the in-memory tail of recent frames. */
+export const TAIL_BYTES_DEFAULT = 64 * MIB_BYTES;
+/** Largest memory budget a config may give the tail. */
+export const TAIL_BYTES_MAX = 4 * GIB_BYTES;
+/** Every this many records of a segment, the seek index keeps a checkpoint. */
+export const SEEK_INDEX_INTERVAL_RECORDS = 64;
+/** Frame bytes one group commit writes at most (one write, one fdatasync). */
+export const GROUP_COMMIT_BYTES_MAX = 8 * MIB_BYTES;
+/** Records one group commit writes at most. */
+export const GROUP_COMMIT_RECORDS_MAX = 16_384;
+/** Frame bytes that may wait in the append queue; beyond it appends are refused (back-pressure). */
+export const APPEND_QUEUE_BYTES_MAX = 256 * MIB_BYTES;
+/** Bytes read from a segment file per read call when serving a range. */
+export const READ_CHUNK_BYTES = 1 * MIB_BYTES;
+/** Long-poll waiters the spool keeps at once; more are refused. */
+export const APPEND_WAITERS_MAX = 10_000;
+
+// ---- change records and writes (SPEC.md sections 1 and 9.2) ----
+
+/** Default largest payload of one change record. */
+export const RECORD_BYTES_DEFAULT = 1 * MIB_BYTES;
+/** Longest collection name, in UTF-8 bytes. */
+export const COLLECTION_BYTES_MAX = 128;
+/** Longest key, in UTF-8 bytes. */
+export const KEY_BYTES_MAX = 1024;
+/** Default largest number of records in one write request. */
+export const REQUEST_RECORDS_DEFAULT = 1000;
+/** Default largest body of one write request. */
+export const REQUEST_BYTES_DEFAULT = 4 * MIB_BYTES;
+
+assert(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT && SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+assert(RECORD_BYTES_DEFAULT <= FRAME_PAYLOAD_BYTES_MAX);
+assert(REQUEST_BYTES_DEFAULT <= GROUP_COMMIT_BYTES_MAX, "one request must fit one group commit");
+assert(GROUP_COMMIT_BYTES_MAX <= APPEND_QUEUE_BYTES_MAX);
+assert(READ_CHUNK_BYTES <= GROUP_COMMIT_BYTES_MAX);

@@ -1,0 +1,90 @@
+/**
+ * Start-up permission preflight (SPEC.md section 10). ferry runs with scoped `--allow-*` flags; when
+ * one it needs is missing it stops before touching anything and prints the exact flags to add.
+ *
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import { envName, SETTINGS } from "./config.ts";
+
+/** One permission ferry needs and the flag that grants it. */
+export interface NeededPermission {
+  descriptor: Deno.PermissionDescriptor;
+  flag: string;
+}
+
+/** The `host:port` a URL points at (default ports filled in). */
+export function hostPortOf(url: string): string {
+  const parsed = new URL(url);
+  const port = parsed.port || (parsed.protocol === "https:" ? "443" : "80");
+  return `${parsed.hostname}:${port}`;
+}
+
+/** Everything `config` needs: its data directory, its listen address, its primary, its tokens. */
+export function neededPermissions(config: Config): NeededPermission[] {
+  const needed: NeededPermission[] = [
+    { descriptor: { name: "read", path: config.dataDir }, flag: `--allow-read=${config.dataDir}` },
+    {
+      descriptor: { name: "write", path: config.dataDir },
+      flag: `--allow-write=${config.dataDir}`,
+    },
+    {
+      descriptor: { name: "net", host: `${config.host}:${config.port}` },
+      flag: `--allow-net=${config.host}:${config.port}`,
+    },
+  ];
+  if (config.tokensFile !== undefined) {
+    needed.push({
+      descriptor: { name: "read", path: config.tokensFile },
+      flag: `--allow-read=${config.tokensFile}`,
+    });
+  }
+  if (config.role === "replica" && config.primaryUrl !== undefined) {
+    const target = hostPortOf(config.primaryUrl);
+    needed.push({ descriptor: { name: "net", host: target }, flag: `--allow-net=${target}` });
+  }
+  return needed;
+}
+
+/** The flags missing for `config`, or an empty list when every permission is granted. */
+export function missingPermissionFlags(config: Config): string[] {
+  return neededPermissions(config)
+    .filter(({ descriptor }) => Deno.permissions.querySync(descriptor).state !== "granted")
+    .map(({ flag }) => flag);
+}
+
+/** A message naming the flags to add. */
+export function missingPermissionsMessage(flags: readonly string[]): string {
+  return `ferry lacks permissions it needs; add these flags to the deno command: ${
+    flags.join(" ")
+  }`;
+}
+
+/**
+ * Reads a `FERRY_*` variable if `--allow-env` grants it; undefined otherwise (never prompts). Used
+ * as the env source of `parseConfig`.
+ */
+export function readGrantedEnv(name: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return undefined;
+  }
+  return Deno.env.get(name);
+}
+
+/** True when at least one `FERRY_*` variable may be read (for the start-up log). */
+export function envGranted(): boolean {
+  return SETTINGS.some((s) =>
+    Deno.permissions.querySync({ name: "env", variable: envName(s.flag) }).state === "granted"
+  );
+}
+
+/** What was granted, for the start-up log line. */
+export function grantedSummary(config: Config): Record<string, boolean> {
+  const summary: Record<string, boolean> = {};
+  for (const { descriptor, flag } of neededPermissions(config)) {
+    summary[flag] = Deno.permissions.querySync(descriptor).state === "granted";
+  }
+  summary["--allow-env=FERRY_*"] = envGranted();
+  return summary;
+}

@@ -1,0 +1,311 @@
+/**
+ * RDLW log frames (SPEC.md section 2): v3 encode and decode, read-only v1 and v2 decode.
+ *
+ * Pure functions over `Uint8Array`, little-endian, no I/O. The v3 CRC is IEEE CRC-32 (zlib's)
+ * over every byte after the magic.
+ *
+ * ```
+ * v3: magic "RDLW" | u8 3 | u64 term | u64 epoch | u64 lsn | u64 timestamp_ms | u32 len | payload | u32 crc
+ * v2: magic "RDLW" | u8 2 | u64 lsn | u64 timestamp_ms | u32 len | payload | u32 crc
+ * v1: magic "RDLW" | u8 1 | u64 lsn | u64 len | payload            (no CRC)
+ * ```
+ *
+ * v1 frames carry no CRC, and a v3 frame whose version byte loses one bit (3 -> 1) parses as a
+ * plausible v1 frame. So v1 is decoded only on request (`{ legacyV1: true }`, for reading reddb's
+ * legacy files); the spool and replicas accept the CRC-protected v2 and v3 only, and so every
+ * flipped bit after the magic of a frame they accept is detected.
+ *
+ * @module
+ */
+
+import { crc32 } from "node:zlib";
+import { FRAME_PAYLOAD_BYTES_MAX, U64_SAFE_MAX } from "../limits.ts";
+import { CorruptFrameError } from "../errors.ts";
+
+/** ASCII "RDLW". */
+export const FRAME_MAGIC: Readonly<Uint8Array> = new Uint8Array([0x52, 0x44, 0x4c, 0x57]);
+export const FRAME_MAGIC_BYTES = 4;
+export const FRAME_CRC_BYTES = 4;
+export const FRAME_V1 = 1;
+export const FRAME_V2 = 2;
+export const FRAME_V3 = 3;
+
+// v3 field offsets (from the frame start).
+const V3_VERSION_OFFSET = 4;
+const V3_TERM_OFFSET = 5;
+const V3_EPOCH_OFFSET = 13;
+const V3_LSN_OFFSET = 21;
+const V3_TIMESTAMP_OFFSET = 29;
+const V3_LENGTH_OFFSET = 37;
+export const FRAME_V3_HEADER_BYTES = 41;
+
+// v2 field offsets.
+const V2_LSN_OFFSET = 5;
+const V2_TIMESTAMP_OFFSET = 13;
+const V2_LENGTH_OFFSET = 21;
+export const FRAME_V2_HEADER_BYTES = 25;
+
+// v1 field offsets.
+const V1_LSN_OFFSET = 5;
+const V1_LENGTH_OFFSET = 13;
+export const FRAME_V1_HEADER_BYTES = 21;
+
+/** Bytes a v3 frame adds around its payload. */
+export const FRAME_V3_OVERHEAD_BYTES = FRAME_V3_HEADER_BYTES + FRAME_CRC_BYTES;
+
+/** The fields of a frame, whatever its version. */
+export interface FrameFields {
+  term: number;
+  /** 0 means none; ferry writes 0. */
+  ownershipEpoch: number;
+  lsn: number;
+  timestampMs: number;
+  payload: Uint8Array;
+}
+
+/** A decoded frame. `payload` and `bytes` are views into the decoded buffer, not copies. */
+export interface DecodedFrame extends FrameFields {
+  version: 1 | 2 | 3;
+  /** Total bytes of the frame, header and CRC included. */
+  byteLength: number;
+  /** The whole frame as stored (what a raw-frame pull sends). */
+  bytes: Uint8Array;
+}
+
+/** Options of `decodeFrame`. */
+export interface DecodeOptions {
+  /** Also accept v1 frames (no CRC). Off by default; see the module comment. */
+  legacyV1?: boolean;
+}
+
+/** Outcome of decoding at one offset. */
+export type FrameDecodeResult =
+  | { status: "ok"; frame: DecodedFrame }
+  /** The bytes end before the frame does (a torn tail, or a read that must continue). */
+  | { status: "incomplete"; bytesNeeded: number }
+  | { status: "corrupt"; reason: string };
+
+/** Total bytes of a v3 frame carrying `payloadBytes`. */
+export function frameV3ByteLength(payloadBytes: number): number {
+  return FRAME_V3_OVERHEAD_BYTES + payloadBytes;
+}
+
+function _setU64(view: DataView, offset: number, value: number, field: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new CorruptFrameError(`${field} must be an integer in 0..2^53-1, got ${value}`);
+  }
+  view.setUint32(offset, value % 0x1_0000_0000, true);
+  view.setUint32(offset + 4, Math.floor(value / 0x1_0000_0000), true);
+}
+
+/** Reads a u64; returns -1 when it does not fit an exact JS number. */
+function _getU64(view: DataView, offset: number): number {
+  const low = view.getUint32(offset, true);
+  const high = view.getUint32(offset + 4, true);
+  const value = high * 0x1_0000_0000 + low;
+  return value > U64_SAFE_MAX ? -1 : value;
+}
+
+/**
+ * Writes a v3 frame into `target` at `offset` and returns its byte length. Used by the appender to
+ * build one buffer for a whole group commit without intermediate copies.
+ */
+export function writeFrameV3(target: Uint8Array, offset: number, fields: FrameFields): number {
+  const length = fields.payload.byteLength;
+  if (length > FRAME_PAYLOAD_BYTES_MAX) {
+    throw new CorruptFrameError(`payload of ${length} bytes exceeds ${FRAME_PAYLOAD_BYTES_MAX}`);
+  }
+  const total = frameV3ByteLength(length);
+  const view = new DataView(target.buffer, target.byteOffset + offset, total);
+  target.set(FRAME_MAGIC, offset);
+  view.setUint8(V3_VERSION_OFFSET, FRAME_V3);
+  _setU64(view, V3_TERM_OFFSET, fields.term, "term");
+  _setU64(view, V3_EPOCH_OFFSET, fields.ownershipEpoch, "ownership epoch");
+  _setU64(view, V3_LSN_OFFSET, fields.lsn, "lsn");
+  _setU64(view, V3_TIMESTAMP_OFFSET, fields.timestampMs, "timestamp");
+  view.setUint32(V3_LENGTH_OFFSET, length, true);
+  target.set(fields.payload, offset + FRAME_V3_HEADER_BYTES);
+  const crcEnd = offset + FRAME_V3_HEADER_BYTES + length;
+  view.setUint32(
+    total - FRAME_CRC_BYTES,
+    crc32(target.subarray(offset + FRAME_MAGIC_BYTES, crcEnd)),
+    true,
+  );
+  return total;
+}
+
+/**
+ * Encodes one v3 frame.
+ *
+ * @example
+ * ```ts
+ * const frame = encodeFrameV3({
+ *   term: 1, ownershipEpoch: 0, lsn: 7, timestampMs: Date.now(),
+ *   payload: new TextEncoder().encode('{"op":"delete","collection":"c","key":"k"}'),
+ * });
+ * ```
+ */
+export function encodeFrameV3(fields: FrameFields): Uint8Array {
+  const out = new Uint8Array(frameV3ByteLength(fields.payload.byteLength));
+  writeFrameV3(out, 0, fields);
+  return out;
+}
+
+function _magicMatches(bytes: Uint8Array, offset: number, available: number): boolean {
+  for (let i = 0; i < Math.min(available, FRAME_MAGIC_BYTES); i++) {
+    if (bytes[offset + i] !== FRAME_MAGIC[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * Decodes the frame that starts at `offset` of `bytes`.
+ *
+ * Returns `incomplete` when the bytes end first (only a torn tail or an unfinished read looks like
+ * that), `corrupt` for a bad magic, an unknown (or, by default, v1) version, an implausible length,
+ * a field beyond 2^53-1 or a CRC mismatch.
+ */
+export function decodeFrame(
+  bytes: Uint8Array,
+  offset = 0,
+  options: DecodeOptions = {},
+): FrameDecodeResult {
+  const available = bytes.byteLength - offset;
+  if (!_magicMatches(bytes, offset, available)) return { status: "corrupt", reason: "bad magic" };
+  if (available <= FRAME_MAGIC_BYTES) {
+    return { status: "incomplete", bytesNeeded: FRAME_MAGIC_BYTES + 1 - available };
+  }
+  const version = bytes[offset + FRAME_MAGIC_BYTES];
+  if (version === FRAME_V3) return _decodeV3(bytes, offset, available);
+  if (version === FRAME_V2) return _decodeV2(bytes, offset, available);
+  if (version === FRAME_V1 && options.legacyV1) return _decodeV1(bytes, offset, available);
+  if (version === FRAME_V1) return { status: "corrupt", reason: "v1 frame (no CRC) not accepted" };
+  return { status: "corrupt", reason: `unknown version ${version}` };
+}
+
+function _viewAt(bytes: Uint8Array, offset: number, length: number): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset + offset, length);
+}
+
+function _checkCrc(
+  bytes: Uint8Array,
+  offset: number,
+  crcOffset: number,
+): "ok" | "mismatch" {
+  const stored = _viewAt(bytes, offset + crcOffset, FRAME_CRC_BYTES).getUint32(0, true);
+  const computed = crc32(bytes.subarray(offset + FRAME_MAGIC_BYTES, offset + crcOffset));
+  return stored === computed ? "ok" : "mismatch";
+}
+
+function _decodeV3(bytes: Uint8Array, offset: number, available: number): FrameDecodeResult {
+  if (available < FRAME_V3_HEADER_BYTES) {
+    return { status: "incomplete", bytesNeeded: FRAME_V3_HEADER_BYTES - available };
+  }
+  const view = _viewAt(bytes, offset, FRAME_V3_HEADER_BYTES);
+  const length = view.getUint32(V3_LENGTH_OFFSET, true);
+  if (length > FRAME_PAYLOAD_BYTES_MAX) {
+    return { status: "corrupt", reason: `implausible payload length ${length}` };
+  }
+  const total = frameV3ByteLength(length);
+  if (available < total) return { status: "incomplete", bytesNeeded: total - available };
+  if (_checkCrc(bytes, offset, FRAME_V3_HEADER_BYTES + length) !== "ok") {
+    return { status: "corrupt", reason: "crc mismatch" };
+  }
+  const term = _getU64(view, V3_TERM_OFFSET);
+  const ownershipEpoch = _getU64(view, V3_EPOCH_OFFSET);
+  const lsn = _getU64(view, V3_LSN_OFFSET);
+  const timestampMs = _getU64(view, V3_TIMESTAMP_OFFSET);
+  if (term < 0 || ownershipEpoch < 0 || lsn < 0 || timestampMs < 0) {
+    return { status: "corrupt", reason: "u64 field beyond 2^53-1" };
+  }
+  const payloadStart = offset + FRAME_V3_HEADER_BYTES;
+  return {
+    status: "ok",
+    frame: {
+      version: FRAME_V3,
+      term,
+      ownershipEpoch,
+      lsn,
+      timestampMs,
+      payload: bytes.subarray(payloadStart, payloadStart + length),
+      byteLength: total,
+      bytes: bytes.subarray(offset, offset + total),
+    },
+  };
+}
+
+function _decodeV2(bytes: Uint8Array, offset: number, available: number): FrameDecodeResult {
+  if (available < FRAME_V2_HEADER_BYTES) {
+    return { status: "incomplete", bytesNeeded: FRAME_V2_HEADER_BYTES - available };
+  }
+  const view = _viewAt(bytes, offset, FRAME_V2_HEADER_BYTES);
+  const length = view.getUint32(V2_LENGTH_OFFSET, true);
+  if (length > FRAME_PAYLOAD_BYTES_MAX) {
+    return { status: "corrupt", reason: `implausible payload length ${length}` };
+  }
+  const total = FRAME_V2_HEADER_BYTES + length + FRAME_CRC_BYTES;
+  if (available < total) return { status: "incomplete", bytesNeeded: total - available };
+  if (_checkCrc(bytes, offset, FRAME_V2_HEADER_BYTES + length) !== "ok") {
+    return { status: "corrupt", reason: "crc mismatch" };
+  }
+  const lsn = _getU64(view, V2_LSN_OFFSET);
+  const timestampMs = _getU64(view, V2_TIMESTAMP_OFFSET);
+  if (lsn < 0 || timestampMs < 0) return { status: "corrupt", reason: "u64 field beyond 2^53-1" };
+  const payloadStart = offset + FRAME_V2_HEADER_BYTES;
+  return {
+    status: "ok",
+    frame: {
+      version: FRAME_V2,
+      term: 0,
+      ownershipEpoch: 0,
+      lsn,
+      timestampMs,
+      payload: bytes.subarray(payloadStart, payloadStart + length),
+      byteLength: total,
+      bytes: bytes.subarray(offset, offset + total),
+    },
+  };
+}
+
+function _decodeV1(bytes: Uint8Array, offset: number, available: number): FrameDecodeResult {
+  if (available < FRAME_V1_HEADER_BYTES) {
+    return { status: "incomplete", bytesNeeded: FRAME_V1_HEADER_BYTES - available };
+  }
+  const view = _viewAt(bytes, offset, FRAME_V1_HEADER_BYTES);
+  const length = _getU64(view, V1_LENGTH_OFFSET);
+  if (length < 0 || length > FRAME_PAYLOAD_BYTES_MAX) {
+    return { status: "corrupt", reason: `implausible payload length` };
+  }
+  const total = FRAME_V1_HEADER_BYTES + length;
+  if (available < total) return { status: "incomplete", bytesNeeded: total - available };
+  const lsn = _getU64(view, V1_LSN_OFFSET);
+  if (lsn < 0) return { status: "corrupt", reason: "u64 field beyond 2^53-1" };
+  const payloadStart = offset + FRAME_V1_HEADER_BYTES;
+  return {
+    status: "ok",
+    frame: {
+      version: FRAME_V1,
+      term: 0,
+      ownershipEpoch: 0,
+      lsn,
+      timestampMs: 0,
+      payload: bytes.subarray(payloadStart, payloadStart + length),
+      byteLength: total,
+      bytes: bytes.subarray(offset, offset + total),
+    },
+  };
+}
+
+/**
+ * Decodes one whole frame and requires that it fills `bytes` exactly; throws `CorruptFrameError`
+ * otherwise. For callers that received a frame on its own (a replica checking a pulled frame).
+ */
+export function decodeWholeFrame(bytes: Uint8Array, options: DecodeOptions = {}): DecodedFrame {
+  const result = decodeFrame(bytes, 0, options);
+  if (result.status === "incomplete") throw new CorruptFrameError("truncated frame");
+  if (result.status === "corrupt") throw new CorruptFrameError(result.reason);
+  if (result.frame.byteLength !== bytes.byteLength) {
+    throw new CorruptFrameError("trailing bytes after frame");
+  }
+  return result.frame;
+}

@@ -1,0 +1,330 @@
+/**
+ * One spool segment file (SPEC.md section 3): a plain sequence of frames whose first LSN is the
+ * file name. Scanning with repair (newest segment only), the sparse seek index, and bounded range
+ * reads that stop as soon as their budget is spent.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { WalCorruptionError } from "../errors.ts";
+import type { FileHandle, FileSystem } from "../files.ts";
+import { READ_CHUNK_BYTES, SEEK_INDEX_INTERVAL_RECORDS } from "../limits.ts";
+import { type DecodedFrame, decodeFrame } from "./frame.ts";
+
+/** Digits of the first LSN in a segment file name. */
+const _SEGMENT_NAME_DIGITS = 20;
+const _SEGMENT_NAME_PATTERN = /^(\d{20})\.wal$/;
+
+/** File name of the segment whose first record is `firstLsn`: 20 decimal digits + ".wal". */
+export function segmentFileName(firstLsn: number): string {
+  assert(Number.isSafeInteger(firstLsn) && firstLsn >= 1);
+  return `${String(firstLsn).padStart(_SEGMENT_NAME_DIGITS, "0")}.wal`;
+}
+
+/** The first LSN a segment file name carries, or undefined for any other name. */
+export function parseSegmentFileName(name: string): number | undefined {
+  const match = _SEGMENT_NAME_PATTERN.exec(name);
+  if (!match) return undefined;
+  const lsn = Number(match[1]);
+  return Number.isSafeInteger(lsn) && lsn >= 1 ? lsn : undefined;
+}
+
+/**
+ * Checkpoints `(lsn, byte offset)` of every 64th record of a segment (ordinal 0, 64, 128 ...), so a
+ * read resuming mid-segment scans at most 64 records before its first useful one.
+ */
+export class SeekIndex {
+  readonly lsns: number[] = [];
+  readonly offsets: number[] = [];
+
+  /** Records the frame with zero-based `ordinal` in its segment if it is a checkpoint. */
+  note(ordinal: number, lsn: number, offset: number): void {
+    if (ordinal % SEEK_INDEX_INTERVAL_RECORDS !== 0) return;
+    if (this.lsns.length > 0 && this.lsns[this.lsns.length - 1]! >= lsn) return;
+    this.lsns.push(lsn);
+    this.offsets.push(offset);
+  }
+
+  /** Byte offset of the latest checkpoint whose LSN is ≤ `lsn`, or 0 when there is none. */
+  floorOffset(lsn: number): number {
+    let low = 0;
+    let high = this.lsns.length - 1;
+    let found = -1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      if (this.lsns[mid]! <= lsn) {
+        found = mid;
+        low = mid + 1;
+      } else {
+        high = mid - 1;
+      }
+    }
+    return found < 0 ? 0 : this.offsets[found]!;
+  }
+
+  /** The checkpoints as `[lsn, offset]` pairs. */
+  entries(): Array<[number, number]> {
+    return this.lsns.map((lsn, i) => [lsn, this.offsets[i]!]);
+  }
+}
+
+/** Why a scan stopped. */
+type _ScanEnd =
+  | { kind: "end"; offset: number }
+  | { kind: "stopped"; offset: number }
+  | { kind: "torn"; offset: number; reason: string }
+  | { kind: "corrupt"; offset: number; reason: string };
+
+/** Visits each frame; returns false to stop the scan. */
+type _Visit = (frame: DecodedFrame, offset: number) => boolean;
+
+/**
+ * Decodes frames from `start` to `end` of `file`, reading `READ_CHUNK_BYTES` at a time (more when
+ * a single frame is larger). Frames handed to `visit` are views into the chunk buffers.
+ */
+async function _scanFrames(
+  file: FileHandle,
+  range: { start: number; end: number },
+  visit: _Visit,
+): Promise<_ScanEnd> {
+  let position = range.start;
+  let chunkBytes = READ_CHUNK_BYTES;
+  while (position < range.end) {
+    const wanted = Math.min(chunkBytes, range.end - position);
+    const chunk = new Uint8Array(wanted);
+    const got = await file.readAt(chunk, position);
+    const bytes = chunk.subarray(0, got);
+    const atEnd = position + got >= range.end || got < wanted;
+    let offset = 0;
+    while (offset < bytes.byteLength) {
+      const result = decodeFrame(bytes, offset);
+      if (result.status === "corrupt") {
+        return { kind: "corrupt", offset: position + offset, reason: result.reason };
+      }
+      if (result.status === "incomplete") {
+        if (atEnd) return { kind: "torn", offset: position + offset, reason: "incomplete frame" };
+        if (offset === 0) chunkBytes = got + result.bytesNeeded;
+        break;
+      }
+      if (!visit(result.frame, position + offset)) {
+        return { kind: "stopped", offset: position + offset };
+      }
+      offset += result.frame.byteLength;
+    }
+    if (got === 0) return { kind: "torn", offset: position, reason: "file shorter than expected" };
+    position += offset;
+    if (offset > 0) chunkBytes = READ_CHUNK_BYTES;
+  }
+  return { kind: "end", offset: position };
+}
+
+/** Budget and output of a range read that may span segments. */
+export interface ReadBudget {
+  maxCount: number;
+  maxBytes: number;
+  usedBytes: number;
+  out: DecodedFrame[];
+}
+
+/**
+ * Adds `frame` to the budget's output unless the budget is spent; returns false when it is. The
+ * first frame is always taken, so a frame larger than `maxBytes` cannot stall a reader.
+ */
+export function takeIntoBudget(budget: ReadBudget, frame: DecodedFrame): boolean {
+  if (budget.out.length >= budget.maxCount) return false;
+  if (budget.out.length > 0 && budget.usedBytes + frame.byteLength > budget.maxBytes) return false;
+  budget.out.push(frame);
+  budget.usedBytes += frame.byteLength;
+  return true;
+}
+
+/** What repairing the newest segment found. */
+export interface RepairReport {
+  truncatedBytes: number;
+  reason: string | undefined;
+}
+
+/**
+ * One segment file. `sizeBytes` counts only durable bytes: readers never read past it, so the
+ * appender may be writing beyond it while they read.
+ */
+export class Segment {
+  readonly path: string;
+  readonly firstLsn: number;
+  /** LSN of the last record; `firstLsn - 1` while empty. */
+  lastLsn: number;
+  sizeBytes: number;
+  /** Records in the segment, when known (always for the active segment). */
+  recordCount: number | undefined;
+  #index: SeekIndex | undefined;
+  #indexBuilding: Promise<SeekIndex> | undefined;
+
+  constructor(
+    fields: {
+      path: string;
+      firstLsn: number;
+      lastLsn: number;
+      sizeBytes: number;
+      index?: SeekIndex;
+      recordCount?: number;
+    },
+  ) {
+    assert(fields.lastLsn >= fields.firstLsn - 1);
+    this.path = fields.path;
+    this.firstLsn = fields.firstLsn;
+    this.lastLsn = fields.lastLsn;
+    this.sizeBytes = fields.sizeBytes;
+    this.#index = fields.index;
+    this.recordCount = fields.recordCount;
+  }
+
+  /** The seek index if it was built (always for the active segment). */
+  get index(): SeekIndex | undefined {
+    return this.#index;
+  }
+
+  /** Records that a frame was appended at `offset` (the appender's bookkeeping). */
+  noteAppended(frame: DecodedFrame, offset: number): void {
+    assert(this.#index !== undefined && this.recordCount !== undefined);
+    assert.equal(frame.lsn, this.lastLsn + 1, "frames are appended in LSN order");
+    this.#index.note(this.recordCount, frame.lsn, offset);
+    this.recordCount += 1;
+    this.lastLsn = frame.lsn;
+  }
+
+  /**
+   * Scans the newest segment through `file` (opened for writing) and truncates it, then fsyncs, at
+   * the first frame that is torn or corrupt (a crash mid-write leaves exactly that). A valid frame
+   * with the wrong LSN is not a torn tail and throws. Every valid frame is passed to `onFrame`.
+   * Needs read and write access to the segment.
+   */
+  static async repairNewest(
+    file: FileHandle,
+    fields: { path: string; firstLsn: number },
+    onFrame: (frame: DecodedFrame) => void,
+  ): Promise<{ segment: Segment; report: RepairReport }> {
+    const size = await file.size();
+    const index = new SeekIndex();
+    let count = 0;
+    let lsnError: string | undefined;
+    const end = await _scanFrames(file, { start: 0, end: size }, (frame, offset) => {
+      const expected = fields.firstLsn + count;
+      if (frame.lsn !== expected) {
+        lsnError = `expected LSN ${expected} at offset ${offset}, found ${frame.lsn}`;
+        return false;
+      }
+      index.note(count, frame.lsn, offset);
+      count += 1;
+      onFrame(frame);
+      return true;
+    });
+    if (lsnError !== undefined) {
+      throw new WalCorruptionError(`segment ${fields.path}: ${lsnError}`, { path: fields.path });
+    }
+    let report: RepairReport = { truncatedBytes: 0, reason: undefined };
+    if (end.kind === "torn" || end.kind === "corrupt") {
+      await file.truncate(end.offset);
+      await file.syncData();
+      report = { truncatedBytes: size - end.offset, reason: end.reason };
+    }
+    const segment = new Segment({
+      path: fields.path,
+      firstLsn: fields.firstLsn,
+      lastLsn: fields.firstLsn + count - 1,
+      sizeBytes: end.offset,
+      index,
+      recordCount: count,
+    });
+    return { segment, report };
+  }
+
+  /**
+   * The seek index, built on first use for a sealed segment by one verifying scan: every CRC, LSN
+   * continuity from the file name, and the last LSN the next segment implies. Needs read access.
+   */
+  ensureIndex(fs: FileSystem): Promise<SeekIndex> {
+    if (this.#index) return Promise.resolve(this.#index);
+    this.#indexBuilding ??= this.#buildIndex(fs).finally(() => {
+      this.#indexBuilding = undefined;
+    });
+    return this.#indexBuilding;
+  }
+
+  async #buildIndex(fs: FileSystem): Promise<SeekIndex> {
+    const file = await fs.open(this.path);
+    try {
+      const index = new SeekIndex();
+      let count = 0;
+      let lsnError: string | undefined;
+      const end = await _scanFrames(file, { start: 0, end: this.sizeBytes }, (frame, offset) => {
+        if (frame.lsn !== this.firstLsn + count) {
+          lsnError = `expected LSN ${
+            this.firstLsn + count
+          } at offset ${offset}, found ${frame.lsn}`;
+          return false;
+        }
+        index.note(count, frame.lsn, offset);
+        count += 1;
+        return true;
+      });
+      this.#throwIfDamaged(end, lsnError);
+      if (this.firstLsn + count - 1 !== this.lastLsn) {
+        throw this.#corruption(
+          `ends at LSN ${this.firstLsn + count - 1}, expected ${this.lastLsn}`,
+        );
+      }
+      this.recordCount = count;
+      this.#index = index;
+      return index;
+    } finally {
+      file.close();
+    }
+  }
+
+  #corruption(message: string, offset?: number): WalCorruptionError {
+    return new WalCorruptionError(`segment ${this.path}: ${message}`, {
+      path: this.path,
+      offset,
+    });
+  }
+
+  #throwIfDamaged(end: _ScanEnd, lsnError: string | undefined): void {
+    if (lsnError !== undefined) throw this.#corruption(lsnError);
+    if (end.kind === "torn" || end.kind === "corrupt") {
+      throw this.#corruption(`${end.reason} at offset ${end.offset}`, end.offset);
+    }
+  }
+
+  /**
+   * Appends to `budget.out` the frames with LSN > `sinceLsn`, starting at the seek-index checkpoint
+   * at or before `sinceLsn + 1`, until the budget is spent or the segment's durable bytes end.
+   * Returns true when the budget is spent. Needs read access to the segment.
+   */
+  async readInto(fs: FileSystem, sinceLsn: number, budget: ReadBudget): Promise<boolean> {
+    const index = await this.ensureIndex(fs);
+    const start = index.floorOffset(sinceLsn + 1);
+    const size = this.sizeBytes;
+    if (start >= size) return false;
+    const file = await fs.open(this.path);
+    let full = false;
+    let expected = -1;
+    let lsnError: string | undefined;
+    try {
+      const end = await _scanFrames(file, { start, end: size }, (frame, offset) => {
+        if (expected >= 0 && frame.lsn !== expected) {
+          lsnError = `expected LSN ${expected} at offset ${offset}, found ${frame.lsn}`;
+          return false;
+        }
+        expected = frame.lsn + 1;
+        if (frame.lsn <= sinceLsn) return true;
+        full = !takeIntoBudget(budget, frame);
+        return !full;
+      });
+      this.#throwIfDamaged(end, lsnError);
+    } finally {
+      file.close();
+    }
+    return full || budget.out.length >= budget.maxCount;
+  }
+}

@@ -1,0 +1,78 @@
+// SPEC.md section 10, configuration: flags, then FERRY_* variables, then defaults; bad values stop
+// the start with a message naming the setting and the value.
+
+import assert from "node:assert/strict";
+import { envName, parseConfig } from "../src/config.ts";
+import { ConfigError } from "../src/errors.ts";
+
+const noEnv = () => undefined;
+
+Deno.test("parseConfig() gives a primary the SPEC.md defaults", () => {
+  const config = parseConfig("primary", [], noEnv);
+  assert.equal(config.dataDir, "./data");
+  assert.equal(config.host, "127.0.0.1");
+  assert.equal(config.port, 8787);
+  assert.equal(config.segmentBytesMax, 64 * 1024 * 1024);
+  assert.equal(config.slotLagMaxRecords, 100_000);
+  assert.equal(config.slotIdleTimeoutMs, 86_400_000);
+  assert.equal(config.commitPolicy, "local");
+  assert.equal(config.commitTimeoutMs, 5000);
+  assert.equal(config.advertiseUrl, "http://127.0.0.1:8787");
+  assert.ok(Object.isFrozen(config));
+});
+
+Deno.test("parseConfig() takes flags over FERRY_* variables over defaults", () => {
+  const env = (name: string) =>
+    ({ FERRY_PORT: "9000", FERRY_REGION: "eu" } as Record<string, string>)[name];
+  const config = parseConfig("primary", ["--port", "9100", "--data-dir=/srv/ferry"], env);
+  assert.equal(config.port, 9100);
+  assert.equal(config.region, "eu");
+  assert.equal(config.dataDir, "/srv/ferry");
+});
+
+Deno.test("parseConfig() reads byte sizes with units and booleans in both forms", () => {
+  const config = parseConfig(
+    "primary",
+    ["--segment-bytes-max", "8MiB", "--fail-on-commit-timeout"],
+    noEnv,
+  );
+  assert.equal(config.segmentBytesMax, 8 * 1024 * 1024);
+  assert.equal(config.failOnCommitTimeout, true);
+  const off = parseConfig("primary", ["--fail-on-commit-timeout", "false"], noEnv);
+  assert.equal(off.failOnCommitTimeout, false);
+});
+
+Deno.test("parseConfig() names the setting and the value it refuses", () => {
+  for (
+    const args of [["--port", "abc"], ["--port", "70000"], ["--segment-bytes-max", "1"], [
+      "--nope",
+      "1",
+    ], ["--port"]]
+  ) {
+    assert.throws(() => parseConfig("primary", args, noEnv), ConfigError, args.join(" "));
+  }
+  assert.throws(
+    () => parseConfig("primary", [], (name) => name === "FERRY_PORT" ? "-1" : undefined),
+    (error: Error) => error.message.includes("FERRY_PORT") && error.message.includes('"-1"'),
+  );
+});
+
+Deno.test("parseConfig() requires a replica's primary URL and id", () => {
+  assert.throws(() => parseConfig("replica", [], noEnv), ConfigError);
+  const config = parseConfig("replica", [
+    "--primary-url",
+    "http://127.0.0.1:8787",
+    "--replica-id",
+    "r1",
+  ], noEnv);
+  assert.equal(config.port, 8788);
+  assert.equal(config.dataDir, "./replica-data");
+  assert.throws(
+    () => parseConfig("replica", ["--primary-url", "nope", "--replica-id", "r1"], noEnv),
+    ConfigError,
+  );
+});
+
+Deno.test("envName() maps a flag to its FERRY_* variable", () => {
+  assert.equal(envName("data-dir"), "FERRY_DATA_DIR");
+});
