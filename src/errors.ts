@@ -80,3 +80,54 @@ export function isDiskFullError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === "ENOSPC" || code === "EDQUOT";
 }
+
+/** Invalid input from a client: nothing was changed. */
+export class BadRequestError extends FerryError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("bad_request", message, details);
+  }
+}
+
+/** A slot catalog file that does not decode (RDSLOT01). */
+export class CatalogFormatError extends FerryError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("catalog_corrupt", message, details);
+  }
+}
+
+/** Something named by the request does not exist. */
+export class NotFoundError extends FerryError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("not_found", message, details);
+  }
+}
+
+/**
+ * A replica cannot catch up from the log and must load a snapshot (HTTP 409
+ * `rebootstrap_required`). `reason` is the slot's invalidation reason, or why the position cannot
+ * be served (`wal-removed`, `replica-ahead`).
+ */
+export class RebootstrapRequiredError extends FerryError {
+  constructor(reason: string, details: { oldest_lsn: number; message?: string } & ErrorDetails) {
+    const { message, ...rest } = details;
+    super(
+      "rebootstrap_required",
+      message ?? `the replica must re-bootstrap from a snapshot (${reason})`,
+      { invalidation_reason: reason, snapshot_url: "/v1/snapshot", ...rest },
+    );
+  }
+}
+
+/** The replica's declared term differs from the primary's (HTTP 409 `stale_term` / `term_ahead`). */
+export class TermMismatchError extends FerryError {
+  constructor(replicaTerm: number, primaryTerm: number) {
+    const behind = replicaTerm < primaryTerm;
+    super(
+      behind ? "stale_term" : "term_ahead",
+      behind
+        ? `the replica's term ${replicaTerm} is older than the primary's term ${primaryTerm}`
+        : `the replica's term ${replicaTerm} is ahead of the primary's term ${primaryTerm}`,
+      { term: primaryTerm, replica_term: replicaTerm },
+    );
+  }
+}

@@ -59,6 +59,35 @@ export const REQUEST_RECORDS_DEFAULT = 1000;
 /** Default largest body of one write request. */
 export const REQUEST_BYTES_DEFAULT = 4 * MIB_BYTES;
 
+// ---- replication (SPEC.md sections 4 to 7) ----
+
+/** Longest replica id, in bytes; ids are `[A-Za-z0-9_.-]`. */
+export const REPLICA_ID_BYTES_MAX = 128;
+/** Most replicas registered at once (also bounds the slots: one KV commit holds them all). */
+export const REPLICAS_MAX = 256;
+/** Longest region name, in bytes (names are ASCII `[A-Za-z0-9_.-]`). */
+export const REGION_BYTES_MAX = 64;
+/** Longest replica id the slot catalog decodes (looser than registration, for reddb's files). */
+export const CATALOG_REPLICA_ID_BYTES_MAX = 1024;
+
+// ---- commit policies (SPEC.md section 6) ----
+
+/** Largest N of `ack_n=N`. */
+export const ACK_N_MAX = 1000;
+/** Most region names one `regions=` policy may list (counted before duplicates are removed). */
+export const COMMIT_POLICY_REGIONS_MAX = 32;
+/** Commit waits held at once; beyond it a write is refused (overloaded). */
+export const COMMIT_WAITS_MAX = 100_000;
+/** Longest commit wait one request may ask for. */
+export const COMMIT_TIMEOUT_MS_MAX = 600_000;
+/** How often the health sweep runs at most. */
+export const HEALTH_SWEEP_MS_MAX = 1000;
+
+assert(
+  REPLICA_ID_BYTES_MAX <= CATALOG_REPLICA_ID_BYTES_MAX,
+  "every registered id fits the catalog",
+);
+
 assert(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT && SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 assert(RECORD_BYTES_DEFAULT <= FRAME_PAYLOAD_BYTES_MAX);
 assert(REQUEST_BYTES_DEFAULT <= GROUP_COMMIT_BYTES_MAX, "one request must fit one group commit");

@@ -1,0 +1,405 @@
+/**
+ * Commit policies and the commit waiter (SPEC.md section 6): once a write is durable on the
+ * primary it may wait until enough replicas have durably acked its last LSN.
+ *
+ * The waiter keeps one durable LSN per registered replica. Every change (a rising ack, a
+ * registration or region change, a drop) re-evaluates the pending waits right away; there is no
+ * polling. A wait ends only when its policy holds ("reached") or at its timeout ("timed_out"); an
+ * aborted request signal counts as a timeout. A timed-out write is never rolled back.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { BadRequestError, OverloadedError } from "../errors.ts";
+import {
+  ACK_N_MAX,
+  COMMIT_POLICY_REGIONS_MAX,
+  COMMIT_TIMEOUT_MS_MAX,
+  COMMIT_WAITS_MAX,
+  REGION_BYTES_MAX,
+} from "../limits.ts";
+
+// Bounds live in src/limits.ts; re-exported here for callers of this module.
+export { ACK_N_MAX, COMMIT_POLICY_REGIONS_MAX, COMMIT_TIMEOUT_MS_MAX, COMMIT_WAITS_MAX };
+/** Longest region name in a policy (`REGION_BYTES_MAX`). */
+export const REGION_NAME_BYTES_MAX = REGION_BYTES_MAX;
+/** Longest policy text that can be valid; longer text is refused before it is looked at. */
+export const COMMIT_POLICY_CHARS_MAX = "regions=".length +
+  COMMIT_POLICY_REGIONS_MAX * (REGION_NAME_BYTES_MAX + 1) - 1;
+/** Longest rendering of a bad policy value echoed back in an error. */
+const _POLICY_ECHO_CHARS_MAX = 100;
+
+/** How long a write waits for replicas after it is durable on the primary. */
+export type CommitPolicy =
+  | { kind: "local" }
+  | { kind: "ack_n"; n: number }
+  | { kind: "quorum" }
+  | { kind: "regions"; regions: string[] };
+
+/** What one commit wait reached; the `commit` object of a write response (SPEC.md 9.2). */
+export interface CommitOutcome {
+  /** The policy in its text form (`formatCommitPolicy`). */
+  policy: string;
+  outcome: "not_required" | "reached" | "timed_out";
+  /** Ids, sorted, of the registered replicas whose durable LSN was ≥ the target when it ended. */
+  durableReplicas: string[];
+  /** Sorted distinct regions of `durableReplicas` (replicas without a region add none). */
+  regions: string[];
+  /** Time from the start of the hold to its end, by the waiter's clock; 0 when nothing was held. */
+  waitedMs: number;
+  /** ack_n: N; quorum: floor(registered / 2) + 1; regions: how many are named; local: 0. */
+  required: number;
+  /** ack_n and quorum: replicas at or past the target; regions: named regions covered; local: 0. */
+  observed: number;
+}
+
+/** How many waits ended with each outcome (`ferry_commit_wait_total{outcome}`). */
+export interface CommitWaitCounters {
+  reached: number;
+  timed_out: number;
+  not_required: number;
+}
+
+const _ACK_N_PATTERN = new RegExp(`^ack_n=(0|[1-9][0-9]{0,${String(ACK_N_MAX).length - 1}})$`);
+const _REGION_NAME_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${REGION_NAME_BYTES_MAX}}$`);
+const _REGIONS_PREFIX = "regions=";
+
+/**
+ * Parses a commit policy strictly: exactly `local`, `quorum`, `ack_n=N` (N a whole number
+ * 0..{@link ACK_N_MAX} written without sign, spaces or leading zeros) or `regions=a,b` (1..
+ * {@link COMMIT_POLICY_REGIONS_MAX} comma-separated names of 1..{@link REGION_NAME_BYTES_MAX}
+ * characters `[A-Za-z0-9_.-]`; duplicates are removed, first occurrence order kept). Matching is
+ * case-sensitive and nothing is trimmed: `"Local"`, `" local"` and `"ACK_N=1"` are refused, never
+ * read as a fallback.
+ *
+ * @throws {BadRequestError} code `bad_request`, details `{ field: "commit_policy", value }`.
+ *
+ * @example
+ * ```ts
+ * parseCommitPolicy("ack_n=2"); // { kind: "ack_n", n: 2 }
+ * parseCommitPolicy("regions=eu,us,eu"); // { kind: "regions", regions: ["eu", "us"] }
+ * parseCommitPolicy("Quorum"); // throws BadRequestError
+ * ```
+ */
+export function parseCommitPolicy(text: string): CommitPolicy {
+  if (text.length <= COMMIT_POLICY_CHARS_MAX) {
+    if (text === "local") return { kind: "local" };
+    if (text === "quorum") return { kind: "quorum" };
+    const ackN = _ACK_N_PATTERN.exec(text);
+    if (ackN) {
+      const n = Number(ackN[1]);
+      if (n <= ACK_N_MAX) return { kind: "ack_n", n };
+    }
+    if (text.startsWith(_REGIONS_PREFIX)) {
+      const regions = _parseRegionList(text.slice(_REGIONS_PREFIX.length));
+      if (regions) return { kind: "regions", regions };
+    }
+  }
+  const shown = _echo(text);
+  throw new BadRequestError(
+    `commit_policy ${JSON.stringify(shown)} is not valid; expected "local", "quorum", ` +
+      `"ack_n=N" (N a whole number 0..${ACK_N_MAX}) or "regions=a,b" ` +
+      `(1..${COMMIT_POLICY_REGIONS_MAX} names of 1..${REGION_NAME_BYTES_MAX} characters ` +
+      `[A-Za-z0-9_.-]); matching is case-sensitive`,
+    { field: "commit_policy", value: shown },
+  );
+}
+
+/** The text form of a policy; `parseCommitPolicy(formatCommitPolicy(p))` equals `p`. */
+export function formatCommitPolicy(policy: CommitPolicy): string {
+  switch (policy.kind) {
+    case "local":
+    case "quorum":
+      return policy.kind;
+    case "ack_n":
+      return `ack_n=${policy.n}`;
+    case "regions":
+      return `${_REGIONS_PREFIX}${policy.regions.join(",")}`;
+  }
+}
+
+/**
+ * True when `request` is at least as strong as the server's `floor`: floor `local` or `ack_n=0`
+ * accepts anything; `ack_n=N` accepts `ack_n=M` with M ≥ N; `quorum` accepts only `quorum`;
+ * `regions=R` accepts `regions=S` with S ⊇ R. Every other pair is false (the kinds do not
+ * compare: a quorum is not "stronger" than ack_n=2, since it depends on the registered count).
+ */
+export function isAtLeastAsStrong(request: CommitPolicy, floor: CommitPolicy): boolean {
+  switch (floor.kind) {
+    case "local":
+      return true;
+    case "ack_n":
+      return floor.n === 0 || (request.kind === "ack_n" && request.n >= floor.n);
+    case "quorum":
+      return request.kind === "quorum";
+    case "regions": {
+      if (request.kind !== "regions") return false;
+      const requested = new Set(request.regions);
+      return floor.regions.every((region) => requested.has(region));
+    }
+  }
+}
+
+/**
+ * Refuses a per-request policy weaker than the server's floor (SPEC.md section 6).
+ *
+ * @throws {BadRequestError} details `{ field: "commit_policy", value, floor }` (text forms).
+ */
+export function checkPolicyAgainstFloor(request: CommitPolicy, floor: CommitPolicy): void {
+  if (isAtLeastAsStrong(request, floor)) return;
+  const value = formatCommitPolicy(request);
+  const floorText = formatCommitPolicy(floor);
+  throw new BadRequestError(
+    `commit_policy "${value}" is weaker than the server's floor "${floorText}"; ` +
+      `a request may only ask for the same or a stronger policy`,
+    { field: "commit_policy", value, floor: floorText },
+  );
+}
+
+interface _Replica {
+  region: string | undefined;
+  durableLsn: number;
+}
+
+interface _Wait {
+  targetLsn: number;
+  policy: CommitPolicy;
+  finish: (outcome: "reached" | "timed_out") => void;
+}
+
+interface _Evaluation {
+  met: boolean;
+  required: number;
+  observed: number;
+}
+
+/**
+ * Holds writes until their commit policy is met by the replicas' durable acks, or their timeout
+ * passes. In-memory and synchronous apart from `wait()`; no I/O.
+ *
+ * @example
+ * ```ts
+ * const waiter = new CommitWaiter();
+ * waiter.upsertReplica("r1", "eu");
+ * const pending = waiter.wait(42, { kind: "ack_n", n: 1 }, { timeoutMs: 5000 });
+ * waiter.recordAck("r1", 42);
+ * const outcome = await pending; // { outcome: "reached", durableReplicas: ["r1"], ... }
+ * ```
+ */
+export class CommitWaiter {
+  #clock: () => number;
+  #replicas = new Map<string, _Replica>();
+  #waits = new Set<_Wait>();
+  #counters: CommitWaitCounters = { reached: 0, timed_out: 0, not_required: 0 };
+
+  /** `clock` in ms, used only for `waitedMs` (default `performance.now`, monotonic). */
+  constructor(options: { clock?: () => number } = {}) {
+    this.#clock = options.clock ?? (() => performance.now());
+  }
+
+  /**
+   * Registers a replica with durable LSN 0, or updates the region of a registered one (keeping
+   * its durable LSN). Re-evaluates the pending waits when something changed.
+   */
+  upsertReplica(id: string, region: string | undefined): void {
+    assert(id.length > 0, "a replica id is never empty");
+    const replica = this.#replicas.get(id);
+    if (replica === undefined) {
+      this.#replicas.set(id, { region, durableLsn: 0 });
+    } else if (replica.region !== region) {
+      replica.region = region;
+    } else {
+      return;
+    }
+    this.#wake(() => true);
+  }
+
+  /**
+   * Records a replica's durable LSN. Only raises the stored value; ignored for an unregistered
+   * id. Wakes the waits whose target the replica just crossed.
+   */
+  recordAck(id: string, durableLsn: number): void {
+    assert(Number.isSafeInteger(durableLsn) && durableLsn >= 0, "durable LSN out of range");
+    const replica = this.#replicas.get(id);
+    if (replica === undefined || durableLsn <= replica.durableLsn) return;
+    const before = replica.durableLsn;
+    replica.durableLsn = durableLsn;
+    this.#wake((wait) => wait.targetLsn > before && wait.targetLsn <= durableLsn);
+  }
+
+  /** Forgets a replica: its ack stops counting and every pending wait re-evaluates at once. */
+  dropReplica(id: string): void {
+    if (this.#replicas.delete(id)) this.#wake(() => true);
+  }
+
+  /** The n-th highest durable LSN of the registered replicas; 0 when n = 0 or fewer exist. */
+  watermark(n: number): number {
+    assert(Number.isSafeInteger(n) && n >= 0);
+    if (n === 0 || n > this.#replicas.size) return 0;
+    const lsns = Array.from(this.#replicas.values(), (r) => r.durableLsn).sort((a, b) => b - a);
+    return lsns[n - 1]!;
+  }
+
+  /** Registered replicas. */
+  registeredCount(): number {
+    return this.#replicas.size;
+  }
+
+  /** Waits held right now (a gauge). */
+  pendingWaits(): number {
+    return this.#waits.size;
+  }
+
+  /** How many waits ended with each outcome, since construction. */
+  counters(): CommitWaitCounters {
+    return { ...this.#counters };
+  }
+
+  /**
+   * Waits until `policy` holds for `targetLsn` or `timeoutMs` passes. `local` and `ack_n=0`
+   * resolve "not_required" at once; a policy already met resolves "reached" at once. Otherwise
+   * the wait is held until an ack, registration or drop makes the policy hold ("reached") or the
+   * timeout passes ("timed_out"); an aborted `signal` ends it at once as "timed_out". A drop
+   * never ends a wait early as failed. Never rejects except with `OverloadedError` when
+   * {@link COMMIT_WAITS_MAX} waits are already held.
+   *
+   * `targetLsn` ≥ 0 and 0 ≤ `timeoutMs` ≤ {@link COMMIT_TIMEOUT_MS_MAX} are asserted: callers
+   * validate client input first.
+   */
+  wait(
+    targetLsn: number,
+    policy: CommitPolicy,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<CommitOutcome> {
+    const { timeoutMs, signal } = options;
+    assert(Number.isSafeInteger(targetLsn) && targetLsn >= 0, "target LSN out of range");
+    assert(Number.isFinite(timeoutMs) && timeoutMs >= 0 && timeoutMs <= COMMIT_TIMEOUT_MS_MAX);
+    _assertPolicy(policy);
+    if (!_needsWait(policy)) {
+      return Promise.resolve(this.#end(targetLsn, policy, "not_required", 0));
+    }
+    if (_evaluate(this.#replicas, targetLsn, policy).met) {
+      return Promise.resolve(this.#end(targetLsn, policy, "reached", 0));
+    }
+    if (timeoutMs === 0 || signal?.aborted) {
+      return Promise.resolve(this.#end(targetLsn, policy, "timed_out", 0));
+    }
+    if (this.#waits.size >= COMMIT_WAITS_MAX) {
+      return Promise.reject(
+        new OverloadedError("too many writes are waiting for replicas; retry shortly", {
+          pending_waits: this.#waits.size,
+        }),
+      );
+    }
+    const startedMs = this.#clock();
+    return new Promise<CommitOutcome>((resolve) => {
+      const onTimeout = () => wait.finish("timed_out");
+      const timer = setTimeout(onTimeout, timeoutMs);
+      const wait: _Wait = {
+        targetLsn,
+        policy,
+        finish: (outcome) => {
+          // Idempotent: only the first of success, timeout and abort ends the wait.
+          if (!this.#waits.delete(wait)) return;
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onTimeout);
+          const waitedMs = Math.max(0, this.#clock() - startedMs);
+          resolve(this.#end(targetLsn, policy, outcome, waitedMs));
+        },
+      };
+      signal?.addEventListener("abort", onTimeout, { once: true });
+      this.#waits.add(wait);
+    });
+  }
+
+  /** Ends every pending wait that `affected` selects and whose policy now holds. */
+  #wake(affected: (wait: _Wait) => boolean): void {
+    // Deleting the current element while iterating a Set is safe; `finish` does exactly that.
+    for (const wait of this.#waits) {
+      if (affected(wait) && _evaluate(this.#replicas, wait.targetLsn, wait.policy).met) {
+        wait.finish("reached");
+      }
+    }
+  }
+
+  /** Counts the outcome and describes what the replicas hold now. */
+  #end(
+    targetLsn: number,
+    policy: CommitPolicy,
+    outcome: CommitOutcome["outcome"],
+    waitedMs: number,
+  ): CommitOutcome {
+    this.#counters[outcome] += 1;
+    const durableReplicas: string[] = [];
+    const regions = new Set<string>();
+    for (const [id, replica] of this.#replicas) {
+      if (replica.durableLsn < targetLsn) continue;
+      durableReplicas.push(id);
+      if (replica.region !== undefined) regions.add(replica.region);
+    }
+    const { required, observed } = _evaluate(this.#replicas, targetLsn, policy);
+    return {
+      policy: formatCommitPolicy(policy),
+      outcome,
+      durableReplicas: durableReplicas.sort(),
+      regions: [...regions].sort(),
+      waitedMs,
+      required,
+      observed,
+    };
+  }
+}
+
+/** Whether the policy holds for `targetLsn`, with the required and observed figures. */
+function _evaluate(
+  replicas: ReadonlyMap<string, _Replica>,
+  targetLsn: number,
+  policy: CommitPolicy,
+): _Evaluation {
+  if (policy.kind === "local") return { met: true, required: 0, observed: 0 };
+  if (policy.kind === "regions") {
+    const covered = new Set<string | undefined>();
+    for (const replica of replicas.values()) {
+      if (replica.durableLsn >= targetLsn) covered.add(replica.region);
+    }
+    const observed = policy.regions.filter((region) => covered.has(region)).length;
+    const required = policy.regions.length;
+    return { met: observed === required, required, observed };
+  }
+  let observed = 0;
+  for (const replica of replicas.values()) {
+    if (replica.durableLsn >= targetLsn) observed += 1;
+  }
+  // With no replica registered the majority is 1, which nothing can meet.
+  const required = policy.kind === "ack_n" ? policy.n : Math.floor(replicas.size / 2) + 1;
+  return { met: observed >= required, required, observed };
+}
+
+function _needsWait(policy: CommitPolicy): boolean {
+  return !(policy.kind === "local" || (policy.kind === "ack_n" && policy.n === 0));
+}
+
+/** Policies built in code (not parsed) must still be ones `parseCommitPolicy` could return. */
+function _assertPolicy(policy: CommitPolicy): void {
+  if (policy.kind === "ack_n") {
+    assert(Number.isSafeInteger(policy.n) && policy.n >= 0 && policy.n <= ACK_N_MAX);
+  } else if (policy.kind === "regions") {
+    assert(policy.regions.length >= 1 && policy.regions.length <= COMMIT_POLICY_REGIONS_MAX);
+  }
+}
+
+/** The names of `a,b,...`, duplicates removed in order; undefined when the list is not valid. */
+function _parseRegionList(list: string): string[] | undefined {
+  const names = list.split(",");
+  if (names.length > COMMIT_POLICY_REGIONS_MAX) return undefined;
+  if (!names.every((name) => _REGION_NAME_PATTERN.test(name))) return undefined;
+  return [...new Set(names)];
+}
+
+/** A bad value as echoed back to the client: cut to a bounded length. */
+function _echo(text: string): string {
+  return text.length <= _POLICY_ECHO_CHARS_MAX
+    ? text
+    : `${text.slice(0, _POLICY_ECHO_CHARS_MAX)}...`;
+}

@@ -1,0 +1,93 @@
+/**
+ * Topology (SPEC.md sections 5 and 9.5): the epoch that rises whenever the replica set changes
+ * shape (register, unregister, a `rebootstrapping` change, a health flip), long-poll waits on it,
+ * and the advertisement document.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { OverloadedError } from "../errors.ts";
+
+/** Most topology long-polls held at once. */
+export const TOPOLOGY_WAITERS_MAX = 10_000;
+
+/** One replica as topology shows it. */
+export interface TopologyReplica {
+  id: string;
+  region: string;
+  healthy: boolean;
+  rebootstrapping: boolean;
+  last_applied_lsn: number;
+  lag_lsn: number;
+  lag_ms: number;
+}
+
+/** The advertisement of SPEC.md 9.5. */
+export interface TopologyDocument {
+  epoch: number;
+  primary: { url: string; region: string; term: number; timeline: number; current_lsn: number };
+  replicas: TopologyReplica[];
+}
+
+/**
+ * The topology epoch. It starts at the wall-clock millisecond of start-up so that it keeps rising
+ * across restarts (clients compare it with the epoch they last saw), and rises by one per change.
+ */
+export class TopologyEpoch {
+  #epoch: number;
+  #waiters = new Set<() => void>();
+
+  constructor(startEpoch: number) {
+    assert(Number.isSafeInteger(startEpoch) && startEpoch >= 0);
+    this.#epoch = startEpoch;
+  }
+
+  get value(): number {
+    return this.#epoch;
+  }
+
+  /** Number of held `waitForChange` calls (for a gauge). */
+  get waiters(): number {
+    return this.#waiters.size;
+  }
+
+  /** Raises the epoch and wakes every waiter. */
+  bump(): number {
+    this.#epoch += 1;
+    for (const wake of [...this.#waiters]) wake();
+    return this.#epoch;
+  }
+
+  /**
+   * Resolves with the current epoch as soon as it differs from `seenEpoch`, or when `timeoutMs`
+   * passes or `signal` aborts (then with the unchanged epoch). The waiter is removed at once.
+   */
+  waitForChange(
+    seenEpoch: number,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<number> {
+    if (this.#epoch !== seenEpoch || options.timeoutMs <= 0 || options.signal?.aborted) {
+      return Promise.resolve(this.#epoch);
+    }
+    if (this.#waiters.size >= TOPOLOGY_WAITERS_MAX) {
+      return Promise.reject(new OverloadedError("too many held topology requests"));
+    }
+    return new Promise<number>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener("abort", done);
+        this.#waiters.delete(done);
+        resolve(this.#epoch);
+      };
+      const timer = setTimeout(done, options.timeoutMs);
+      options.signal?.addEventListener("abort", done, { once: true });
+      this.#waiters.add(done);
+    });
+  }
+
+  /** Answers every held wait (shutdown). */
+  releaseAll(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+}

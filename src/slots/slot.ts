@@ -1,0 +1,126 @@
+/**
+ * Replication slots (SPEC.md section 4): the fields and their pure rules. One slot per replica id;
+ * it pins the WAL after `restartLsn` until the replica confirms it, or until it is invalidated.
+ *
+ * @module
+ */
+
+/** Why a slot stopped pinning WAL. Strings as on disk and on the wire (reddb's). */
+export type InvalidationReason = "horizon" | "idle-timeout" | "wal-removed";
+
+/** Every invalidation reason, for validation. */
+export const INVALIDATION_REASONS: readonly InvalidationReason[] = [
+  "horizon",
+  "idle-timeout",
+  "wal-removed",
+];
+
+/** One replication slot. Positions only rise; apply ≤ flush ≤ write always holds. */
+export interface Slot {
+  replicaId: string;
+  timeline: number;
+  /** WAL after this LSN is retained for the replica, and it resumes from here. */
+  restartLsn: number;
+  confirmedWriteLsn: number;
+  confirmedFlushLsn: number;
+  confirmedApplyLsn: number;
+  /** Kept for the catalog format: true exactly when the slot is not invalidated. */
+  active: boolean;
+  /** Last pull, ack or register (ms since the Unix epoch). */
+  lastSeenAtUnixMs: number;
+  invalidationReason: InvalidationReason | undefined;
+  invalidatedAtUnixMs: number | undefined;
+}
+
+/** A new live slot pinned at `restartLsn`, every confirmed position equal to it. */
+export function newSlot(
+  fields: { replicaId: string; timeline: number; restartLsn: number; nowMs: number },
+): Slot {
+  return {
+    replicaId: fields.replicaId,
+    timeline: fields.timeline,
+    restartLsn: fields.restartLsn,
+    confirmedWriteLsn: fields.restartLsn,
+    confirmedFlushLsn: fields.restartLsn,
+    confirmedApplyLsn: fields.restartLsn,
+    active: true,
+    lastSeenAtUnixMs: fields.nowMs,
+    invalidationReason: undefined,
+    invalidatedAtUnixMs: undefined,
+  };
+}
+
+/** True while the slot pins WAL. */
+export function isLive(slot: Slot): boolean {
+  return slot.invalidationReason === undefined;
+}
+
+/**
+ * The slot after an ack `(applied, durable)`: positions only rise; `restart = max(restart,
+ * durable)`; `write = max(write, applied, durable)`; `flush` and `apply` rise to `restart`. An
+ * invalidated slot ignores acks (returned unchanged).
+ */
+export function ackSlot(
+  slot: Slot,
+  ack: { appliedLsn: number; durableLsn: number; nowMs: number },
+): Slot {
+  if (!isLive(slot)) return slot;
+  const restartLsn = Math.max(slot.restartLsn, ack.durableLsn);
+  return {
+    ...slot,
+    restartLsn,
+    confirmedWriteLsn: Math.max(slot.confirmedWriteLsn, ack.appliedLsn, ack.durableLsn),
+    confirmedFlushLsn: Math.max(slot.confirmedFlushLsn, restartLsn),
+    confirmedApplyLsn: Math.max(slot.confirmedApplyLsn, restartLsn),
+    lastSeenAtUnixMs: Math.max(slot.lastSeenAtUnixMs, ack.nowMs),
+  };
+}
+
+/** The slot seen at `nowMs` (a pull or register); an invalidated slot is returned unchanged. */
+export function touchSlot(slot: Slot, nowMs: number): Slot {
+  if (!isLive(slot) || nowMs <= slot.lastSeenAtUnixMs) return slot;
+  return { ...slot, lastSeenAtUnixMs: nowMs };
+}
+
+/** The slot invalidated for `reason` at `nowMs` (sticky: an invalidated slot keeps its reason). */
+export function invalidateSlot(slot: Slot, reason: InvalidationReason, nowMs: number): Slot {
+  if (!isLive(slot)) return slot;
+  return { ...slot, active: false, invalidationReason: reason, invalidatedAtUnixMs: nowMs };
+}
+
+/** Caps that invalidate a slot; 0 turns a cap off. */
+export interface RetentionCaps {
+  lagMaxRecords: number;
+  retainedBytesMax: number;
+  idleTimeoutMs: number;
+}
+
+/**
+ * Why a live slot should be invalidated now, or undefined: `horizon` when it is more than
+ * `lagMaxRecords` behind the head or retains more than `retainedBytesMax`; `idle-timeout` when it
+ * was not seen for longer than `idleTimeoutMs`.
+ */
+export function invalidationFor(
+  slot: Slot,
+  state: { headLsn: number; retainedBytes: number; nowMs: number },
+  caps: RetentionCaps,
+): InvalidationReason | undefined {
+  if (!isLive(slot)) return undefined;
+  if (caps.lagMaxRecords > 0 && state.headLsn - slot.restartLsn > caps.lagMaxRecords) {
+    return "horizon";
+  }
+  if (caps.retainedBytesMax > 0 && state.retainedBytes > caps.retainedBytesMax) return "horizon";
+  if (caps.idleTimeoutMs > 0 && state.nowMs - slot.lastSeenAtUnixMs > caps.idleTimeoutMs) {
+    return "idle-timeout";
+  }
+  return undefined;
+}
+
+/** The retention floor: the smallest `restartLsn` over live slots, or undefined when none is live. */
+export function retentionFloor(slots: Iterable<Slot>): number | undefined {
+  let floor: number | undefined;
+  for (const slot of slots) {
+    if (isLive(slot) && (floor === undefined || slot.restartLsn < floor)) floor = slot.restartLsn;
+  }
+  return floor;
+}

@@ -1,0 +1,450 @@
+/**
+ * Slot persistence (SPEC.md section 4): every slot lives in memory and in two durable places, a
+ * binary catalog file (`<data>/slots.catalog`, RDSLOT01) and Deno KV (`["slots", id]` plus
+ * `["slots_meta"]`), both stamped with the same generation.
+ *
+ * Changes apply to memory at once and are persisted coalesced (at most once per flush interval), so
+ * a crash can only make a slot look older, never newer. Retention prunes against the floor of the
+ * last persisted state (`persistedFloor()`), so whatever a restart reloads is still retained.
+ *
+ * @module
+ */
+
+import { CatalogFormatError, FerryError, OverloadedError } from "../errors.ts";
+import { denoFileSystem, type FileSystem, joinPath } from "../files.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import { decodeCatalog, encodeCatalog } from "./catalog.ts";
+import {
+  INVALIDATION_REASONS,
+  type InvalidationReason,
+  retentionFloor,
+  type Slot,
+} from "./slot.ts";
+
+/** Name of the catalog file inside the data directory. */
+export const CATALOG_FILE_NAME = "slots.catalog";
+/** Most slots (replicas) kept at once: bounds one KV atomic commit (1000 mutations, 800 KiB). */
+export const SLOTS_MAX = 256;
+/** KV key prefix of slots and the key of the generation. */
+export const KV_SLOTS_PREFIX = ["slots"] as const;
+export const KV_SLOTS_META_KEY = ["slots_meta"] as const;
+
+/** Both persisted copies are unreadable: ferry refuses to start rather than guess. */
+export class SlotStoreCorruptError extends FerryError {
+  constructor(message: string) {
+    super("slots_corrupt", message);
+  }
+}
+
+/** Hooks for metrics. */
+export interface SlotStoreObserver {
+  persisted?(generation: number): void;
+  loadFallback?(source: "catalog" | "kv", problem: string): void;
+}
+
+/** Options of `SlotStore.open`. */
+export interface SlotStoreOptions {
+  dataDir: string;
+  kv: Deno.Kv;
+  timeline: number;
+  flushIntervalMs: number;
+  fs?: FileSystem;
+  logger?: Logger;
+  observer?: SlotStoreObserver;
+}
+
+/** What loading found in each place and which one won. */
+export interface SlotLoadReport {
+  source: "catalog" | "kv" | "none";
+  generation: number;
+  catalog: string;
+  kv: string;
+  slots: number;
+}
+
+type _Loaded = { generation: number; slots: Slot[] } | { missing: true } | { corrupt: string };
+
+/** Slots in memory, persisted coalesced to the catalog file and Deno KV. */
+export class SlotStore {
+  readonly loadReport: SlotLoadReport;
+  #options: SlotStoreOptions;
+  #fs: FileSystem;
+  #logger: Logger;
+  #slots: Map<string, Slot>;
+  #persisted: Map<string, Slot>;
+  #dirty = new Set<string>();
+  #kvFullRewrite: boolean;
+  #generation: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+  #persistCount = 0;
+  #closed = false;
+
+  private constructor(
+    options: SlotStoreOptions,
+    loaded: { generation: number; slots: Slot[]; report: SlotLoadReport; kvStale: boolean },
+  ) {
+    this.#options = options;
+    this.#fs = options.fs ?? denoFileSystem();
+    this.#logger = options.logger ?? silentLogger;
+    this.#slots = new Map(loaded.slots.map((slot) => [slot.replicaId, slot]));
+    this.#persisted = new Map(this.#slots);
+    this.#generation = loaded.generation;
+    this.#kvFullRewrite = loaded.kvStale;
+    this.loadReport = loaded.report;
+  }
+
+  /**
+   * Loads the slots: the source with the higher generation that decodes cleanly wins; a missing or
+   * corrupt one falls back to the other (with a warning); both corrupt refuses to start. When the
+   * two disagree, both are rewritten at once so they agree again. Needs read and write access to
+   * the data directory.
+   */
+  static async open(options: SlotStoreOptions): Promise<SlotStore> {
+    const fs = options.fs ?? denoFileSystem();
+    const logger = options.logger ?? silentLogger;
+    const catalog = await _loadCatalog(fs, joinPath(options.dataDir, CATALOG_FILE_NAME));
+    const kv = await _loadKv(options.kv, options.timeline);
+    const chosen = _choose(catalog, kv, options, logger);
+    const store = new SlotStore(options, chosen);
+    if (chosen.needsRewrite) {
+      store.#dirty.add("*");
+      await store.flushNow();
+    }
+    return store;
+  }
+
+  /** The current generation (of the last persist, or of what was loaded). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** How many persists completed since open (each writes the catalog and one KV commit). */
+  get persistCount(): number {
+    return this.#persistCount;
+  }
+
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  get(replicaId: string): Slot | undefined {
+    return this.#slots.get(replicaId);
+  }
+
+  /** Every slot, sorted by replica id. */
+  all(): Slot[] {
+    return [...this.#slots.values()].sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1));
+  }
+
+  /** True when another slot may be created. */
+  hasRoom(): boolean {
+    return this.#slots.size < SLOTS_MAX;
+  }
+
+  /** Stores `slot` in memory at once; persistence follows within the flush interval. */
+  set(slot: Slot): void {
+    if (this.#slots.get(slot.replicaId) === slot) return;
+    if (!this.#slots.has(slot.replicaId) && !this.hasRoom()) {
+      throw new OverloadedError(`ferry keeps at most ${SLOTS_MAX} replication slots`);
+    }
+    this.#slots.set(slot.replicaId, slot);
+    this.#markDirty(slot.replicaId);
+  }
+
+  /** Drops a slot in memory at once; persistence follows (and precedes any prune). */
+  delete(replicaId: string): boolean {
+    const existed = this.#slots.delete(replicaId);
+    if (existed) this.#markDirty(replicaId);
+    return existed;
+  }
+
+  /** True when changes wait to be persisted. */
+  hasPendingChanges(): boolean {
+    return this.#dirty.size > 0;
+  }
+
+  /**
+   * The retention floor of the last persisted state, combined with the in-memory one: pruning
+   * through it is safe even if the process dies before the next persist.
+   */
+  persistedFloor(): number | undefined {
+    const persisted = retentionFloor(this.#persisted.values());
+    const current = retentionFloor(this.#slots.values());
+    if (persisted === undefined) return current;
+    if (current === undefined) return persisted;
+    return Math.min(persisted, current);
+  }
+
+  #markDirty(replicaId: string): void {
+    this.#dirty.add(replicaId);
+    if (this.#timer === undefined && !this.#closed) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.flushNow().catch((error) =>
+          this.#logger.error("slots.persist_failed", {
+            error,
+            retry_in_ms: this.#options.flushIntervalMs,
+          })
+        );
+      }, this.#options.flushIntervalMs);
+    }
+  }
+
+  /**
+   * Persists every pending change now (catalog file, then one KV atomic commit, one generation).
+   * Resolves when they are durable; rejects, keeping them pending, when either write fails.
+   */
+  flushNow(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const run = this.#flushing.then(() => this.#persist());
+    this.#flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  async #persist(): Promise<void> {
+    if (this.#dirty.size === 0) return;
+    const dirty = new Set(this.#dirty);
+    this.#dirty.clear();
+    const generation = this.#generation + 1;
+    const snapshot = new Map(this.#slots);
+    try {
+      await this.#writeCatalog(generation, [...snapshot.values()]);
+      await this.#writeKv(generation, snapshot, dirty);
+    } catch (error) {
+      for (const id of dirty) this.#markDirty(id);
+      throw error;
+    }
+    this.#generation = generation;
+    this.#persisted = snapshot;
+    this.#persistCount += 1;
+    this.#options.observer?.persisted?.(generation);
+  }
+
+  /** temp file, fsync, rename, directory fsync. */
+  async #writeCatalog(generation: number, slots: Slot[]): Promise<void> {
+    const bytes = encodeCatalog({ timeline: this.#options.timeline, generation, slots });
+    const path = joinPath(this.#options.dataDir, CATALOG_FILE_NAME);
+    const temp = path + ".tmp";
+    const file = await this.#fs.open(temp, { write: true, create: true });
+    try {
+      await file.truncate(0);
+      await file.writeAt(bytes, 0);
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+    await this.#fs.rename(temp, path);
+    await this.#fs.syncDir(this.#options.dataDir);
+  }
+
+  async #writeKv(
+    generation: number,
+    snapshot: Map<string, Slot>,
+    dirty: Set<string>,
+  ): Promise<void> {
+    const kv = this.#options.kv;
+    const fullRewrite = this.#kvFullRewrite || dirty.has("*");
+    const ids = fullRewrite ? new Set([...snapshot.keys(), ...(await _kvSlotIds(kv))]) : dirty;
+    const atomic = kv.atomic();
+    for (const id of ids) {
+      if (id === "*") continue;
+      const slot = snapshot.get(id);
+      if (slot) atomic.set([...KV_SLOTS_PREFIX, id], _slotToKv(slot));
+      else atomic.delete([...KV_SLOTS_PREFIX, id]);
+    }
+    atomic.set(KV_SLOTS_META_KEY, { generation });
+    const result = await atomic.commit();
+    if (!result.ok) throw new Error("slot KV commit failed its checks");
+    this.#kvFullRewrite = false;
+  }
+
+  /** Persists what is pending and stops the flush timer. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.flushNow();
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  }
+}
+
+async function _loadCatalog(fs: FileSystem, path: string): Promise<_Loaded> {
+  let bytes: Uint8Array;
+  try {
+    const file = await fs.open(path);
+    try {
+      bytes = new Uint8Array(await file.size());
+      await file.readAt(bytes, 0);
+    } finally {
+      file.close();
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return { missing: true };
+    throw error;
+  }
+  try {
+    const catalog = decodeCatalog(bytes);
+    return { generation: catalog.generation, slots: catalog.slots };
+  } catch (error) {
+    if (error instanceof CatalogFormatError) return { corrupt: error.message };
+    throw error;
+  }
+}
+
+async function _kvSlotIds(kv: Deno.Kv): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const entry of kv.list({ prefix: [...KV_SLOTS_PREFIX] }, { limit: SLOTS_MAX * 2 })) {
+    const id = entry.key[1];
+    if (typeof id === "string") ids.push(id);
+  }
+  return ids;
+}
+
+async function _loadKv(kv: Deno.Kv, timeline: number): Promise<_Loaded> {
+  const meta = await kv.get<unknown>([...KV_SLOTS_META_KEY]);
+  const slots: Slot[] = [];
+  let count = 0;
+  for await (const entry of kv.list<unknown>({ prefix: [...KV_SLOTS_PREFIX] })) {
+    count += 1;
+    if (count > SLOTS_MAX) return { corrupt: `more than ${SLOTS_MAX} slots in KV` };
+    const id = entry.key[1];
+    const slot = typeof id === "string" ? _slotFromKv(id, entry.value, timeline) : undefined;
+    if (!slot) return { corrupt: `slot entry ${JSON.stringify(entry.key)} does not decode` };
+    slots.push(slot);
+  }
+  if (meta.value === null) {
+    return slots.length === 0 ? { missing: true } : { corrupt: "slots without generation" };
+  }
+  const generation = (meta.value as { generation?: unknown }).generation;
+  if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0) {
+    return { corrupt: "slots_meta has no valid generation" };
+  }
+  return { generation, slots };
+}
+
+function _describe(loaded: _Loaded): string {
+  if ("missing" in loaded) return "missing";
+  if ("corrupt" in loaded) return `corrupt: ${loaded.corrupt}`;
+  return `generation ${loaded.generation}`;
+}
+
+function _choose(
+  catalog: _Loaded,
+  kv: _Loaded,
+  options: SlotStoreOptions,
+  logger: Logger,
+): {
+  generation: number;
+  slots: Slot[];
+  report: SlotLoadReport;
+  kvStale: boolean;
+  needsRewrite: boolean;
+} {
+  const report = (source: SlotLoadReport["source"], generation: number, slots: number) => ({
+    source,
+    generation,
+    catalog: _describe(catalog),
+    kv: _describe(kv),
+    slots,
+  });
+  const catalogOk = "generation" in catalog ? catalog : undefined;
+  const kvOk = "generation" in kv ? kv : undefined;
+  if (!catalogOk && !kvOk) {
+    if ("missing" in catalog && "missing" in kv) {
+      return {
+        generation: 0,
+        slots: [],
+        report: report("none", 0, 0),
+        kvStale: false,
+        needsRewrite: false,
+      };
+    }
+    throw new SlotStoreCorruptError(
+      `no readable copy of the replication slots: catalog ${_describe(catalog)}; KV ${
+        _describe(kv)
+      }. ` +
+        `Move ${
+          joinPath(options.dataDir, CATALOG_FILE_NAME)
+        } aside (and its KV copy is lost too) ` +
+        `to start with no slots; replicas will then re-bootstrap.`,
+    );
+  }
+  const useCatalog = catalogOk !== undefined &&
+    (kvOk === undefined || catalogOk.generation >= kvOk.generation);
+  const winner = (useCatalog ? catalogOk : kvOk)!;
+  const source = useCatalog ? "catalog" : "kv";
+  const loser = useCatalog ? kv : catalog;
+  if (!("generation" in loser)) {
+    const problem = _describe(loser);
+    logger.warn("slots.load_fallback", { used: source, other: problem });
+    options.observer?.loadFallback?.(source, problem);
+  } else if (loser.generation !== winner.generation) {
+    logger.warn("slots.load_newer", {
+      used: source,
+      generation: winner.generation,
+      other_generation: loser.generation,
+    });
+  }
+  const agree = "generation" in loser && loser.generation === winner.generation;
+  return {
+    generation: winner.generation,
+    slots: winner.slots,
+    report: report(source, winner.generation, winner.slots.length),
+    kvStale: !agree,
+    needsRewrite: !agree && !("missing" in loser && winner.slots.length === 0),
+  };
+}
+
+/** Slot as stored in KV: reddb's field names. */
+function _slotToKv(slot: Slot): Record<string, unknown> {
+  return {
+    replica_id: slot.replicaId,
+    timeline: slot.timeline,
+    restart_lsn: slot.restartLsn,
+    confirmed_write_lsn: slot.confirmedWriteLsn,
+    confirmed_flush_lsn: slot.confirmedFlushLsn,
+    confirmed_apply_lsn: slot.confirmedApplyLsn,
+    last_seen_at_unix_ms: slot.lastSeenAtUnixMs,
+    invalidation_reason: slot.invalidationReason ?? null,
+    invalidated_at_unix_ms: slot.invalidatedAtUnixMs ?? null,
+  };
+}
+
+function _isLsn(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+function _slotFromKv(id: string, value: unknown, timeline: number): Slot | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const positions = [
+    v.restart_lsn,
+    v.confirmed_write_lsn,
+    v.confirmed_flush_lsn,
+    v.confirmed_apply_lsn,
+  ];
+  if (v.replica_id !== id || v.timeline !== timeline || !positions.every(_isLsn)) return undefined;
+  if (!_isLsn(v.last_seen_at_unix_ms)) return undefined;
+  const [restartLsn, write, flush, apply] = positions as number[];
+  if (!(apply! <= flush! && flush! <= write!)) return undefined;
+  const reason = v.invalidation_reason;
+  if (reason !== null && !INVALIDATION_REASONS.includes(reason as InvalidationReason)) {
+    return undefined;
+  }
+  const invalidatedAt = v.invalidated_at_unix_ms;
+  if (invalidatedAt !== null && !_isLsn(invalidatedAt)) return undefined;
+  return {
+    replicaId: id,
+    timeline,
+    restartLsn: restartLsn!,
+    confirmedWriteLsn: write!,
+    confirmedFlushLsn: flush!,
+    confirmedApplyLsn: apply!,
+    active: reason === null,
+    lastSeenAtUnixMs: v.last_seen_at_unix_ms,
+    invalidationReason: (reason ?? undefined) as InvalidationReason | undefined,
+    invalidatedAtUnixMs: (invalidatedAt ?? undefined) as number | undefined,
+  };
+}
