@@ -19,6 +19,12 @@ import {
 import { lockDataDir } from "./src/data_lock.ts";
 import { joinPath } from "./src/files.ts";
 import { Spool } from "./src/wal/spool.ts";
+import { Auth, isLoopback } from "./src/auth.ts";
+import { createApp } from "./src/http/app.ts";
+import { Metrics } from "./src/metrics.ts";
+import { type CommitPolicy, parseCommitPolicy } from "./src/replication/commit_waiter.ts";
+import { Primary } from "./src/replication/primary.ts";
+import { SlotStore } from "./src/slots/slot_store.ts";
 
 const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --help lists them)";
 
@@ -61,10 +67,47 @@ function _configOrExit(role: Role, args: readonly string[], logger: Logger): Con
   }
 }
 
-/** Opens the primary's stores and (once the HTTP layer exists) serves. */
+/** Resolves on the first SIGINT or SIGTERM. */
+function _shutdownSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, () => resolve(signal));
+    }
+  });
+}
+
+async function _loadAuth(config: Config, logger: Logger): Promise<Auth | undefined> {
+  if (config.tokensFile !== undefined) return await Auth.load(config.tokensFile);
+  if (!isLoopback(config.host)) {
+    logger.error("ferry.refused", {
+      message:
+        `refusing to listen on ${config.host} without a tokens file; set --tokens-file or listen on 127.0.0.1`,
+    });
+    return undefined;
+  }
+  logger.warn("auth.disabled", {
+    message: "no tokens file: every caller is admin; serving on loopback only",
+  });
+  return Auth.disabled();
+}
+
+function _commitFloor(config: Config): CommitPolicy {
+  try {
+    return parseCommitPolicy(config.commitPolicy);
+  } catch (error) {
+    if (!(error instanceof FerryError)) throw error;
+    throw new ConfigError(`setting --commit-policy has a bad value: ${error.message}`);
+  }
+}
+
+/** Opens the primary's stores in order, serves until a signal, then closes them in reverse. */
 async function runPrimary(config: Config, logger: Logger): Promise<number> {
+  const auth = await _loadAuth(config, logger);
+  if (!auth) return 2;
+  const commitPolicyFloor = _commitFloor(config);
   const lock = await lockDataDir(config.dataDir);
   try {
+    const metrics = new Metrics();
     const spool = await Spool.open({
       walDir: joinPath(config.dataDir, "wal"),
       timeline: config.timeline,
@@ -72,6 +115,16 @@ async function runPrimary(config: Config, logger: Logger): Promise<number> {
       segmentBytesMax: config.segmentBytesMax,
       tailBytesMax: config.tailBytesMax,
       logger,
+      observer: metrics.spoolObserver,
+    });
+    const kv = await Deno.openKv(joinPath(config.dataDir, "ferry.kv"));
+    const slots = await SlotStore.open({
+      dataDir: config.dataDir,
+      kv,
+      timeline: config.timeline,
+      flushIntervalMs: config.slotFlushIntervalMs,
+      logger,
+      observer: metrics.slotStoreObserver,
     });
     logger.info("ferry.recovered", {
       data_dir: config.dataDir,
@@ -79,14 +132,67 @@ async function runPrimary(config: Config, logger: Logger): Promise<number> {
       current_lsn: spool.recovery.currentLsn,
       segments: spool.recovery.segments,
       truncated_bytes: spool.recovery.truncatedBytes,
+      slots: slots.size,
+      slots_source: slots.loadReport.source,
+      slots_generation: slots.loadReport.generation,
     });
-    logger.info("ferry.started", {
-      address: `${config.host}:${config.port}`,
-      permissions: grantedSummary(config),
-      note: "the HTTP server is not built yet; the spool opened and recovered, now closing",
+    const primary = new Primary({
+      spool,
+      slots,
+      term: config.term,
+      timeline: config.timeline,
+      region: config.region,
+      advertiseUrl: config.advertiseUrl,
+      caps: {
+        lagMaxRecords: config.slotLagMaxRecords,
+        retainedBytesMax: config.slotRetainedBytesMax,
+        idleTimeoutMs: config.slotIdleTimeoutMs,
+      },
+      retentionIntervalMs: config.retentionIntervalMs,
+      walRetainBytesMin: config.walRetainBytesMin,
+      healthyWithinMs: config.healthyWithinMs,
+      commitPolicyFloor,
+      commitTimeoutMs: config.commitTimeoutMs,
+      logger,
     });
+    metrics.attachPrimary(primary);
+    primary.start();
+    let ready = false;
+    const app = createApp({
+      primary,
+      auth,
+      metrics,
+      limits: config,
+      failOnCommitTimeout: config.failOnCommitTimeout,
+      isReady: () => ready && spool.isWritable(),
+      logger,
+    });
+    const stopping = _shutdownSignal();
+    const server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) => {
+        logger.info("ferry.started", {
+          address: `${hostname}:${port}`,
+          auth: auth.enabled ? "tokens" : "off (loopback only)",
+          commit_policy: config.commitPolicy,
+          permissions: grantedSummary(config),
+        });
+      },
+    }, app.fetch);
+    ready = true;
+    const signal = await stopping;
+    logger.info("ferry.stopping", { signal });
+    ready = false;
+    const serverDone = server.shutdown();
+    await primary.stop();
+    primary.waiter.releaseAll();
+    await spool.quiesce();
+    await serverDone;
+    await slots.close();
+    kv.close();
     await spool.close();
-    logger.info("ferry.stopped", { current_lsn: spool.currentLsn() });
+    logger.info("ferry.stopped", { current_lsn: spool.currentLsn(), slots: slots.size });
     return 0;
   } finally {
     lock.release();

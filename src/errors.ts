@@ -131,3 +131,31 @@ export class TermMismatchError extends FerryError {
     );
   }
 }
+
+/** No valid credentials (HTTP 401). */
+export class UnauthorizedError extends FerryError {
+  constructor(message = "a valid bearer token is required") {
+    super("unauthorized", message);
+  }
+}
+
+/** Valid credentials without the right (HTTP 403). */
+export class ForbiddenError extends FerryError {
+  constructor(message: string) {
+    super("forbidden", message);
+  }
+}
+
+/** A record or request above its size limit (HTTP 413). */
+export class PayloadTooLargeError extends FerryError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("payload_too_large", message, details);
+  }
+}
+
+/** Still starting, or draining for shutdown (HTTP 503). */
+export class NotReadyError extends FerryError {
+  constructor(message = "ferry is starting or draining") {
+    super("not_ready", message);
+  }
+}

@@ -54,6 +54,8 @@ export const RECORD_BYTES_DEFAULT = 1 * MIB_BYTES;
 export const COLLECTION_BYTES_MAX = 128;
 /** Longest key, in UTF-8 bytes. */
 export const KEY_BYTES_MAX = 1024;
+/** Deepest nesting of arrays and objects in a record value (deeper JSON is a 400). */
+export const JSON_DEPTH_MAX = 64;
 /** Default largest number of records in one write request. */
 export const REQUEST_RECORDS_DEFAULT = 1000;
 /** Default largest body of one write request. */
@@ -83,6 +85,24 @@ export const COMMIT_TIMEOUT_MS_MAX = 600_000;
 /** How often the health sweep runs at most. */
 export const HEALTH_SWEEP_MS_MAX = 1000;
 
+// ---- HTTP (SPEC.md section 9) ----
+
+/** Default and largest `max_count` of a pull (larger is clamped). */
+export const PULL_RECORDS_DEFAULT = 1000;
+export const PULL_RECORDS_MAX = 10_000;
+/** Default and largest `max_bytes` of a pull (larger is clamped). */
+export const PULL_BYTES_DEFAULT = 4 * MIB_BYTES;
+export const PULL_BYTES_MAX = 64 * MIB_BYTES;
+/** Longest long-poll hold of a pull, a topology wait or a read's `min_lsn` wait (larger is clamped). */
+export const PULL_WAIT_MS_MAX = 30_000;
+/** Largest body of any JSON request other than a write (register, ack, flags). */
+export const SMALL_BODY_BYTES_MAX = 64 * KIB_BYTES;
+/** Most tokens a tokens file may hold. */
+export const TOKENS_MAX = 10_000;
+/** Largest tokens file. */
+export const TOKENS_FILE_BYTES_MAX = 4 * MIB_BYTES;
+
+assert(PULL_RECORDS_DEFAULT <= PULL_RECORDS_MAX && PULL_BYTES_DEFAULT <= PULL_BYTES_MAX);
 assert(
   REPLICA_ID_BYTES_MAX <= CATALOG_REPLICA_ID_BYTES_MAX,
   "every registered id fits the catalog",

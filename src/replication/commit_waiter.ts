@@ -313,6 +313,18 @@ export class CommitWaiter {
     });
   }
 
+  /**
+   * Ends every pending wait now (shutdown): each reports what its policy reached at this moment,
+   * `reached` if it holds, else `timed_out`. The writes themselves are durable either way.
+   */
+  releaseAll(): void {
+    for (const wait of this.#waits) {
+      wait.finish(
+        _evaluate(this.#replicas, wait.targetLsn, wait.policy).met ? "reached" : "timed_out",
+      );
+    }
+  }
+
   /** Ends every pending wait that `affected` selects and whose policy now holds. */
   #wake(affected: (wait: _Wait) => boolean): void {
     // Deleting the current element while iterating a Set is safe; `finish` does exactly that.

@@ -173,6 +173,11 @@ export class Primary {
     return this.#options.timeline;
   }
 
+  /** The server's commit-policy floor. */
+  get commitPolicyFloor(): CommitPolicy {
+    return this.#options.commitPolicyFloor;
+  }
+
   /** Starts the retention timer and the health sweep. */
   start(): void {
     const sweepMs = Math.min(HEALTH_SWEEP_MS_MAX, Math.max(10, this.#options.healthyWithinMs / 2));

@@ -649,15 +649,20 @@ export class Spool {
   }
 
   /**
-   * Stops accepting appends, lets queued appends finish, answers long-poll waiters, waits for a
-   * running prune, and closes the segment file.
+   * Stops accepting appends, lets queued appends finish, and answers held long-poll waiters (with
+   * "nothing new"). Reads keep working until `close()`. The first step of a graceful shutdown.
    */
-  async close(): Promise<void> {
-    if (this.#state === "closed") return;
+  async quiesce(): Promise<void> {
     if (this.#state === "open") this.#state = "closing";
     if (this.#draining) await new Promise<void>((resolve) => this.#idle.push(resolve));
-    await this.#pruneChain;
     this.#releaseWaiters();
+  }
+
+  /** Quiesces, waits for a running prune, and closes the segment file. */
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    await this.quiesce();
+    await this.#pruneChain;
     this.#activeFile.close();
     this.#state = "closed";
   }

@@ -1,0 +1,122 @@
+/**
+ * Bearer-token auth (SPEC.md section 10). A tokens file lists SHA-256 hashes of tokens with a role;
+ * a replica token is bound to one replica id. Tokens are compared in constant time. Without a
+ * tokens file every caller is admin, and ferry only listens on loopback.
+ *
+ * @module
+ */
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+import { TOKENS_FILE_BYTES_MAX, TOKENS_MAX } from "./limits.ts";
+import { REPLICA_ID_PATTERN } from "./replication/primary.ts";
+
+/** What a caller may do. `admin` may do everything. */
+export type AuthRole = "admin" | "writer" | "replica";
+
+/** An authenticated caller. */
+export interface Principal {
+  role: AuthRole;
+  /** For role `replica`: the only replica id it may act as. */
+  replicaId?: string;
+}
+
+/** Result of looking at a request's Authorization header. */
+export type AuthResult =
+  | { kind: "principal"; principal: Principal }
+  | { kind: "anonymous" }
+  | { kind: "invalid" };
+
+const _tokenEntrySchema = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/i, "sha256 must be 64 hex digits"),
+  role: z.enum(["admin", "writer", "replica"]),
+  replica_id: z.string().regex(REPLICA_ID_PATTERN).optional(),
+}).strict().refine((entry) => (entry.role === "replica") === (entry.replica_id !== undefined), {
+  message: "replica_id is required for role replica and only for it",
+});
+
+const _tokensFileSchema = z.object({ tokens: z.array(_tokenEntrySchema).max(TOKENS_MAX) }).strict();
+
+interface _Entry {
+  hash: Uint8Array;
+  principal: Principal;
+}
+
+/** Resolves callers from their bearer tokens. */
+export class Auth {
+  readonly enabled: boolean;
+  #entries: _Entry[];
+
+  private constructor(enabled: boolean, entries: _Entry[]) {
+    this.enabled = enabled;
+    this.#entries = entries;
+  }
+
+  /** Auth off: every caller is admin (ferry then refuses to listen beyond loopback). */
+  static disabled(): Auth {
+    return new Auth(false, []);
+  }
+
+  /** Auth from the parsed content of a tokens file; throws `ConfigError` when it is malformed. */
+  static fromJson(content: unknown, source = "tokens file"): Auth {
+    const parsed = _tokensFileSchema.safeParse(content);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new ConfigError(`${source}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    }
+    const entries = parsed.data.tokens.map((entry) => ({
+      hash: Uint8Array.from(
+        entry.sha256.toLowerCase().match(/../g)!.map((pair) => parseInt(pair, 16)),
+      ),
+      principal: entry.role === "replica"
+        ? { role: entry.role, replicaId: entry.replica_id! }
+        : { role: entry.role },
+    }));
+    return new Auth(true, entries);
+  }
+
+  /** Reads and validates a tokens file. Needs read access to `path`. */
+  static async load(path: string): Promise<Auth> {
+    const info = await Deno.stat(path);
+    if (info.size > TOKENS_FILE_BYTES_MAX) {
+      throw new ConfigError(`tokens file ${path} is larger than ${TOKENS_FILE_BYTES_MAX} bytes`);
+    }
+    let content: unknown;
+    try {
+      content = JSON.parse(await Deno.readTextFile(path));
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      throw new ConfigError(`tokens file ${path} is not valid JSON: ${error.message}`);
+    }
+    return Auth.fromJson(content, `tokens file ${path}`);
+  }
+
+  /**
+   * Looks at an `Authorization` header value. With auth off every caller is admin. Every
+   * configured hash is compared (in constant time) whatever matches, so timing says nothing.
+   */
+  authenticate(header: string | null | undefined): AuthResult {
+    if (!this.enabled) return { kind: "principal", principal: { role: "admin" } };
+    if (!header) return { kind: "anonymous" };
+    const match = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(header);
+    if (!match) return { kind: "invalid" };
+    const presented = createHash("sha256").update(match[1]!).digest();
+    let found: Principal | undefined;
+    for (const entry of this.#entries) {
+      if (timingSafeEqual(entry.hash, presented) && found === undefined) found = entry.principal;
+    }
+    return found ? { kind: "principal", principal: found } : { kind: "invalid" };
+  }
+}
+
+/** The hex SHA-256 of a token, as a tokens file stores it. */
+export function tokenHash(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+/** True for loopback listen addresses (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" ||
+    /^127(\.\d{1,3}){3}$/.test(host);
+}

@@ -1,0 +1,47 @@
+/**
+ * Who may call what (SPEC.md section 10): `admin` may do everything, `writer` may write and read
+ * records, `replica` may pull, register, ack and snapshot as its own id and read topology.
+ *
+ * @module
+ */
+
+import type { Context } from "hono";
+import type { AuthResult, AuthRole, Principal } from "../auth.ts";
+import { ForbiddenError, UnauthorizedError } from "../errors.ts";
+
+/** Hono variables every route may read. */
+export type AppEnv = { Variables: { auth: AuthResult } };
+
+/** The caller, or 401 when anonymous or the token is not valid. */
+export function principalOf(c: Context<AppEnv>): Principal {
+  const auth = c.get("auth");
+  if (auth.kind === "principal") return auth.principal;
+  throw new UnauthorizedError(
+    auth.kind === "invalid" ? "the bearer token is not valid" : "a bearer token is required",
+  );
+}
+
+/** True when the caller presented a valid token (any role). */
+export function isAuthenticated(c: Context<AppEnv>): boolean {
+  return c.get("auth").kind === "principal";
+}
+
+/** The caller if its role is `role` or admin; 401/403 otherwise. */
+export function requireRole(c: Context<AppEnv>, role: AuthRole): Principal {
+  const principal = principalOf(c);
+  if (principal.role !== "admin" && principal.role !== role) {
+    throw new ForbiddenError(`this route needs the ${role} role; the token has ${principal.role}`);
+  }
+  return principal;
+}
+
+/** The caller if it is admin or the replica `replicaId` itself; 401/403 otherwise. */
+export function requireReplicaSelf(c: Context<AppEnv>, replicaId: string): Principal {
+  const principal = requireRole(c, "replica");
+  if (principal.role === "replica" && principal.replicaId !== replicaId) {
+    throw new ForbiddenError(
+      `a replica token for ${principal.replicaId} cannot act as replica ${replicaId}`,
+    );
+  }
+  return principal;
+}

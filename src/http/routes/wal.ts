@@ -1,0 +1,169 @@
+/**
+ * `GET /v1/wal` (SPEC.md 9.3): pulls, as JSON or as raw frames (`application/x-ferry-frames`, the
+ * frames byte for byte as stored), with an optional long-poll hold released the moment the client
+ * goes away. A replica token pulls only as its own replica id.
+ */
+
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { ForbiddenError } from "../../errors.ts";
+import {
+  PULL_BYTES_DEFAULT,
+  PULL_BYTES_MAX,
+  PULL_RECORDS_DEFAULT,
+  PULL_RECORDS_MAX,
+  PULL_WAIT_MS_MAX,
+} from "../../limits.ts";
+import type { PullResult } from "../../replication/primary.ts";
+import type { DecodedFrame } from "../../wal/frame.ts";
+import type { AppDeps } from "../app.ts";
+import { newRouter } from "../app.ts";
+import { type AppEnv, requireRole } from "../guards.ts";
+import { errorResponses, queryUint, queryUintClamped, replicaIdSchema } from "../schemas.ts";
+
+/** Media type of a raw-frame pull. */
+export const FRAMES_MEDIA_TYPE = "application/x-ferry-frames";
+
+const pullQuery = z.object({
+  since_lsn: queryUint.optional(),
+  max_count: queryUintClamped(PULL_RECORDS_MAX).optional(),
+  max_bytes: queryUintClamped(PULL_BYTES_MAX).optional(),
+  replica_id: replicaIdSchema.optional(),
+  term: queryUint.optional(),
+  await_timeout_ms: queryUintClamped(PULL_WAIT_MS_MAX).optional(),
+});
+
+const pulledRecord = z.object({
+  lsn: z.number(),
+  term: z.number(),
+  timestamp_ms: z.number(),
+  record: z.unknown(),
+});
+
+const pullResponse = z
+  .object({
+    records: z.array(pulledRecord),
+    current_lsn: z.number(),
+    oldest_lsn: z.number(),
+    term: z.number(),
+    timeline: z.number(),
+  })
+  .openapi("PullResponse");
+
+const _decoder = new TextDecoder();
+
+function _recordOf(frame: DecodedFrame): unknown {
+  try {
+    return JSON.parse(_decoder.decode(frame.payload));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The frames as few `Uint8Array` views as possible: adjacent frames that sit next to each other in
+ * one buffer (a group commit, a read chunk) become one view, with no copy.
+ */
+export function coalesceFrames(frames: readonly DecodedFrame[]): Uint8Array[] {
+  const views: Uint8Array[] = [];
+  let current: Uint8Array | undefined;
+  for (const { bytes } of frames) {
+    if (
+      current && current.buffer === bytes.buffer &&
+      current.byteOffset + current.byteLength === bytes.byteOffset
+    ) {
+      current = new Uint8Array(
+        current.buffer,
+        current.byteOffset,
+        current.byteLength + bytes.byteLength,
+      );
+    } else {
+      if (current) views.push(current);
+      current = bytes;
+    }
+  }
+  if (current) views.push(current);
+  return views;
+}
+
+function _framesResponse(c: Context<AppEnv>, result: PullResult): Response {
+  const views = coalesceFrames(result.frames);
+  const headers = {
+    "content-type": FRAMES_MEDIA_TYPE,
+    "x-ferry-current-lsn": String(result.currentLsn),
+    "x-ferry-oldest-lsn": String(result.oldestLsn),
+    "x-ferry-term": String(result.term),
+    "x-ferry-timeline": String(result.timeline),
+    "x-ferry-start-lsn": String(result.startLsn),
+    "x-ferry-record-count": String(result.frames.length),
+  };
+  if (views.length <= 1) {
+    return c.body((views[0] ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, 200, headers);
+  }
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const view of views) controller.enqueue(view);
+      controller.close();
+    },
+  });
+  return c.body(body, 200, headers);
+}
+
+/** Pull routes (replica role). */
+export function walRoutes(deps: AppDeps) {
+  const app = newRouter();
+  const pull = createRoute({
+    method: "get",
+    path: "/v1/wal",
+    tags: ["replication"],
+    request: { query: pullQuery },
+    responses: {
+      200: {
+        description: "records after since_lsn (none when the hold timed out)",
+        content: {
+          "application/json": { schema: pullResponse },
+          [FRAMES_MEDIA_TYPE]: { schema: z.string().openapi({ format: "binary" }) },
+        },
+      },
+      ...errorResponses(400, 401, 403, 409, 503),
+    },
+  });
+  app.openapi(pull, async (c) => {
+    const principal = requireRole(c, "replica");
+    const query = c.req.valid("query");
+    let replicaId = query.replica_id;
+    if (principal.role === "replica") {
+      if (replicaId !== undefined && replicaId !== principal.replicaId) {
+        throw new ForbiddenError(
+          `a replica token for ${principal.replicaId} cannot pull as ${replicaId}`,
+        );
+      }
+      replicaId = principal.replicaId;
+    }
+    const result = await deps.primary.pull({
+      replicaId,
+      sinceLsn: query.since_lsn,
+      maxCount: query.max_count ?? PULL_RECORDS_DEFAULT,
+      maxBytes: query.max_bytes ?? PULL_BYTES_DEFAULT,
+      awaitTimeoutMs: query.await_timeout_ms ?? 0,
+      term: query.term,
+      signal: c.req.raw.signal,
+    });
+    if ((c.req.header("accept") ?? "").includes(FRAMES_MEDIA_TYPE)) {
+      return _framesResponse(c, result) as never;
+    }
+    return c.json({
+      records: result.frames.map((frame) => ({
+        lsn: frame.lsn,
+        term: frame.term,
+        timestamp_ms: frame.timestampMs,
+        record: _recordOf(frame),
+      })),
+      current_lsn: result.currentLsn,
+      oldest_lsn: result.oldestLsn,
+      term: result.term,
+      timeline: result.timeline,
+    }, 200);
+  });
+  return app;
+}

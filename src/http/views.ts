@@ -1,0 +1,77 @@
+/** JSON views (snake_case, SPEC.md names) of replicas, slots and the status document. */
+
+import type { Primary, ReplicaState } from "../replication/primary.ts";
+import { type CommitPolicy, formatCommitPolicy } from "../replication/commit_waiter.ts";
+import { isLive, type Slot } from "../slots/slot.ts";
+
+/** A registered replica as status and the flag route show it. */
+export async function replicaView(
+  primary: Primary,
+  replica: ReplicaState,
+): Promise<Record<string, unknown>> {
+  return {
+    id: replica.id,
+    region: replica.region ?? null,
+    healthy: replica.healthy,
+    rebootstrapping: replica.rebootstrapping,
+    last_sent_lsn: replica.lastSentLsn,
+    last_acked_lsn: replica.lastAckedLsn,
+    last_durable_lsn: replica.lastDurableLsn,
+    lag_lsn: Math.max(0, primary.spool.currentLsn() - replica.lastAckedLsn),
+    lag_ms: await primary.lagMs(replica),
+    apply_error_count: replica.applyErrorCount,
+    divergence_count: replica.divergenceCount,
+    connected_at_unix_ms: replica.connectedAtUnixMs,
+    last_seen_at_unix_ms: replica.lastSeenAtUnixMs,
+  };
+}
+
+/** A slot with the WAL it retains. */
+export function slotView(primary: Primary, slot: Slot): Record<string, unknown> {
+  return {
+    replica_id: slot.replicaId,
+    timeline: slot.timeline,
+    restart_lsn: slot.restartLsn,
+    confirmed_write_lsn: slot.confirmedWriteLsn,
+    confirmed_flush_lsn: slot.confirmedFlushLsn,
+    confirmed_apply_lsn: slot.confirmedApplyLsn,
+    active: isLive(slot),
+    last_seen_at_unix_ms: slot.lastSeenAtUnixMs,
+    invalidation_reason: slot.invalidationReason ?? null,
+    invalidated_at_unix_ms: slot.invalidatedAtUnixMs ?? null,
+    retained_bytes: isLive(slot) ? primary.spool.retainedBytesAfter(slot.restartLsn) : 0,
+  };
+}
+
+/** The status document of SPEC.md 9.6. */
+export async function statusView(
+  primary: Primary,
+  extra: { appliedLsn: number; commitPolicy: CommitPolicy },
+): Promise<Record<string, unknown>> {
+  const progress = primary.progress();
+  const counters = primary.counters();
+  const replicas = [];
+  for (const replica of primary.replicas()) replicas.push(await replicaView(primary, replica));
+  return {
+    role: "primary",
+    term: primary.term,
+    timeline: primary.timeline,
+    current_lsn: primary.spool.currentLsn(),
+    oldest_lsn: primary.spool.oldestLsn(),
+    applied_lsn: extra.appliedLsn,
+    commit_policy: formatCommitPolicy(extra.commitPolicy),
+    commit_watermark: primary.commitWatermark(),
+    replicas,
+    slots: primary.slots.all().map((slot) => slotView(primary, slot)),
+    full_resync_total: counters.fullResyncTotal,
+    partial_resync_total: counters.partialResyncTotal,
+    slot_invalidations: counters.invalidations,
+    replication_lag_lsn: progress?.lagLsn ?? 0,
+    safe_replay_lsn: progress?.safeReplayLsn ?? null,
+    retention_floor_lsn: primary.slots.persistedFloor() ?? null,
+    wal_retained_bytes: primary.spool.retainedBytes(),
+    wal_segments: primary.spool.segments().length,
+    wal_tail_bytes: primary.spool.stats().tailBytes,
+    topology_epoch: primary.epoch.value,
+  };
+}

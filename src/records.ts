@@ -1,0 +1,143 @@
+/**
+ * Change records (SPEC.md section 1): the payload of every log frame, compact UTF-8 JSON.
+ *
+ * One zod schema serves the write route (validation and `/openapi.json`) and the replica (checking
+ * a pulled payload). Nesting depth is checked iteratively before anything recursive touches a
+ * value, so hostile nesting is a 400, never a stack overflow.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { BadRequestError, CorruptFrameError } from "./errors.ts";
+import { COLLECTION_BYTES_MAX, JSON_DEPTH_MAX, KEY_BYTES_MAX, U64_SAFE_MAX } from "./limits.ts";
+
+/** Collection names: 1..128 bytes of `[A-Za-z0-9_.-]`. */
+export const COLLECTION_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${COLLECTION_BYTES_MAX}}$`);
+
+const _utf8 = new TextEncoder();
+
+/** One key-level change. `value` is present exactly for puts. */
+export interface ChangeRecord {
+  op: "put" | "delete";
+  collection: string;
+  key: string;
+  value?: unknown;
+  /** Writer-side logical time in ms; the primary sets it when absent. */
+  ts: number;
+}
+
+/** The record schema: strict (unknown fields are refused), put needs `value`, delete forbids it. */
+export const changeRecordSchema = z
+  .object({
+    op: z.enum(["put", "delete"]),
+    collection: z.string().regex(COLLECTION_PATTERN, {
+      message: `collection must be 1..${COLLECTION_BYTES_MAX} characters of [A-Za-z0-9_.-]`,
+    }),
+    key: z.string().min(1).refine((key) => key.isWellFormed(), {
+      message: "key must be well-formed Unicode",
+    }).refine((key) => _utf8.encode(key).byteLength <= KEY_BYTES_MAX, {
+      message: `key must be at most ${KEY_BYTES_MAX} bytes of UTF-8`,
+    }),
+    // Values come out of JSON.parse, so any value is JSON; z.json() would recurse in the OpenAPI doc.
+    value: z.unknown().describe("any JSON value; required for put, absent for delete").optional(),
+    ts: z.number().int().min(0).max(U64_SAFE_MAX).optional(),
+  })
+  .strict()
+  .superRefine((record, ctx) => {
+    if (record.op === "put" && record.value === undefined) {
+      ctx.addIssue({ code: "custom", path: ["value"], message: "a put needs a value" });
+    }
+    if (record.op === "delete" && record.value !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["value"], message: "a delete has no value" });
+    }
+  });
+
+/**
+ * True when `value` nests at most `maxDepth` arrays/objects deep (checked without recursion).
+ * Strings with lone surrogates anywhere are refused too: they cannot round-trip through UTF-8.
+ */
+export function jsonShapeWithin(value: unknown, maxDepth = JSON_DEPTH_MAX): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (typeof current === "string") {
+      if (!current.isWellFormed()) return false;
+      continue;
+    }
+    if (typeof current !== "object" || current === null) continue;
+    if (depth >= maxDepth) return false;
+    if (Array.isArray(current)) {
+      for (const item of current) stack.push([item, depth + 1]);
+    } else {
+      for (const [key, item] of Object.entries(current)) {
+        if (!key.isWellFormed()) return false;
+        stack.push([item, depth + 1]);
+      }
+    }
+  }
+  return true;
+}
+
+/** Encodes a record as compact UTF-8 JSON with a fixed field order. */
+export function encodeChangeRecord(record: ChangeRecord): Uint8Array {
+  const ordered = record.op === "put"
+    ? {
+      op: record.op,
+      collection: record.collection,
+      key: record.key,
+      value: record.value,
+      ts: record.ts,
+    }
+    : { op: record.op, collection: record.collection, key: record.key, ts: record.ts };
+  return _utf8.encode(JSON.stringify(ordered));
+}
+
+/** Turns a validated input (ts optional) into a record, stamping `ts` with `nowMs` when absent. */
+export function stampRecord(
+  input: z.infer<typeof changeRecordSchema>,
+  nowMs: number,
+): ChangeRecord {
+  const record: ChangeRecord = {
+    op: input.op,
+    collection: input.collection,
+    key: input.key,
+    ts: input.ts ?? nowMs,
+  };
+  if (input.op === "put") record.value = input.value;
+  return record;
+}
+
+const _decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Decodes and validates a payload pulled from the log; throws `CorruptFrameError` when it is not a
+ * valid change record (a replica must not apply it).
+ */
+export function decodeChangeRecord(payload: Uint8Array): ChangeRecord {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(_decoder.decode(payload));
+  } catch {
+    throw new CorruptFrameError("payload is not UTF-8 JSON");
+  }
+  if (!jsonShapeWithin(parsed, JSON_DEPTH_MAX + 1)) {
+    throw new CorruptFrameError("payload nests too deep");
+  }
+  const result = changeRecordSchema.safeParse(parsed);
+  if (!result.success || result.data.ts === undefined) {
+    throw new CorruptFrameError(
+      `payload is not a change record: ${result.error?.issues[0]?.message ?? "no ts"}`,
+    );
+  }
+  return stampRecord(result.data, result.data.ts);
+}
+
+/** Throws `BadRequestError` unless `body` nests within the JSON depth limit. */
+export function assertJsonShape(body: unknown): void {
+  if (!jsonShapeWithin(body, JSON_DEPTH_MAX + 4)) {
+    throw new BadRequestError(
+      `the JSON nests deeper than ${JSON_DEPTH_MAX} levels in a value, or holds a string that is not well-formed Unicode`,
+    );
+  }
+}

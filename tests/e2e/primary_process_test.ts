@@ -1,0 +1,122 @@
+// The primary as a real process with the scoped permissions of `deno task start` (SPEC.md 10):
+// write, pull raw frames and check every CRC, SIGTERM (exit 0), restart, same LSNs and slots.
+// The command line is the start task's own, read from deno.json, with only the data directory and
+// the port swapped for a temp dir and a free port.
+
+import assert from "node:assert/strict";
+import { decodeFrame } from "../../src/wal/frame.ts";
+import { withTempDir } from "../helpers/temp.ts";
+
+import { freePort, ROOT, startProcess, startTaskArgs } from "../helpers/process.ts";
+
+async function post(base: string, path: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`${base}${path}`, {
+    method: path.endsWith("/ack") ? "POST" : path.startsWith("/v1/replicas") ? "PUT" : "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 200, await response.clone().text());
+  return await response.json();
+}
+
+function framesOf(bytes: Uint8Array): number[] {
+  const lsns: number[] = [];
+  let offset = 0;
+  while (offset < bytes.byteLength) {
+    const result = decodeFrame(bytes, offset);
+    assert.equal(result.status, "ok", "every frame's CRC checks");
+    if (result.status !== "ok") break;
+    lsns.push(result.frame.lsn);
+    offset += result.frame.byteLength;
+  }
+  return lsns;
+}
+
+Deno.test("deno task start's flags: write, pull raw frames, SIGTERM exits 0, restart keeps LSNs and slots", async () => {
+  await withTempDir(async (dir) => {
+    const dataDir = `${dir}/data`;
+    const port = freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const first = startProcess(startTaskArgs(dataDir, port));
+    const started = await first.waitFor("ferry.started");
+    assert.equal(started.address, `127.0.0.1:${port}`);
+    assert.ok(first.lines.some((l) => l.includes('"ferry.recovered"')));
+    const written = await post(base, "/v1/records", {
+      records: Array.from(
+        { length: 50 },
+        (_, i) => ({ op: "put", collection: "c", key: `k${i}`, value: i }),
+      ),
+    });
+    assert.deepEqual([written.first_lsn, written.last_lsn], [1, 50]);
+    await post(base, "/v1/replicas/edge-1", { region: "eu" });
+    const raw = await fetch(`${base}/v1/wal?replica_id=edge-1&since_lsn=0&max_count=100`, {
+      headers: { accept: "application/x-ferry-frames" },
+    });
+    assert.equal(raw.headers.get("x-ferry-current-lsn"), "50");
+    assert.deepEqual(
+      framesOf(new Uint8Array(await raw.arrayBuffer())),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+    await post(base, "/v1/replicas/edge-1/ack", { applied_lsn: 50, durable_lsn: 40 });
+    first.child.kill("SIGTERM");
+    assert.equal((await first.child.status).code, 0);
+    await first.stderrDone;
+    assert.ok(first.lines.some((l) => l.includes('"ferry.stopped"')));
+
+    const second = startProcess(startTaskArgs(dataDir, port));
+    const recovered = await second.waitFor("ferry.recovered");
+    assert.equal(recovered.current_lsn, 50);
+    assert.equal(recovered.slots, 1);
+    await second.waitFor("ferry.started");
+    const status = await (await fetch(`${base}/v1/status`)).json();
+    assert.equal(status.current_lsn, 50);
+    assert.equal(status.slots[0].replica_id, "edge-1");
+    assert.equal(status.slots[0].restart_lsn, 40);
+    assert.equal(status.slots[0].confirmed_write_lsn, 50);
+    second.child.kill("SIGTERM");
+    assert.equal((await second.child.status).code, 0);
+    await second.stderrDone;
+  });
+});
+
+Deno.test("a data directory outside the granted paths exits non-zero naming the flags, writing nothing", async () => {
+  await withTempDir(async (dir) => {
+    const port = freePort();
+    const outside = `${dir}/outside`;
+    const args = startTaskArgs(`${dir}/data`, port);
+    args.splice(args.indexOf("--data-dir"), 2, "--data-dir", outside);
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const output = await child.output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.notEqual(output.code, 0);
+    assert.ok(stderr.includes(`--allow-read=${outside}`), stderr);
+    assert.ok(stderr.includes(`--allow-write=${outside}`), stderr);
+    assert.throws(() => Deno.statSync(outside), Deno.errors.NotFound);
+    assert.throws(() => Deno.statSync(`${dir}/data`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("without a tokens file ferry refuses to listen beyond loopback", async () => {
+  await withTempDir(async (dir) => {
+    const port = freePort();
+    const args = startTaskArgs(`${dir}/data`, port).map((arg) =>
+      arg.startsWith("--allow-net=") ? `--allow-net=0.0.0.0:${port}` : arg
+    );
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [...args, "--host", "0.0.0.0"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.notEqual(output.code, 0);
+    assert.match(
+      new TextDecoder().decode(output.stderr),
+      /refusing to listen on 0\.0\.0\.0 without a tokens file/,
+    );
+  });
+});

@@ -1,0 +1,95 @@
+/** The HTTP app over a real primary (temp dir), driven through `app.request()`. */
+
+import { Auth, tokenHash } from "../../src/auth.ts";
+import { type AppDeps, createApp } from "../../src/http/app.ts";
+import { Metrics } from "../../src/metrics.ts";
+import { silentLogger } from "../../src/log.ts";
+import { type FixtureOptions, type PrimaryFixture, withPrimary } from "./primary_fixture.ts";
+
+/** Tokens every auth-on test uses. */
+export const TOKENS = {
+  admin: "admin-secret",
+  writer: "writer-secret",
+  replicaA: "replica-a-secret",
+  replicaB: "replica-b-secret",
+} as const;
+
+/** An Auth with one token per role (replica tokens bound to "a" and "b"). */
+export function testAuth(): Auth {
+  return Auth.fromJson({
+    tokens: [
+      { sha256: tokenHash(TOKENS.admin), role: "admin" },
+      { sha256: tokenHash(TOKENS.writer), role: "writer" },
+      { sha256: tokenHash(TOKENS.replicaA), role: "replica", replica_id: "a" },
+      { sha256: tokenHash(TOKENS.replicaB), role: "replica", replica_id: "b" },
+    ],
+  });
+}
+
+/** What an app test gets. */
+export interface AppFixture extends PrimaryFixture {
+  app: ReturnType<typeof createApp>;
+  metrics: Metrics;
+  /** Sends a request; `json` sets the body and content-type, `token` the bearer token. */
+  call(
+    method: string,
+    path: string,
+    options?: {
+      json?: unknown;
+      body?: BodyInit;
+      token?: string;
+      headers?: Record<string, string>;
+      signal?: AbortSignal;
+    },
+  ): Promise<Response>;
+}
+
+/** Options of `withApp`. */
+export interface AppFixtureOptions extends FixtureOptions {
+  auth?: Auth;
+  app?: Partial<AppDeps>;
+}
+
+/** Runs `fn` with the app over a fresh primary; everything is closed after. */
+export async function withApp(
+  options: AppFixtureOptions,
+  fn: (fixture: AppFixture) => Promise<void>,
+): Promise<void> {
+  await withPrimary(options, async (primaryFixture) => {
+    const metrics = new Metrics();
+    metrics.attachPrimary(primaryFixture.primary);
+    const app = createApp({
+      primary: primaryFixture.primary,
+      auth: options.auth ?? Auth.disabled(),
+      metrics,
+      limits: { requestBytesMax: 4 << 20, recordBytesMax: 1 << 20, requestRecordsMax: 1000 },
+      failOnCommitTimeout: false,
+      isReady: () => true,
+      logger: silentLogger,
+      ...options.app,
+    });
+    const call: AppFixture["call"] = (method, path, callOptions = {}) => {
+      const headers: Record<string, string> = { ...callOptions.headers };
+      if (callOptions.token) headers.authorization = `Bearer ${callOptions.token}`;
+      let body = callOptions.body;
+      if (callOptions.json !== undefined) {
+        body = JSON.stringify(callOptions.json);
+        headers["content-type"] ??= "application/json";
+      }
+      return Promise.resolve(
+        app.request(`http://ferry.test${path}`, {
+          method,
+          headers,
+          body,
+          signal: callOptions.signal,
+        }),
+      );
+    };
+    await fn({ ...primaryFixture, app, metrics, call });
+  });
+}
+
+/** A put record. */
+export function put(key: string, value: unknown = { n: key }, collection = "users") {
+  return { op: "put", collection, key, value };
+}

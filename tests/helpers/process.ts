@@ -1,0 +1,86 @@
+/** Real ferry processes for end-to-end tests: the task command lines, free ports, log following. */
+
+import assert from "node:assert/strict";
+
+export const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** The start task's argv (after `deno`), with the data dir and port replaced. */
+export function startTaskArgs(dataDir: string, port: number): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<
+    string,
+    string
+  >;
+  const argv = tasks.start!.trim().split(/\s+/);
+  assert.equal(argv[0], "deno");
+  assert.ok(!argv.includes("-A") && !argv.some((a) => a === "--allow-all"), "never -A");
+  for (
+    const flag of ["--allow-read=./data", "--allow-write=./data", "--allow-net=127.0.0.1:8787"]
+  ) {
+    assert.ok(argv.includes(flag), `the start task grants ${flag}`);
+  }
+  return argv.slice(1).map((arg) =>
+    arg.replace("=./data", `=${dataDir}`).replace("127.0.0.1:8787", `127.0.0.1:${port}`)
+  ).concat(["--data-dir", dataDir, "--port", String(port)]);
+}
+
+/** A port nobody listens on right now. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** A running ferry process and its log lines. */
+export interface RunningProcess {
+  child: Deno.ChildProcess;
+  lines: string[];
+  /** Resolves with the first log line whose event is `event`. */
+  waitFor(event: string): Promise<Record<string, unknown>>;
+  stderrDone: Promise<void>;
+}
+
+/** Starts `deno <args>` in the project root and follows its structured log on stderr. */
+export function startProcess(args: string[], env: Record<string, string> = {}): RunningProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env,
+  }).spawn();
+  const lines: string[] = [];
+  const listeners: Array<() => void> = [];
+  const stderrDone = (async () => {
+    let pending = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      pending += chunk;
+      const parts = pending.split("\n");
+      pending = parts.pop()!;
+      lines.push(...parts);
+      for (const listener of listeners.splice(0)) listener();
+    }
+    for (const listener of listeners.splice(0)) listener();
+  })();
+  child.stdout.cancel();
+  const waitFor = async (event: string) => {
+    for (;;) {
+      const line = lines.map((l) => {
+        try {
+          return JSON.parse(l);
+        } catch {
+          return undefined;
+        }
+      }).find((l) => l?.event === event);
+      if (line) return line;
+      const status = await Promise.race([
+        new Promise<"line">((resolve) => listeners.push(() => resolve("line"))),
+        child.status.then(() => "exited" as const),
+      ]);
+      if (status === "exited" && !lines.some((l) => l.includes(`"${event}"`))) {
+        throw new Error(`process exited before ${event}:\n${lines.join("\n")}`);
+      }
+    }
+  };
+  return { child, lines, waitFor, stderrDone };
+}
