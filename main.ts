@@ -25,6 +25,10 @@ import { Metrics } from "./src/metrics.ts";
 import { type CommitPolicy, parseCommitPolicy } from "./src/replication/commit_waiter.ts";
 import { Primary } from "./src/replication/primary.ts";
 import { SlotStore } from "./src/slots/slot_store.ts";
+import { StateApplier } from "./src/replication/state.ts";
+import { SnapshotServer } from "./src/replication/snapshot.ts";
+import { ReplicaRuntime } from "./src/replica/runtime.ts";
+import { createReplicaApp } from "./src/replica/server.ts";
 
 const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --help lists them)";
 
@@ -49,7 +53,7 @@ export async function main(args: readonly string[]): Promise<number> {
     return 2;
   }
   try {
-    return role === "primary" ? await runPrimary(config, logger) : 2;
+    return role === "primary" ? await runPrimary(config, logger) : await runReplica(config, logger);
   } catch (error) {
     if (!(error instanceof FerryError)) throw error;
     logger.error("ferry.start_failed", { code: error.code, message: error.message });
@@ -136,9 +140,11 @@ async function runPrimary(config: Config, logger: Logger): Promise<number> {
       slots_source: slots.loadReport.source,
       slots_generation: slots.loadReport.generation,
     });
+    const state = await StateApplier.open({ spool, kv, logger });
     const primary = new Primary({
       spool,
       slots,
+      stateFloor: () => state.appliedLsn(),
       term: config.term,
       timeline: config.timeline,
       region: config.region,
@@ -155,8 +161,13 @@ async function runPrimary(config: Config, logger: Logger): Promise<number> {
       commitTimeoutMs: config.commitTimeoutMs,
       logger,
     });
-    metrics.attachPrimary(primary);
+    metrics.attachPrimary(primary, { appliedLsn: () => state.appliedLsn() });
     primary.start();
+    state.start();
+    const snapshots = new SnapshotServer(primary, state, {
+      concurrencyMax: config.snapshotConcurrencyMax,
+      logger,
+    });
     let ready = false;
     const app = createApp({
       primary,
@@ -166,6 +177,8 @@ async function runPrimary(config: Config, logger: Logger): Promise<number> {
       failOnCommitTimeout: config.failOnCommitTimeout,
       isReady: () => ready && spool.isWritable(),
       logger,
+      state,
+      snapshots,
     });
     const stopping = _shutdownSignal();
     const server = Deno.serve({
@@ -189,10 +202,57 @@ async function runPrimary(config: Config, logger: Logger): Promise<number> {
     primary.waiter.releaseAll();
     await spool.quiesce();
     await serverDone;
+    await state.stop();
     await slots.close();
     kv.close();
     await spool.close();
     logger.info("ferry.stopped", { current_lsn: spool.currentLsn(), slots: slots.size });
+    return 0;
+  } finally {
+    lock.release();
+  }
+}
+
+/** Opens the replica's store, serves reads, and follows the primary until a signal. */
+async function runReplica(config: Config, logger: Logger): Promise<number> {
+  if (!isLoopback(config.host) && config.tokensFile === undefined) {
+    logger.warn("replica.open_reads", { message: `reads on ${config.host} are open to anyone` });
+  }
+  const lock = await lockDataDir(config.dataDir);
+  try {
+    const runtime = await ReplicaRuntime.open({
+      dataDir: config.dataDir,
+      replicaId: config.replicaId!,
+      region: config.region,
+      primaryUrl: config.primaryUrl!,
+      token: config.replicaToken,
+      logger,
+    });
+    let ready = false;
+    const app = createReplicaApp(runtime, { logger, isReady: () => ready });
+    const stopping = _shutdownSignal();
+    const server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) => {
+        logger.info("ferry.started", {
+          address: `${hostname}:${port}`,
+          replica_id: config.replicaId,
+          primary_url: config.primaryUrl,
+          applied_lsn: runtime.appliedLsn(),
+          permissions: grantedSummary(config),
+        });
+      },
+    }, app.fetch);
+    runtime.start();
+    ready = true;
+    const signal = await stopping;
+    logger.info("ferry.stopping", { signal });
+    ready = false;
+    const serverDone = server.shutdown();
+    await runtime.stop();
+    await serverDone;
+    logger.info("ferry.stopped", { applied_lsn: runtime.appliedLsn() });
     return 0;
   } finally {
     lock.release();

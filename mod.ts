@@ -1,14 +1,41 @@
 /**
- * ferry's public exports for embedding: the log frame codec and the spool.
+ * ferry's public exports for embedding: the typed HTTP client of the v1 API (for edge apps and
+ * replicas), the log frame codec, the change-record schema, and the spool.
  *
- * @example
+ * @example Write, then read your write at a replica
  * ```ts
- * import { decodeWholeFrame } from "./mod.ts";
+ * import { FerryClient } from "./mod.ts";
+ *
+ * const primary = new FerryClient("http://127.0.0.1:8787", { token: Deno.env.get("FERRY_TOKEN") });
+ * const written = await primary.write([{ op: "put", collection: "users", key: "u1", value: { name: "Ada" } }]);
+ *
+ * const replica = new FerryClient("http://127.0.0.1:8788");
+ * const read = await replica.read("users", "u1", { minLsn: written.lastLsn, awaitTimeoutMs: 2000 });
+ * console.log(read?.value); // { name: "Ada" }
+ * ```
+ *
+ * @example Follow the log as raw, CRC-checked frames
+ * ```ts
+ * import { FerryClient } from "./mod.ts";
+ *
+ * const client = new FerryClient("http://127.0.0.1:8787");
+ * const pull = await client.pullFrames({ replicaId: "edge-1", sinceLsn: 0, awaitTimeoutMs: 25_000 });
+ * for (const frame of pull.frames) console.log(frame.lsn, new TextDecoder().decode(frame.payload));
  * ```
  *
  * @module
  */
 
+export {
+  type ClientOptions,
+  FerryClient,
+  FerryHttpError,
+  type FramePull,
+  type ReadResponse,
+  type SnapshotLine,
+  type WriteRecord,
+  type WriteResponse,
+} from "./src/replica/client.ts";
 export {
   type DecodedFrame,
   decodeFrame,
@@ -16,4 +43,5 @@ export {
   encodeFrameV3,
   type FrameFields,
 } from "./src/wal/frame.ts";
+export { type ChangeRecord, changeRecordSchema, decodeChangeRecord } from "./src/records.ts";
 export { type AppendResult, Spool, type SpoolOptions } from "./src/wal/spool.ts";

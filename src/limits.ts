@@ -85,6 +85,31 @@ export const COMMIT_TIMEOUT_MS_MAX = 600_000;
 /** How often the health sweep runs at most. */
 export const HEALTH_SWEEP_MS_MAX = 1000;
 
+// ---- materialised state and snapshots (SPEC.md section 8) ----
+
+/** Records and bytes the state applier reads from the spool per batch. */
+export const STATE_APPLY_BATCH_RECORDS = 1000;
+export const STATE_APPLY_BATCH_BYTES = 8 * MIB_BYTES;
+/** Pause after a failed apply before trying again. */
+export const STATE_RETRY_MS = 200;
+/** Entries read from KV per page while streaming a snapshot. */
+export const SNAPSHOT_PAGE_ENTRIES = 500;
+/** Bytes of entry lines gathered into one chunk of a snapshot stream. */
+export const SNAPSHOT_CHUNK_BYTES = 64 * KIB_BYTES;
+
+// ---- the replica role ----
+
+/** Records a replica asks for per pull, and how long it lets the primary hold a pull. */
+export const REPLICA_PULL_RECORDS = 1000;
+export const REPLICA_PULL_WAIT_MS = 25_000;
+/** How long past its hold a pull may take before the replica gives up on it. */
+export const REPLICA_PULL_GRACE_MS = 10_000;
+/** Backoff after errors: doubles from the minimum to the maximum, with jitter. */
+export const REPLICA_BACKOFF_MS_MIN = 100;
+export const REPLICA_BACKOFF_MS_MAX = 5000;
+/** Attempts to finish one snapshot (resuming after cuts) before starting over. */
+export const REPLICA_SNAPSHOT_ATTEMPTS_MAX = 20;
+
 // ---- HTTP (SPEC.md section 9) ----
 
 /** Default and largest `max_count` of a pull (larger is clamped). */

@@ -34,8 +34,9 @@ export const changeRecordSchema = z
     collection: z.string().regex(COLLECTION_PATTERN, {
       message: `collection must be 1..${COLLECTION_BYTES_MAX} characters of [A-Za-z0-9_.-]`,
     }),
-    key: z.string().min(1).refine((key) => key.isWellFormed(), {
-      message: "key must be well-formed Unicode",
+    // NUL is refused: Deno KV escapes it, so 1024 NULs would not fit a KV key.
+    key: z.string().min(1).refine((key) => key.isWellFormed() && !key.includes("\u0000"), {
+      message: "key must be well-formed Unicode without NUL",
     }).refine((key) => _utf8.encode(key).byteLength <= KEY_BYTES_MAX, {
       message: `key must be at most ${KEY_BYTES_MAX} bytes of UTF-8`,
     }),

@@ -87,6 +87,8 @@ export interface PrimaryOptions {
   commitTimeoutMs: number;
   logger?: Logger;
   clock?: () => number;
+  /** LSN through which the materialised state has applied: WAL after it is never pruned. */
+  stateFloor?: () => number;
 }
 
 /** Answer to a register call. */
@@ -548,7 +550,8 @@ export class Primary {
     this.invalidateSlots();
     if (this.slots.hasPendingChanges()) await this.slots.flushNow();
     const floor = this.slots.persistedFloor();
-    const target = floor === undefined ? lsn : Math.min(lsn, floor);
+    const stateFloor = this.#options.stateFloor?.() ?? lsn;
+    const target = Math.min(lsn, stateFloor, floor ?? lsn);
     return await this.spool.pruneThrough(target, {
       retainBytesMin: this.#options.walRetainBytesMin,
     });

@@ -84,3 +84,45 @@ export function startProcess(args: string[], env: Record<string, string> = {}): 
   };
   return { child, lines, waitFor, stderrDone };
 }
+
+/** The replica task's argv (after `deno`), with its data dir, port, primary and id replaced. */
+export function replicaTaskArgs(
+  options: {
+    dataDir: string;
+    port: number;
+    primaryPort: number;
+    replicaId: string;
+    region?: string;
+  },
+): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<
+    string,
+    string
+  >;
+  const argv = tasks.replica!.trim().split(/\s+/);
+  assert.ok(!argv.includes("-A"), "never -A");
+  const swapped = argv.slice(1).map((arg) =>
+    arg.replace("=./replica-data", `=${options.dataDir}`)
+      .replace("127.0.0.1:8788", `127.0.0.1:${options.port}`)
+      .replace("127.0.0.1:8787", `127.0.0.1:${options.primaryPort}`)
+      .replace("replica-1", options.replicaId)
+  );
+  swapped.push("--data-dir", options.dataDir, "--port", String(options.port));
+  if (options.region) swapped.push("--region", options.region);
+  return swapped;
+}
+
+/** Polls `check` until it returns a value (not undefined/false) or `timeoutMs` passes. */
+export async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

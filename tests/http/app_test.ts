@@ -86,6 +86,7 @@ Deno.test("POST /v1/records: the bad-input matrix is 4xx JSON and the current LS
       ["collection too long", { json: { records: [put("k", 1, "c".repeat(129))] } }, 400],
       ["empty key", { json: { records: [put("", 1)] } }, 400],
       ["key too long", { json: { records: [put("k".repeat(1025), 1)] } }, 400],
+      ["key with NUL", { json: { records: [put("a\u0000b", 1)] } }, 400],
       ["put without value", { json: { records: [{ op: "put", collection: "c", key: "k" }] } }, 400],
       ["delete with value", {
         json: { records: [{ op: "delete", collection: "c", key: "k", value: 1 }] },

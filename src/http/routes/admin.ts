@@ -28,7 +28,7 @@ export function adminRoutes(deps: AppDeps) {
     }),
     async (c) => {
       requireRole(c, "admin");
-      const appliedLsn = deps.appliedLsn?.() ?? 0;
+      const appliedLsn = deps.state?.appliedLsn() ?? 0;
       return c.json(
         await statusView(deps.primary, {
           appliedLsn,

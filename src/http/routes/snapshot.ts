@@ -1,0 +1,62 @@
+/**
+ * `GET /v1/snapshot?replica_id=&after=` (SPEC.md 9.4): a streamed NDJSON snapshot of the
+ * materialised state, by the replica itself (or an admin). Its slot is pinned first.
+ */
+
+import { createRoute, z } from "@hono/zod-openapi";
+import { BadRequestError, ForbiddenError, UnavailableError } from "../../errors.ts";
+import { parseSnapshotCursor, SNAPSHOT_MEDIA_TYPE } from "../../replication/snapshot.ts";
+import type { AppDeps } from "../app.ts";
+import { newRouter } from "../app.ts";
+import { requireRole } from "../guards.ts";
+import { errorResponses, replicaIdSchema } from "../schemas.ts";
+
+const snapshotQuery = z.object({
+  replica_id: replicaIdSchema.optional(),
+  after: z.string().min(3).max(2048).optional().openapi({ example: "users/u42" }),
+});
+
+/** Snapshot route (replica role). */
+export function snapshotRoutes(deps: AppDeps) {
+  const app = newRouter();
+  const route = createRoute({
+    method: "get",
+    path: "/v1/snapshot",
+    tags: ["replication"],
+    request: { query: snapshotQuery },
+    responses: {
+      200: {
+        description:
+          "header line, entry lines in (collection, key) order, trailer line with end_lsn, count, crc32",
+        content: { [SNAPSHOT_MEDIA_TYPE]: { schema: z.string() } },
+      },
+      ...errorResponses(400, 401, 403, 409, 503),
+    },
+  });
+  app.openapi(route, async (c) => {
+    const principal = requireRole(c, "replica");
+    const query = c.req.valid("query");
+    let replicaId = query.replica_id;
+    if (principal.role === "replica") {
+      if (replicaId !== undefined && replicaId !== principal.replicaId) {
+        throw new ForbiddenError(
+          `a replica token for ${principal.replicaId} cannot snapshot as ${replicaId}`,
+        );
+      }
+      replicaId = principal.replicaId;
+    }
+    if (replicaId === undefined) {
+      throw new BadRequestError("replica_id is required: the snapshot pins its slot");
+    }
+    const after = query.after === undefined ? undefined : parseSnapshotCursor(query.after);
+    if (query.after !== undefined && after === undefined) {
+      throw new BadRequestError(
+        `after must be <collection>/<key>, got ${JSON.stringify(query.after)}`,
+      );
+    }
+    if (!deps.snapshots) throw new UnavailableError("snapshots are not served by this process");
+    const stream = await deps.snapshots.open(replicaId, after);
+    return c.body(stream, 200, { "content-type": SNAPSHOT_MEDIA_TYPE }) as never;
+  });
+  return app;
+}

@@ -1,0 +1,76 @@
+/**
+ * The one JSON error shape of every ferry HTTP server (primary and replica): domain error codes
+ * mapped to statuses in one table, Hono's own exceptions, and zod validation failures.
+ *
+ * @module
+ */
+
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { BadRequestError, FerryError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+
+/** HTTP status of each domain error code. */
+const STATUS_BY_CODE: Record<string, number> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  rebootstrap_required: 409,
+  stale_term: 409,
+  term_ahead: 409,
+  payload_too_large: 413,
+  insufficient_storage: 507,
+  overloaded: 503,
+  not_ready: 503,
+  lsn_not_applied: 503,
+  snapshot_busy: 503,
+  unavailable: 503,
+  wal_corrupt: 500,
+  corrupt_frame: 500,
+};
+
+/** Seconds a client should wait before retrying a 503. */
+const RETRY_AFTER_SECONDS = 1;
+
+/** Error code of a bare HTTP status (for Hono's own exceptions: body limit, bad JSON, media type). */
+function _codeOfStatus(status: number): string {
+  if (status === 413) return "payload_too_large";
+  if (status === 415) return "unsupported_media_type";
+  if (status === 401) return "unauthorized";
+  if (status >= 400 && status < 500) return "bad_request";
+  return "internal";
+}
+
+/** Writes the one JSON error shape: `{"error", "message", ...details}`. */
+export function errorResponse(c: Context, error: unknown, logger: Logger): Response {
+  if (error instanceof FerryError) {
+    const status = STATUS_BY_CODE[error.code] ?? 500;
+    if (status === 503) c.header("retry-after", String(RETRY_AFTER_SECONDS));
+    if (status >= 500) logger.error("http.error", { code: error.code, message: error.message });
+    return c.json({ ...error.details, error: error.code, message: error.message }, status as 400);
+  }
+  if (error instanceof HTTPException) {
+    const status = error.status;
+    const message = error.message || "the request could not be processed";
+    return c.json({ error: _codeOfStatus(status), message }, status);
+  }
+  logger.error("http.internal_error", { error, stack: (error as Error)?.stack });
+  return c.json({ error: "internal", message: "internal error; the server log has details" }, 500);
+}
+
+/** Validation failures of zod schemas become one 400 with every issue listed. */
+export function validationHook(
+  result: { success: boolean; error?: { issues: Array<{ path: PropertyKey[]; message: string }> } },
+): void {
+  if (result.success) return;
+  const issues = (result.error?.issues ?? []).map((issue) => ({
+    path: issue.path.map(String).join("."),
+    message: issue.message,
+  }));
+  const first = issues[0];
+  throw new BadRequestError(
+    first ? `invalid ${first.path || "request"}: ${first.message}` : "invalid request",
+    { issues },
+  );
+}

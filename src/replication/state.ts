@@ -1,0 +1,138 @@
+/**
+ * The primary's materialised state (SPEC.md section 8): (collection, key) → value and LSN in Deno
+ * KV, applied from the spool in order, in batches, only after each record is durable. Its applied
+ * LSN pins the WAL (retention never prunes what it has not applied yet) and serves `min_lsn` reads.
+ *
+ * @module
+ */
+
+import { CorruptFrameError } from "../errors.ts";
+import { KvState, type StateEntry } from "../kv_state.ts";
+import { STATE_APPLY_BATCH_BYTES, STATE_APPLY_BATCH_RECORDS, STATE_RETRY_MS } from "../limits.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import { LsnSignal } from "../lsn_signal.ts";
+import { type ChangeRecord, decodeChangeRecord } from "../records.ts";
+import type { StateReader } from "../read_route.ts";
+import type { Spool } from "../wal/spool.ts";
+
+/** How long the applier waits for new records before looking again (it is also woken). */
+const _IDLE_WAIT_MS = 1000;
+
+/** Applies the spool into the KV state in the background. */
+export class StateApplier implements StateReader {
+  readonly state: KvState;
+  readonly applied: LsnSignal;
+  #spool: Spool;
+  #logger: Logger;
+  #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+  #skipped = 0;
+
+  private constructor(spool: Spool, state: KvState, appliedLsn: number, logger: Logger) {
+    this.#spool = spool;
+    this.state = state;
+    this.applied = new LsnSignal(appliedLsn);
+    this.#logger = logger;
+  }
+
+  /** Reads the applied LSN from `kv`. Needs the KV's file permissions (through `kv`). */
+  static async open(
+    options: { spool: Spool; kv: Deno.Kv; logger?: Logger },
+  ): Promise<StateApplier> {
+    const state = new KvState(options.kv);
+    const meta = await state.meta();
+    return new StateApplier(options.spool, state, meta.applied_lsn, options.logger ?? silentLogger);
+  }
+
+  appliedLsn(): number {
+    return this.applied.value;
+  }
+
+  /** Records whose payload was not a change record (legacy frames): logged and passed over. */
+  get skippedRecords(): number {
+    return this.#skipped;
+  }
+
+  waitApplied(lsn: number, options: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean> {
+    return this.applied.waitFor(lsn, options);
+  }
+
+  get(collection: string, key: string): Promise<StateEntry | undefined> {
+    return this.state.get(collection, key);
+  }
+
+  /** Starts the background loop. */
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Applies everything durable now, then returns (tests and shutdown). */
+  async catchUp(): Promise<void> {
+    while (this.applied.value < this.#spool.currentLsn()) await this.#applyNext();
+  }
+
+  /** Stops the loop after its current batch. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+    this.applied.releaseAll();
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      try {
+        if (this.#spool.currentLsn() <= this.applied.value) {
+          const appended = await this.#spool.waitForAppend(this.applied.value, {
+            timeoutMs: _IDLE_WAIT_MS,
+            signal,
+          });
+          // A closing spool answers at once: sleep for real, or this loop would starve the event loop.
+          if (!appended && !this.#spool.isWritable()) await _sleep(STATE_RETRY_MS, signal);
+          continue;
+        }
+        await this.#applyNext();
+      } catch (error) {
+        this.#logger.error("state.apply_failed", { error, applied_lsn: this.applied.value });
+        await _sleep(STATE_RETRY_MS, signal);
+      }
+    }
+  }
+
+  async #applyNext(): Promise<void> {
+    const frames = await this.#spool.readSince(
+      this.applied.value,
+      STATE_APPLY_BATCH_RECORDS,
+      STATE_APPLY_BATCH_BYTES,
+    );
+    if (frames.length === 0) return;
+    const records: Array<{ lsn: number; record: ChangeRecord }> = [];
+    for (const frame of frames) {
+      try {
+        records.push({ lsn: frame.lsn, record: decodeChangeRecord(frame.payload) });
+      } catch (error) {
+        if (!(error instanceof CorruptFrameError)) throw error;
+        this.#skipped += 1;
+        this.#logger.error("state.record_skipped", { lsn: frame.lsn, reason: error.message });
+      }
+    }
+    const last = frames[frames.length - 1]!;
+    const meta = (lsn: number) => ({ applied_lsn: lsn, last_term: last.term, last_hash: null });
+    await this.state.apply(records, meta);
+    // Skipped records at the end of the batch still count as applied.
+    if (records[records.length - 1]?.lsn !== last.lsn) await this.state.setMeta(meta(last.lsn));
+    this.applied.advance(last.lsn);
+  }
+}
+
+function _sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
