@@ -86,6 +86,7 @@ export class StateApplier implements StateReader {
           const appended = await this.#spool.waitForAppend(this.applied.value, {
             timeoutMs: _IDLE_WAIT_MS,
             signal,
+            internal: true,
           });
           // A closing spool answers at once: sleep for real, or this loop would starve the event loop.
           if (!appended && !this.#spool.isWritable()) await _sleep(STATE_RETRY_MS, signal);

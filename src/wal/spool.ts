@@ -150,6 +150,8 @@ export class Spool {
   #state: _State = "open";
   #failure: Error | undefined;
   #waiters = new Set<_Waiter>();
+  /** Waiters of ferry's own components (the state applier), not counted as held pulls. */
+  #internalWaiters = 0;
   #pruneChain: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -276,7 +278,7 @@ export class Spool {
       tailRecords: this.#tail.count,
       tailBytes: this.#tail.byteLength,
       queuedBytes: this.#queuedBytes,
-      waiters: this.#waiters.size,
+      waiters: this.#waiters.size - this.#internalWaiters,
     };
   }
 
@@ -570,10 +572,11 @@ export class Spool {
   /**
    * Resolves true as soon as a record after `afterLsn` is durable, false when `timeoutMs` passes,
    * `signal` aborts, or the spool closes. A waiter that ends for any reason is removed at once.
+   * `internal` waiters (ferry's own components) are not counted in `stats().waiters`.
    */
   waitForAppend(
     afterLsn: number,
-    options: { timeoutMs: number; signal?: AbortSignal },
+    options: { timeoutMs: number; signal?: AbortSignal; internal?: boolean },
   ): Promise<boolean> {
     if (this.#currentLsn > afterLsn) return Promise.resolve(true);
     const { timeoutMs, signal } = options;
@@ -581,6 +584,7 @@ export class Spool {
     if (this.#waiters.size >= APPEND_WAITERS_MAX) {
       return Promise.reject(new OverloadedError("too many held pulls; retry shortly"));
     }
+    const internal = options.internal ?? false;
     return new Promise<boolean>((resolve) => {
       const onAbort = () => waiter.settle(false);
       const timer = setTimeout(() => waiter.settle(false), timeoutMs);
@@ -589,12 +593,13 @@ export class Spool {
         settle: (appended) => {
           clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
-          this.#waiters.delete(waiter);
+          if (this.#waiters.delete(waiter) && internal) this.#internalWaiters -= 1;
           resolve(appended);
         },
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.add(waiter);
+      if (internal) this.#internalWaiters += 1;
     });
   }
 

@@ -4,6 +4,8 @@ import { Auth, tokenHash } from "../../src/auth.ts";
 import { type AppDeps, createApp } from "../../src/http/app.ts";
 import { Metrics } from "../../src/metrics.ts";
 import { silentLogger } from "../../src/log.ts";
+import { StateApplier } from "../../src/replication/state.ts";
+import { SnapshotServer } from "../../src/replication/snapshot.ts";
 import { type FixtureOptions, type PrimaryFixture, withPrimary } from "./primary_fixture.ts";
 
 /** Tokens every auth-on test uses. */
@@ -30,6 +32,9 @@ export function testAuth(): Auth {
 export interface AppFixture extends PrimaryFixture {
   app: ReturnType<typeof createApp>;
   metrics: Metrics;
+  /** The materialised state (started: it follows the spool in the background). */
+  state: StateApplier;
+  snapshots: SnapshotServer;
   /** Sends a request; `json` sets the body and content-type, `token` the bearer token. */
   call(
     method: string,
@@ -57,7 +62,10 @@ export async function withApp(
 ): Promise<void> {
   await withPrimary(options, async (primaryFixture) => {
     const metrics = new Metrics();
-    metrics.attachPrimary(primaryFixture.primary);
+    const state = await StateApplier.open({ spool: primaryFixture.spool, kv: primaryFixture.kv });
+    metrics.attachPrimary(primaryFixture.primary, { appliedLsn: () => state.appliedLsn() });
+    const snapshots = new SnapshotServer(primaryFixture.primary, state, { concurrencyMax: 2 });
+    state.start();
     const app = createApp({
       primary: primaryFixture.primary,
       auth: options.auth ?? Auth.disabled(),
@@ -66,6 +74,8 @@ export async function withApp(
       failOnCommitTimeout: false,
       isReady: () => true,
       logger: silentLogger,
+      state,
+      snapshots,
       ...options.app,
     });
     const call: AppFixture["call"] = (method, path, callOptions = {}) => {
@@ -85,7 +95,11 @@ export async function withApp(
         }),
       );
     };
-    await fn({ ...primaryFixture, app, metrics, call });
+    try {
+      await fn({ ...primaryFixture, app, metrics, state, snapshots, call });
+    } finally {
+      await state.stop();
+    }
   });
 }
 
