@@ -8,7 +8,7 @@
  */
 
 import { type Config, parseConfig, type Role, settingsHelp } from "./src/config.ts";
-import { ConfigError, FerryError } from "./src/errors.ts";
+import { ConfigError, FerryError, isKvDamageError, KvCorruptError } from "./src/errors.ts";
 import { createLogger, type Logger } from "./src/log.ts";
 import {
   grantedSummary,
@@ -24,7 +24,14 @@ import { createApp } from "./src/http/app.ts";
 import { Metrics } from "./src/metrics.ts";
 import { type CommitPolicy, parseCommitPolicy } from "./src/replication/commit_waiter.ts";
 import { Primary } from "./src/replication/primary.ts";
-import { SlotStore } from "./src/slots/slot_store.ts";
+import {
+  CATALOG_FILE_NAME,
+  KV_SLOTS_META_KEY,
+  KV_SLOTS_PREFIX,
+  SLOTS_MAX,
+  SlotStore,
+} from "./src/slots/slot_store.ts";
+import { KvState } from "./src/kv_state.ts";
 import { StateApplier } from "./src/replication/state.ts";
 import { SnapshotServer } from "./src/replication/snapshot.ts";
 import { ReplicaRuntime } from "./src/replica/runtime.ts";
@@ -56,7 +63,11 @@ export async function main(args: readonly string[]): Promise<number> {
     return role === "primary" ? await runPrimary(config, logger) : await runReplica(config, logger);
   } catch (error) {
     if (!(error instanceof FerryError)) throw error;
-    logger.error("ferry.start_failed", { code: error.code, message: error.message });
+    logger.error("ferry.start_failed", {
+      ...error.details,
+      code: error.code,
+      message: error.message,
+    });
     return 1;
   }
 }
@@ -104,6 +115,57 @@ function _commitFloor(config: Config): CommitPolicy {
   }
 }
 
+/**
+ * Opens the primary's Deno KV (`<data>/ferry.kv`) and reads what start-up reads from it first: the
+ * slots' generation and entries, and the state meta. A damaged file fails right here, at open or on
+ * these reads (`isKvDamageError`), and so does a state older than the spool can rebuild (an emptied
+ * or replaced file after a prune): both become one `KvCorruptError` naming the file and what to do.
+ * Nothing is written. Needs read and write access to the data directory.
+ */
+async function _openPrimaryKv(dataDir: string, oldestLsn: number): Promise<Deno.Kv> {
+  const path = joinPath(dataDir, "ferry.kv");
+  let kv: Deno.Kv | undefined;
+  let appliedLsn: number;
+  try {
+    kv = await Deno.openKv(path);
+    await kv.get(KV_SLOTS_META_KEY);
+    await Array.fromAsync(kv.list({ prefix: [...KV_SLOTS_PREFIX] }, { limit: SLOTS_MAX + 1 }));
+    appliedLsn = (await new KvState(kv).meta()).applied_lsn;
+  } catch (error) {
+    kv?.close();
+    if (!isKvDamageError(error)) throw error;
+    throw new KvCorruptError(
+      `cannot open or read the Deno KV file ${path} (${error.message}). ` +
+        _kvRemedy(dataDir, path, oldestLsn),
+      { path, cause: error.message },
+    );
+  }
+  if (appliedLsn + 1 < oldestLsn) {
+    kv.close();
+    throw new KvCorruptError(
+      `the state in ${path} is applied up to LSN ${appliedLsn}, but the spool starts at LSN ` +
+        `${oldestLsn}: the records in between are gone, so the state cannot catch up (the file was ` +
+        `emptied, replaced or restored from an older copy). ` + _kvRemedy(dataDir, path, oldestLsn),
+      { path, applied_lsn: appliedLsn, oldest_lsn: oldestLsn },
+    );
+  }
+  return kv;
+}
+
+/** What an operator can do about a damaged `ferry.kv`, given what the spool still holds. */
+function _kvRemedy(dataDir: string, path: string, oldestLsn: number): string {
+  const intact = `The spool (${joinPath(dataDir, "wal")}) and ${
+    joinPath(dataDir, CATALOG_FILE_NAME)
+  } are separate files that do not depend on it.`;
+  if (oldestLsn <= 1) {
+    return `${intact} To rebuild it, move ${path} (and any ${path}-wal, ${path}-shm) aside and ` +
+      `start ferry again: the slots reload from the catalog and the state is re-applied from the ` +
+      `spool, which still holds every record from LSN 1.`;
+  }
+  return `${intact} The spool no longer holds LSN 1 (its oldest record is LSN ${oldestLsn}), so ` +
+    `the state cannot be rebuilt from it: restore ${path} from a backup.`;
+}
+
 /** Opens the primary's stores in order, serves until a signal, then closes them in reverse. */
 async function runPrimary(config: Config, logger: Logger): Promise<number> {
   const auth = await _loadAuth(config, logger);
@@ -121,7 +183,7 @@ async function runPrimary(config: Config, logger: Logger): Promise<number> {
       logger,
       observer: metrics.spoolObserver,
     });
-    const kv = await Deno.openKv(joinPath(config.dataDir, "ferry.kv"));
+    const kv = await _openPrimaryKv(config.dataDir, spool.recovery.oldestLsn);
     const slots = await SlotStore.open({
       dataDir: config.dataDir,
       kv,

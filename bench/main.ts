@@ -4,12 +4,23 @@
  */
 
 import { runSpoolBench } from "./spool_bench.ts";
+import { runCatchupBench, runFanoutBench, runResumeBench } from "./replication_bench.ts";
+import { runBatchBench, runWritesBench } from "./write_bench.ts";
+import { runCrashLoopBench } from "./crash_loop_bench.ts";
 
 const BENCHES: Record<string, () => Promise<void>> = {
   spool: runSpoolBench,
+  writes: runWritesBench,
+  batch: runBatchBench,
+  catchup: runCatchupBench,
+  fanout: runFanoutBench,
+  resume: runResumeBench,
+  crashloop: runCrashLoopBench,
 };
 
-const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
+// Arguments starting with "--" are options the benchmarks read themselves (e.g. --quick).
+const names = Deno.args.filter((arg) => !arg.startsWith("--"));
+const wanted = names.length > 0 ? names : Object.keys(BENCHES);
 for (const name of wanted) {
   const bench = BENCHES[name];
   if (!bench) {

@@ -159,3 +159,26 @@ export class NotReadyError extends FerryError {
     super("not_ready", message);
   }
 }
+
+/**
+ * A Deno KV file (SQLite underneath) that fails to open or to read at start-up: a garbage header
+ * ("file is not a database"), a truncated file or damaged pages ("database disk image is
+ * malformed"), a stored value that no longer decodes, or a state older than the spool can rebuild.
+ */
+export class KvCorruptError extends FerryError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("kv_corrupt", message, details);
+  }
+}
+
+/**
+ * True when `error`, thrown by `Deno.openKv` or by a first read of the store it opened, reports a
+ * damaged file. Deno KV gives SQLite's errors no class of their own (a plain `Error` at open; a
+ * `TypeError`, `RangeError`, `Deno.errors.InvalidData` or `Deno.errors.UnexpectedEof` on a read),
+ * so only a missing permission and ferry's own errors are told apart: use it around those calls
+ * only, never around other I/O.
+ */
+export function isKvDamageError(error: unknown): error is Error {
+  return error instanceof Error && !(error instanceof FerryError) &&
+    !(error instanceof Deno.errors.NotCapable) && !(error instanceof Deno.errors.PermissionDenied);
+}

@@ -12,7 +12,7 @@ import { FerryError, NotFoundError } from "./errors.ts";
 import { validationHook } from "./http_errors.ts";
 import type { StateEntry } from "./kv_state.ts";
 import { KEY_BYTES_MAX, PULL_WAIT_MS_MAX, U64_SAFE_MAX } from "./limits.ts";
-import { COLLECTION_PATTERN } from "./records.ts";
+import { COLLECTION_PATTERN, isRecordKey } from "./records.ts";
 
 /** What a read route needs from a materialised state. */
 export interface StateReader {
@@ -31,7 +31,6 @@ export class LsnNotAppliedError extends FerryError {
   }
 }
 
-const _utf8 = new TextEncoder();
 const _DIGITS_MAX = 16;
 
 const queryNumber = z.string().regex(new RegExp(`^\\d{1,${_DIGITS_MAX}}$`), {
@@ -42,12 +41,10 @@ const readParams = z.object({
   collection: z.string().regex(COLLECTION_PATTERN).openapi({
     param: { name: "collection", in: "path" },
   }),
-  key: z.string().min(1).refine(
-    (key) => key.isWellFormed() && _utf8.encode(key).byteLength <= KEY_BYTES_MAX,
-    {
-      message: `key must be 1..${KEY_BYTES_MAX} bytes of well-formed UTF-8`,
-    },
-  ).openapi({ param: { name: "key", in: "path" } }),
+  // The write rule: a key no record can have (NUL, too long) would not even fit a KV key.
+  key: z.string().min(1).refine(isRecordKey, {
+    message: `key must be 1..${KEY_BYTES_MAX} bytes of well-formed UTF-8 without NUL`,
+  }).openapi({ param: { name: "key", in: "path" } }),
 });
 
 const readQuery = z.object({

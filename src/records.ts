@@ -17,6 +17,16 @@ export const COLLECTION_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${COLLECTION_BYT
 
 const _utf8 = new TextEncoder();
 
+/**
+ * True for a key a record may have: 1..{@link KEY_BYTES_MAX} bytes of well-formed UTF-8 without
+ * NUL. Reads and snapshot cursors name keys by the same rule, so none can reach Deno KV with a key
+ * it refuses (KV escapes NUL, so 1024 NULs would not fit a KV key).
+ */
+export function isRecordKey(key: string): boolean {
+  return key.length > 0 && key.isWellFormed() && !key.includes("\u0000") &&
+    _utf8.encode(key).byteLength <= KEY_BYTES_MAX;
+}
+
 /** One key-level change. `value` is present exactly for puts. */
 export interface ChangeRecord {
   op: "put" | "delete";
@@ -56,7 +66,8 @@ export const changeRecordSchema = z
 
 /**
  * True when `value` nests at most `maxDepth` arrays/objects deep (checked without recursion).
- * Strings with lone surrogates anywhere are refused too: they cannot round-trip through UTF-8.
+ * Strings with lone surrogates anywhere are refused too: they cannot round-trip through UTF-8. So
+ * are numbers JSON.parse made infinite (`1e400`): JSON.stringify would store them as `null`.
  */
 export function jsonShapeWithin(value: unknown, maxDepth = JSON_DEPTH_MAX): boolean {
   const stack: Array<[unknown, number]> = [[value, 0]];
@@ -64,6 +75,10 @@ export function jsonShapeWithin(value: unknown, maxDepth = JSON_DEPTH_MAX): bool
     const [current, depth] = stack.pop()!;
     if (typeof current === "string") {
       if (!current.isWellFormed()) return false;
+      continue;
+    }
+    if (typeof current === "number") {
+      if (!Number.isFinite(current)) return false;
       continue;
     }
     if (typeof current !== "object" || current === null) continue;
@@ -123,7 +138,7 @@ export function decodeChangeRecord(payload: Uint8Array): ChangeRecord {
     throw new CorruptFrameError("payload is not UTF-8 JSON");
   }
   if (!jsonShapeWithin(parsed, JSON_DEPTH_MAX + 1)) {
-    throw new CorruptFrameError("payload nests too deep");
+    throw new CorruptFrameError("payload nests too deep or holds a value JSON cannot keep");
   }
   const result = changeRecordSchema.safeParse(parsed);
   if (!result.success || result.data.ts === undefined) {
@@ -138,7 +153,7 @@ export function decodeChangeRecord(payload: Uint8Array): ChangeRecord {
 export function assertJsonShape(body: unknown): void {
   if (!jsonShapeWithin(body, JSON_DEPTH_MAX + 4)) {
     throw new BadRequestError(
-      `the JSON nests deeper than ${JSON_DEPTH_MAX} levels in a value, or holds a string that is not well-formed Unicode`,
+      `the JSON nests deeper than ${JSON_DEPTH_MAX} levels in a value, or holds a string that is not well-formed Unicode or a number beyond the range of a double (like 1e400)`,
     );
   }
 }

@@ -12,7 +12,8 @@
 
 import { crc32 } from "node:zlib";
 import { denoFileSystem, type FileSystem, joinPath } from "../files.ts";
-import { KvState, type StateEntry } from "../kv_state.ts";
+import { isKvDamageError } from "../errors.ts";
+import { KvState, type StateEntry, type StateMeta } from "../kv_state.ts";
 import {
   REPLICA_BACKOFF_MS_MAX,
   REPLICA_BACKOFF_MS_MIN,
@@ -81,6 +82,8 @@ interface _SnapshotProgress {
 
 const _CURRENT_FILE = "CURRENT";
 const _STORE_PATTERN = /^state-(\d{6})\.kv(-wal|-shm|-journal)?$/;
+/** The files of one store: SQLite's database and the journal files next to it. */
+const _STORE_FILE_SUFFIXES = ["", "-wal", "-shm", "-journal"] as const;
 const _utf8 = new TextEncoder();
 
 function _storeName(index: number): string {
@@ -129,16 +132,20 @@ export class ReplicaRuntime implements StateReader {
 
   /**
    * Opens the store `CURRENT` names (creating the first), removes stores a crash left behind, and
-   * reads the applied position. Needs read and write access to `dataDir`.
+   * reads the applied position. A damaged store is moved aside and replaced by an empty one, so
+   * the replica starts from LSN 0 and catches up from the primary (see `_openStore`). Needs read
+   * and write access to `dataDir`.
    */
   static async open(options: ReplicaRuntimeOptions): Promise<ReplicaRuntime> {
     const fs = options.fs ?? denoFileSystem();
     await fs.mkdirp(options.dataDir);
     const index = await _readCurrent(options.dataDir);
     await _removeOtherStores(options.dataDir, index);
-    const kv = await Deno.openKv(joinPath(options.dataDir, _storeName(index)));
-    const store = new KvState(kv);
-    const meta = await store.meta();
+    const { kv, store, meta } = await _openStore(fs, {
+      dataDir: options.dataDir,
+      index,
+      logger: options.logger ?? silentLogger,
+    });
     const position = {
       lastLsn: meta.applied_lsn,
       lastTerm: meta.last_term,
@@ -498,6 +505,53 @@ export class ReplicaRuntime implements StateReader {
     oldKv.close();
     await _removeStoreFiles(this.#options.dataDir, oldIndex);
     await this.#ack().catch(() => undefined);
+  }
+}
+
+/**
+ * Opens store `index` and reads its meta. When SQLite refuses the file at open or on that read
+ * (`isKvDamageError`), the replica logs `replica.store_corrupt`, renames the store's files to
+ * `<name>.corrupt-<unix ms>` (kept for inspection; nothing deletes them) and opens a fresh empty
+ * store under the same name: it then starts from LSN 0 and catches up from the primary, replaying
+ * from LSN 1 if that is retained, else re-bootstrapping from a snapshot.
+ */
+async function _openStore(
+  fs: FileSystem,
+  options: { dataDir: string; index: number; logger: Logger },
+): Promise<{ kv: Deno.Kv; store: KvState; meta: StateMeta }> {
+  const path = joinPath(options.dataDir, _storeName(options.index));
+  try {
+    return await _openStoreAt(path);
+  } catch (error) {
+    if (!isKvDamageError(error)) throw error;
+    const suffix = `.corrupt-${Date.now()}`;
+    options.logger.error("replica.store_corrupt", {
+      path,
+      error: error.message,
+      moved_to: path + suffix,
+      message: `the store ${path} cannot be opened or read (${error.message}); it is moved ` +
+        `aside and the replica starts empty, catching up from the primary`,
+    });
+    for (const extension of _STORE_FILE_SUFFIXES) {
+      await fs.rename(path + extension, path + extension + suffix).catch((renameError) => {
+        if (!(renameError instanceof Deno.errors.NotFound)) throw renameError;
+      });
+    }
+    await fs.syncDir(options.dataDir);
+    return await _openStoreAt(path);
+  }
+}
+
+async function _openStoreAt(
+  path: string,
+): Promise<{ kv: Deno.Kv; store: KvState; meta: StateMeta }> {
+  const kv = await Deno.openKv(path);
+  try {
+    const store = new KvState(kv);
+    return { kv, store, meta: await store.meta() };
+  } catch (error) {
+    kv.close();
+    throw error;
   }
 }
 

@@ -3,10 +3,10 @@
 // after invalidation, snapshot resumption, commit policies, read-your-writes.
 
 import assert from "node:assert/strict";
-import { KvState, type StateEntry } from "../../src/kv_state.ts";
 import {
+  assertSameState,
+  converge,
   getJson,
-  type Node,
   restart,
   startPrimary,
   startReplica,
@@ -14,84 +14,9 @@ import {
   waitApplied,
   waitUntil,
   write,
+  writeLoad,
 } from "../helpers/cluster.ts";
 import { withTempDir } from "../helpers/temp.ts";
-
-/** Every entry of a stopped node's materialised state, in (collection, key) order. */
-async function dumpState(kvPath: string): Promise<StateEntry[]> {
-  const kv = await Deno.openKv(kvPath);
-  try {
-    return await Array.fromAsync(new KvState(kv).scan());
-  } finally {
-    kv.close();
-  }
-}
-
-function replicaKvPath(dataDir: string): string {
-  let name = "state-000000.kv";
-  try {
-    name = Deno.readTextFileSync(`${dataDir}/CURRENT`).trim();
-  } catch {
-    // no re-bootstrap yet
-  }
-  return `${dataDir}/${name}`;
-}
-
-/** `writers` concurrent writers, `perWriter` single-record writes each, over a small key space. */
-async function writeLoad(
-  base: string,
-  options: { writers: number; perWriter: number; keys: number; tag: string; stopOnError?: boolean },
-): Promise<Array<{ lsn: number; record: Record<string, unknown> }>> {
-  const acked: Array<{ lsn: number; record: Record<string, unknown> }> = [];
-  await Promise.all(Array.from({ length: options.writers }, async (_, w) => {
-    for (let i = 0; i < options.perWriter; i++) {
-      const key = `k${(w * 7919 + i * 104_729) % options.keys}`;
-      const record = i % 10 === 9
-        ? { op: "delete", collection: "items", key }
-        : { op: "put", collection: "items", key, value: { w, i, tag: options.tag } };
-      try {
-        const { status, body } = await write(base, [record]);
-        if (status === 200) acked.push({ lsn: body.last_lsn as number, record });
-      } catch (error) {
-        if (options.stopOnError) return;
-        throw error;
-      }
-    }
-  }));
-  return acked;
-}
-
-async function converge(primary: Node, replicas: Node[]): Promise<number> {
-  const status = await getJson(primary.base, "/v1/status");
-  const current = status.current_lsn as number;
-  for (const replica of replicas) await waitApplied(replica.base, current);
-  await waitUntil("the primary's state to apply everything", async () => {
-    const s = await getJson(primary.base, "/v1/status");
-    return (s.applied_lsn as number) >= current;
-  });
-  await waitUntil("every replica's ack to reach the primary", async () => {
-    const s = await getJson(primary.base, "/v1/status");
-    const replicasSeen = s.replicas as Array<{ id: string; last_acked_lsn: number }>;
-    return replicas.every((r) =>
-      replicasSeen.find((x) => x.id === r.name)?.last_acked_lsn === current
-    );
-  });
-  return current;
-}
-
-async function assertSameState(primary: Node, replicas: Node[]): Promise<void> {
-  const expected = await dumpState(`${primary.dataDir}/ferry.kv`);
-  assert.ok(expected.length > 0);
-  for (const replica of replicas) {
-    const actual = await dumpState(replicaKvPath(replica.dataDir));
-    assert.equal(
-      actual.length,
-      expected.length,
-      `${replica.name} holds as many keys as the primary`,
-    );
-    assert.deepEqual(actual, expected, `${replica.name} holds exactly the primary's state`);
-  }
-}
 
 Deno.test("a primary and two replicas: 10 000 concurrent writes, both replicas converge to the primary's state", async () => {
   await withTempDir(async (dir) => {
@@ -266,6 +191,12 @@ Deno.test("past the lag cap a stopped replica is invalidated; on restart it re-b
       );
       assert.ok(r1.process.lines.some((l) => l.includes("replica.rebootstrap_finished")));
       assert.ok(primary.process.lines.some((l) => l.includes("slot.invalidated")));
+      // The primary saw the replica flag itself as rebootstrapping, then clear the flag.
+      const flags = primary.process.lines.filter((l) => l.includes("replica.rebootstrap_"));
+      assert.ok(
+        flags.some((l) => l.includes("rebootstrap_started")) &&
+          flags.some((l) => l.includes("rebootstrap_finished")),
+      );
     } finally {
       await stop(r1);
       await stop(primary);

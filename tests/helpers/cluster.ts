@@ -1,6 +1,7 @@
 /** A primary and replicas as real processes, for end-to-end tests. */
 
 import assert from "node:assert/strict";
+import { KvState, type StateEntry } from "../../src/kv_state.ts";
 import {
   freePort,
   replicaTaskArgs,
@@ -117,6 +118,82 @@ export function waitApplied(
     const status = await getJson(base, "/v1/status").catch(() => undefined);
     return status && (status.applied_lsn as number) >= lsn ? status : undefined;
   }, timeoutMs);
+}
+
+/** Every entry of a stopped node's materialised state, in (collection, key) order. */
+export async function dumpState(kvPath: string): Promise<StateEntry[]> {
+  const kv = await Deno.openKv(kvPath);
+  try {
+    return await Array.fromAsync(new KvState(kv).scan());
+  } finally {
+    kv.close();
+  }
+}
+
+export function replicaKvPath(dataDir: string): string {
+  let name = "state-000000.kv";
+  try {
+    name = Deno.readTextFileSync(`${dataDir}/CURRENT`).trim();
+  } catch {
+    // no re-bootstrap yet
+  }
+  return `${dataDir}/${name}`;
+}
+
+/** `writers` concurrent writers, `perWriter` single-record writes each, over a small key space. */
+export async function writeLoad(
+  base: string,
+  options: { writers: number; perWriter: number; keys: number; tag: string; stopOnError?: boolean },
+): Promise<Array<{ lsn: number; record: Record<string, unknown> }>> {
+  const acked: Array<{ lsn: number; record: Record<string, unknown> }> = [];
+  await Promise.all(Array.from({ length: options.writers }, async (_, w) => {
+    for (let i = 0; i < options.perWriter; i++) {
+      const key = `k${(w * 7919 + i * 104_729) % options.keys}`;
+      const record = i % 10 === 9
+        ? { op: "delete", collection: "items", key }
+        : { op: "put", collection: "items", key, value: { w, i, tag: options.tag } };
+      try {
+        const { status, body } = await write(base, [record]);
+        if (status === 200) acked.push({ lsn: body.last_lsn as number, record });
+      } catch (error) {
+        if (options.stopOnError) return;
+        throw error;
+      }
+    }
+  }));
+  return acked;
+}
+
+export async function converge(primary: Node, replicas: Node[]): Promise<number> {
+  const status = await getJson(primary.base, "/v1/status");
+  const current = status.current_lsn as number;
+  for (const replica of replicas) await waitApplied(replica.base, current);
+  await waitUntil("the primary's state to apply everything", async () => {
+    const s = await getJson(primary.base, "/v1/status");
+    return (s.applied_lsn as number) >= current;
+  });
+  await waitUntil("every replica's ack to reach the primary", async () => {
+    const s = await getJson(primary.base, "/v1/status");
+    const replicasSeen = s.replicas as Array<{ id: string; last_acked_lsn: number }>;
+    return replicas.every((r) =>
+      replicasSeen.find((x) => x.id === r.name)?.last_acked_lsn === current
+    );
+  });
+  return current;
+}
+
+export async function assertSameState(primary: Node, replicas: Node[]): Promise<void> {
+  const expected = await dumpState(`${primary.dataDir}/ferry.kv`);
+  assert.ok(expected.length > 0);
+  for (const replica of replicas) {
+    const actual = await dumpState(replicaKvPath(replica.dataDir));
+    assert.equal(
+      actual.length,
+      expected.length,
+      `${replica.name} holds as many keys as the primary`,
+    );
+    assert.deepEqual(actual, expected, `${replica.name} holds exactly the primary's state`);
+  }
 }
 
 export { waitUntil };

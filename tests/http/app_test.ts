@@ -98,6 +98,11 @@ Deno.test("POST /v1/records: the bad-input matrix is 4xx JSON and the current LS
       ["unknown field", { json: { records: [{ ...put("k"), extra: true }] } }, 400],
       ["unknown commit policy", { json: { records: [put("k")], commit_policy: "all" } }, 400],
       ["negative timeout", { json: { records: [put("k")], timeout_ms: -5 } }, 400],
+      // JSON.parse makes 1e400 Infinity, which JSON.stringify would have stored as null.
+      ["number beyond a double", {
+        body: '{"records": [{"op": "put", "collection": "c", "key": "k", "value": [1e400]}]}',
+        headers: { "content-type": "application/json" },
+      }, 400],
       ["deep nesting", {
         body: JSON.stringify({
           records: [put("k", JSON.parse("[".repeat(500) + "]".repeat(500)))],
@@ -216,6 +221,66 @@ Deno.test("a pull from a pruned position is 409 rebootstrap_required with the sn
     assert.equal(body.snapshot_url, "/v1/snapshot");
     const stale = await errorOf(await call("GET", "/v1/wal?since_lsn=3&replica_id=r&term=7"), 409);
     assert.equal(stale.error, "term_ahead");
+  });
+});
+
+Deno.test("GET /v1/records: a key no record can have is 400, even one too long for Deno KV", async () => {
+  await withApp({}, async ({ call }) => {
+    await call("POST", "/v1/records", { json: { records: [put("u1")] } });
+    // 1024 NULs pass the byte limit, but KV escapes each NUL: the KV read used to fail (500).
+    for (const key of ["%00".repeat(1024), "%00", "a%00b", "k".repeat(1025)]) {
+      const body = await errorOf(await call("GET", `/v1/records/users/${key}`), 400);
+      assert.equal(body.error, "bad_request");
+    }
+    assert.equal((await call("GET", `/v1/records/users/${"%01".repeat(1024)}`)).status, 404);
+    const read = await call("GET", "/v1/records/users/u1?min_lsn=1&await_timeout_ms=5000");
+    assert.equal(read.status, 200);
+    await read.body?.cancel();
+  });
+});
+
+Deno.test("GET /v1/snapshot: an after cursor no entry can have is 400 before anything streams", async () => {
+  await withApp({}, async ({ call, snapshots, state }) => {
+    await call("POST", "/v1/records", { json: { records: [put("u1")] } });
+    await state.waitApplied(1, { timeoutMs: 5000 });
+    await (await call("GET", "/v1/snapshot?replica_id=r1")).text();
+    for (
+      const after of [
+        // Too long for a Deno KV key: the stream used to fail after its 200 header.
+        `users/${"%00".repeat(2040)}`,
+        `users/${encodeURIComponent("😀".repeat(1020))}`,
+        `${"c".repeat(2040)}/k`,
+        "no%20space/k",
+        "users/a%00b",
+      ]
+    ) {
+      const body = await errorOf(
+        await call("GET", `/v1/snapshot?replica_id=r1&after=${after}`),
+        400,
+      );
+      assert.equal(body.error, "bad_request");
+      assert.equal(snapshots.active, 0, "no stream was opened");
+    }
+    const resumed = await call("GET", "/v1/snapshot?replica_id=r1&after=users/u0");
+    assert.match(await resumed.text(), /"key":"u1"/);
+  });
+});
+
+Deno.test("HEAD /v1/snapshot opens no stream and pins no slot, so snapshots stay available", async () => {
+  await withApp({}, async ({ call, slots, snapshots }) => {
+    await call("POST", "/v1/records", { json: { records: [put("u1")] } });
+    // Hono drops a HEAD's body without cancelling it: each HEAD used to hold a concurrency slot.
+    for (let i = 0; i < 3; i++) {
+      const head = await call("HEAD", "/v1/snapshot?replica_id=r1");
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-type"), "application/x-ndjson");
+    }
+    assert.equal(snapshots.active, 0);
+    assert.equal(slots.get("r1"), undefined, "a HEAD pins nothing");
+    const response = await call("GET", "/v1/snapshot?replica_id=r1");
+    assert.equal(response.status, 200);
+    assert.match(await response.text(), /"type":"trailer"/);
+    assert.ok(slots.get("r1"));
   });
 });
 

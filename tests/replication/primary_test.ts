@@ -9,6 +9,15 @@ import {
   TermMismatchError,
 } from "../../src/errors.ts";
 import { appendRecords, SEGMENT_FILLING_PAYLOAD, withPrimary } from "../helpers/primary_fixture.ts";
+import type { Primary } from "../../src/replication/primary.ts";
+
+/** Waits (bounded) until the spool holds `lsn`, so an ack of it is not beyond the head. */
+async function durable(primary: Primary, lsn: number): Promise<void> {
+  for (let i = 0; i < 1000 && primary.spool.currentLsn() < lsn; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  assert.ok(primary.spool.currentLsn() >= lsn, `LSN ${lsn} became durable`);
+}
 
 const smallSegments = { spool: { segmentBytesMax: 4096, tailBytesMax: 0 } };
 
@@ -334,7 +343,7 @@ Deno.test("a write with ack_n=1 is reached once a replica acks it durably", asyn
       policy: { kind: "ack_n", n: 1 },
       timeoutMs: 10_000,
     });
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await durable(primary, 1); // the ack may not run ahead of the write
     primary.ack("r1", { appliedLsn: 1, durableLsn: 1 });
     const result = await writing;
     assert.equal(result.firstLsn, 1);
@@ -364,7 +373,7 @@ Deno.test("unregistering a replica frees a waiting quorum write at once", async 
       policy: { kind: "quorum" },
       timeoutMs: 60_000,
     });
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await durable(primary, 1); // the ack may not run ahead of the write
     primary.ack("a", { appliedLsn: 1 });
     primary.unregister("b");
     assert.equal((await writing).commit.outcome, "reached");
@@ -383,7 +392,7 @@ Deno.test("an invalidated replica is removed from every wait at once", async () 
         policy: { kind: "quorum" },
         timeoutMs: 60_000,
       });
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await durable(primary, 6); // the ack may not run ahead of the write
       primary.ack("a", { appliedLsn: 6 });
       primary.invalidateSlots(); // b is 6 behind with a cap of 2
       assert.equal((await writing).commit.outcome, "reached");

@@ -5,6 +5,7 @@
 
 import { createRoute, z } from "@hono/zod-openapi";
 import { BadRequestError, ForbiddenError, UnavailableError } from "../../errors.ts";
+import { COLLECTION_PATTERN, isRecordKey } from "../../records.ts";
 import { parseSnapshotCursor, SNAPSHOT_MEDIA_TYPE } from "../../replication/snapshot.ts";
 import type { AppDeps } from "../app.ts";
 import { newRouter } from "../app.ts";
@@ -49,12 +50,21 @@ export function snapshotRoutes(deps: AppDeps) {
       throw new BadRequestError("replica_id is required: the snapshot pins its slot");
     }
     const after = query.after === undefined ? undefined : parseSnapshotCursor(query.after);
-    if (query.after !== undefined && after === undefined) {
+    const cursorValid = after === undefined ||
+      (COLLECTION_PATTERN.test(after.collection) && isRecordKey(after.key));
+    if ((query.after !== undefined && after === undefined) || !cursorValid) {
       throw new BadRequestError(
-        `after must be <collection>/<key>, got ${JSON.stringify(query.after)}`,
+        `after must be <collection>/<key> naming a valid collection and key, got ${
+          JSON.stringify(query.after)
+        }`,
       );
     }
     if (!deps.snapshots) throw new UnavailableError("snapshots are not served by this process");
+    // Hono answers HEAD by dropping the GET body without cancelling it: an opened stream would hold
+    // its concurrency slot forever. A HEAD pins nothing and opens nothing.
+    if (c.req.method === "HEAD") {
+      return c.body(null, 200, { "content-type": SNAPSHOT_MEDIA_TYPE }) as never;
+    }
     const stream = await deps.snapshots.open(replicaId, after);
     return c.body(stream, 200, { "content-type": SNAPSHOT_MEDIA_TYPE }) as never;
   });

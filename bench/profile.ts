@@ -1,0 +1,135 @@
+/**
+ * CPU profile of a real primary under a load, through the V8 inspector (this Deno has no
+ * --cpu-prof): starts the primary with the start task's flags plus --inspect, runs a load from a
+ * separate process, and prints the functions with the most self time. The raw profile is written
+ * to bench/profiles/<scenario>.cpuprofile (open it in Chrome DevTools).
+ *
+ * Run: deno run -A bench/profile.ts writes|batch|catchup [seconds]
+ */
+
+import { freePort, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
+
+const SAMPLING_INTERVAL_US = 200;
+const TOP_FUNCTIONS = 30;
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** A minimal Chrome DevTools Protocol session over the inspector's WebSocket. */
+async function connect(
+  inspectPort: number,
+): Promise<(method: string, params?: unknown) => Promise<unknown>> {
+  let targets: Array<{ webSocketDebuggerUrl: string }> = [];
+  for (let i = 0; i < 100 && targets.length === 0; i++) {
+    targets = await fetch(`http://127.0.0.1:${inspectPort}/json/list`).then((r) => r.json()).catch(
+      () => [],
+    );
+    if (targets.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const socket = new WebSocket(targets[0]!.webSocketDebuggerUrl);
+  await new Promise((resolve) => socket.addEventListener("open", resolve, { once: true }));
+  const pending = new Map<number, (value: unknown) => void>();
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    pending.get(message.id)?.(message.result);
+  });
+  let next = 0;
+  return (method, params) =>
+    new Promise((resolve) => {
+      const id = ++next;
+      pending.set(id, resolve);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+}
+
+function selfTimes(profile: Profile): Array<[string, number]> {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const totals = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const frame = byId.get(id)!.callFrame;
+    const where = frame.url
+      ? `${frame.url.replace(/^.*\/(work\/main|registry\.npmjs\.org)\//, "")}:${
+        frame.lineNumber + 1
+      }`
+      : "";
+    const name = `${frame.functionName || "(anonymous)"} ${where}`;
+    totals.set(name, (totals.get(name) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  return [...totals.entries()].sort((a, b) => b[1] - a[1]);
+}
+
+const LOADS: Record<string, (base: string, seconds: number) => string[]> = {
+  writes: (
+    base,
+    s,
+  ) => ["--url", base, "--concurrency", "64", "--records", "1", "--duration-ms", String(s * 1000)],
+  batch: (
+    base,
+    s,
+  ) => [
+    "--url",
+    base,
+    "--concurrency",
+    "4",
+    "--records",
+    "1000",
+    "--duration-ms",
+    String(s * 1000),
+  ],
+};
+
+async function main(): Promise<void> {
+  const scenario = Deno.args[0] ?? "writes";
+  const seconds = Number(Deno.args[1] ?? "5");
+  const load = LOADS[scenario];
+  if (!load) throw new Error(`scenario must be one of ${Object.keys(LOADS).join(", ")}`);
+  const dir = await Deno.makeTempDir({ prefix: "ferry-profile-", dir: "." });
+  const port = freePort();
+  const inspectPort = freePort();
+  const args = startTaskArgs(`${dir}/data`, port);
+  args.splice(1, 0, `--inspect=127.0.0.1:${inspectPort}`);
+  const primary = startProcess(args);
+  try {
+    await primary.waitFor("ferry.started");
+    const send = await connect(inspectPort);
+    await send("Profiler.enable");
+    await send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
+    await send("Profiler.start");
+    const client = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./load_client.ts", import.meta.url).pathname,
+        ...load(`http://127.0.0.1:${port}`, seconds),
+      ],
+      stdout: "piped",
+    });
+    console.log(new TextDecoder().decode((await client.output()).stdout).trim());
+    const { profile } = (await send("Profiler.stop")) as { profile: Profile };
+    await Deno.mkdir(new URL("./profiles/", import.meta.url), { recursive: true });
+    await Deno.writeTextFile(
+      new URL(`./profiles/${scenario}.cpuprofile`, import.meta.url),
+      JSON.stringify(profile),
+    );
+    const times = selfTimes(profile);
+    const total = times.reduce((sum, [, t]) => sum + t, 0);
+    for (const [name, time] of times.slice(0, TOP_FUNCTIONS)) {
+      console.log(`${((100 * time) / total).toFixed(1).padStart(5)}%  ${name}`);
+    }
+  } finally {
+    primary.child.kill("SIGTERM");
+    await primary.child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,871 @@
+/**
+ * Replication benchmarks against real primary processes (started like `deno task start`, with its
+ * scoped permissions):
+ *
+ * - "catchup": one puller drains a backlog of 128-byte records as raw frames (every CRC checked),
+ *   against a NATS JetStream pull consumer (nats-server from Debian, file storage) draining the
+ *   same count, measured in the same run.
+ * - "fanout": long-polling replicas in separate processes while a writer process sustains a fixed
+ *   rate of single-record writes; end-to-end lag per (replica, record), and the primary's CPU and
+ *   RSS.
+ * - "resume": a ~1 GiB spool of ~1 KiB records: primary start-up time with it vs with an empty
+ *   spool, and the time of a pull from the middle (cold, then warm seek index) vs from the tail.
+ *
+ * Run: `deno task bench catchup` (or fanout, resume); `--quick` or FERRY_BENCH_QUICK=1 for small
+ * sizes that only validate the script.
+ */
+
+// deno-lint-ignore no-import-prefix -- the lead decides on dependencies; the benchmark pins its own.
+import { AckPolicy, connect, DeliverPolicy, StorageType } from "npm:nats@2.29.3";
+import { FerryClient } from "../src/replica/client.ts";
+import { KvState } from "../src/kv_state.ts";
+import { GIB_BYTES, GROUP_COMMIT_RECORDS_MAX, MIB_BYTES } from "../src/limits.ts";
+import { encodeChangeRecord } from "../src/records.ts";
+import { frameV3ByteLength } from "../src/wal/frame.ts";
+import { Spool } from "../src/wal/spool.ts";
+import { joinPath } from "../src/files.ts";
+import { getJson, type Node, startPrimary, stop } from "../tests/helpers/cluster.ts";
+import { freePort, ROOT } from "../tests/helpers/process.ts";
+import { appendResults, formatNumber, percentile } from "./results.ts";
+import {
+  nowMs,
+  type PeerTask,
+  type ReplicasOutput,
+  type WriteReceipt,
+  type WriterOutput,
+} from "./replication_peers.ts";
+
+// ---- sizes (full / quick) ----
+
+/** Quick mode: small sizes, to check that the script works (figures mean little). */
+export function quickMode(): boolean {
+  return Deno.args.includes("--quick") || Deno.env.get("FERRY_BENCH_QUICK") === "1";
+}
+
+const CATCHUP_RECORDS_FULL = 1_000_000;
+const CATCHUP_RECORDS_QUICK = 50_000;
+/** Payload bytes of one catch-up record (a valid change record, padded to exactly this size). */
+const CATCHUP_RECORD_BYTES = 128;
+/**
+ * Segment size of the quick catch-up backlog, so that the quick drain too crosses sealed segments
+ * before it reaches the in-memory tail (the full run uses the default 64 MiB).
+ */
+const CATCHUP_SEGMENT_BYTES_QUICK = 2 * MIB_BYTES;
+/** Records per pull (ferry `max_count`) and per fetch (JetStream `max_messages`). */
+const CATCHUP_BATCH_RECORDS = 1000;
+/** JetStream publishes in flight while the NATS backlog is built (not timed). */
+const NATS_PUBLISH_WINDOW = 1000;
+/** How long one JetStream fetch may wait for its batch. */
+const NATS_FETCH_EXPIRES_MS = 30_000;
+/** How long nats-server may take to say it is ready. */
+const NATS_START_TIMEOUT_MS = 30_000;
+
+const FANOUT_REPLICAS_FULL = 100;
+const FANOUT_REPLICAS_QUICK = 10;
+const FANOUT_WRITES_PER_SECOND = 200;
+const FANOUT_SECONDS_FULL = 30;
+const FANOUT_SECONDS_QUICK = 5;
+/** Replica processes the replicas are spread over (the machine has 2 cores). */
+const FANOUT_REPLICA_PROCESSES = 2;
+/** Each replica acks its position at most this often (ferry's own replica acks every pull). */
+const FANOUT_ACK_INTERVAL_MS = 1000;
+/** Time between spawning the writer and its first write (its own start-up is not measured). */
+const FANOUT_WRITER_LEAD_MS = 2000;
+/** Extra time the peers get past the planned end before they give up. */
+const FANOUT_DEADLINE_SLACK_MS = 120_000;
+/** How often the primary's RSS is sampled. */
+const RSS_SAMPLE_MS = 100;
+/** How long the replicas may take to park their first long-poll. */
+const FANOUT_READY_TIMEOUT_MS = 60_000;
+
+const RESUME_SPOOL_BYTES_FULL = GIB_BYTES;
+const RESUME_SPOOL_BYTES_QUICK = 100 * 1000 * 1000;
+/** Payload bytes of one resume record. */
+const RESUME_RECORD_BYTES = 1024;
+/** `max_count` of the resume pulls. */
+const RESUME_PULL_RECORDS = 1000;
+/** Measured start-ups of each kind (after one unmeasured warm-up start); the median is reported. */
+const RESUME_STARTS = 3;
+/** Warm pulls (middle and tail); the median is reported. */
+const RESUME_WARM_PULLS = 5;
+
+/**
+ * Settings of the benchmark primaries beyond the start task's: nothing is pruned during a run
+ * (retention would otherwise prune the applied backlog past 256 MiB), and a slot 1M records behind
+ * is not invalidated (the default cap is 100 000 records).
+ */
+const PRIMARY_RETAIN_FLAGS = ["--wal-retain-bytes-min", String(64 * GIB_BYTES)];
+const PRIMARY_NO_LAG_CAP_FLAGS = ["--slot-lag-max-records", "0"];
+
+const MB = 1_000_000;
+/** Bytes of frames per append while a backlog is built (small enough that segments end near 64 MiB). */
+const BUILD_APPEND_BYTES = MIB_BYTES;
+/** Fixed writer timestamp of generated records (keeps their size fixed). */
+const RECORD_TS = 1_700_000_000_000;
+const KEY_DIGITS = 10;
+
+// ---- helpers ----
+
+/** A valid change record of exactly `bytes` bytes of UTF-8 JSON (a put with a padded value). */
+function recordPayload(index: number, bytes: number): Uint8Array {
+  const key = `k${String(index).padStart(KEY_DIGITS, "0")}`;
+  const record = { op: "put" as const, collection: "bench", key, value: "", ts: RECORD_TS };
+  const emptyBytes = encodeChangeRecord(record).byteLength;
+  if (emptyBytes > bytes) throw new Error(`a record cannot be as small as ${bytes} bytes`);
+  const payload = encodeChangeRecord({ ...record, value: "x".repeat(bytes - emptyBytes) });
+  if (payload.byteLength !== bytes) throw new Error("record padding is off");
+  return payload;
+}
+
+/**
+ * Writes `count` records straight into the spool of `dataDir` (big group commits, no server), then
+ * marks them applied in the primary's materialised state, as on a primary that took these writes
+ * over HTTP and applied them: so the state applier neither competes for CPU nor warms the seek
+ * indexes during the measurements. The newest segment's records are the ones a starting primary
+ * loads into its in-memory tail.
+ */
+async function buildBacklog(
+  dataDir: string,
+  count: number,
+  recordBytes: number,
+  segmentBytesMax?: number,
+): Promise<{ segments: number; bytes: number; newestSegmentRecords: number }> {
+  const walDir = joinPath(dataDir, "wal");
+  const spool = await Spool.open({ walDir, timeline: 1, term: 1, segmentBytesMax });
+  const perAppend = Math.min(
+    GROUP_COMMIT_RECORDS_MAX,
+    Math.floor(BUILD_APPEND_BYTES / frameV3ByteLength(recordBytes)),
+  );
+  try {
+    for (let first = 0; first < count; first += perAppend) {
+      const payloads: Uint8Array[] = [];
+      for (let i = first; i < Math.min(count, first + perAppend); i++) {
+        payloads.push(recordPayload(i, recordBytes));
+      }
+      await spool.append(payloads);
+    }
+    if (spool.currentLsn() !== count) throw new Error(`spool holds ${spool.currentLsn()} records`);
+  } finally {
+    await spool.close();
+  }
+  const kv = await Deno.openKv(joinPath(dataDir, "ferry.kv"));
+  try {
+    await new KvState(kv).setMeta({ applied_lsn: count, last_term: 1, last_hash: null });
+  } finally {
+    kv.close();
+  }
+  const segments = spool.segments();
+  return {
+    segments: segments.length,
+    bytes: spool.retainedBytes(),
+    newestSegmentRecords: count - segments[segments.length - 1]!.firstLsn + 1,
+  };
+}
+
+async function stopQuietly(node: Node | undefined): Promise<void> {
+  if (node) await stop(node).catch((error) => console.error(`stopping primary: ${error}`));
+}
+
+function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
+function ms(value: number): string {
+  return `${value.toFixed(1)} ms`;
+}
+
+function ratio(a: number, b: number): string {
+  return b > 0 ? (a / b).toFixed(2) : "n/a";
+}
+
+async function commandOk(command: string, args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(command, {
+      args,
+      stdout: "null",
+      stderr: "inherit",
+      env: { DEBIAN_FRONTEND: "noninteractive" },
+    }).output();
+    return success;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Installs Debian's nats-server when it is missing (apt-get update only if the install fails). */
+async function ensureNatsServer(): Promise<void> {
+  if (await commandOk("nats-server", ["--version"])) return;
+  const root = Deno.uid() === 0;
+  const apt = (args: string[]) =>
+    root ? commandOk("apt-get", args) : commandOk("sudo", ["apt-get", ...args]);
+  const install = ["install", "-y", "--no-install-recommends", "nats-server"];
+  console.log("installing nats-server from Debian's packages");
+  if (await apt(install)) return;
+  if (await apt(["update"]) && await apt(install)) return;
+  throw new Error("could not install nats-server (apt-get install -y nats-server)");
+}
+
+interface NatsServer {
+  child: Deno.ChildProcess;
+  port: number;
+  version: string;
+  done: Promise<void>;
+}
+
+/** Starts nats-server with JetStream on 127.0.0.1, storing in `storeDir`; resolves when ready. */
+async function startNatsServer(storeDir: string): Promise<NatsServer> {
+  const version = new TextDecoder().decode(
+    (await new Deno.Command("nats-server", { args: ["--version"], stdout: "piped" }).output())
+      .stdout,
+  ).trim().replace(/^nats-server:\s*/, "");
+  const port = freePort();
+  const child = new Deno.Command("nats-server", {
+    args: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const done = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      log += chunk;
+      if (log.includes("Server is ready")) markReady();
+    }
+  })();
+  const timeout = new Promise<"timeout">((resolve) => {
+    const timer = setTimeout(() => resolve("timeout"), NATS_START_TIMEOUT_MS);
+    ready.then(() => clearTimeout(timer));
+  });
+  const outcome = await Promise.race([
+    ready.then(() => "ready" as const),
+    child.status.then(() => "exited" as const),
+    timeout,
+  ]);
+  if (outcome !== "ready") {
+    if (outcome === "timeout") child.kill("SIGKILL");
+    await child.status;
+    throw new Error(`nats-server did not start (${outcome}):\n${log}`);
+  }
+  return { child, port, version, done };
+}
+
+async function stopNatsServer(server: NatsServer | undefined): Promise<void> {
+  if (!server) return;
+  try {
+    server.child.kill("SIGTERM");
+  } catch {
+    // already gone
+  }
+  await server.child.status;
+  await server.done;
+}
+
+// ---- catchup ----
+
+interface DrainResult {
+  records: number;
+  seconds: number;
+}
+
+/** Drains `count` records from the primary as raw frames, checking every CRC, LSN and size. */
+async function drainFerry(base: string, count: number): Promise<DrainResult> {
+  const client = new FerryClient(base);
+  let since = 0;
+  const started = performance.now();
+  while (since < count) {
+    const pull = await client.pullFrames({
+      replicaId: "catchup-1",
+      sinceLsn: since,
+      maxCount: CATCHUP_BATCH_RECORDS,
+    });
+    if (pull.corrupt) throw new Error(`corrupt frame after ${since}: ${pull.corrupt.reason}`);
+    if (pull.frames.length === 0) throw new Error(`the pull after ${since} brought nothing`);
+    for (const frame of pull.frames) {
+      since += 1;
+      if (frame.lsn !== since) throw new Error(`expected LSN ${since}, got ${frame.lsn}`);
+      if (frame.payload.byteLength !== CATCHUP_RECORD_BYTES) throw new Error("bad payload size");
+    }
+  }
+  return { records: since, seconds: (performance.now() - started) / 1000 };
+}
+
+const NATS_STREAM = "BENCH";
+const NATS_SUBJECT = "bench.records";
+const NATS_CONSUMER = "drain";
+
+/**
+ * Publishes `count` 128-byte messages to a file-storage stream (untimed), then drains them with a
+ * durable pull consumer in fetches of `CATCHUP_BATCH_RECORDS` (timed), checking every sequence and
+ * size.
+ */
+async function drainNats(port: number, count: number): Promise<DrainResult> {
+  const nc = await connect({ servers: `127.0.0.1:${port}` });
+  try {
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.add({
+      name: NATS_STREAM,
+      subjects: [NATS_SUBJECT],
+      storage: StorageType.File,
+    });
+    const js = nc.jetstream();
+    let inFlight: Array<Promise<unknown>> = [];
+    for (let i = 0; i < count; i++) {
+      inFlight.push(js.publish(NATS_SUBJECT, recordPayload(i, CATCHUP_RECORD_BYTES)));
+      if (inFlight.length >= NATS_PUBLISH_WINDOW) {
+        await Promise.all(inFlight);
+        inFlight = [];
+      }
+    }
+    await Promise.all(inFlight);
+    const info = await jsm.streams.info(NATS_STREAM);
+    if (info.state.messages !== count) {
+      throw new Error(`the stream holds ${info.state.messages} messages, not ${count}`);
+    }
+    await jsm.consumers.add(NATS_STREAM, {
+      durable_name: NATS_CONSUMER,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const consumer = await js.consumers.get(NATS_STREAM, NATS_CONSUMER);
+    let received = 0;
+    const started = performance.now();
+    while (received < count) {
+      const batch = await consumer.fetch({
+        max_messages: Math.min(CATCHUP_BATCH_RECORDS, count - received),
+        expires: NATS_FETCH_EXPIRES_MS,
+      });
+      const before = received;
+      for await (const message of batch) {
+        received += 1;
+        if (message.seq !== received) throw new Error(`expected seq ${received}, ${message.seq}`);
+        if (message.data.byteLength !== CATCHUP_RECORD_BYTES) throw new Error("bad message size");
+      }
+      if (received === before) throw new Error(`a fetch after ${received} brought nothing`);
+    }
+    return { records: received, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Catch-up drain: ferry raw frames vs a NATS JetStream pull consumer. */
+export async function runCatchupBench(): Promise<void> {
+  const quick = quickMode();
+  const count = quick ? CATCHUP_RECORDS_QUICK : CATCHUP_RECORDS_FULL;
+  await ensureNatsServer();
+  const dir = await Deno.makeTempDir({ prefix: "ferry-bench-catchup-" });
+  let primary: Node | undefined;
+  let nats: NatsServer | undefined;
+  try {
+    const dataDir = joinPath(dir, "ferry");
+    const built = performance.now();
+    const { segments, newestSegmentRecords } = await buildBacklog(
+      dataDir,
+      count,
+      CATCHUP_RECORD_BYTES,
+      quick ? CATCHUP_SEGMENT_BYTES_QUICK : undefined,
+    );
+    console.log(
+      `ferry backlog: ${formatNumber(count)} records in ${segments} segment(s) (the newest, ${
+        formatNumber(newestSegmentRecords)
+      } records, served from the in-memory tail), built in ${ms(performance.now() - built)}`,
+    );
+    primary = await startPrimary(dataDir, [...PRIMARY_RETAIN_FLAGS, ...PRIMARY_NO_LAG_CAP_FLAGS]);
+    const ferry = await drainFerry(primary.base, count);
+    await stop(primary);
+    primary = undefined;
+
+    await Deno.mkdir(joinPath(dir, "nats"));
+    nats = await startNatsServer(joinPath(dir, "nats"));
+    const natsVersion = nats.version;
+    const jet = await drainNats(nats.port, count);
+    await stopNatsServer(nats);
+    nats = undefined;
+
+    const ferryRate = ferry.records / ferry.seconds;
+    const natsRate = jet.records / jet.seconds;
+    const payloadMb = (rate: number) => (rate * CATCHUP_RECORD_BYTES) / MB;
+    const frameBytes = frameV3ByteLength(CATCHUP_RECORD_BYTES);
+    const ferryLine = `ferry raw frames: ${formatNumber(ferryRate)} records/s, ${
+      payloadMb(ferryRate).toFixed(1)
+    } MB/s of payload (${((ferryRate * frameBytes) / MB).toFixed(1)} MB/s of frames), ${
+      ferry.seconds.toFixed(2)
+    } s`;
+    const natsLine = `NATS JetStream: ${formatNumber(natsRate)} records/s, ${
+      payloadMb(natsRate).toFixed(1)
+    } MB/s of payload, ${jet.seconds.toFixed(2)} s`;
+    console.log(ferryLine);
+    console.log(natsLine);
+    console.log(`ratio ferry / NATS: ${ratio(ferryRate, natsRate)}`);
+    await appendResults(
+      `Replication: catch-up drain, ferry vs NATS JetStream${quick ? " (quick)" : ""}`,
+      [
+        `One puller drains ${formatNumber(count)} records of ${CATCHUP_RECORD_BYTES} bytes ` +
+        `(${CATCHUP_BATCH_RECORDS} per pull / fetch); only the drain is timed, the backlog is ` +
+        "written before (and is in the page cache for both).",
+        "",
+        "- ferry: a real primary process (start task permissions); `GET /v1/wal` with " +
+        "`Accept: application/x-ferry-frames`, `replica_id`, `max_count " +
+        `${CATCHUP_BATCH_RECORDS}\`; every frame CRC-checked by \`FerryClient.pullFrames\`, LSNs and ` +
+        `sizes checked. Backlog appended straight into the spool (${segments} segment(s) of ` +
+        `${quick ? CATCHUP_SEGMENT_BYTES_QUICK / MIB_BYTES : 64} MiB at most), marked applied ` +
+        "in the materialised state; slot lag cap off, no pruning. The " +
+        `newest segment's ${formatNumber(newestSegmentRecords)} records are served from the ` +
+        "in-memory tail (loaded at start-up), the rest from the segment files through the seek " +
+        "index.",
+        `- NATS: nats-server ${natsVersion} (Debian) with \`-js\`, file storage ` +
+        "stream, durable pull consumer (ack policy none), `fetch` of " +
+        `${CATCHUP_BATCH_RECORDS}; client npm:nats@2.29.3 under Deno's Node compatibility; ` +
+        "sequences and sizes checked.",
+        "",
+        "| system | records/s | payload MB/s | drain s | ratio vs NATS |",
+        "|---|---:|---:|---:|---:|",
+        `| ferry raw frames | ${formatNumber(ferryRate)} | ${payloadMb(ferryRate).toFixed(1)} | ${
+          ferry.seconds.toFixed(2)
+        } | ${ratio(ferryRate, natsRate)} |`,
+        `| NATS JetStream | ${formatNumber(natsRate)} | ${payloadMb(natsRate).toFixed(1)} | ${
+          jet.seconds.toFixed(2)
+        } | 1.00 |`,
+        "",
+        `ferry's frames carry ${frameBytes - CATCHUP_RECORD_BYTES} bytes of header and CRC per ` +
+        `record: ${((ferryRate * frameBytes) / MB).toFixed(1)} MB/s on the wire.`,
+      ],
+    );
+  } finally {
+    await stopQuietly(primary);
+    await stopNatsServer(nats);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// ---- fanout ----
+
+interface Peer {
+  child: Deno.ChildProcess;
+  output: Promise<Deno.CommandOutput>;
+}
+
+const PEERS_SCRIPT = "bench/replication_peers.ts";
+
+/** Starts a peer process (bench/replication_peers.ts) allowed to reach the primary only. */
+function spawnPeer(port: number, task: PeerTask): Peer {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      `--allow-net=127.0.0.1:${port}`,
+      PEERS_SCRIPT,
+      JSON.stringify(task),
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  return { child, output: child.output() };
+}
+
+async function peerOutput<T>(peer: Peer, what: string): Promise<T> {
+  const output = await peer.output;
+  const decoder = new TextDecoder();
+  if (!output.success) {
+    throw new Error(`${what} exited ${output.code}:\n${decoder.decode(output.stderr)}`);
+  }
+  return JSON.parse(decoder.decode(output.stdout).trim().split("\n").pop()!) as T;
+}
+
+async function killPeer(peer: Peer): Promise<void> {
+  try {
+    peer.child.kill("SIGKILL");
+  } catch {
+    // already gone
+  }
+  await peer.output.catch(() => undefined);
+}
+
+/** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
+async function cpuTicks(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** VmRSS of a process, in KiB. */
+async function rssKib(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]);
+}
+
+/** Clock ticks per second (`getconf CLK_TCK`; 100 when getconf is missing). */
+async function clockTicksPerSecond(): Promise<number> {
+  const DEFAULT_CLK_TCK = 100;
+  try {
+    const { stdout, success } = await new Deno.Command("getconf", {
+      args: ["CLK_TCK"],
+      stdout: "piped",
+    }).output();
+    const value = Number(new TextDecoder().decode(stdout).trim());
+    return success && value > 0 ? value : DEFAULT_CLK_TCK;
+  } catch {
+    return DEFAULT_CLK_TCK;
+  }
+}
+
+/** Held long-polls on the primary (`ferry_pull_waiters`). */
+async function heldPulls(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(/^ferry_pull_waiters (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+/** The p-th percentile of an already sorted array (same rank rule as results.ts `percentile`). */
+function sortedPercentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+interface LagSummary {
+  min: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+function summarize(values: Float64Array): LagSummary {
+  values.sort();
+  return {
+    min: values[0] ?? 0,
+    p50: sortedPercentile(values, 50),
+    p99: sortedPercentile(values, 99),
+    max: values[values.length - 1] ?? 0,
+  };
+}
+
+function lagCell(lag: LagSummary): string {
+  const spread = lag.p50 > 0 ? (lag.p99 / lag.p50).toFixed(2) : "n/a (p50 ≤ 0)";
+  return `${lag.min.toFixed(2)} | ${lag.p50.toFixed(2)} | ${lag.p99.toFixed(2)} | ${
+    lag.max.toFixed(2)
+  } | ${spread}`;
+}
+
+/** Fan-out: long-polling replicas in separate processes while a writer sustains a fixed rate. */
+export async function runFanoutBench(): Promise<void> {
+  const quick = quickMode();
+  const replicaCount = quick ? FANOUT_REPLICAS_QUICK : FANOUT_REPLICAS_FULL;
+  const seconds = quick ? FANOUT_SECONDS_QUICK : FANOUT_SECONDS_FULL;
+  const writeCount = FANOUT_WRITES_PER_SECOND * seconds;
+  const processes = Math.min(FANOUT_REPLICA_PROCESSES, replicaCount);
+  const dir = await Deno.makeTempDir({ prefix: "ferry-bench-fanout-" });
+  let primary: Node | undefined;
+  const peers: Peer[] = [];
+  let sampler: ReturnType<typeof setInterval> | undefined;
+  try {
+    primary = await startPrimary(joinPath(dir, "ferry"));
+    const { base, port } = primary;
+    const pid = primary.process.child.pid;
+    const ids = Array.from({ length: replicaCount }, (_, i) => `fanout-${i}`);
+    const deadlineMs = nowMs() + FANOUT_WRITER_LEAD_MS + seconds * 1000 +
+      FANOUT_DEADLINE_SLACK_MS;
+    const replicaPeers: Peer[] = [];
+    for (let p = 0; p < processes; p++) {
+      const peer = spawnPeer(port, {
+        role: "replicas",
+        base,
+        ids: ids.filter((_, i) => i % processes === p),
+        untilLsn: writeCount,
+        ackIntervalMs: FANOUT_ACK_INTERVAL_MS,
+        deadlineMs,
+      });
+      replicaPeers.push(peer);
+      peers.push(peer);
+    }
+    const readyBy = Date.now() + FANOUT_READY_TIMEOUT_MS;
+    while (await heldPulls(base) < replicaCount) {
+      if (Date.now() > readyBy) throw new Error("the replicas did not all park a long-poll");
+      await sleep(50);
+    }
+    const rssIdleKib = await rssKib(pid);
+    const startAtMs = nowMs() + FANOUT_WRITER_LEAD_MS;
+    const writer = spawnPeer(port, {
+      role: "writer",
+      base,
+      ratePerSecond: FANOUT_WRITES_PER_SECOND,
+      count: writeCount,
+      startAtMs,
+      deadlineMs,
+    });
+    peers.push(writer);
+    await sleep(startAtMs - nowMs());
+    const ticksBefore = await cpuTicks(pid);
+    const windowStart = nowMs();
+    let rssMaxKib = rssIdleKib;
+    sampler = setInterval(() => {
+      rssKib(pid).then((kib) => (rssMaxKib = Math.max(rssMaxKib, kib)), () => undefined);
+    }, RSS_SAMPLE_MS);
+    const { writes } = await peerOutput<WriterOutput>(writer, "writer");
+    const ticksAfter = await cpuTicks(pid);
+    const windowSeconds = (nowMs() - windowStart) / 1000;
+    rssMaxKib = Math.max(rssMaxKib, await rssKib(pid));
+    clearInterval(sampler);
+    sampler = undefined;
+    const outputs = await Promise.all(
+      replicaPeers.map((peer) => peerOutput<ReplicasOutput>(peer, "replicas")),
+    );
+
+    const sentAt = new Float64Array(writeCount + 1);
+    const ackedAt = new Float64Array(writeCount + 1);
+    const byLsn = [...writes].sort((a: WriteReceipt, b: WriteReceipt) => a[0] - b[0]);
+    byLsn.forEach(([lsn, sent, acked], i) => {
+      if (lsn !== i + 1) throw new Error(`write ${i} got LSN ${lsn} (expected ${i + 1})`);
+      sentAt[lsn] = sent;
+      ackedAt[lsn] = acked;
+    });
+    const pairs = replicaCount * writeCount;
+    const fromAck = new Float64Array(pairs);
+    const fromSend = new Float64Array(pairs);
+    let filled = 0;
+    let pulls = 0;
+    let acks = 0;
+    for (const replica of outputs.flatMap((output) => output.replicas)) {
+      acks += replica.acks;
+      pulls += replica.pulls.length;
+      for (const [first, last, receivedMs] of replica.pulls) {
+        for (let lsn = first; lsn <= last; lsn++) {
+          fromAck[filled] = receivedMs - ackedAt[lsn]!;
+          fromSend[filled] = receivedMs - sentAt[lsn]!;
+          filled += 1;
+        }
+      }
+    }
+    if (filled !== pairs) throw new Error(`${filled} receipts, expected ${pairs}`);
+    const ackLag = summarize(fromAck);
+    const sendLag = summarize(fromSend);
+    const writeLatency = summarize(
+      Float64Array.from(writes, ([, sent, acked]) => acked - sent),
+    );
+    const sends = writes.map(([, sent]) => sent);
+    const achievedRate = (writeCount - 1) / ((Math.max(...sends) - Math.min(...sends)) / 1000);
+    const cpuPercent = ((ticksAfter - ticksBefore) / await clockTicksPerSecond()) /
+      windowSeconds * 100;
+    const mib = (kib: number) => (kib / 1024).toFixed(1);
+
+    console.log(
+      `${replicaCount} replicas in ${processes} processes, ${formatNumber(writeCount)} writes at ${
+        achievedRate.toFixed(1)
+      }/s (target ${FANOUT_WRITES_PER_SECOND})`,
+    );
+    console.log(
+      `lag from write ack to replica receipt: p50 ${ackLag.p50.toFixed(2)} ms, p99 ${
+        ackLag.p99.toFixed(2)
+      } ms, max ${ackLag.max.toFixed(2)} ms (p99/p50 ${ratio(ackLag.p99, ackLag.p50)})`,
+    );
+    console.log(
+      `lag from write send to replica receipt: p50 ${sendLag.p50.toFixed(2)} ms, p99 ${
+        sendLag.p99.toFixed(2)
+      } ms (p99/p50 ${ratio(sendLag.p99, sendLag.p50)})`,
+    );
+    console.log(
+      `write latency (send to ack): p50 ${writeLatency.p50.toFixed(2)} ms, p99 ${
+        writeLatency.p99.toFixed(2)
+      } ms`,
+    );
+    console.log(
+      `primary: ${cpuPercent.toFixed(1)}% of one core over ${windowSeconds.toFixed(1)} s; RSS ${
+        mib(rssIdleKib)
+      } MiB before writes, max ${mib(rssMaxKib)} MiB`,
+    );
+    console.log(`records per pull: ${(pairs / pulls).toFixed(2)}; acks sent: ${acks}`);
+    await appendResults(`Replication: fan-out to long-polling replicas${quick ? " (quick)" : ""}`, [
+      `${replicaCount} raw-frame replicas (each its own \`replica_id\`, long-poll ` +
+      `\`await_timeout_ms\` 25000, every CRC checked, acking at most every ` +
+      `${FANOUT_ACK_INTERVAL_MS} ms) in ${processes} Deno processes; one writer process sends ` +
+      `${formatNumber(writeCount)} single-record writes at ${FANOUT_WRITES_PER_SECOND}/s ` +
+      `(open loop; achieved ${achievedRate.toFixed(1)}/s) to a real primary (default settings). ` +
+      "Lag is taken per (replica, record) pair: the time the replica's pull carrying that LSN was " +
+      "decoded, minus the time the writer got the write's answer (or sent it), all on one machine " +
+      "(`performance.timeOrigin + performance.now()`). A replica may see a record before the " +
+      "writer reads its own answer, so lag from the ack can be negative.",
+      "",
+      "| lag, ms | min | p50 | p99 | max | p99/p50 |",
+      "|---|---:|---:|---:|---:|---:|",
+      `| write ack → replica receipt | ${lagCell(ackLag)} |`,
+      `| write send → replica receipt | ${lagCell(sendLag)} |`,
+      `| write send → write ack | ${lagCell(writeLatency)} |`,
+      "",
+      `Primary over the write phase (${windowSeconds.toFixed(1)} s): CPU ` +
+      `${cpuPercent.toFixed(1)}% of one core (utime+stime from /proc); RSS ${
+        mib(rssIdleKib)
+      } MiB with the pulls parked before the writes, max ${mib(rssMaxKib)} MiB sampled every ` +
+      `${RSS_SAMPLE_MS} ms. ${(pairs / pulls).toFixed(2)} records per pull on average; ` +
+      `${formatNumber(acks)} acks.`,
+    ]);
+  } finally {
+    if (sampler !== undefined) clearInterval(sampler);
+    for (const peer of peers) await killPeer(peer);
+    await stopQuietly(primary);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// ---- resume ----
+
+interface TimedPull {
+  ms: number;
+  records: number;
+}
+
+/** One raw-frame pull of `RESUME_PULL_RECORDS` after `since`, timed from request to decoded body. */
+async function timedPull(
+  client: FerryClient,
+  replicaId: string,
+  since: number,
+  expected: number,
+): Promise<TimedPull> {
+  const started = performance.now();
+  const pull = await client.pullFrames({
+    replicaId,
+    sinceLsn: since,
+    maxCount: RESUME_PULL_RECORDS,
+  });
+  const elapsed = performance.now() - started;
+  if (pull.corrupt) throw new Error(`corrupt frame after ${since}: ${pull.corrupt.reason}`);
+  if (pull.frames.length !== expected || pull.frames[0]?.lsn !== since + 1) {
+    throw new Error(`the pull after ${since} brought ${pull.frames.length} records`);
+  }
+  return { ms: elapsed, records: pull.frames.length };
+}
+
+/** Start-up with a ~1 GiB spool vs an empty one; a pull from the middle (cold, warm) vs the tail. */
+export async function runResumeBench(): Promise<void> {
+  const quick = quickMode();
+  const spoolBytes = quick ? RESUME_SPOOL_BYTES_QUICK : RESUME_SPOOL_BYTES_FULL;
+  const count = Math.ceil(spoolBytes / frameV3ByteLength(RESUME_RECORD_BYTES));
+  const dir = await Deno.makeTempDir({ prefix: "ferry-bench-resume-" });
+  let primary: Node | undefined;
+  try {
+    const fullDir = joinPath(dir, "full");
+    const emptyDir = joinPath(dir, "empty");
+    const built = performance.now();
+    const { segments, bytes } = await buildBacklog(fullDir, count, RESUME_RECORD_BYTES);
+    console.log(
+      `spool: ${formatNumber(count)} records of ${RESUME_RECORD_BYTES} bytes in ${segments} ` +
+        `segments (${segments - 1} sealed), built in ${ms(performance.now() - built)}`,
+    );
+    // One unmeasured start of each creates the files a first start creates and warms the caches.
+    for (const dataDir of [emptyDir, fullDir]) {
+      await stop(await startPrimary(dataDir, PRIMARY_RETAIN_FLAGS));
+    }
+    const startMs: Record<"empty" | "full", number[]> = { empty: [], full: [] };
+    for (let run = 0; run < RESUME_STARTS; run++) {
+      for (const kind of ["empty", "full"] as const) {
+        const started = performance.now();
+        const node = await startPrimary(
+          kind === "empty" ? emptyDir : fullDir,
+          PRIMARY_RETAIN_FLAGS,
+        );
+        startMs[kind].push(performance.now() - started);
+        const recovered = await node.process.waitFor("ferry.recovered");
+        const expectedSegments = kind === "empty" ? 1 : segments;
+        if (recovered.segments !== expectedSegments) {
+          throw new Error(`${kind}: recovered ${recovered.segments} segments`);
+        }
+        if (kind === "full" && run === RESUME_STARTS - 1) primary = node;
+        else await stop(node);
+      }
+    }
+    const startEmpty = median(startMs.empty);
+    const startFull = median(startMs.full);
+
+    const client = new FerryClient(primary!.base);
+    const middle = Math.floor(count / 2);
+    await client.register("resume-middle", { sinceLsn: middle });
+    const cold = await timedPull(client, "resume-middle", middle, RESUME_PULL_RECORDS);
+    const warm: number[] = [];
+    for (let i = 0; i < RESUME_WARM_PULLS; i++) {
+      warm.push((await timedPull(client, "resume-middle", middle, RESUME_PULL_RECORDS)).ms);
+    }
+    const tailSince = count - RESUME_PULL_RECORDS;
+    await client.register("resume-tail", { sinceLsn: tailSince });
+    const tail: number[] = [];
+    for (let i = 0; i < RESUME_WARM_PULLS; i++) {
+      tail.push((await timedPull(client, "resume-tail", tailSince, RESUME_PULL_RECORDS)).ms);
+    }
+    const secondMs = warm[0]!;
+    const warmMs = median(warm);
+    const tailMs = median(tail);
+    const status = await getJson(primary!.base, "/v1/status");
+    if (status.oldest_lsn !== 1) throw new Error(`the spool was pruned: ${status.oldest_lsn}`);
+    await stop(primary!);
+    primary = undefined;
+
+    console.log(
+      `start-up to ferry.started (median of ${RESUME_STARTS}): empty spool ${ms(startEmpty)}, ${
+        segments - 1
+      } sealed segments ${ms(startFull)} (ratio ${ratio(startFull, startEmpty)})`,
+    );
+    console.log(
+      `pull of ${RESUME_PULL_RECORDS} from the middle (LSN ${middle}): cold ${
+        ms(cold.ms)
+      }, second ${ms(secondMs)}, warm median ${ms(warmMs)} (cold/warm ${
+        ratio(cold.ms, warmMs)
+      }); from the tail ${ms(tailMs)} (warm middle/tail ${ratio(warmMs, tailMs)}, cold/tail ${
+        ratio(cold.ms, tailMs)
+      })`,
+    );
+    const sizeMiB = bytes / MIB_BYTES;
+    await appendResults(`Replication: resume from a large spool${quick ? " (quick)" : ""}`, [
+      `Spool of ${formatNumber(count)} records of ${RESUME_RECORD_BYTES} bytes ` +
+      `(${sizeMiB.toFixed(0)} MiB, ${segments} segments of 64 MiB at most: ${
+        segments - 1
+      } sealed), appended straight into the spool and marked applied in the materialised ` +
+      "state; no pruning. The page cache is warm (nothing is dropped: other work shares the " +
+      'machine), so "cold" means the segment\'s seek index is not built yet, not a cold disk.',
+      "",
+      `Start-up: from spawning the primary process (start task permissions) to its ` +
+      `\`ferry.started\` log line, median of ${RESUME_STARTS} starts after one warm-up each; ` +
+      "the newest segment is scanned and loaded into the in-memory tail, sealed ones only listed.",
+      "",
+      "| start-up with | ms | ratio vs empty |",
+      "|---|---:|---:|",
+      `| empty spool | ${startEmpty.toFixed(1)} | 1.00 |`,
+      `| ${segments - 1} sealed segments + active | ${startFull.toFixed(1)} | ${
+        ratio(startFull, startEmpty)
+      } |`,
+      "",
+      `Pulls of \`max_count\` ${RESUME_PULL_RECORDS} as raw frames (registered replica, CRC ` +
+      "checked), timed at the client from request to decoded body: the first pull from the " +
+      "middle builds that segment's seek index (cold), the next ones use it (warm); the tail " +
+      `pulls are served from the in-memory tail (median of ${RESUME_WARM_PULLS}).`,
+      "",
+      "| pull from | ms | ratio vs tail |",
+      "|---|---:|---:|",
+      `| middle (LSN ${middle}), cold | ${cold.ms.toFixed(1)} | ${ratio(cold.ms, tailMs)} |`,
+      `| middle, second request | ${secondMs.toFixed(1)} | ${ratio(secondMs, tailMs)} |`,
+      `| middle, warm (median of ${RESUME_WARM_PULLS}, second included) | ${warmMs.toFixed(1)} | ${
+        ratio(warmMs, tailMs)
+      } |`,
+      `| tail (in-memory) | ${tailMs.toFixed(1)} | 1.00 |`,
+      "",
+      `Cold / warm middle: ${ratio(cold.ms, warmMs)}.`,
+    ]);
+  } finally {
+    await stopQuietly(primary);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const benches: Record<string, () => Promise<void>> = {
+    catchup: runCatchupBench,
+    fanout: runFanoutBench,
+    resume: runResumeBench,
+  };
+  for (const name of Deno.args.filter((arg) => !arg.startsWith("--"))) await benches[name]?.();
+}
