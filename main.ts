@@ -133,7 +133,7 @@ async function _openPrimaryKv(dataDir: string, oldestLsn: number): Promise<Deno.
     appliedLsn = (await new KvState(kv).meta()).applied_lsn;
   } catch (error) {
     kv?.close();
-    if (!isKvDamageError(error)) throw error;
+    if (!isKvDamageError(error) && !(error instanceof KvCorruptError)) throw error;
     throw new KvCorruptError(
       `cannot open or read the Deno KV file ${path} (${error.message}). ` +
         _kvRemedy(dataDir, path, oldestLsn),

@@ -16,6 +16,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  method_not_allowed: 405,
   rebootstrap_required: 409,
   stale_term: 409,
   term_ahead: 409,
@@ -27,6 +28,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   snapshot_busy: 503,
   unavailable: 503,
   wal_corrupt: 500,
+  kv_corrupt: 500,
   corrupt_frame: 500,
 };
 

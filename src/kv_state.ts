@@ -25,6 +25,7 @@
 import assert from "node:assert/strict";
 import { serialize } from "node:v8";
 import { crc32 } from "node:zlib";
+import { KvCorruptError } from "./errors.ts";
 import { FRAME_PAYLOAD_BYTES_MAX, KIB_BYTES, MIB_BYTES } from "./limits.ts";
 import type { ChangeRecord } from "./records.ts";
 
@@ -69,6 +70,8 @@ export const KV_META_BYTES_MAX = 4 * KIB_BYTES;
 export const KV_READ_RETRIES_MAX = 5;
 /** Entries a scan reads per `kv.list` batch unless told otherwise. */
 export const KV_SCAN_BATCH_ENTRIES_DEFAULT = 100;
+/** How far a listing may run past the counted entries before it is checked against the meta. */
+export const KV_SCAN_SLACK_ENTRIES = 1000;
 /** Largest JSON text a stored entry may claim (anything larger is corruption). */
 export const KV_VALUE_TEXT_BYTES_MAX = FRAME_PAYLOAD_BYTES_MAX;
 
@@ -99,6 +102,8 @@ export interface StateMeta {
   applied_lsn: number;
   last_term: number;
   last_hash: string | null;
+  /** Main entries the state holds (kept by `KvState`; callers need not set it). */
+  entries?: number;
 }
 
 /** One key of the state: its value and the LSN that wrote it. */
@@ -115,10 +120,17 @@ export interface StateScanOptions {
   after?: { collection: string; key: string };
   /** Entries per `kv.list` batch, 1..1000. */
   batchSize?: number;
+  /**
+   * For a whole scan (no `after`): when nothing was applied while it ran, check that it yielded
+   * exactly the entry count of the meta (SQLite keeps no checksums; a damaged page can make a
+   * listing silently short).
+   */
+  verifyCount?: boolean;
 }
 
-type _InlineMain = { lsn: number; json: string };
-type _ChunkedMain = { lsn: number; chunks: number; bytes: number; crc32: number };
+/** `check` is a CRC-32 over the collection, key, LSN and content: a flipped bit anywhere shows. */
+type _InlineMain = { lsn: number; json: string; check: number };
+type _ChunkedMain = { lsn: number; chunks: number; bytes: number; crc32: number; check: number };
 type _Main = _InlineMain | _ChunkedMain;
 
 /** One key-level write to make: a put (`deleted` false) or a delete, with its LSN. */
@@ -162,6 +174,8 @@ const _decoder = new TextDecoder("utf-8", { fatal: true });
  */
 export class KvState {
   #kv: Deno.Kv;
+  /** Main entries in the store, as the last commit left them (loaded with the meta). */
+  #entries: number | undefined;
 
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
@@ -170,16 +184,9 @@ export class KvState {
   /** The meta of the last apply (or `setMeta`); all zero and `last_hash: null` when absent. */
   async meta(): Promise<StateMeta> {
     const entry = await this.#kv.get<unknown>(KV_STATE_META_KEY);
-    if (entry.value === null) return { ..._EMPTY_META };
-    const meta = entry.value as Partial<StateMeta>;
-    if (typeof meta !== "object" || !_isLsn(meta.applied_lsn)) {
-      throw new Error(`the state meta ${JSON.stringify(entry.value)} is corrupt`);
-    }
-    return {
-      applied_lsn: meta.applied_lsn,
-      last_term: meta.last_term ?? 0,
-      last_hash: meta.last_hash ?? null,
-    };
+    const meta = entry.value === null ? { ..._EMPTY_META } : _parseMeta(entry.value);
+    this.#entries = meta.entries ?? 0;
+    return meta;
   }
 
   /**
@@ -219,7 +226,7 @@ export class KvState {
       const read = await this.#readValue(collection, key, main);
       if (read) return { collection, key, value: read.value, lsn: main.lsn };
     }
-    throw new Error(
+    throw new KvCorruptError(
       `the chunks of ${JSON.stringify(mainKey)} stayed missing or failed their CRC-32 after ` +
         `${KV_READ_RETRIES_MAX} retries: the state is corrupt`,
     );
@@ -238,9 +245,10 @@ export class KvState {
     await this.#writeItems(items, undefined);
   }
 
-  /** Writes the meta alone (after loading a snapshot). */
+  /** Writes the meta alone (after loading a snapshot), with the entry count this store keeps. */
   async setMeta(meta: StateMeta): Promise<void> {
-    await this.#kv.set(KV_STATE_META_KEY, _metaValue(meta));
+    if (this.#entries === undefined) await this.meta();
+    await this.#kv.set(KV_STATE_META_KEY, _metaValue({ ...meta, entries: this.#entries }));
   }
 
   /**
@@ -252,16 +260,22 @@ export class KvState {
     const batchSize = options.batchSize ?? KV_SCAN_BATCH_ENTRIES_DEFAULT;
     assert(Number.isSafeInteger(batchSize) && batchSize >= 1);
     assert(batchSize <= DENO_KV_LIST_BATCH_ENTRIES_MAX, `batchSize ${batchSize} is too large`);
+    const before = await this.meta();
     const prefix = [...KV_STATE_PREFIX];
     const selector: Deno.KvListSelector = options.after === undefined ? { prefix } : {
       prefix,
       // A 4-part key sorts right after its 3-part prefix and before the next 3-part key.
       start: [...prefix, options.after.collection, options.after.key, ""],
     };
+    let listed = 0;
     for await (const entry of this.#kv.list<unknown>(selector, { batchSize })) {
+      listed += 1;
+      if (listed > (before.entries ?? 0) + KV_SCAN_SLACK_ENTRIES) {
+        await this.#checkGrowth(before, listed);
+      }
       const [, collection, key] = entry.key;
       if (entry.key.length !== 3 || typeof collection !== "string" || typeof key !== "string") {
-        throw new Error(`the state key ${JSON.stringify(entry.key)} is corrupt`);
+        throw new KvCorruptError(`the state key ${JSON.stringify(entry.key)} is corrupt`);
       }
       const main = _parseMain(entry.value, entry.key);
       const read = await this.#readValue(collection, key, main);
@@ -272,6 +286,30 @@ export class KvState {
       // Replaced while its chunks were read: take the current version (none when deleted since).
       const current = await this.get(collection, key);
       if (current) yield current;
+    }
+    if (options.verifyCount && options.after === undefined) await this.#checkCount(before, listed);
+  }
+
+  /** A listing longer than the entries plus what was applied since it began is corruption. */
+  async #checkGrowth(before: StateMeta, listed: number): Promise<void> {
+    const now = await this.meta();
+    const applied = now.applied_lsn - before.applied_lsn;
+    if (
+      listed > Math.max(before.entries ?? 0, now.entries ?? 0) + applied + KV_SCAN_SLACK_ENTRIES
+    ) {
+      throw new KvCorruptError(
+        `the state listing ran past ${listed} entries (the meta counts ${now.entries}): the state is corrupt`,
+      );
+    }
+  }
+
+  /** With nothing applied during the scan, it must have listed exactly the counted entries. */
+  async #checkCount(before: StateMeta, listed: number): Promise<void> {
+    const after = await this.meta();
+    if (after.applied_lsn === before.applied_lsn && listed !== (after.entries ?? 0)) {
+      throw new KvCorruptError(
+        `the state lists ${listed} entries but counts ${after.entries}: the state is corrupt`,
+      );
     }
   }
 
@@ -330,7 +368,11 @@ export class KvState {
         prepared: prepare(index),
         staleChunkKeys: staleKeys(index),
       }));
-      await this.#commitSubBatch(finals, metaAfter?.(items[cut.end - 1]!.lsn));
+      if (this.#entries === undefined) await this.meta();
+      const entries = this.#entries! + _entriesDelta(finals, current);
+      const meta = metaAfter?.(items[cut.end - 1]!.lsn);
+      await this.#commitSubBatch(finals, meta && { ...meta, entries });
+      this.#entries = entries;
       for (let index = start; index < cut.end; index++) prepared.delete(index);
       start = cut.end;
     }
@@ -365,7 +407,7 @@ export class KvState {
     for (const { item, prepared } of finals) {
       const key = _mainKey(item.collection, item.key);
       if (prepared.kind === "delete") atomic.delete(key);
-      else atomic.set(key, _mainValue(item.lsn, prepared));
+      else atomic.set(key, _mainValue(item, prepared));
       // Chunk bytes were committed already; only this commit's own limits count here.
       used = _plus(used, { ..._mainCost(item, prepared), chunkBytes: 0 });
     }
@@ -495,16 +537,40 @@ function _serializedTextBytes(json: string): number {
   return serialize(json).byteLength;
 }
 
-function _mainValue(lsn: number, prepared: _Prepared): _Main {
+function _mainValue(
+  item: { collection: string; key: string; lsn: number },
+  prepared: _Prepared,
+): _Main {
   assert(prepared.kind !== "delete");
-  if (prepared.kind === "inline") return { lsn, json: prepared.json };
+  const { collection, key, lsn } = item;
+  if (prepared.kind === "inline") {
+    return { lsn, json: prepared.json, check: _check([collection, key, lsn, prepared.json]) };
+  }
   const bytes = prepared.text.byteLength;
-  return { lsn, chunks: Math.ceil(bytes / KV_CHUNK_BYTES), bytes, crc32: prepared.crc32 };
+  const chunks = Math.ceil(bytes / KV_CHUNK_BYTES);
+  const check = _check([collection, key, lsn, chunks, bytes, prepared.crc32]);
+  return { lsn, chunks, bytes, crc32: prepared.crc32, check };
+}
+
+/** CRC-32 of a tuple's JSON text: the integrity check of main entries and of the meta. */
+function _check(parts: readonly unknown[]): number {
+  return crc32(_encoder.encode(JSON.stringify(parts)));
+}
+
+/** How the entry count changes when `finals` replace the `current` main entries. */
+function _entriesDelta(finals: readonly _Final[], current: Map<string, _Main | undefined>): number {
+  let delta = 0;
+  for (const { item, prepared } of finals) {
+    const existed = current.get(_itemId(item)) !== undefined;
+    if (prepared.kind === "delete" && existed) delta -= 1;
+    if (prepared.kind !== "delete" && !existed) delta += 1;
+  }
+  return delta;
 }
 
 function _chunkWrites({ item, prepared }: _Final): { key: Deno.KvKey; value: Uint8Array }[] {
   if (prepared.kind !== "chunked") return [];
-  const main = _mainValue(item.lsn, prepared) as _ChunkedMain;
+  const main = _mainValue(item, prepared) as _ChunkedMain;
   return Array.from({ length: main.chunks }, (_, i) => ({
     key: _chunkKey(item.collection, item.key, main, i),
     value: prepared.text.subarray(i * KV_CHUNK_BYTES, (i + 1) * KV_CHUNK_BYTES),
@@ -534,7 +600,7 @@ function _mainCost(item: _Item, prepared: _Prepared): _Cost {
   if (prepared.kind === "inline") {
     return _setCost(keyBytes, prepared.storedBytes + KV_OBJECT_OVERHEAD_BYTES);
   }
-  const cost = _setCost(keyBytes, _objectBytes(_mainValue(item.lsn, prepared)));
+  const cost = _setCost(keyBytes, _objectBytes(_mainValue(item, prepared)));
   return { ...cost, chunkBytes: prepared.text.byteLength };
 }
 
@@ -553,12 +619,15 @@ function _metaReserve(): _Cost {
   return _setCost(_keyBytes(KV_STATE_META_KEY), KV_META_BYTES_MAX);
 }
 
-function _metaValue(meta: StateMeta): StateMeta {
+function _metaValue(meta: StateMeta): StateMeta & { check: number } {
   assert(_isLsn(meta.applied_lsn), `applied_lsn ${meta.applied_lsn} is not an LSN`);
+  const entries = meta.entries ?? 0;
   const value = {
     applied_lsn: meta.applied_lsn,
     last_term: meta.last_term,
     last_hash: meta.last_hash,
+    entries,
+    check: _check([meta.applied_lsn, meta.last_term, meta.last_hash, entries]),
   };
   assert(_objectBytes(value) <= KV_META_BYTES_MAX, "the meta is too large");
   return value;
@@ -632,20 +701,44 @@ function _parseJson(json: string, collection: string, key: string): unknown {
   try {
     return JSON.parse(json);
   } catch (error) {
-    throw new Error(`the value of ${JSON.stringify([collection, key])} is corrupt: ${error}`);
+    throw new KvCorruptError(
+      `the value of ${JSON.stringify([collection, key])} is corrupt: ${error}`,
+    );
   }
 }
 
-/** Checks a stored main entry; anything else is corruption (a plain `Error`). */
+/** Checks a stored main entry against its key and its own check; anything else is corruption. */
 function _parseMain(value: unknown, key: Deno.KvKey): _Main {
   const v = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
-  if (_isLsn(v.lsn) && typeof v.json === "string") return { lsn: v.lsn, json: v.json };
-  const { lsn, chunks, bytes, crc32 } = v;
+  const [, collection, name] = key;
+  const { lsn, json, chunks, bytes, crc32, check } = v;
+  if (_isLsn(lsn) && typeof json === "string" && check === _check([collection, name, lsn, json])) {
+    return { lsn, json, check };
+  }
   if (
     _isLsn(lsn) && _isLsn(bytes) && _isLsn(chunks) && _isLsn(crc32) && crc32 <= 0xffff_ffff &&
-    bytes <= KV_VALUE_TEXT_BYTES_MAX && chunks >= 1 && chunks <= bytes
+    bytes <= KV_VALUE_TEXT_BYTES_MAX && chunks >= 1 && chunks <= bytes &&
+    check === _check([collection, name, lsn, chunks, bytes, crc32])
   ) {
-    return { lsn, chunks, bytes, crc32 };
+    return { lsn, chunks, bytes, crc32, check };
   }
-  throw new Error(`the state entry ${JSON.stringify(key)} is corrupt`);
+  throw new KvCorruptError(
+    `the state entry ${JSON.stringify(key)} is corrupt (it fails its check)`,
+  );
+}
+
+/** Checks the stored meta; anything else is corruption. */
+function _parseMeta(value: unknown): StateMeta {
+  const v = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
+  const { applied_lsn, last_term, last_hash, entries, check } = v;
+  const hashOk = last_hash === null || typeof last_hash === "string";
+  if (
+    _isLsn(applied_lsn) && _isLsn(last_term) && hashOk && _isLsn(entries) &&
+    check === _check([applied_lsn, last_term, last_hash, entries])
+  ) {
+    return { applied_lsn, last_term, last_hash: last_hash as string | null, entries };
+  }
+  throw new KvCorruptError(
+    `the state meta ${JSON.stringify(value)} is corrupt (it fails its check)`,
+  );
 }

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { z } from "zod";
+// The zod of @hono/zod-openapi (zod with `.openapi()`), so route schemas can embed this one.
+import { z } from "@hono/zod-openapi";
 import { BadRequestError, CorruptFrameError } from "./errors.ts";
 import { COLLECTION_BYTES_MAX, JSON_DEPTH_MAX, KEY_BYTES_MAX, U64_SAFE_MAX } from "./limits.ts";
 

@@ -10,6 +10,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { routePath } from "hono/route";
 import type { Auth } from "../auth.ts";
 import { errorResponse, validationHook } from "../http_errors.ts";
+import { FerryError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Primary } from "../replication/primary.ts";
@@ -48,6 +49,9 @@ export interface AppDeps {
   snapshots?: SnapshotServer;
 }
 
+/** Routes where HEAD (a GET without the body) is harmless. */
+const _HEAD_ALLOWED = new Set(["/healthz", "/readyz"]);
+
 /** A sub-app with ferry's validation hook. */
 export function newRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -56,6 +60,14 @@ export function newRouter(): OpenAPIHono<AppEnv> {
 /** Builds the app. No I/O happens here; `main.ts` serves it with `Deno.serve`. */
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const app = newRouter();
+  app.use("*", async (c, next) => {
+    // Hono answers HEAD by running the GET handler: pulls, snapshots and reads have effects.
+    if (c.req.method === "HEAD" && !_HEAD_ALLOWED.has(new URL(c.req.url).pathname)) {
+      c.header("allow", "GET");
+      throw new FerryError("method_not_allowed", "HEAD is not supported on this route; use GET");
+    }
+    await next();
+  });
   app.use("*", async (c, next) => {
     c.set("auth", deps.auth.authenticate(c.req.header("authorization")));
     await next();

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AuthResult, AuthRole, Principal } from "../auth.ts";
 import { ForbiddenError, UnauthorizedError } from "../errors.ts";
 
@@ -44,4 +44,20 @@ export function requireReplicaSelf(c: Context<AppEnv>, replicaId: string): Princ
     );
   }
   return principal;
+}
+
+/** `requireRole` as route middleware, so a caller without the role is refused before any body is read. */
+export function roleGuard(role: AuthRole): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    requireRole(c, role);
+    await next();
+  };
+}
+
+/** `requireReplicaSelf` for the `:id` of the path, as route middleware (before any body is read). */
+export function replicaSelfGuard(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    requireReplicaSelf(c, c.req.param("id") ?? "");
+    await next();
+  };
 }

@@ -13,6 +13,8 @@ import { U64_SAFE_MAX } from "../limits.ts";
 import { assertJsonShape } from "../records.ts";
 import { REGION_PATTERN, REPLICA_ID_PATTERN } from "../replication/primary.ts";
 
+const _strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Digits of the longest number a query accepts (2^53 - 1 has 16). */
 const _DIGITS_MAX = 16;
 
@@ -97,11 +99,15 @@ export function jsonBody(maxBytes: number): MiddlewareHandler[] {
     async (c, next) => {
       let body: unknown;
       try {
-        body = await c.req.json();
-      } catch {
-        throw new BadRequestError("the request body is not valid JSON");
+        // Strict UTF-8: a body that is not is refused, never read with replacement characters.
+        body = JSON.parse(_strictUtf8.decode(await c.req.arrayBuffer()));
+      } catch (error) {
+        if (error instanceof PayloadTooLargeError) throw error;
+        throw new BadRequestError("the request body is not valid UTF-8 JSON");
       }
       assertJsonShape(body);
+      // The route's validator reads this parsed body instead of parsing the bytes again.
+      (c.req.bodyCache as { json?: Promise<unknown> }).json = Promise.resolve(body);
       await next();
     },
   ];

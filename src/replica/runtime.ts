@@ -12,7 +12,7 @@
 
 import { crc32 } from "node:zlib";
 import { denoFileSystem, type FileSystem, joinPath } from "../files.ts";
-import { isKvDamageError } from "../errors.ts";
+import { isKvDamageError, KvCorruptError } from "../errors.ts";
 import { KvState, type StateEntry, type StateMeta } from "../kv_state.ts";
 import {
   REPLICA_BACKOFF_MS_MAX,
@@ -523,7 +523,7 @@ async function _openStore(
   try {
     return await _openStoreAt(path);
   } catch (error) {
-    if (!isKvDamageError(error)) throw error;
+    if (!isKvDamageError(error) && !(error instanceof KvCorruptError)) throw error;
     const suffix = `.corrupt-${Date.now()}`;
     options.logger.error("replica.store_corrupt", {
       path,

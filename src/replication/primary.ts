@@ -44,8 +44,10 @@ import {
 } from "./commit_waiter.ts";
 import { type TopologyDocument, TopologyEpoch, type TopologyReplica } from "./topology.ts";
 
-/** Replica ids: 1..128 characters of `[A-Za-z0-9_.-]`. */
-export const REPLICA_ID_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${REPLICA_ID_BYTES_MAX}}$`);
+/** Replica ids: 1..128 characters of `[A-Za-z0-9_.-]`, but not `.` or `..` (unusable in a path). */
+export const REPLICA_ID_PATTERN = new RegExp(
+  `^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,${REPLICA_ID_BYTES_MAX}}$`,
+);
 /** Region names: 1..64 characters of `[A-Za-z0-9_.-]`. */
 export const REGION_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${REGION_BYTES_MAX}}$`);
 

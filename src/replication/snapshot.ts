@@ -116,7 +116,12 @@ export class SnapshotServer {
   ): ReadableStream<Uint8Array> {
     const primary = this.#primary;
     const state = this.#state;
-    const entries = state.state.scan({ after, batchSize: SNAPSHOT_PAGE_ENTRIES })
+    const logger = this.#logger;
+    const entries = state.state.scan({
+      after,
+      batchSize: SNAPSHOT_PAGE_ENTRIES,
+      verifyCount: after === undefined,
+    })
       [Symbol.asyncIterator]();
     let crc = 0;
     let count = 0;
@@ -161,6 +166,7 @@ export class SnapshotServer {
           controller.enqueue(_concat(lines));
         } catch (error) {
           finish();
+          logger.error("snapshot.failed", { error, entries_sent: count });
           controller.error(error);
         }
       },

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { crc32 } from "node:zlib";
 import { CatalogFormatError, FerryError, OverloadedError } from "../errors.ts";
 import { denoFileSystem, type FileSystem, joinPath } from "../files.ts";
 import { type Logger, silentLogger } from "../log.ts";
@@ -256,7 +257,7 @@ export class SlotStore {
       if (slot) atomic.set([...KV_SLOTS_PREFIX, id], _slotToKv(slot));
       else atomic.delete([...KV_SLOTS_PREFIX, id]);
     }
-    atomic.set(KV_SLOTS_META_KEY, { generation });
+    atomic.set(KV_SLOTS_META_KEY, { generation, check: _check({ generation }) });
     const result = await atomic.commit();
     if (!result.ok) throw new Error("slot KV commit failed its checks");
     this.#kvFullRewrite = false;
@@ -317,8 +318,11 @@ async function _loadKv(kv: Deno.Kv, timeline: number): Promise<_Loaded> {
   if (meta.value === null) {
     return slots.length === 0 ? { missing: true } : { corrupt: "slots without generation" };
   }
-  const generation = (meta.value as { generation?: unknown }).generation;
-  if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0) {
+  const { generation, check } = meta.value as { generation?: unknown; check?: unknown };
+  if (
+    typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0 ||
+    check !== _check({ generation })
+  ) {
     return { corrupt: "slots_meta has no valid generation" };
   }
   return { generation, slots };
@@ -397,9 +401,9 @@ function _choose(
   };
 }
 
-/** Slot as stored in KV: reddb's field names. */
+/** Slot as stored in KV: reddb's field names, plus a CRC-32 of them (SQLite has no checksums). */
 function _slotToKv(slot: Slot): Record<string, unknown> {
-  return {
+  const fields = {
     replica_id: slot.replicaId,
     timeline: slot.timeline,
     restart_lsn: slot.restartLsn,
@@ -410,6 +414,12 @@ function _slotToKv(slot: Slot): Record<string, unknown> {
     invalidation_reason: slot.invalidationReason ?? null,
     invalidated_at_unix_ms: slot.invalidatedAtUnixMs ?? null,
   };
+  return { ...fields, check: _check(fields) };
+}
+
+/** CRC-32 of the JSON of an object's fields in a fixed order (the integrity check of KV values). */
+function _check(fields: Record<string, unknown>): number {
+  return crc32(new TextEncoder().encode(JSON.stringify(Object.values(fields))));
 }
 
 function _isLsn(value: unknown): value is number {
@@ -418,7 +428,8 @@ function _isLsn(value: unknown): value is number {
 
 function _slotFromKv(id: string, value: unknown, timeline: number): Slot | undefined {
   if (typeof value !== "object" || value === null) return undefined;
-  const v = value as Record<string, unknown>;
+  const { check, ...v } = value as Record<string, unknown>;
+  if (check !== _check(v)) return undefined;
   const positions = [
     v.restart_lsn,
     v.confirmed_write_lsn,

@@ -266,21 +266,72 @@ Deno.test("GET /v1/snapshot: an after cursor no entry can have is 400 before any
   });
 });
 
-Deno.test("HEAD /v1/snapshot opens no stream and pins no slot, so snapshots stay available", async () => {
-  await withApp({}, async ({ call, slots, snapshots }) => {
+Deno.test("HEAD is 405 except on /healthz and /readyz: it would run a GET handler's effects", async () => {
+  await withApp({}, async ({ call, slots, snapshots, primary }) => {
     await call("POST", "/v1/records", { json: { records: [put("u1")] } });
-    // Hono drops a HEAD's body without cancelling it: each HEAD used to hold a concurrency slot.
-    for (let i = 0; i < 3; i++) {
-      const head = await call("HEAD", "/v1/snapshot?replica_id=r1");
-      assert.equal(head.status, 200);
-      assert.equal(head.headers.get("content-type"), "application/x-ndjson");
+    for (
+      const path of [
+        "/v1/snapshot?replica_id=r1",
+        "/v1/wal?replica_id=r2",
+        "/v1/records/users/u1",
+        "/v1/status",
+      ]
+    ) {
+      const head = await call("HEAD", path);
+      assert.equal(head.status, 405, path);
+      assert.equal(head.headers.get("allow"), "GET");
     }
-    assert.equal(snapshots.active, 0);
-    assert.equal(slots.get("r1"), undefined, "a HEAD pins nothing");
+    assert.equal(snapshots.active, 0, "no stream was opened");
+    assert.equal(slots.get("r1"), undefined, "no slot was pinned");
+    assert.equal(primary.replica("r2"), undefined, "no replica was registered");
+    assert.equal((await call("HEAD", "/healthz")).status, 200);
     const response = await call("GET", "/v1/snapshot?replica_id=r1");
-    assert.equal(response.status, 200);
     assert.match(await response.text(), /"type":"trailer"/);
-    assert.ok(slots.get("r1"));
+  });
+});
+
+Deno.test("a caller without the role is refused before its body is read (401/403, not 400/413)", async () => {
+  await withApp({ auth: testAuth() }, async ({ call }) => {
+    const huge = JSON.stringify({ records: "x".repeat(5 << 20) });
+    const headers = { "content-type": "application/json" };
+    assert.equal((await call("POST", "/v1/records", { body: huge, headers })).status, 401);
+    assert.equal(
+      (await call("POST", "/v1/records", { body: "{not json", headers, token: TOKENS.replicaA }))
+        .status,
+      403,
+    );
+    assert.equal(
+      (await call("PUT", "/v1/replicas/b", { body: "{not json", headers, token: TOKENS.replicaA }))
+        .status,
+      403,
+    );
+    assert.equal(
+      (await call("POST", "/v1/replicas/b/ack", { body: huge, headers, token: TOKENS.writer }))
+        .status,
+      403,
+    );
+  });
+});
+
+Deno.test("a body that is not valid UTF-8 is refused, not read with replacement characters", async () => {
+  await withApp({}, async ({ call, spool }) => {
+    const bytes = new TextEncoder().encode(JSON.stringify({ records: [put("k", "AAAA")] }));
+    const at = bytes.indexOf(0x41); // the first "A" of the value
+    bytes[at] = 0xff;
+    const response = await call("POST", "/v1/records", {
+      body: bytes,
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal((await errorOf(response, 400)).error, "bad_request");
+    assert.equal(spool.currentLsn(), 0);
+  });
+});
+
+Deno.test("replica ids '.' and '..' are refused", async () => {
+  await withApp({}, async ({ call }) => {
+    await errorOf(await call("GET", "/v1/wal?replica_id=.."), 400);
+    await errorOf(await call("GET", "/v1/wal?replica_id=."), 400);
+    assert.equal((await call("GET", "/v1/wal?replica_id=a..b")).status, 200);
   });
 });
 

@@ -242,3 +242,18 @@ Deno.test("persistedFloor() follows the last persisted state, never a newer unpe
     kv.close();
   });
 });
+
+Deno.test("a KV slot whose restart_lsn changed at rest fails its check: the catalog is used", async () => {
+  await withTempDir(async (dir) => {
+    await seed(dir, [slot("a", 5)]);
+    const kv = await Deno.openKv(joinPath(dir, "ferry.kv"));
+    const entry = await kv.get<Record<string, unknown>>([...KV_SLOTS_PREFIX, "a"]);
+    // Well-formed, plausible, and newer than what was persisted: exactly what must not load.
+    await kv.set([...KV_SLOTS_PREFIX, "a"], { ...entry.value!, restart_lsn: 4_000 });
+    kv.close();
+    const loaded = await reload(dir);
+    assert.equal(loaded.source, "catalog");
+    assert.equal(loaded.slots[0]!.restartLsn, 5);
+    assert.equal(loaded.fallbacks.length, 1);
+  });
+});

@@ -11,7 +11,7 @@ import { changeRecordSchema, encodeChangeRecord, stampRecord } from "../../recor
 import type { WriteResult } from "../../replication/primary.ts";
 import type { AppDeps } from "../app.ts";
 import { newRouter } from "../app.ts";
-import { requireRole } from "../guards.ts";
+import { requireRole, roleGuard } from "../guards.ts";
 import { errorResponses, errorSchema, jsonBody } from "../schemas.ts";
 
 const writeBody = z
@@ -71,7 +71,7 @@ export function recordRoutes(deps: AppDeps) {
     method: "post",
     path: "/v1/records",
     tags: ["records"],
-    middleware: jsonBody(deps.limits.requestBytesMax),
+    middleware: [roleGuard("writer"), ...jsonBody(deps.limits.requestBytesMax)],
     request: { body: { required: true, content: { "application/json": { schema: writeBody } } } },
     responses: {
       200: {

@@ -8,7 +8,7 @@ import { NotFoundError } from "../../errors.ts";
 import { SMALL_BODY_BYTES_MAX } from "../../limits.ts";
 import type { AppDeps } from "../app.ts";
 import { newRouter } from "../app.ts";
-import { requireReplicaSelf, requireRole } from "../guards.ts";
+import { replicaSelfGuard, requireReplicaSelf, requireRole } from "../guards.ts";
 import { errorResponses, jsonBody, jsonUint, regionSchema, replicaIdParams } from "../schemas.ts";
 import { replicaView } from "../views.ts";
 
@@ -52,7 +52,7 @@ const json = <T extends z.ZodType>(schema: T) => ({
 /** Replica routes. */
 export function replicaRoutes(deps: AppDeps) {
   const app = newRouter();
-  const small = jsonBody(SMALL_BODY_BYTES_MAX);
+  const small = [replicaSelfGuard(), ...jsonBody(SMALL_BODY_BYTES_MAX)];
   app.openapi(
     createRoute({
       method: "put",

@@ -60,11 +60,6 @@ export function snapshotRoutes(deps: AppDeps) {
       );
     }
     if (!deps.snapshots) throw new UnavailableError("snapshots are not served by this process");
-    // Hono answers HEAD by dropping the GET body without cancelling it: an opened stream would hold
-    // its concurrency slot forever. A HEAD pins nothing and opens nothing.
-    if (c.req.method === "HEAD") {
-      return c.body(null, 200, { "content-type": SNAPSHOT_MEDIA_TYPE }) as never;
-    }
     const stream = await deps.snapshots.open(replicaId, after);
     return c.body(stream, 200, { "content-type": SNAPSHOT_MEDIA_TYPE }) as never;
   });
