@@ -4,7 +4,7 @@
  * separate process, and prints the functions with the most self time. The raw profile is written
  * to bench/profiles/<scenario>.cpuprofile (open it in Chrome DevTools).
  *
- * Run: deno run -A bench/profile.ts writes|batch|catchup [seconds]
+ * Run: deno run -A bench/profile.ts writes|batch|wrk-writes|wrk-batch [seconds]
  */
 
 import { freePort, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
@@ -87,11 +87,51 @@ const LOADS: Record<string, (base: string, seconds: number) => string[]> = {
   ],
 };
 
+/** wrk (C, from Debian's wrk package) as the load: it takes far less CPU than a Deno client. */
+function wrkArgs(base: string, scenario: string, seconds: number): string[] {
+  const records = scenario === "wrk-batch" ? 1000 : 1;
+  const script = `${Deno.makeTempDirSync()}/post.lua`;
+  Deno.writeTextFileSync(script, wrkScript(records));
+  return [
+    "-t",
+    "2",
+    "-c",
+    scenario === "wrk-batch" ? "4" : "64",
+    "-d",
+    `${seconds}s`,
+    "--latency",
+    "-s",
+    script,
+    base,
+  ];
+}
+
+/** A wrk script POSTing `records` puts of 128-character values per request, keys varying. */
+export function wrkScript(records: number): string {
+  return `
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+counter = 0
+request = function()
+  local parts = {}
+  for i = 1, ${records} do
+    counter = counter + 1
+    parts[i] = '{"op":"put","collection":"bench","key":"k' .. (counter % 100000) .. '","value":"' .. string.rep("x", 128) .. '"}'
+  end
+  return wrk.format(nil, "/v1/records", nil, '{"records":[' .. table.concat(parts, ",") .. ']}')
+end
+`;
+}
+
 async function main(): Promise<void> {
   const scenario = Deno.args[0] ?? "writes";
   const seconds = Number(Deno.args[1] ?? "5");
-  const load = LOADS[scenario];
-  if (!load) throw new Error(`scenario must be one of ${Object.keys(LOADS).join(", ")}`);
+  const load = LOADS[scenario] ?? LOADS.writes!;
+  if (!LOADS[scenario] && !scenario.startsWith("wrk-")) {
+    throw new Error(
+      `scenario must be one of ${Object.keys(LOADS).join(", ")}, wrk-writes, wrk-batch`,
+    );
+  }
   const dir = await Deno.makeTempDir({ prefix: "ferry-profile-", dir: "." });
   const port = freePort();
   const inspectPort = freePort();
@@ -104,15 +144,18 @@ async function main(): Promise<void> {
     await send("Profiler.enable");
     await send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
     await send("Profiler.start");
-    const client = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("./load_client.ts", import.meta.url).pathname,
-        ...load(`http://127.0.0.1:${port}`, seconds),
-      ],
-      stdout: "piped",
-    });
+    const base = `http://127.0.0.1:${port}`;
+    const client = scenario.startsWith("wrk-")
+      ? new Deno.Command("wrk", { args: wrkArgs(base, scenario, seconds), stdout: "piped" })
+      : new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("./load_client.ts", import.meta.url).pathname,
+          ...load(base, seconds),
+        ],
+        stdout: "piped",
+      });
     console.log(new TextDecoder().decode((await client.output()).stdout).trim());
     const { profile } = (await send("Profiler.stop")) as { profile: Profile };
     await Deno.mkdir(new URL("./profiles/", import.meta.url), { recursive: true });

@@ -19,6 +19,7 @@
 import { getJson, type Node, startPrimary, stop } from "../tests/helpers/cluster.ts";
 import { freePort, ROOT, waitUntil } from "../tests/helpers/process.ts";
 import type { LoadResult } from "./load_client.ts";
+import { ensureWrk, runWrk } from "./wrk.ts";
 import { appendResults, formatNumber } from "./results.ts";
 
 const VALUE_BYTES = 128;
@@ -334,15 +335,25 @@ export async function runWritesBench(): Promise<void> {
   const redisVersion = await ensureRedis();
   const dir = await Deno.makeTempDir({ prefix: "ferry-bench-", dir: ROOT });
   try {
+    // wrk (C) when it can be installed, as redis-benchmark (C) is for Redis; else the Deno client.
+    const useWrk = await ensureWrk();
+    const generator = useWrk
+      ? "`wrk` (C, Debian's package) with a Lua script, 2 threads, one keep-alive connection per client; a warm-up run is discarded; latency from wrk's own distribution"
+      : "`bench/load_client.ts` in a separate Deno process, one `fetch` loop per client over keep-alive connections (wrk could not be installed)";
     const ferry = await withPrimary(`${dir}/data`, async (primary) => {
       const results: LoadResult[] = [];
       for (const concurrency of WRITE_CONCURRENCIES) {
-        const result = await load(primary, {
-          concurrency,
+        const wrkOptions = {
+          connections: concurrency,
           records: 1,
-          warmupMs,
-          durationMs: runMs,
-        });
+          valueChars: VALUE_BYTES,
+          keySpace: KEY_SPACE,
+        };
+        if (useWrk) await runWrk(primary.base, { ...wrkOptions, durationMs: warmupMs });
+        const result = useWrk
+          ? await runWrk(primary.base, { ...wrkOptions, durationMs: runMs })
+          : await load(primary, { concurrency, records: 1, warmupMs, durationMs: runMs });
+        if (result.errors > 0) throw new Error(`ferry load: ${result.errors} failed requests`);
         console.log(
           `ferry, ${concurrency} clients: ${
             formatNumber(result.requests / (result.duration_ms / 1000))
@@ -375,8 +386,7 @@ export async function runWritesBench(): Promise<void> {
       "",
       "- ferry: a real primary (the start task's flags), `POST /v1/records` with one record, " +
       "commit policy `local` (answered after the group commit's fdatasync). Load generator: " +
-      "`bench/load_client.ts` in a separate Deno process, one `fetch` loop per client over " +
-      `keep-alive connections, ${warmupMs} ms warm-up not counted; latency is send to body read.`,
+      `${generator}.`,
       `- redis: redis-server ${redisVersion}, \`--appendonly yes --appendfsync always --save ""\` ` +
       "(AOF rewrite off), bound to 127.0.0.1; measured with `redis-benchmark -t set -d " +
       `${VALUE_BYTES} -c N -n <pilot-sized> -r ${KEY_SPACE} -P 1 --csv\` (C, RESP; its own ` +

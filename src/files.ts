@@ -56,6 +56,14 @@ export function parentDir(path: string): string {
   return index === 0 ? "/" : path.slice(0, index);
 }
 
+/**
+ * Writes up to this size use Deno's blocking call: it only copies into the page cache, and each
+ * async file op costs a hop to a thread pool and back. The fdatasync stays async on purpose: while
+ * it runs, other requests reach the append queue and join the next group commit (a blocking fsync
+ * would leave every group commit with one record).
+ */
+export const BLOCKING_IO_BYTES_MAX = 256 * 1024;
+
 class _DenoFileHandle implements FileHandle {
   #file: Deno.FsFile;
   #position = 0;
@@ -89,11 +97,17 @@ class _DenoFileHandle implements FileHandle {
   }
 
   async writeAt(data: Uint8Array, position: number): Promise<void> {
-    await this.#seek(position);
+    const blocking = data.byteLength <= BLOCKING_IO_BYTES_MAX;
     let written = 0;
     try {
+      if (position !== this.#position) {
+        if (blocking) this.#file.seekSync(position, Deno.SeekMode.Start);
+        else await this.#file.seek(position, Deno.SeekMode.Start);
+        this.#position = position;
+      }
       while (written < data.byteLength) {
-        const count = await this.#file.write(data.subarray(written));
+        const rest = data.subarray(written);
+        const count = blocking ? this.#file.writeSync(rest) : await this.#file.write(rest);
         written += count;
         this.#position += count;
       }

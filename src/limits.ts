@@ -90,6 +90,8 @@ export const HEALTH_SWEEP_MS_MAX = 1000;
 /** Records and bytes the state applier reads from the spool per batch. */
 export const STATE_APPLY_BATCH_RECORDS = 1000;
 export const STATE_APPLY_BATCH_BYTES = 8 * MIB_BYTES;
+/** How long the state applier lets a small backlog gather (unless a min_lsn read waits). */
+export const STATE_APPLY_LINGER_MS = 20;
 /** Pause after a failed apply before trying again. */
 export const STATE_RETRY_MS = 200;
 /** Entries read from KV per page while streaming a snapshot. */

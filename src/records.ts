@@ -129,17 +129,22 @@ const _decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Decodes and validates a payload pulled from the log; throws `CorruptFrameError` when it is not a
- * valid change record (a replica must not apply it).
+ * valid change record (a replica must not apply it). With `trusted` (the primary reading its own
+ * spool, whose every record was validated before it was written) only the shape is checked.
  */
-export function decodeChangeRecord(payload: Uint8Array): ChangeRecord {
+export function decodeChangeRecord(
+  payload: Uint8Array,
+  options: { trusted?: boolean } = {},
+): ChangeRecord {
   let parsed: unknown;
   try {
     parsed = JSON.parse(_decoder.decode(payload));
   } catch {
     throw new CorruptFrameError("payload is not UTF-8 JSON");
   }
+  if (options.trusted) return _trustedRecord(parsed);
   if (!jsonShapeWithin(parsed, JSON_DEPTH_MAX + 1)) {
-    throw new CorruptFrameError("payload nests too deep or holds a value JSON cannot keep");
+    throw new CorruptFrameError("payload nests too deep");
   }
   const result = changeRecordSchema.safeParse(parsed);
   if (!result.success || result.data.ts === undefined) {
@@ -148,6 +153,18 @@ export function decodeChangeRecord(payload: Uint8Array): ChangeRecord {
     );
   }
   return stampRecord(result.data, result.data.ts);
+}
+
+function _trustedRecord(parsed: unknown): ChangeRecord {
+  const r = parsed as Partial<ChangeRecord> | null;
+  const opOk = r?.op === "delete" || (r?.op === "put" && r.value !== undefined);
+  if (
+    !opOk || typeof r!.collection !== "string" || typeof r!.key !== "string" ||
+    typeof r!.ts !== "number"
+  ) {
+    throw new CorruptFrameError("payload is not a change record");
+  }
+  return r as ChangeRecord;
 }
 
 /** Throws `BadRequestError` unless `body` nests within the JSON depth limit. */

@@ -8,7 +8,12 @@
 
 import { CorruptFrameError } from "../errors.ts";
 import { KvState, type StateEntry } from "../kv_state.ts";
-import { STATE_APPLY_BATCH_BYTES, STATE_APPLY_BATCH_RECORDS, STATE_RETRY_MS } from "../limits.ts";
+import {
+  STATE_APPLY_BATCH_BYTES,
+  STATE_APPLY_BATCH_RECORDS,
+  STATE_APPLY_LINGER_MS,
+  STATE_RETRY_MS,
+} from "../limits.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { LsnSignal } from "../lsn_signal.ts";
 import { type ChangeRecord, decodeChangeRecord } from "../records.ts";
@@ -92,12 +97,24 @@ export class StateApplier implements StateReader {
           if (!appended && !this.#spool.isWritable()) await _sleep(STATE_RETRY_MS, signal);
           continue;
         }
+        await this.#linger(signal);
         await this.#applyNext();
       } catch (error) {
         this.#logger.error("state.apply_failed", { error, applied_lsn: this.applied.value });
         await _sleep(STATE_RETRY_MS, signal);
       }
     }
+  }
+
+  /**
+   * Waits a little before applying a small backlog, so one KV commit (an fsync of its own) covers
+   * many group commits instead of competing with each spool fdatasync; not when a `min_lsn` read
+   * is already waiting, nor when a full batch is there.
+   */
+  async #linger(signal: AbortSignal): Promise<void> {
+    const backlog = this.#spool.currentLsn() - this.applied.value;
+    if (this.applied.waiters > 0 || backlog >= STATE_APPLY_BATCH_RECORDS) return;
+    await _sleep(STATE_APPLY_LINGER_MS, signal);
   }
 
   async #applyNext(): Promise<void> {
@@ -110,7 +127,10 @@ export class StateApplier implements StateReader {
     const records: Array<{ lsn: number; record: ChangeRecord }> = [];
     for (const frame of frames) {
       try {
-        records.push({ lsn: frame.lsn, record: decodeChangeRecord(frame.payload) });
+        records.push({
+          lsn: frame.lsn,
+          record: decodeChangeRecord(frame.payload, { trusted: true }),
+        });
       } catch (error) {
         if (!(error instanceof CorruptFrameError)) throw error;
         this.#skipped += 1;
