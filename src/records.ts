@@ -98,16 +98,51 @@ export function jsonShapeWithin(value: unknown, maxDepth = JSON_DEPTH_MAX): bool
 
 /** Encodes a record as compact UTF-8 JSON with a fixed field order. */
 export function encodeChangeRecord(record: ChangeRecord): Uint8Array {
-  const ordered = record.op === "put"
-    ? {
-      op: record.op,
-      collection: record.collection,
-      key: record.key,
-      value: record.value,
-      ts: record.ts,
-    }
-    : { op: record.op, collection: record.collection, key: record.key, ts: record.ts };
-  return _utf8.encode(JSON.stringify(ordered));
+  return _utf8.encode(_recordJson(record));
+}
+
+/** The compact JSON text of a record, fields in the fixed order (no intermediate object). */
+function _recordJson(record: ChangeRecord): string {
+  const head = `{"op":"${record.op}","collection":${JSON.stringify(record.collection)},"key":${
+    JSON.stringify(record.key)
+  }`;
+  return record.op === "put"
+    ? `${head},"value":${JSON.stringify(record.value)},"ts":${record.ts}}`
+    : `${head},"ts":${record.ts}}`;
+}
+
+/** UTF-8 length of a well-formed string (to split one encoded buffer back into its parts). */
+function _utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 4; // a surrogate pair
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * Encodes many records with one UTF-8 encoding of their joined text and returns a view per record
+ * (one native call per request instead of one per record). The same bytes as `encodeChangeRecord`.
+ */
+export function encodeChangeRecords(records: readonly ChangeRecord[]): Uint8Array[] {
+  const texts = records.map(_recordJson);
+  const joined = texts.join("");
+  const bytes = _utf8.encode(joined);
+  const ascii = bytes.byteLength === joined.length;
+  const views: Uint8Array[] = [];
+  let offset = 0;
+  for (const text of texts) {
+    const length = ascii ? text.length : _utf8Length(text);
+    views.push(bytes.subarray(offset, offset + length));
+    offset += length;
+  }
+  return views;
 }
 
 /** Turns a validated input (ts optional) into a record, stamping `ts` with `nowMs` when absent. */

@@ -7,7 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { parseCommitPolicy } from "../../replication/commit_waiter.ts";
 import { BadRequestError, PayloadTooLargeError } from "../../errors.ts";
 import { COMMIT_TIMEOUT_MS_MAX } from "../../limits.ts";
-import { changeRecordSchema, encodeChangeRecord, stampRecord } from "../../records.ts";
+import { changeRecordSchema, encodeChangeRecords, stampRecord } from "../../records.ts";
 import type { WriteResult } from "../../replication/primary.ts";
 import type { AppDeps } from "../app.ts";
 import { newRouter } from "../app.ts";
@@ -98,8 +98,8 @@ export function recordRoutes(deps: AppDeps) {
       ? undefined
       : parseCommitPolicy(body.commit_policy);
     const now = clock();
-    const payloads = body.records.map((record, index) => {
-      const payload = encodeChangeRecord(stampRecord(record, now));
+    const payloads = encodeChangeRecords(body.records.map((record) => stampRecord(record, now)));
+    payloads.forEach((payload, index) => {
       if (payload.byteLength > recordBytesMax) {
         throw new PayloadTooLargeError(
           `record ${index} is ${payload.byteLength} bytes; the limit is ${recordBytesMax}`,
@@ -109,7 +109,6 @@ export function recordRoutes(deps: AppDeps) {
           },
         );
       }
-      return payload;
     });
     const result = await deps.primary.append(payloads, {
       policy,
