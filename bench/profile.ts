@@ -4,7 +4,7 @@
  * separate process, and prints the functions with the most self time. The raw profile is written
  * to bench/profiles/<scenario>.cpuprofile (open it in Chrome DevTools).
  *
- * Run: deno run -A bench/profile.ts writes|batch|wrk-writes|wrk-batch [seconds]
+ * Run: deno run -A bench/profile.ts writes|batch|wrk-writes|wrk-batch|wrk-pull [seconds]
  */
 
 import { freePort, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
@@ -89,6 +89,20 @@ const LOADS: Record<string, (base: string, seconds: number) => string[]> = {
 
 /** wrk (C, from Debian's wrk package) as the load: it takes far less CPU than a Deno client. */
 function wrkArgs(base: string, scenario: string, seconds: number): string[] {
+  if (scenario === "wrk-pull") {
+    const url = `${base}/v1/wal?since_lsn=90&max_count=10&replica_id=r1`;
+    return [
+      "-t",
+      "2",
+      "-c",
+      "32",
+      "-d",
+      `${seconds}s`,
+      "-H",
+      "accept: application/x-ferry-frames",
+      url,
+    ];
+  }
   const records = scenario === "wrk-batch" ? 1000 : 1;
   const script = `${Deno.makeTempDirSync()}/post.lua`;
   Deno.writeTextFileSync(script, wrkScript(records));
@@ -141,6 +155,16 @@ async function main(): Promise<void> {
   try {
     await primary.waitFor("ferry.started");
     const send = await connect(inspectPort);
+    if (scenario === "wrk-pull") {
+      const records = Array.from(
+        { length: 100 },
+        (_, i) => ({ op: "put", collection: "c", key: `k${i}`, value: i }),
+      );
+      const body = JSON.stringify({ records });
+      const headers = { "content-type": "application/json" };
+      await (await fetch(`http://127.0.0.1:${port}/v1/records`, { method: "POST", headers, body }))
+        .arrayBuffer();
+    }
     await send("Profiler.enable");
     await send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
     await send("Profiler.start");

@@ -604,6 +604,8 @@ export async function runFanoutBench(): Promise<void> {
     peers.push(writer);
     await sleep(startAtMs - nowMs());
     const ticksBefore = await cpuTicks(pid);
+    const pullerPids = replicaPeers.map((peer) => peer.child.pid);
+    const pullerTicksBefore = await Promise.all(pullerPids.map(cpuTicks));
     const windowStart = nowMs();
     let rssMaxKib = rssIdleKib;
     sampler = setInterval(() => {
@@ -611,6 +613,7 @@ export async function runFanoutBench(): Promise<void> {
     }, RSS_SAMPLE_MS);
     const { writes } = await peerOutput<WriterOutput>(writer, "writer");
     const ticksAfter = await cpuTicks(pid);
+    const pullerTicksAfter = await Promise.all(pullerPids.map(cpuTicks));
     const windowSeconds = (nowMs() - windowStart) / 1000;
     rssMaxKib = Math.max(rssMaxKib, await rssKib(pid));
     clearInterval(sampler);
@@ -652,8 +655,13 @@ export async function runFanoutBench(): Promise<void> {
     );
     const sends = writes.map(([, sent]) => sent);
     const achievedRate = (writeCount - 1) / ((Math.max(...sends) - Math.min(...sends)) / 1000);
-    const cpuPercent = ((ticksAfter - ticksBefore) / await clockTicksPerSecond()) /
-      windowSeconds * 100;
+    const ticksPerSecond = await clockTicksPerSecond();
+    const cpuPercent = ((ticksAfter - ticksBefore) / ticksPerSecond) / windowSeconds * 100;
+    // The pulling processes' own CPU says whether the lag is the primary's or the pullers'.
+    const pullerPercents = pullerTicksAfter.map((after, i) =>
+      ((after - pullerTicksBefore[i]!) / ticksPerSecond) / windowSeconds * 100
+    );
+    const pullers = pullerPercents.map((p) => `${p.toFixed(0)}%`).join(" + ");
     const mib = (kib: number) => (kib / 1024).toFixed(1);
 
     console.log(
@@ -682,6 +690,7 @@ export async function runFanoutBench(): Promise<void> {
       } MiB before writes, max ${mib(rssMaxKib)} MiB`,
     );
     console.log(`records per pull: ${(pairs / pulls).toFixed(2)}; acks sent: ${acks}`);
+    console.log(`pulling processes: ${pullers} of one core each`);
     await appendResults(`Replication: fan-out to long-polling replicas${quick ? " (quick)" : ""}`, [
       `${replicaCount} raw-frame replicas (each its own \`replica_id\`, long-poll ` +
       `\`await_timeout_ms\` 25000, every CRC checked, acking at most every ` +
@@ -704,7 +713,11 @@ export async function runFanoutBench(): Promise<void> {
         mib(rssIdleKib)
       } MiB with the pulls parked before the writes, max ${mib(rssMaxKib)} MiB sampled every ` +
       `${RSS_SAMPLE_MS} ms. ${(pairs / pulls).toFixed(2)} records per pull on average; ` +
-      `${formatNumber(acks)} acks.`,
+      `${
+        formatNumber(acks)
+      } acks. The ${processes} pulling processes used ${pullers} of one core ` +
+      `each over the same window (the machine has ${navigator.hardwareConcurrency} cores): when ` +
+      "they are near 100%, the lag measures the pullers, not the primary.",
     ]);
   } finally {
     if (sampler !== undefined) clearInterval(sampler);

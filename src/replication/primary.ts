@@ -392,7 +392,7 @@ export class Primary {
       }
       throw error;
     }
-    if (slot) this.slots.set(touchSlot(slot, now));
+    if (slot) this.slots.set(touchSlot(slot, now), { lazy: true });
     else this.#createSlot(id, start, now);
     this.#syncWaiter(id);
     if (replica.resumePending) {
@@ -447,9 +447,8 @@ export class Primary {
     const now = this.#clock();
     const last = frames[frames.length - 1];
     if (last) replica.lastSentLsn = Math.max(replica.lastSentLsn, last.lsn);
+    // The slot was touched when the pull was planned; the registry keeps the exact last-seen time.
     this.#touch(replica, now);
-    const slot = this.slots.get(id);
-    if (slot) this.slots.set(touchSlot(slot, now));
   }
 
   // ---- acks ----

@@ -26,6 +26,8 @@ import {
 export const CATALOG_FILE_NAME = "slots.catalog";
 /** Most slots (replicas) kept at once: bounds one KV atomic commit (1000 mutations, 800 KiB). */
 export const SLOTS_MAX = 256;
+/** Longest a touch-only change (last-seen time) waits to be persisted. */
+export const SLOT_TOUCH_PERSIST_MS = 10_000;
 /** KV key prefix of slots and the key of the generation. */
 export const KV_SLOTS_PREFIX = ["slots"] as const;
 export const KV_SLOTS_META_KEY = ["slots_meta"] as const;
@@ -77,6 +79,7 @@ export class SlotStore {
   #kvFullRewrite: boolean;
   #generation: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerDueAt = 0;
   #flushing: Promise<void> = Promise.resolve();
   #persistCount = 0;
   #closed = false;
@@ -143,14 +146,18 @@ export class SlotStore {
     return this.#slots.size < SLOTS_MAX;
   }
 
-  /** Stores `slot` in memory at once; persistence follows within the flush interval. */
-  set(slot: Slot): void {
+  /**
+   * Stores `slot` in memory at once; persistence follows within the flush interval. A `lazy` change
+   * (only the last-seen time moved, which matters for the idle timeout of hours) may wait up to
+   * `SLOT_TOUCH_PERSIST_MS`, unless another change persists it sooner.
+   */
+  set(slot: Slot, options: { lazy?: boolean } = {}): void {
     if (this.#slots.get(slot.replicaId) === slot) return;
     if (!this.#slots.has(slot.replicaId) && !this.hasRoom()) {
       throw new OverloadedError(`ferry keeps at most ${SLOTS_MAX} replication slots`);
     }
     this.#slots.set(slot.replicaId, slot);
-    this.#markDirty(slot.replicaId);
+    this.#markDirty(slot.replicaId, options.lazy ?? false);
   }
 
   /** Drops a slot in memory at once; persistence follows (and precedes any prune). */
@@ -177,19 +184,24 @@ export class SlotStore {
     return Math.min(persisted, current);
   }
 
-  #markDirty(replicaId: string): void {
+  #markDirty(replicaId: string, lazy = false): void {
     this.#dirty.add(replicaId);
-    if (this.#timer === undefined && !this.#closed) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.flushNow().catch((error) =>
-          this.#logger.error("slots.persist_failed", {
-            error,
-            retry_in_ms: this.#options.flushIntervalMs,
-          })
-        );
-      }, this.#options.flushIntervalMs);
-    }
+    if (this.#closed) return;
+    const delayMs = lazy ? SLOT_TOUCH_PERSIST_MS : this.#options.flushIntervalMs;
+    const dueAt = Date.now() + delayMs;
+    // Keep the earlier of the pending flush and this change's deadline.
+    if (this.#timer !== undefined && this.#timerDueAt <= dueAt) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerDueAt = dueAt;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.flushNow().catch((error) =>
+        this.#logger.error("slots.persist_failed", {
+          error,
+          retry_in_ms: this.#options.flushIntervalMs,
+        })
+      );
+    }, delayMs);
   }
 
   /**

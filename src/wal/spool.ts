@@ -150,6 +150,8 @@ export class Spool {
   #state: _State = "open";
   #failure: Error | undefined;
   #waiters = new Set<_Waiter>();
+  /** The pending wake of long-poll waiters after a group commit. */
+  #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Waiters of ferry's own components (the state applier), not counted as held pulls. */
   #internalWaiters = 0;
   #pruneChain: Promise<unknown> = Promise.resolve();
@@ -384,6 +386,12 @@ export class Spool {
     this.#observer.fsyncSeconds?.((performance.now() - syncStarted) / 1000);
     this.#publish(active, frames, offset, buffer.byteLength);
     this.#resolveBatch(batch, frames[0]!.lsn, timestampMs);
+    // Writers first, then long-polls: the wake waits for the next turn of the event loop, so the
+    // writers' handlers answer before the (possibly hundreds of) pulls this batch wakes.
+    this.#wakeTimer ??= setTimeout(() => {
+      this.#wakeTimer = undefined;
+      this.#wakeWaiters();
+    }, 0);
   }
 
   #encodeBatch(
@@ -418,7 +426,7 @@ export class Spool {
     return { buffer, frames };
   }
 
-  /** Makes a durable batch visible: index, sizes, tail, current LSN, then long-poll waiters. */
+  /** Makes a durable batch visible: index, sizes, tail, current LSN. */
   #publish(active: Segment, frames: DecodedFrame[], offset: number, bytes: number): void {
     let frameOffset = offset;
     for (const frame of frames) {
@@ -430,7 +438,6 @@ export class Spool {
     this.#retainedBytes += bytes;
     this.#currentLsn = frames[frames.length - 1]!.lsn;
     this.#observer.groupCommitRecords?.(frames.length);
-    this.#wakeWaiters();
   }
 
   #resolveBatch(batch: _PendingAppend[], firstLsn: number, timestampMs: number): void {
@@ -660,6 +667,9 @@ export class Spool {
   async quiesce(): Promise<void> {
     if (this.#state === "open") this.#state = "closing";
     if (this.#draining) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    if (this.#wakeTimer !== undefined) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = undefined;
+    this.#wakeWaiters();
     this.#releaseWaiters();
   }
 
@@ -700,11 +710,10 @@ async function _sealedSegments(
   dir: string,
   firstLsns: readonly number[],
 ): Promise<Segment[]> {
-  // Sizes come from metadata only; the stats run concurrently so open stays cheap.
+  // Sizes come from metadata only: listed and sized, never read.
   const sealedLsns = firstLsns.slice(0, -1);
-  const sizes = await Promise.all(
-    sealedLsns.map((lsn) => fs.sizeOf(joinPath(dir, segmentFileName(lsn)))),
-  );
+  const sizes: number[] = [];
+  for (const lsn of sealedLsns) sizes.push(await fs.sizeOf(joinPath(dir, segmentFileName(lsn))));
   return sealedLsns.map((firstLsn, i) =>
     new Segment({
       path: joinPath(dir, segmentFileName(firstLsn)),

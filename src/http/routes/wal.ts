@@ -21,6 +21,9 @@ import { newRouter } from "../app.ts";
 import { type AppEnv, requireRole } from "../guards.ts";
 import { errorResponses, queryUint, queryUintClamped, replicaIdSchema } from "../schemas.ts";
 
+/** Responses up to this size are sent as one buffer (copied); larger ones stream their views. */
+export const FRAMES_SINGLE_WRITE_BYTES_MAX = 256 * 1024;
+
 /** Media type of a raw-frame pull. */
 export const FRAMES_MEDIA_TYPE = "application/x-ferry-frames";
 
@@ -99,6 +102,17 @@ function _framesResponse(c: Context<AppEnv>, result: PullResult): Response {
   };
   if (views.length <= 1) {
     return c.body((views[0] ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, 200, headers);
+  }
+  const total = views.reduce((sum, view) => sum + view.byteLength, 0);
+  if (total <= FRAMES_SINGLE_WRITE_BYTES_MAX) {
+    // One write: several small writes of one response meet Nagle and delayed ACKs (a 40 ms stall).
+    const joined = new Uint8Array(total);
+    let offset = 0;
+    for (const view of views) {
+      joined.set(view, offset);
+      offset += view.byteLength;
+    }
+    return c.body(joined, 200, headers);
   }
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
