@@ -61,3 +61,22 @@ export function replicaSelfGuard(): MiddlewareHandler<AppEnv> {
     await next();
   };
 }
+
+/**
+ * The replica id a replica-role request acts as: a replica token is bound to its own id (another
+ * id in the query is 403; none means its own); admin acts as whatever id it names, if any.
+ */
+export function boundReplicaId(
+  c: Context<AppEnv>,
+  requested: string | undefined,
+  action: string,
+): string | undefined {
+  const principal = requireRole(c, "replica");
+  if (principal.role !== "replica") return requested;
+  if (requested !== undefined && requested !== principal.replicaId) {
+    throw new ForbiddenError(
+      `a replica token for ${principal.replicaId} cannot ${action} as ${requested}`,
+    );
+  }
+  return principal.replicaId;
+}

@@ -4,12 +4,12 @@
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import { BadRequestError, ForbiddenError, UnavailableError } from "../../errors.ts";
+import { BadRequestError, UnavailableError } from "../../errors.ts";
 import { COLLECTION_PATTERN, isRecordKey } from "../../records.ts";
 import { parseSnapshotCursor, SNAPSHOT_MEDIA_TYPE } from "../../replication/snapshot.ts";
 import type { AppDeps } from "../app.ts";
 import { newRouter } from "../app.ts";
-import { requireRole } from "../guards.ts";
+import { boundReplicaId } from "../guards.ts";
 import { errorResponses, replicaIdSchema } from "../schemas.ts";
 
 const snapshotQuery = z.object({
@@ -35,17 +35,8 @@ export function snapshotRoutes(deps: AppDeps) {
     },
   });
   app.openapi(route, async (c) => {
-    const principal = requireRole(c, "replica");
     const query = c.req.valid("query");
-    let replicaId = query.replica_id;
-    if (principal.role === "replica") {
-      if (replicaId !== undefined && replicaId !== principal.replicaId) {
-        throw new ForbiddenError(
-          `a replica token for ${principal.replicaId} cannot snapshot as ${replicaId}`,
-        );
-      }
-      replicaId = principal.replicaId;
-    }
+    const replicaId = boundReplicaId(c, query.replica_id, "snapshot");
     if (replicaId === undefined) {
       throw new BadRequestError("replica_id is required: the snapshot pins its slot");
     }

@@ -6,7 +6,6 @@
 
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { ForbiddenError } from "../../errors.ts";
 import {
   PULL_BYTES_DEFAULT,
   PULL_BYTES_MAX,
@@ -18,7 +17,7 @@ import type { PullResult } from "../../replication/primary.ts";
 import type { DecodedFrame } from "../../wal/frame.ts";
 import type { AppDeps } from "../app.ts";
 import { newRouter } from "../app.ts";
-import { type AppEnv, requireRole } from "../guards.ts";
+import { type AppEnv, boundReplicaId } from "../guards.ts";
 import { errorResponses, queryUint, queryUintClamped, replicaIdSchema } from "../schemas.ts";
 
 /** Responses up to this size are sent as one buffer (copied); larger ones stream their views. */
@@ -143,17 +142,8 @@ export function walRoutes(deps: AppDeps) {
     },
   });
   app.openapi(pull, async (c) => {
-    const principal = requireRole(c, "replica");
     const query = c.req.valid("query");
-    let replicaId = query.replica_id;
-    if (principal.role === "replica") {
-      if (replicaId !== undefined && replicaId !== principal.replicaId) {
-        throw new ForbiddenError(
-          `a replica token for ${principal.replicaId} cannot pull as ${replicaId}`,
-        );
-      }
-      replicaId = principal.replicaId;
-    }
+    const replicaId = boundReplicaId(c, query.replica_id, "pull");
     const result = await deps.primary.pull({
       replicaId,
       sinceLsn: query.since_lsn,
