@@ -82,6 +82,36 @@ function _configOrExit(role: Role, args: readonly string[], logger: Logger): Con
   }
 }
 
+/**
+ * Serves `fetch` on the configured address (logging `ferry.started` with `started()` and the granted
+ * permissions), calls `onServing`, and returns the server once SIGINT or SIGTERM arrives.
+ */
+async function _serveUntilSignal(
+  config: Config,
+  logger: Logger,
+  options: {
+    fetch: (request: Request) => Response | Promise<Response>;
+    started: () => Record<string, unknown>;
+    onServing: () => void;
+  },
+): Promise<Deno.HttpServer> {
+  const stopping = _shutdownSignal();
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen: ({ hostname, port }) => {
+      logger.info("ferry.started", {
+        address: `${hostname}:${port}`,
+        ...options.started(),
+        permissions: grantedSummary(config),
+      });
+    },
+  }, options.fetch);
+  options.onServing();
+  logger.info("ferry.stopping", { signal: await stopping });
+  return server;
+}
+
 /** Resolves on the first SIGINT or SIGTERM. */
 function _shutdownSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -242,22 +272,14 @@ async function runPrimary(config: Config, logger: Logger): Promise<number> {
       state,
       snapshots,
     });
-    const stopping = _shutdownSignal();
-    const server = Deno.serve({
-      hostname: config.host,
-      port: config.port,
-      onListen: ({ hostname, port }) => {
-        logger.info("ferry.started", {
-          address: `${hostname}:${port}`,
-          auth: auth.enabled ? "tokens" : "off (loopback only)",
-          commit_policy: config.commitPolicy,
-          permissions: grantedSummary(config),
-        });
-      },
-    }, app.fetch);
-    ready = true;
-    const signal = await stopping;
-    logger.info("ferry.stopping", { signal });
+    const server = await _serveUntilSignal(config, logger, {
+      fetch: app.fetch,
+      started: () => ({
+        auth: auth.enabled ? "tokens" : "off (loopback only)",
+        commit_policy: config.commitPolicy,
+      }),
+      onServing: () => (ready = true),
+    });
     ready = false;
     const serverDone = server.shutdown();
     await primary.stop();
@@ -292,24 +314,18 @@ async function runReplica(config: Config, logger: Logger): Promise<number> {
     });
     let ready = false;
     const app = createReplicaApp(runtime, { logger, isReady: () => ready });
-    const stopping = _shutdownSignal();
-    const server = Deno.serve({
-      hostname: config.host,
-      port: config.port,
-      onListen: ({ hostname, port }) => {
-        logger.info("ferry.started", {
-          address: `${hostname}:${port}`,
-          replica_id: config.replicaId,
-          primary_url: config.primaryUrl,
-          applied_lsn: runtime.appliedLsn(),
-          permissions: grantedSummary(config),
-        });
+    const server = await _serveUntilSignal(config, logger, {
+      fetch: app.fetch,
+      started: () => ({
+        replica_id: config.replicaId,
+        primary_url: config.primaryUrl,
+        applied_lsn: runtime.appliedLsn(),
+      }),
+      onServing: () => {
+        runtime.start();
+        ready = true;
       },
-    }, app.fetch);
-    runtime.start();
-    ready = true;
-    const signal = await stopping;
-    logger.info("ferry.stopping", { signal });
+    });
     ready = false;
     const serverDone = server.shutdown();
     await runtime.stop();

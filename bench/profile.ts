@@ -8,6 +8,7 @@
  */
 
 import { freePort, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
+import { wrkScript } from "./wrk.ts";
 
 const SAMPLING_INTERVAL_US = 200;
 const TOP_FUNCTIONS = 30;
@@ -105,7 +106,7 @@ function wrkArgs(base: string, scenario: string, seconds: number): string[] {
   }
   const records = scenario === "wrk-batch" ? 1000 : 1;
   const script = `${Deno.makeTempDirSync()}/post.lua`;
-  Deno.writeTextFileSync(script, wrkScript(records));
+  Deno.writeTextFileSync(script, wrkScript(records, 128, 100_000));
   return [
     "-t",
     "2",
@@ -118,23 +119,6 @@ function wrkArgs(base: string, scenario: string, seconds: number): string[] {
     script,
     base,
   ];
-}
-
-/** A wrk script POSTing `records` puts of 128-character values per request, keys varying. */
-export function wrkScript(records: number): string {
-  return `
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-counter = 0
-request = function()
-  local parts = {}
-  for i = 1, ${records} do
-    counter = counter + 1
-    parts[i] = '{"op":"put","collection":"bench","key":"k' .. (counter % 100000) .. '","value":"' .. string.rep("x", 128) .. '"}'
-  end
-  return wrk.format(nil, "/v1/records", nil, '{"records":[' .. table.concat(parts, ",") .. ']}')
-end
-`;
 }
 
 async function main(): Promise<void> {
