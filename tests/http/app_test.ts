@@ -607,3 +607,75 @@ Deno.test("topology shows replicas only to authenticated callers", async () => {
     );
   });
 });
+
+Deno.test("GET /v1/snapshot streams header, entries in (collection, key) order, and a trailer with count and CRC", async () => {
+  const { crc32 } = await import("node:zlib");
+  await withApp({}, async ({ call, state, slots }) => {
+    await call("POST", "/v1/records", {
+      json: { records: [put("b"), put("a"), put("z", 1, "apps")] },
+    });
+    await state.catchUp();
+    const response = await call("GET", "/v1/snapshot?replica_id=r9");
+    assert.equal(response.headers.get("content-type"), "application/x-ndjson");
+    const lines = (await response.text()).split("\n").filter((line) => line.length > 0);
+    const header = JSON.parse(lines[0]!);
+    assert.deepEqual(header, { type: "header", start_lsn: 3, term: 1, timeline: 1, format: 1 });
+    const entries = lines.slice(1, -1);
+    assert.deepEqual(entries.map((l) => [JSON.parse(l).collection, JSON.parse(l).key]), [
+      ["apps", "z"],
+      ["users", "a"],
+      ["users", "b"],
+    ]);
+    const trailer = JSON.parse(lines[lines.length - 1]!);
+    assert.equal(trailer.type, "trailer");
+    assert.equal(trailer.count, 3);
+    assert.equal(trailer.end_lsn, 3);
+    assert.equal(
+      trailer.crc32,
+      crc32(new TextEncoder().encode(entries.map((l) => l + "\n").join(""))),
+    );
+    assert.equal(slots.get("r9")!.restartLsn, 3, "the snapshot pinned the slot at its start");
+  });
+});
+
+Deno.test("GET /v1/snapshot beyond the concurrency bound is 503 snapshot_busy with Retry-After", async () => {
+  await withApp({}, async ({ call }) => {
+    await call("POST", "/v1/records", { json: { records: [put("a")] } });
+    const open = [
+      await call("GET", "/v1/snapshot?replica_id=s1"),
+      await call("GET", "/v1/snapshot?replica_id=s2"),
+    ];
+    const busy = await call("GET", "/v1/snapshot?replica_id=s3");
+    assert.equal((await errorOf(busy, 503)).error, "snapshot_busy");
+    assert.equal(busy.headers.get("retry-after"), "1");
+    for (const response of open) await response.text();
+    const after = await call("GET", "/v1/snapshot?replica_id=s3");
+    assert.equal(after.status, 200);
+    await after.text();
+  });
+});
+
+Deno.test("GET /v1/snapshot needs a replica id and binds a replica token to its own", async () => {
+  await withApp({ auth: testAuth() }, async ({ call }) => {
+    await errorOf(await call("GET", "/v1/snapshot", { token: TOKENS.admin }), 400);
+    await errorOf(await call("GET", "/v1/snapshot?replica_id=b", { token: TOKENS.replicaA }), 403);
+    await errorOf(await call("GET", "/v1/snapshot?replica_id=a", { token: TOKENS.writer }), 403);
+    const own = await call("GET", "/v1/snapshot", { token: TOKENS.replicaA });
+    assert.equal(own.status, 200);
+    await own.text();
+  });
+});
+
+Deno.test("GET /v1/records/:collection/:key: 503 lsn_not_applied when min_lsn is not reached, writer role", async () => {
+  await withApp({ auth: testAuth() }, async ({ call }) => {
+    const late = await call("GET", "/v1/records/users/u1?min_lsn=50&await_timeout_ms=5", {
+      token: TOKENS.writer,
+    });
+    const body = await errorOf(late, 503);
+    assert.equal(body.error, "lsn_not_applied");
+    assert.equal(body.min_lsn, 50);
+    assert.equal(late.headers.get("retry-after"), "1");
+    await errorOf(await call("GET", "/v1/records/users/u1", { token: TOKENS.replicaA }), 403);
+    await errorOf(await call("GET", "/v1/records/users/u1"), 401);
+  });
+});
