@@ -139,8 +139,9 @@ export class ReplicaRuntime implements StateReader {
   static async open(options: ReplicaRuntimeOptions): Promise<ReplicaRuntime> {
     const fs = options.fs ?? denoFileSystem();
     await fs.mkdirp(options.dataDir);
-    const index = await _readCurrent(options.dataDir);
-    await _removeOtherStores(options.dataDir, index);
+    const current = await _readCurrent(options.dataDir);
+    await _clearOtherStores(options.dataDir, current, options.logger ?? silentLogger);
+    const index = current.index;
     const { kv, store, meta } = await _openStore(fs, {
       dataDir: options.dataDir,
       index,
@@ -555,15 +556,19 @@ async function _openStoreAt(
   }
 }
 
-async function _readCurrent(dataDir: string): Promise<number> {
+/**
+ * The store `CURRENT` names; `trusted` is false when `CURRENT` is missing or garbled (then which
+ * store is live is unknown, and other stores are set aside, not deleted).
+ */
+async function _readCurrent(dataDir: string): Promise<{ index: number; trusted: boolean }> {
   try {
     const text = (await Deno.readTextFile(joinPath(dataDir, _CURRENT_FILE))).trim();
     const match = _STORE_PATTERN.exec(text);
-    if (match && match[2] === undefined) return Number(match[1]);
+    if (match && match[2] === undefined) return { index: Number(match[1]), trusted: true };
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  return 0;
+  return { index: 0, trusted: false };
 }
 
 /** Replaces CURRENT atomically: temp file, fsync, rename, directory fsync. */
@@ -590,10 +595,30 @@ async function _removeStoreFiles(dataDir: string, index: number): Promise<void> 
   }
 }
 
-/** Deletes stores other than the current one (a crash mid-re-bootstrap leaves a partial one). */
-async function _removeOtherStores(dataDir: string, keep: number): Promise<void> {
+/**
+ * Clears stores other than the current one. With a trusted `CURRENT` they are leftovers of an
+ * interrupted re-bootstrap and are deleted; without one they are renamed `<name>.corrupt-<ms>`
+ * (kept for the operator) and logged, since which store was live cannot be known.
+ */
+async function _clearOtherStores(
+  dataDir: string,
+  current: { index: number; trusted: boolean },
+  logger: Logger,
+): Promise<void> {
+  const suffix = `.corrupt-${Date.now()}`;
   for await (const entry of Deno.readDir(dataDir)) {
     const match = _STORE_PATTERN.exec(entry.name);
-    if (match && Number(match[1]) !== keep) await Deno.remove(joinPath(dataDir, entry.name));
+    if (!match || Number(match[1]) === current.index) continue;
+    const path = joinPath(dataDir, entry.name);
+    if (current.trusted) {
+      await Deno.remove(path);
+    } else {
+      await Deno.rename(path, path + suffix);
+      logger.error("replica.store_set_aside", {
+        path,
+        moved_to: path + suffix,
+        reason: "CURRENT is missing or garbled",
+      });
+    }
   }
 }
