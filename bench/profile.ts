@@ -8,7 +8,7 @@
  */
 
 import { freePort, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
-import { wrkScript } from "./wrk.ts";
+import { wrkArgs, wrkScript } from "./wrk.ts";
 
 const SAMPLING_INTERVAL_US = 200;
 const TOP_FUNCTIONS = 30;
@@ -28,7 +28,7 @@ interface Profile {
 /** A minimal Chrome DevTools Protocol session over the inspector's WebSocket. */
 async function connect(
   inspectPort: number,
-): Promise<(method: string, params?: unknown) => Promise<unknown>> {
+): Promise<{ send: (method: string, params?: unknown) => Promise<unknown>; close: () => void }> {
   let targets: Array<{ webSocketDebuggerUrl: string }> = [];
   for (let i = 0; i < 100 && targets.length === 0; i++) {
     targets = await fetch(`http://127.0.0.1:${inspectPort}/json/list`).then((r) => r.json()).catch(
@@ -44,12 +44,14 @@ async function connect(
     pending.get(message.id)?.(message.result);
   });
   let next = 0;
-  return (method, params) =>
-    new Promise((resolve) => {
+  const send = (method: string, params?: unknown) =>
+    new Promise<unknown>((resolve) => {
       const id = ++next;
       pending.set(id, resolve);
       socket.send(JSON.stringify({ id, method, params }));
     });
+  // Deno keeps a process alive while a debugger is attached: close before stopping the primary.
+  return { send, close: () => socket.close() };
 }
 
 function selfTimes(profile: Profile): Array<[string, number]> {
@@ -89,36 +91,20 @@ const LOADS: Record<string, (base: string, seconds: number) => string[]> = {
 };
 
 /** wrk (C, from Debian's wrk package) as the load: it takes far less CPU than a Deno client. */
-function wrkArgs(base: string, scenario: string, seconds: number): string[] {
+function wrkLoadArgs(base: string, scenario: string, seconds: number, dir: string): string[] {
+  const durationMs = seconds * 1000;
   if (scenario === "wrk-pull") {
     const url = `${base}/v1/wal?since_lsn=90&max_count=10&replica_id=r1`;
-    return [
-      "-t",
-      "2",
-      "-c",
-      "32",
-      "-d",
-      `${seconds}s`,
-      "-H",
-      "accept: application/x-ferry-frames",
-      url,
-    ];
+    return wrkArgs(url, {
+      connections: 32,
+      durationMs,
+      headers: ["accept: application/x-ferry-frames"],
+    });
   }
-  const records = scenario === "wrk-batch" ? 1000 : 1;
-  const script = `${Deno.makeTempDirSync()}/post.lua`;
-  Deno.writeTextFileSync(script, wrkScript(records, 128, 100_000));
-  return [
-    "-t",
-    "2",
-    "-c",
-    scenario === "wrk-batch" ? "4" : "64",
-    "-d",
-    `${seconds}s`,
-    "--latency",
-    "-s",
-    script,
-    base,
-  ];
+  const batch = scenario === "wrk-batch";
+  const script = `${dir}/post.lua`;
+  Deno.writeTextFileSync(script, wrkScript(batch ? 1000 : 1, 128, 100_000));
+  return wrkArgs(base, { connections: batch ? 4 : 64, durationMs, script });
 }
 
 async function main(): Promise<void> {
@@ -136,9 +122,12 @@ async function main(): Promise<void> {
   const args = startTaskArgs(`${dir}/data`, port);
   args.splice(1, 0, `--inspect=127.0.0.1:${inspectPort}`);
   const primary = startProcess(args);
+  let closeInspector = () => {};
   try {
     await primary.waitFor("ferry.started");
-    const send = await connect(inspectPort);
+    const inspector = await connect(inspectPort);
+    closeInspector = inspector.close;
+    const send = inspector.send;
     if (scenario === "wrk-pull") {
       const records = Array.from(
         { length: 100 },
@@ -154,7 +143,10 @@ async function main(): Promise<void> {
     await send("Profiler.start");
     const base = `http://127.0.0.1:${port}`;
     const client = scenario.startsWith("wrk-")
-      ? new Deno.Command("wrk", { args: wrkArgs(base, scenario, seconds), stdout: "piped" })
+      ? new Deno.Command("wrk", {
+        args: wrkLoadArgs(base, scenario, seconds, dir),
+        stdout: "piped",
+      })
       : new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -177,6 +169,7 @@ async function main(): Promise<void> {
       console.log(`${((100 * time) / total).toFixed(1).padStart(5)}%  ${name}`);
     }
   } finally {
+    closeInspector();
     primary.child.kill("SIGTERM");
     await primary.child.status;
     await Deno.remove(dir, { recursive: true });

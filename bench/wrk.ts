@@ -48,6 +48,22 @@ function _durationMs(text: string): number {
   return Number(match[1]) * scale;
 }
 
+/**
+ * wrk's command line: up to 2 threads, `connections` keep-alive connections, `durationMs` rounded to
+ * whole seconds (at least one), its latency distribution, and a Lua `script` or extra `headers`.
+ */
+export function wrkArgs(
+  url: string,
+  options: { connections: number; durationMs: number; script?: string; headers?: string[] },
+): string[] {
+  const seconds = Math.max(1, Math.round(options.durationMs / 1000));
+  const args = ["-t", String(Math.min(2, options.connections)), "-c", String(options.connections)];
+  args.push("-d", `${seconds}s`, "--latency");
+  for (const header of options.headers ?? []) args.push("-H", header);
+  if (options.script !== undefined) args.push("-s", options.script);
+  return [...args, url];
+}
+
 /** Runs wrk against `base` and returns what it measured, in load_client's shape. */
 export async function runWrk(
   base: string,
@@ -66,20 +82,11 @@ export async function runWrk(
       script,
       wrkScript(options.records, options.valueChars, options.keySpace),
     );
-    const threads = Math.min(2, options.connections);
-    const seconds = Math.max(1, Math.round(options.durationMs / 1000));
-    const args = [
-      "-t",
-      String(threads),
-      "-c",
-      String(options.connections),
-      "-d",
-      `${seconds}s`,
-      "--latency",
-      "-s",
+    const args = wrkArgs(base, {
+      connections: options.connections,
+      durationMs: options.durationMs,
       script,
-      base,
-    ];
+    });
     const output = await new Deno.Command("wrk", { args, stdout: "piped", stderr: "piped" })
       .output();
     const text = new TextDecoder().decode(output.stdout);

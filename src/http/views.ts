@@ -2,7 +2,7 @@
 
 import type { Primary, ReplicaState } from "../replication/primary.ts";
 import { type CommitPolicy, formatCommitPolicy } from "../replication/commit_waiter.ts";
-import { isLive, type Slot } from "../slots/slot.ts";
+import { isLive, type Slot, slotRecord } from "../slots/slot.ts";
 
 /** A registered replica as status and the flag route show it. */
 export async function replicaView(
@@ -29,16 +29,8 @@ export async function replicaView(
 /** A slot with the WAL it retains. */
 export function slotView(primary: Primary, slot: Slot): Record<string, unknown> {
   return {
-    replica_id: slot.replicaId,
-    timeline: slot.timeline,
-    restart_lsn: slot.restartLsn,
-    confirmed_write_lsn: slot.confirmedWriteLsn,
-    confirmed_flush_lsn: slot.confirmedFlushLsn,
-    confirmed_apply_lsn: slot.confirmedApplyLsn,
+    ...slotRecord(slot),
     active: isLive(slot),
-    last_seen_at_unix_ms: slot.lastSeenAtUnixMs,
-    invalidation_reason: slot.invalidationReason ?? null,
-    invalidated_at_unix_ms: slot.invalidatedAtUnixMs ?? null,
     retained_bytes: isLive(slot) ? primary.spool.retainedBytesAfter(slot.restartLsn) : 0,
   };
 }

@@ -124,3 +124,28 @@ export function retentionFloor(slots: Iterable<Slot>): number | undefined {
   }
   return floor;
 }
+
+/** A slot with reddb's field names (snake_case, `null` for none): its KV copy and its JSON view. */
+export function slotRecord(slot: Slot): {
+  replica_id: string;
+  timeline: number;
+  restart_lsn: number;
+  confirmed_write_lsn: number;
+  confirmed_flush_lsn: number;
+  confirmed_apply_lsn: number;
+  last_seen_at_unix_ms: number;
+  invalidation_reason: InvalidationReason | null;
+  invalidated_at_unix_ms: number | null;
+} {
+  return {
+    replica_id: slot.replicaId,
+    timeline: slot.timeline,
+    restart_lsn: slot.restartLsn,
+    confirmed_write_lsn: slot.confirmedWriteLsn,
+    confirmed_flush_lsn: slot.confirmedFlushLsn,
+    confirmed_apply_lsn: slot.confirmedApplyLsn,
+    last_seen_at_unix_ms: slot.lastSeenAtUnixMs,
+    invalidation_reason: slot.invalidationReason ?? null,
+    invalidated_at_unix_ms: slot.invalidatedAtUnixMs ?? null,
+  };
+}

@@ -20,6 +20,7 @@ import {
   type InvalidationReason,
   retentionFloor,
   type Slot,
+  slotRecord,
 } from "./slot.ts";
 
 /** Name of the catalog file inside the data directory. */
@@ -415,17 +416,7 @@ function _choose(
 
 /** Slot as stored in KV: reddb's field names, plus a CRC-32 of them (SQLite has no checksums). */
 function _slotToKv(slot: Slot): Record<string, unknown> {
-  const fields = {
-    replica_id: slot.replicaId,
-    timeline: slot.timeline,
-    restart_lsn: slot.restartLsn,
-    confirmed_write_lsn: slot.confirmedWriteLsn,
-    confirmed_flush_lsn: slot.confirmedFlushLsn,
-    confirmed_apply_lsn: slot.confirmedApplyLsn,
-    last_seen_at_unix_ms: slot.lastSeenAtUnixMs,
-    invalidation_reason: slot.invalidationReason ?? null,
-    invalidated_at_unix_ms: slot.invalidatedAtUnixMs ?? null,
-  };
+  const fields = slotRecord(slot);
   return { ...fields, check: _check(fields) };
 }
 

@@ -35,6 +35,20 @@ export interface FixtureOptions {
   logger?: Logger;
 }
 
+/** The primary settings tests start from: no caps, local commits, no minimum retention. */
+export const TEST_PRIMARY_DEFAULTS = {
+  term: 1,
+  timeline: 1,
+  region: "local",
+  advertiseUrl: "http://127.0.0.1:8787",
+  caps: { lagMaxRecords: 0, retainedBytesMax: 0, idleTimeoutMs: 0 },
+  retentionIntervalMs: 1000,
+  walRetainBytesMin: 0,
+  healthyWithinMs: 5000,
+  commitPolicyFloor: { kind: "local" as const },
+  commitTimeoutMs: 5000,
+};
+
 const PAYLOAD = new TextEncoder().encode('{"op":"put","collection":"c","key":"k","value":1}');
 /** A payload larger than the smallest segment, so each record fills (and seals) one segment. */
 export const SEGMENT_FILLING_PAYLOAD = new Uint8Array(4100).fill(0x20);
@@ -73,16 +87,7 @@ async function _open(
   const primary = new Primary({
     spool,
     slots,
-    term: 1,
-    timeline: 1,
-    region: "local",
-    advertiseUrl: "http://127.0.0.1:8787",
-    caps: { lagMaxRecords: 0, retainedBytesMax: 0, idleTimeoutMs: 0 },
-    retentionIntervalMs: 1000,
-    walRetainBytesMin: 0,
-    healthyWithinMs: 5000,
-    commitPolicyFloor: { kind: "local" },
-    commitTimeoutMs: 5000,
+    ...TEST_PRIMARY_DEFAULTS,
     logger,
     clock: clock.read,
     ...options.primary,

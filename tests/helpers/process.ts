@@ -126,3 +126,34 @@ export async function waitUntil<T>(
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/**
+ * Runs `deno <args>`, collects its stdout lines, and sends SIGKILL as soon as `killWhen(lines)` is
+ * true; then drains the pipe. Returns every complete line (a partial last line was never a whole
+ * report). Fails unless the child was still running when killed.
+ */
+export async function runUntilKilled(
+  args: string[],
+  killWhen: (lines: readonly string[]) => boolean,
+): Promise<string[]> {
+  const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
+    .spawn();
+  const lines: string[] = [];
+  let pending = "";
+  let killed = false;
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    pending += decoder.decode(chunk, { stream: true });
+    const parts = pending.split("\n");
+    pending = parts.pop()!;
+    lines.push(...parts);
+    if (!killed && killWhen(lines)) {
+      child.kill("SIGKILL");
+      killed = true;
+    }
+  }
+  const status = await child.status;
+  assert.ok(killed, "the child was still running when killed");
+  assert.equal(status.signal, "SIGKILL");
+  return lines;
+}

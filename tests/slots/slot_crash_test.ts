@@ -9,35 +9,23 @@ import { SlotStore } from "../../src/slots/slot_store.ts";
 import { isLive } from "../../src/slots/slot.ts";
 import { Spool } from "../../src/wal/spool.ts";
 import { withTempDir } from "../helpers/temp.ts";
+import { runUntilKilled } from "../helpers/process.ts";
 
 const CYCLES = 10;
 const CHURN_SCRIPT = new URL("../fixtures/slot_churn.ts", import.meta.url).pathname;
 
-async function runAndKill(dir: string, cycle: number): Promise<string[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-kv", CHURN_SCRIPT, dir, String(cycle)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  let pending = "";
+/** Runs the churn child and kills it 200..1400 lines after it is ready. */
+function runAndKill(dir: string, cycle: number): Promise<string[]> {
   let killAt = Infinity;
-  const decoder = new TextDecoder();
-  for await (const chunk of child.stdout) {
-    pending += decoder.decode(chunk, { stream: true });
-    const parts = pending.split("\n");
-    pending = parts.pop()!;
-    lines.push(...parts);
-    if (killAt === Infinity && lines.includes("ready")) {
-      killAt = lines.length + 200 + Math.floor(Math.random() * 1200);
-    }
-    if (lines.length >= killAt) {
-      child.kill("SIGKILL");
-      killAt = -1;
-    }
-  }
-  assert.equal((await child.status).signal, "SIGKILL");
-  return lines;
+  return runUntilKilled(
+    ["run", "-A", "--unstable-kv", CHURN_SCRIPT, dir, String(cycle)],
+    (lines) => {
+      if (killAt === Infinity && lines.includes("ready")) {
+        killAt = lines.length + 200 + Math.floor(Math.random() * 1200);
+      }
+      return lines.length >= killAt;
+    },
+  );
 }
 
 Deno.test("slots never reload newer than acked, and keep every drop and invalidation a prune relied on", async () => {

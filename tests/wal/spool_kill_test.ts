@@ -5,35 +5,15 @@
 import assert from "node:assert/strict";
 import { Spool } from "../../src/wal/spool.ts";
 import { withTempDir } from "../helpers/temp.ts";
+import { runUntilKilled } from "../helpers/process.ts";
 
 const CYCLES = 20;
 const WRITER_SCRIPT = new URL("../fixtures/spool_writer.ts", import.meta.url).pathname;
 
-/** Reads the child's stdout lines until `enough` acks were seen, then kills it and drains the pipe. */
-async function runAndKill(walDir: string, cycle: number, enough: number): Promise<string[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", WRITER_SCRIPT, walDir, String(cycle), "16"],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  let pending = "";
-  let killed = false;
-  const decoder = new TextDecoder();
-  for await (const chunk of child.stdout) {
-    pending += decoder.decode(chunk, { stream: true });
-    const parts = pending.split("\n");
-    pending = parts.pop()!;
-    lines.push(...parts);
-    if (!killed && lines.length >= enough) {
-      child.kill("SIGKILL");
-      killed = true;
-    }
-  }
-  const status = await child.status;
-  assert.ok(killed, "the child was still running when killed");
-  assert.equal(status.signal, "SIGKILL");
-  return lines; // a partial last line (pending) was never a complete report
+/** Runs the writer until it reported `enough` lines, then kills it with SIGKILL. */
+function runAndKill(walDir: string, cycle: number, enough: number): Promise<string[]> {
+  const args = ["run", "-A", WRITER_SCRIPT, walDir, String(cycle), "16"];
+  return runUntilKilled(args, (lines) => lines.length >= enough);
 }
 
 Deno.test("acknowledged records survive kill -9 of the writer, 20 cycles", async () => {
