@@ -7,21 +7,21 @@
  * @module
  */
 
-import { type Config, parseConfig, type Role, settingsHelp } from "./src/config.ts";
-import { ConfigError, FerryError, isKvDamageError, KvCorruptError } from "./src/errors.ts";
-import { createLogger, type Logger } from "./src/log.ts";
+import { type Config, parseConfig, type Role, settingsHelp } from "./src/core/config.ts";
+import { ConfigError, FerryError, isKvDamageError, KvCorruptError } from "./src/core/errors.ts";
+import { createLogger, type Logger } from "./src/core/log.ts";
 import {
   grantedSummary,
   missingPermissionFlags,
   missingPermissionsMessage,
   readGrantedEnv,
-} from "./src/permissions.ts";
-import { lockDataDir } from "./src/data_lock.ts";
-import { joinPath } from "./src/files.ts";
+} from "./src/core/permissions.ts";
+import { lockDataDir } from "./src/core/data_lock.ts";
+import { joinPath } from "./src/core/files.ts";
 import { Spool } from "./src/wal/spool.ts";
-import { Auth, isLoopback } from "./src/auth.ts";
-import { createApp } from "./src/http/app.ts";
-import { Metrics } from "./src/metrics.ts";
+import { Auth, isLoopback } from "./src/http/auth.ts";
+import { createApp } from "./src/http/primary_app.ts";
+import { Metrics } from "./src/metrics/primary_metrics.ts";
 import { type CommitPolicy, parseCommitPolicy } from "./src/replication/commit_waiter.ts";
 import { Primary } from "./src/replication/primary.ts";
 import {
@@ -31,11 +31,11 @@ import {
   SLOTS_MAX,
   SlotStore,
 } from "./src/slots/slot_store.ts";
-import { KvState } from "./src/kv_state.ts";
-import { StateApplier } from "./src/replication/state.ts";
+import { KvState } from "./src/state/kv_state.ts";
+import { StateApplier } from "./src/state/applier.ts";
 import { SnapshotServer } from "./src/replication/snapshot.ts";
 import { ReplicaRuntime } from "./src/replica/runtime.ts";
-import { createReplicaApp } from "./src/replica/server.ts";
+import { createReplicaApp } from "./src/http/replica_app.ts";
 
 const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --help lists them)";
 

@@ -35,7 +35,7 @@ export {
   type SnapshotLine,
   type WriteRecord,
   type WriteResponse,
-} from "./src/replica/client.ts";
+} from "./src/client/client.ts";
 export {
   type DecodedFrame,
   decodeFrame,
@@ -43,5 +43,5 @@ export {
   encodeFrameV3,
   type FrameFields,
 } from "./src/wal/frame.ts";
-export { type ChangeRecord, changeRecordSchema, decodeChangeRecord } from "./src/records.ts";
+export { type ChangeRecord, changeRecordSchema, decodeChangeRecord } from "./src/model/records.ts";
 export { type AppendResult, Spool, type SpoolOptions } from "./src/wal/spool.ts";

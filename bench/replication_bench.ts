@@ -17,13 +17,13 @@
 
 // deno-lint-ignore no-import-prefix -- the lead decides on dependencies; the benchmark pins its own.
 import { AckPolicy, connect, DeliverPolicy, StorageType } from "npm:nats@2.29.3";
-import { FerryClient } from "../src/replica/client.ts";
-import { KvState } from "../src/kv_state.ts";
-import { GIB_BYTES, GROUP_COMMIT_RECORDS_MAX, MIB_BYTES } from "../src/limits.ts";
-import { encodeChangeRecord } from "../src/records.ts";
+import { FerryClient } from "../src/client/client.ts";
+import { KvState } from "../src/state/kv_state.ts";
+import { GIB_BYTES, GROUP_COMMIT_RECORDS_MAX, MIB_BYTES } from "../src/core/limits.ts";
+import { encodeChangeRecord } from "../src/model/records.ts";
 import { frameV3ByteLength } from "../src/wal/frame.ts";
 import { Spool } from "../src/wal/spool.ts";
-import { joinPath } from "../src/files.ts";
+import { joinPath } from "../src/core/files.ts";
 import { getJson, type Node, startPrimary, stop } from "../tests/helpers/cluster.ts";
 import { freePort, ROOT } from "../tests/helpers/process.ts";
 import { appendResults, formatNumber, percentile } from "./results.ts";

@@ -15,7 +15,7 @@
  * resolution), comparable between processes on the same machine.
  */
 
-import { FerryClient } from "../src/replica/client.ts";
+import { FerryClient } from "../src/client/client.ts";
 
 /** Records a replica asks for per pull. */
 const PULL_MAX_COUNT = 1000;

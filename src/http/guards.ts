@@ -6,8 +6,8 @@
  */
 
 import type { Context, MiddlewareHandler } from "hono";
-import type { AuthResult, AuthRole, Principal } from "../auth.ts";
-import { ForbiddenError, UnauthorizedError } from "../errors.ts";
+import type { AuthResult, AuthRole, Principal } from "./auth.ts";
+import { ForbiddenError, UnauthorizedError } from "../core/errors.ts";
 
 /** Hono variables every route may read. */
 export type AppEnv = { Variables: { auth: AuthResult } };

@@ -8,9 +8,9 @@
 import { z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { BadRequestError, PayloadTooLargeError } from "../errors.ts";
-import { U64_SAFE_MAX } from "../limits.ts";
-import { assertJsonShape } from "../records.ts";
+import { BadRequestError, PayloadTooLargeError } from "../core/errors.ts";
+import { U64_SAFE_MAX } from "../core/limits.ts";
+import { assertJsonShape } from "../model/records.ts";
 import { REGION_PATTERN, REPLICA_ID_PATTERN } from "../replication/primary.ts";
 
 const _strictUtf8 = new TextDecoder("utf-8", { fatal: true });

@@ -11,9 +11,9 @@
  */
 
 import { crc32 } from "node:zlib";
-import { denoFileSystem, type FileSystem, joinPath } from "../files.ts";
-import { isKvDamageError, KvCorruptError } from "../errors.ts";
-import { KvState, type StateEntry, type StateMeta } from "../kv_state.ts";
+import { denoFileSystem, type FileSystem, joinPath } from "../core/files.ts";
+import { isKvDamageError, KvCorruptError } from "../core/errors.ts";
+import { KvState, type StateEntry, type StateMeta } from "../state/kv_state.ts";
 import {
   REPLICA_BACKOFF_MS_MAX,
   REPLICA_BACKOFF_MS_MIN,
@@ -22,12 +22,12 @@ import {
   REPLICA_PULL_WAIT_MS,
   REPLICA_SNAPSHOT_ATTEMPTS_MAX,
   SNAPSHOT_PAGE_ENTRIES,
-} from "../limits.ts";
-import { type Logger, silentLogger } from "../log.ts";
-import { LsnSignal } from "../lsn_signal.ts";
-import type { StateReader } from "../read_route.ts";
-import { type ApplierPosition, type ApplyStop, planApply } from "./applier.ts";
-import { FerryClient, FerryHttpError } from "./client.ts";
+} from "../core/limits.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
+import { LsnSignal } from "../state/lsn_signal.ts";
+import type { StateReader } from "../http/routes/record_read.ts";
+import { type ApplierPosition, type ApplyStop, planApply } from "./apply_plan.ts";
+import { FerryClient, FerryHttpError } from "../client/client.ts";
 
 /** What the replica is doing (SPEC.md 9.7). */
 export type ReplicaStateName =

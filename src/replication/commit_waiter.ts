@@ -11,14 +11,14 @@
  */
 
 import assert from "node:assert/strict";
-import { BadRequestError, OverloadedError } from "../errors.ts";
+import { BadRequestError, OverloadedError } from "../core/errors.ts";
 import {
   ACK_N_MAX,
   COMMIT_POLICY_REGIONS_MAX,
   COMMIT_TIMEOUT_MS_MAX,
   COMMIT_WAITS_MAX,
   REGION_BYTES_MAX,
-} from "../limits.ts";
+} from "../core/limits.ts";
 
 // Bounds live in src/limits.ts; re-exported here for callers of this module.
 export { ACK_N_MAX, COMMIT_POLICY_REGIONS_MAX, COMMIT_TIMEOUT_MS_MAX, COMMIT_WAITS_MAX };

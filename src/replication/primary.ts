@@ -15,14 +15,14 @@ import {
   RebootstrapRequiredError,
   TermMismatchError,
   WalRemovedError,
-} from "../errors.ts";
+} from "../core/errors.ts";
 import {
   HEALTH_SWEEP_MS_MAX,
   REGION_BYTES_MAX,
   REPLICA_ID_BYTES_MAX,
   REPLICAS_MAX,
-} from "../limits.ts";
-import { type Logger, silentLogger } from "../log.ts";
+} from "../core/limits.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
 import {
   ackSlot,
   invalidateSlot,

@@ -11,13 +11,13 @@
  */
 
 import { crc32 } from "node:zlib";
-import { FerryError, RebootstrapRequiredError } from "../errors.ts";
-import type { StateEntry } from "../kv_state.ts";
-import { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_PAGE_ENTRIES } from "../limits.ts";
-import { type Logger, silentLogger } from "../log.ts";
+import { FerryError, RebootstrapRequiredError } from "../core/errors.ts";
+import type { StateEntry } from "../state/kv_state.ts";
+import { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_PAGE_ENTRIES } from "../core/limits.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
 import { isLive } from "../slots/slot.ts";
 import type { Primary } from "./primary.ts";
-import type { StateApplier } from "./state.ts";
+import type { StateApplier } from "../state/applier.ts";
 
 /** Too many snapshots are streaming (HTTP 503 with Retry-After). */
 export class SnapshotBusyError extends FerryError {

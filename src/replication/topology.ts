@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { OverloadedError } from "../errors.ts";
+import { OverloadedError } from "../core/errors.ts";
 
 /** Most topology long-polls held at once. */
 export const TOPOLOGY_WAITERS_MAX = 10_000;

@@ -22,8 +22,8 @@
 
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
-import { CatalogFormatError } from "../errors.ts";
-import { CATALOG_REPLICA_ID_BYTES_MAX, U64_SAFE_MAX } from "../limits.ts";
+import { CatalogFormatError } from "../core/errors.ts";
+import { CATALOG_REPLICA_ID_BYTES_MAX, U64_SAFE_MAX } from "../core/limits.ts";
 
 export { CATALOG_REPLICA_ID_BYTES_MAX };
 import { INVALIDATION_REASONS, type InvalidationReason, type Slot } from "./slot.ts";

@@ -11,9 +11,9 @@
  */
 
 import { crc32 } from "node:zlib";
-import { CatalogFormatError, FerryError, OverloadedError } from "../errors.ts";
-import { denoFileSystem, type FileSystem, joinPath } from "../files.ts";
-import { type Logger, silentLogger } from "../log.ts";
+import { CatalogFormatError, FerryError, OverloadedError } from "../core/errors.ts";
+import { denoFileSystem, type FileSystem, joinPath } from "../core/files.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
 import { decodeCatalog, encodeCatalog } from "./catalog.ts";
 import {
   INVALIDATION_REASONS,

@@ -19,8 +19,8 @@
  */
 
 import { crc32 } from "node:zlib";
-import { FRAME_PAYLOAD_BYTES_MAX, U64_SAFE_MAX } from "../limits.ts";
-import { CorruptFrameError } from "../errors.ts";
+import { FRAME_PAYLOAD_BYTES_MAX, U64_SAFE_MAX } from "../core/limits.ts";
+import { CorruptFrameError } from "../core/errors.ts";
 
 /** ASCII "RDLW". */
 export const FRAME_MAGIC: Readonly<Uint8Array> = new Uint8Array([0x52, 0x44, 0x4c, 0x57]);

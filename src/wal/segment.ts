@@ -7,9 +7,9 @@
  */
 
 import assert from "node:assert/strict";
-import { WalCorruptionError } from "../errors.ts";
-import type { FileHandle, FileSystem } from "../files.ts";
-import { READ_CHUNK_BYTES, SEEK_INDEX_INTERVAL_RECORDS } from "../limits.ts";
+import { WalCorruptionError } from "../core/errors.ts";
+import type { FileHandle, FileSystem } from "../core/files.ts";
+import { READ_CHUNK_BYTES, SEEK_INDEX_INTERVAL_RECORDS } from "../core/limits.ts";
 import { type DecodedFrame, decodeFrame } from "./frame.ts";
 
 /** Digits of the first LSN in a segment file name. */

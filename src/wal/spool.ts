@@ -15,8 +15,14 @@ import {
   UnavailableError,
   WalCorruptionError,
   WalRemovedError,
-} from "../errors.ts";
-import { denoFileSystem, type FileHandle, type FileSystem, joinPath, parentDir } from "../files.ts";
+} from "../core/errors.ts";
+import {
+  denoFileSystem,
+  type FileHandle,
+  type FileSystem,
+  joinPath,
+  parentDir,
+} from "../core/files.ts";
 import {
   APPEND_QUEUE_BYTES_MAX,
   APPEND_WAITERS_MAX,
@@ -24,8 +30,8 @@ import {
   GROUP_COMMIT_RECORDS_MAX,
   SEGMENT_BYTES_DEFAULT,
   TAIL_BYTES_DEFAULT,
-} from "../limits.ts";
-import { type Logger, silentLogger } from "../log.ts";
+} from "../core/limits.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
 import {
   type DecodedFrame,
   FRAME_V3,

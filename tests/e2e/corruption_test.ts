@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { decodeCatalog } from "../../src/slots/catalog.ts";
-import { CatalogFormatError } from "../../src/errors.ts";
+import { CatalogFormatError } from "../../src/core/errors.ts";
 import {
   assertSameState,
   getJson,

@@ -1,10 +1,10 @@
 /** The HTTP app over a real primary (temp dir), driven through `app.request()`. */
 
-import { Auth, tokenHash } from "../../src/auth.ts";
-import { type AppDeps, createApp } from "../../src/http/app.ts";
-import { Metrics } from "../../src/metrics.ts";
-import { silentLogger } from "../../src/log.ts";
-import { StateApplier } from "../../src/replication/state.ts";
+import { Auth, tokenHash } from "../../src/http/auth.ts";
+import { type AppDeps, createApp } from "../../src/http/primary_app.ts";
+import { Metrics } from "../../src/metrics/primary_metrics.ts";
+import { silentLogger } from "../../src/core/log.ts";
+import { StateApplier } from "../../src/state/applier.ts";
 import { SnapshotServer } from "../../src/replication/snapshot.ts";
 import { type FixtureOptions, type PrimaryFixture, withPrimary } from "./primary_fixture.ts";
 

@@ -1,7 +1,7 @@
 /** A primary and replicas as real processes, for end-to-end tests. */
 
 import assert from "node:assert/strict";
-import { KvState, type StateEntry } from "../../src/kv_state.ts";
+import { KvState, type StateEntry } from "../../src/state/kv_state.ts";
 import {
   freePort,
   replicaTaskArgs,

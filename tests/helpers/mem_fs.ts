@@ -11,8 +11,8 @@
  * - `reads`: every `readAt` as `{path, position, length}`.
  */
 
-import type { FileHandle, FileSystem, OpenOptions } from "../../src/files.ts";
-import { parentDir } from "../../src/files.ts";
+import type { FileHandle, FileSystem, OpenOptions } from "../../src/core/files.ts";
+import { parentDir } from "../../src/core/files.ts";
 
 class _MemFile {
   bytes = new Uint8Array(0);

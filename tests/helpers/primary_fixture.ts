@@ -3,8 +3,8 @@
 import { Primary, type PrimaryOptions } from "../../src/replication/primary.ts";
 import { SlotStore } from "../../src/slots/slot_store.ts";
 import { Spool, type SpoolOptions } from "../../src/wal/spool.ts";
-import { joinPath } from "../../src/files.ts";
-import { type Logger, silentLogger } from "../../src/log.ts";
+import { joinPath } from "../../src/core/files.ts";
+import { type Logger, silentLogger } from "../../src/core/log.ts";
 
 /** A clock tests move by hand. */
 export class FakeClock {

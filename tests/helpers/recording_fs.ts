@@ -1,6 +1,6 @@
 /** A real-disk `FileSystem` that records every positional read, to prove what was (not) read. */
 
-import { denoFileSystem, type FileSystem } from "../../src/files.ts";
+import { denoFileSystem, type FileSystem } from "../../src/core/files.ts";
 
 /** One recorded read. */
 export interface RecordedRead {

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { queryUint, queryUintClamped } from "../../src/http/schemas.ts";
-import { PULL_RECORDS_MAX, PULL_WAIT_MS_MAX } from "../../src/limits.ts";
+import { PULL_RECORDS_MAX, PULL_WAIT_MS_MAX } from "../../src/core/limits.ts";
 
 Deno.test("queryUintClamped() clamps await_timeout_ms to 30 000 and max_count to 10 000", () => {
   assert.equal(queryUintClamped(PULL_WAIT_MS_MAX).parse("999999999"), 30_000);

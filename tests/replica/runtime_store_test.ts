@@ -2,9 +2,9 @@
 // re-bootstrap are deleted; when CURRENT is garbled, other stores are set aside, never deleted.
 
 import assert from "node:assert/strict";
-import { KvState } from "../../src/kv_state.ts";
+import { KvState } from "../../src/state/kv_state.ts";
 import { ReplicaRuntime } from "../../src/replica/runtime.ts";
-import { createMemoryLogger } from "../../src/log.ts";
+import { createMemoryLogger } from "../../src/core/log.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
 async function storeWithRecord(path: string, lsn: number): Promise<void> {

@@ -1,9 +1,9 @@
 /** Admin routes (SPEC.md 9.1, 9.6, 11): status, slots (list, drop), and `/metrics`. */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import { NotFoundError, UnavailableError } from "../../errors.ts";
-import type { AppDeps } from "../app.ts";
-import { newRouter } from "../app.ts";
+import { NotFoundError, UnavailableError } from "../../core/errors.ts";
+import type { AppDeps } from "../primary_app.ts";
+import { newRouter } from "../primary_app.ts";
 import { requireRole } from "../guards.ts";
 import { errorResponses, replicaIdParams } from "../schemas.ts";
 import { slotView, statusView } from "../views.ts";

@@ -1,10 +1,10 @@
 /** `GET /healthz` (liveness) and `GET /readyz` (open and not draining). */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import type { AppDeps } from "../app.ts";
-import { newRouter } from "../app.ts";
+import type { AppDeps } from "../primary_app.ts";
+import { newRouter } from "../primary_app.ts";
 import { errorResponses } from "../schemas.ts";
-import { NotReadyError } from "../../errors.ts";
+import { NotReadyError } from "../../core/errors.ts";
 
 const healthz = createRoute({
   method: "get",

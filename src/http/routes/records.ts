@@ -5,12 +5,12 @@
 
 import { createRoute, z } from "@hono/zod-openapi";
 import { parseCommitPolicy } from "../../replication/commit_waiter.ts";
-import { BadRequestError, PayloadTooLargeError } from "../../errors.ts";
-import { COMMIT_TIMEOUT_MS_MAX } from "../../limits.ts";
-import { changeRecordSchema, encodeChangeRecords, stampRecord } from "../../records.ts";
+import { BadRequestError, PayloadTooLargeError } from "../../core/errors.ts";
+import { COMMIT_TIMEOUT_MS_MAX } from "../../core/limits.ts";
+import { changeRecordSchema, encodeChangeRecords, stampRecord } from "../../model/records.ts";
 import type { WriteResult } from "../../replication/primary.ts";
-import type { AppDeps } from "../app.ts";
-import { newRouter } from "../app.ts";
+import type { AppDeps } from "../primary_app.ts";
+import { newRouter } from "../primary_app.ts";
 import { requireRole, roleGuard } from "../guards.ts";
 import { errorResponses, errorSchema, jsonBody } from "../schemas.ts";
 

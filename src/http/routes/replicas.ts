@@ -4,10 +4,10 @@
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import { NotFoundError } from "../../errors.ts";
-import { SMALL_BODY_BYTES_MAX } from "../../limits.ts";
-import type { AppDeps } from "../app.ts";
-import { newRouter } from "../app.ts";
+import { NotFoundError } from "../../core/errors.ts";
+import { SMALL_BODY_BYTES_MAX } from "../../core/limits.ts";
+import type { AppDeps } from "../primary_app.ts";
+import { newRouter } from "../primary_app.ts";
 import { replicaSelfGuard, requireReplicaSelf, requireRole } from "../guards.ts";
 import { errorResponses, jsonBody, jsonUint, regionSchema, replicaIdParams } from "../schemas.ts";
 import { replicaView } from "../views.ts";

@@ -4,11 +4,11 @@
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import { BadRequestError, UnavailableError } from "../../errors.ts";
-import { COLLECTION_PATTERN, isRecordKey } from "../../records.ts";
+import { BadRequestError, UnavailableError } from "../../core/errors.ts";
+import { COLLECTION_PATTERN, isRecordKey } from "../../model/records.ts";
 import { parseSnapshotCursor, SNAPSHOT_MEDIA_TYPE } from "../../replication/snapshot.ts";
-import type { AppDeps } from "../app.ts";
-import { newRouter } from "../app.ts";
+import type { AppDeps } from "../primary_app.ts";
+import { newRouter } from "../primary_app.ts";
 import { boundReplicaId } from "../guards.ts";
 import { errorResponses, replicaIdSchema } from "../schemas.ts";
 

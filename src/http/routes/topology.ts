@@ -5,9 +5,9 @@
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import { PULL_WAIT_MS_MAX } from "../../limits.ts";
-import type { AppDeps } from "../app.ts";
-import { newRouter } from "../app.ts";
+import { PULL_WAIT_MS_MAX } from "../../core/limits.ts";
+import type { AppDeps } from "../primary_app.ts";
+import { newRouter } from "../primary_app.ts";
 import { isAuthenticated } from "../guards.ts";
 import { errorResponses, queryUint, queryUintClamped } from "../schemas.ts";
 

@@ -12,11 +12,11 @@ import {
   PULL_RECORDS_DEFAULT,
   PULL_RECORDS_MAX,
   PULL_WAIT_MS_MAX,
-} from "../../limits.ts";
+} from "../../core/limits.ts";
 import type { PullResult } from "../../replication/primary.ts";
 import type { DecodedFrame } from "../../wal/frame.ts";
-import type { AppDeps } from "../app.ts";
-import { newRouter } from "../app.ts";
+import type { AppDeps } from "../primary_app.ts";
+import { newRouter } from "../primary_app.ts";
 import { type AppEnv, boundReplicaId } from "../guards.ts";
 import { errorResponses, queryUint, queryUintClamped, replicaIdSchema } from "../schemas.ts";
 

@@ -25,9 +25,9 @@
 import assert from "node:assert/strict";
 import { serialize } from "node:v8";
 import { crc32 } from "node:zlib";
-import { KvCorruptError } from "./errors.ts";
-import { FRAME_PAYLOAD_BYTES_MAX, KIB_BYTES, MIB_BYTES } from "./limits.ts";
-import type { ChangeRecord } from "./records.ts";
+import { KvCorruptError } from "../core/errors.ts";
+import { FRAME_PAYLOAD_BYTES_MAX, KIB_BYTES, MIB_BYTES } from "../core/limits.ts";
+import type { ChangeRecord } from "../model/records.ts";
 
 // ---- Deno KV's own limits (measured on Deno 2.9) ----
 

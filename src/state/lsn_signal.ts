@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { OverloadedError } from "./errors.ts";
-import { APPEND_WAITERS_MAX } from "./limits.ts";
+import { OverloadedError } from "../core/errors.ts";
+import { APPEND_WAITERS_MAX } from "../core/limits.ts";
 
 interface _Waiter {
   target: number;

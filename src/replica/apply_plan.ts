@@ -18,8 +18,8 @@
  */
 
 import { createHash } from "node:crypto";
-import type { CorruptFrameError } from "../errors.ts";
-import { type ChangeRecord, decodeChangeRecord } from "../records.ts";
+import type { CorruptFrameError } from "../core/errors.ts";
+import { type ChangeRecord, decodeChangeRecord } from "../model/records.ts";
 import type { DecodedFrame } from "../wal/frame.ts";
 
 /** Where the replica stands: what it applied last. */

@@ -7,8 +7,8 @@
 
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { BadRequestError, FerryError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import { BadRequestError, FerryError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 
 /** HTTP status of each domain error code. */
 const STATUS_BY_CODE: Record<string, number> = {

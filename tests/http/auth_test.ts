@@ -2,9 +2,9 @@
 // parsing of the tokens file, and loopback detection for the no-tokens mode.
 
 import assert from "node:assert/strict";
-import { Auth, isLoopback, tokenHash } from "../src/auth.ts";
-import { ConfigError } from "../src/errors.ts";
-import { withTempDir } from "./helpers/temp.ts";
+import { Auth, isLoopback, tokenHash } from "../../src/http/auth.ts";
+import { ConfigError } from "../../src/core/errors.ts";
+import { withTempDir } from "../helpers/temp.ts";
 
 const file = {
   tokens: [

@@ -10,8 +10,13 @@
 
 // The zod of @hono/zod-openapi (zod with `.openapi()`), so route schemas can embed this one.
 import { z } from "@hono/zod-openapi";
-import { BadRequestError, CorruptFrameError } from "./errors.ts";
-import { COLLECTION_BYTES_MAX, JSON_DEPTH_MAX, KEY_BYTES_MAX, U64_SAFE_MAX } from "./limits.ts";
+import { BadRequestError, CorruptFrameError } from "../core/errors.ts";
+import {
+  COLLECTION_BYTES_MAX,
+  JSON_DEPTH_MAX,
+  KEY_BYTES_MAX,
+  U64_SAFE_MAX,
+} from "../core/limits.ts";
 
 /** Collection names: 1..128 bytes of `[A-Za-z0-9_.-]`. */
 export const COLLECTION_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${COLLECTION_BYTES_MAX}}$`);

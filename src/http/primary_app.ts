@@ -8,14 +8,14 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { routePath } from "hono/route";
-import type { Auth } from "../auth.ts";
-import { errorResponse, validationHook } from "../http_errors.ts";
-import { FerryError } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Auth } from "./auth.ts";
+import { errorResponse, validationHook } from "./errors.ts";
+import { FerryError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import type { Metrics } from "../metrics/primary_metrics.ts";
 import type { Primary } from "../replication/primary.ts";
 import type { SnapshotServer } from "../replication/snapshot.ts";
-import { recordReadRoutes, type StateReader } from "../read_route.ts";
+import { recordReadRoutes, type StateReader } from "./routes/record_read.ts";
 import { snapshotRoutes } from "./routes/snapshot.ts";
 import { type AppEnv, requireRole } from "./guards.ts";
 import { adminRoutes } from "./routes/admin.ts";

@@ -11,8 +11,8 @@
  * @module
  */
 
-import { FerryError } from "../errors.ts";
-import { FRAME_PAYLOAD_BYTES_MAX, KIB_BYTES, MIB_BYTES, PULL_BYTES_MAX } from "../limits.ts";
+import { FerryError } from "../core/errors.ts";
+import { FRAME_PAYLOAD_BYTES_MAX, KIB_BYTES, MIB_BYTES, PULL_BYTES_MAX } from "../core/limits.ts";
 import { type DecodedFrame, decodeFrame } from "../wal/frame.ts";
 
 /** Longest snapshot NDJSON line accepted, in bytes, without its "\n" (longer is a format error). */

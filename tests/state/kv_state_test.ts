@@ -15,8 +15,8 @@ import {
   KvState,
   type StateEntry,
   type StateMeta,
-} from "../src/kv_state.ts";
-import { joinPath } from "../src/files.ts";
+} from "../../src/state/kv_state.ts";
+import { joinPath } from "../../src/core/files.ts";
 
 const utf8 = new TextEncoder();
 

@@ -8,11 +8,11 @@
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, Env } from "hono";
-import { FerryError, NotFoundError } from "./errors.ts";
-import { validationHook } from "./http_errors.ts";
-import type { StateEntry } from "./kv_state.ts";
-import { KEY_BYTES_MAX, PULL_WAIT_MS_MAX, U64_SAFE_MAX } from "./limits.ts";
-import { COLLECTION_PATTERN, isRecordKey } from "./records.ts";
+import { FerryError, NotFoundError } from "../../core/errors.ts";
+import { validationHook } from "../errors.ts";
+import type { StateEntry } from "../../state/kv_state.ts";
+import { KEY_BYTES_MAX, PULL_WAIT_MS_MAX, U64_SAFE_MAX } from "../../core/limits.ts";
+import { COLLECTION_PATTERN, isRecordKey } from "../../model/records.ts";
 
 /** What a read route needs from a materialised state. */
 export interface StateReader {

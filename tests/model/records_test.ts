@@ -8,7 +8,7 @@ import {
   decodeChangeRecord,
   encodeChangeRecord,
   encodeChangeRecords,
-} from "../src/records.ts";
+} from "../../src/model/records.ts";
 
 /** The obvious encoding: an object with the fields in order, through JSON.stringify. */
 function reference(record: ChangeRecord): Uint8Array {

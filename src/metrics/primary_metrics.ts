@@ -27,11 +27,11 @@
 
 import assert from "node:assert/strict";
 import client from "prom-client";
-import { GROUP_COMMIT_RECORDS_MAX } from "./limits.ts";
-import type { Primary, ReplicaState } from "./replication/primary.ts";
-import { INVALIDATION_REASONS, isLive, type Slot } from "./slots/slot.ts";
-import type { SlotStoreObserver } from "./slots/slot_store.ts";
-import type { SpoolObserver } from "./wal/spool.ts";
+import { GROUP_COMMIT_RECORDS_MAX } from "../core/limits.ts";
+import type { Primary, ReplicaState } from "../replication/primary.ts";
+import { INVALIDATION_REASONS, isLive, type Slot } from "../slots/slot.ts";
+import type { SlotStoreObserver } from "../slots/slot_store.ts";
+import type { SpoolObserver } from "../wal/spool.ts";
 
 /** Buckets of `ferry_wal_fsync_seconds`: 50 µs (a fast NVMe flush) to 1 s (a struggling disk). */
 export const FSYNC_SECONDS_BUCKETS: readonly number[] = [

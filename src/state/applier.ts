@@ -6,18 +6,18 @@
  * @module
  */
 
-import { CorruptFrameError } from "../errors.ts";
-import { KvState, type StateEntry } from "../kv_state.ts";
+import { CorruptFrameError } from "../core/errors.ts";
+import { KvState, type StateEntry } from "./kv_state.ts";
 import {
   STATE_APPLY_BATCH_BYTES,
   STATE_APPLY_BATCH_RECORDS,
   STATE_APPLY_LINGER_MS,
   STATE_RETRY_MS,
-} from "../limits.ts";
-import { type Logger, silentLogger } from "../log.ts";
-import { LsnSignal } from "../lsn_signal.ts";
-import { type ChangeRecord, decodeChangeRecord } from "../records.ts";
-import type { StateReader } from "../read_route.ts";
+} from "../core/limits.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
+import { LsnSignal } from "./lsn_signal.ts";
+import { type ChangeRecord, decodeChangeRecord } from "../model/records.ts";
+import type { StateReader } from "../http/routes/record_read.ts";
 import type { Spool } from "../wal/spool.ts";
 
 /** How long the applier waits for new records before looking again (it is also woken). */

@@ -4,14 +4,14 @@
 
 import assert from "node:assert/strict";
 import client from "prom-client";
-import { RebootstrapRequiredError, WalCorruptionError } from "../src/errors.ts";
-import { Metrics } from "../src/metrics.ts";
+import { RebootstrapRequiredError, WalCorruptionError } from "../../src/core/errors.ts";
+import { Metrics } from "../../src/metrics/primary_metrics.ts";
 import {
   appendRecords,
   type PrimaryFixture,
   SEGMENT_FILLING_PAYLOAD,
   withPrimary,
-} from "./helpers/primary_fixture.ts";
+} from "../helpers/primary_fixture.ts";
 
 /** Every metric SPEC.md section 11 and the module's contract name, with its exposed type. */
 const EXPECTED_METRICS: ReadonlyArray<readonly [string, string]> = [

@@ -8,10 +8,10 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import client from "prom-client";
-import { errorResponse, validationHook } from "../http_errors.ts";
-import type { Logger } from "../log.ts";
-import { recordReadRoutes } from "../read_route.ts";
-import type { ReplicaRuntime, ReplicaStateName } from "./runtime.ts";
+import { errorResponse, validationHook } from "./errors.ts";
+import type { Logger } from "../core/log.ts";
+import { recordReadRoutes } from "./routes/record_read.ts";
+import type { ReplicaRuntime, ReplicaStateName } from "../replica/runtime.ts";
 
 const _STATES: readonly ReplicaStateName[] = [
   "connecting",

@@ -2,8 +2,8 @@
 // the start with a message naming the setting and the value.
 
 import assert from "node:assert/strict";
-import { envName, parseConfig } from "../src/config.ts";
-import { ConfigError } from "../src/errors.ts";
+import { envName, parseConfig } from "../../src/core/config.ts";
+import { ConfigError } from "../../src/core/errors.ts";
 
 const noEnv = () => undefined;
 

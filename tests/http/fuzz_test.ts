@@ -16,16 +16,16 @@
 
 import assert from "node:assert/strict";
 // First: the app (through @hono/zod-openapi) must extend zod before src/records.ts builds its schema.
-import { type AppFixture, testAuth, TOKENS, withApp } from "./helpers/app_fixture.ts";
-import { decodeChangeRecord } from "../src/records.ts";
-import { SMALL_BODY_BYTES_MAX } from "../src/limits.ts";
-import { SlotStore } from "../src/slots/slot_store.ts";
+import { type AppFixture, testAuth, TOKENS, withApp } from "../helpers/app_fixture.ts";
+import { decodeChangeRecord } from "../../src/model/records.ts";
+import { SMALL_BODY_BYTES_MAX } from "../../src/core/limits.ts";
+import { SlotStore } from "../../src/slots/slot_store.ts";
 import {
   decodeWholeFrame,
   FRAME_V3_HEADER_BYTES,
   FRAME_V3_OVERHEAD_BYTES,
-} from "../src/wal/frame.ts";
-import type { StateApplier } from "../src/replication/state.ts";
+} from "../../src/wal/frame.ts";
+import type { StateApplier } from "../../src/state/applier.ts";
 
 // ---- settings ----
 

@@ -1,7 +1,7 @@
 // The replica's apply state machine: anchor, next, idempotent, divergence, skipped, gap, term fence.
 
 import assert from "node:assert/strict";
-import { frameHash, planApply } from "../../src/replica/applier.ts";
+import { frameHash, planApply } from "../../src/replica/apply_plan.ts";
 import { type DecodedFrame, decodeWholeFrame, encodeFrameV3 } from "../../src/wal/frame.ts";
 
 const utf8 = new TextEncoder();

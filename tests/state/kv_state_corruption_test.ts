@@ -3,8 +3,8 @@
 // intact, never a wrong value, a missing entry, or a listing that runs on.
 
 import assert from "node:assert/strict";
-import { KvState, type StateEntry } from "../src/kv_state.ts";
-import { withTempDir } from "./helpers/temp.ts";
+import { KvState, type StateEntry } from "../../src/state/kv_state.ts";
+import { withTempDir } from "../helpers/temp.ts";
 
 const ENTRIES = 300;
 const FLIPS = 160;

@@ -11,7 +11,7 @@ import {
   SNAPSHOT_LINE_BYTES_MAX,
   SnapshotFormatError,
   type SnapshotLine,
-} from "../../src/replica/client.ts";
+} from "../../src/client/client.ts";
 import { encodeFrameV3 } from "../../src/wal/frame.ts";
 import { type AppFixture, testAuth, TOKENS, withApp } from "../helpers/app_fixture.ts";
 
