@@ -16,7 +16,7 @@ import {
   parseCommitPolicy,
   REGION_NAME_BYTES_MAX,
 } from "../../src/replication/commit_waiter.ts";
-import { BadRequestError, OverloadedError } from "../../src/errors.ts";
+import { BadRequestError, OverloadedError } from "../../src/core/errors.ts";
 
 /** Long enough never to be reached in a passing test; a wait that should end early ends at once. */
 const HELD_MS = 5_000;

@@ -7,12 +7,12 @@ import {
   NotFoundError,
   RebootstrapRequiredError,
   TermMismatchError,
-} from "../../src/errors.ts";
+} from "../../src/core/errors.ts";
 import { appendRecords, SEGMENT_FILLING_PAYLOAD, withPrimary } from "../helpers/primary_fixture.ts";
 import type { Primary } from "../../src/replication/primary.ts";
 import { decodeCatalog } from "../../src/slots/catalog.ts";
 import { CATALOG_FILE_NAME } from "../../src/slots/slot_store.ts";
-import { joinPath } from "../../src/files.ts";
+import { joinPath } from "../../src/core/files.ts";
 
 /** Waits (bounded) until the spool holds `lsn`, so an ack of it is not beyond the head. */
 async function durable(primary: Primary, lsn: number): Promise<void> {

@@ -14,7 +14,7 @@ import {
   encodeCatalog,
 } from "../../src/slots/catalog.ts";
 import { INVALIDATION_REASONS, type Slot } from "../../src/slots/slot.ts";
-import { CatalogFormatError } from "../../src/errors.ts";
+import { CatalogFormatError } from "../../src/core/errors.ts";
 
 function hex(text: string): Uint8Array {
   const clean = text.replace(/\s+/g, "");

@@ -11,8 +11,8 @@ import {
 } from "../../src/slots/slot_store.ts";
 import { ackSlot, newSlot, type Slot } from "../../src/slots/slot.ts";
 import { encodeCatalog } from "../../src/slots/catalog.ts";
-import { joinPath } from "../../src/files.ts";
-import { createMemoryLogger } from "../../src/log.ts";
+import { joinPath } from "../../src/core/files.ts";
+import { createMemoryLogger } from "../../src/core/log.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
 function slot(id: string, restartLsn: number): Slot {

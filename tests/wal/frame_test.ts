@@ -10,8 +10,8 @@ import {
   FRAME_V3_HEADER_BYTES,
   frameV3ByteLength,
 } from "../../src/wal/frame.ts";
-import { CorruptFrameError } from "../../src/errors.ts";
-import { FRAME_PAYLOAD_BYTES_MAX } from "../../src/limits.ts";
+import { CorruptFrameError } from "../../src/core/errors.ts";
+import { FRAME_PAYLOAD_BYTES_MAX } from "../../src/core/limits.ts";
 
 function hex(text: string): Uint8Array {
   const clean = text.replace(/\s+/g, "");

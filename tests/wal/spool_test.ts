@@ -10,8 +10,8 @@ import {
   UnavailableError,
   WalCorruptionError,
   WalRemovedError,
-} from "../../src/errors.ts";
-import { joinPath } from "../../src/files.ts";
+} from "../../src/core/errors.ts";
+import { joinPath } from "../../src/core/files.ts";
 import { withTempDir } from "../helpers/temp.ts";
 import { recordingFileSystem } from "../helpers/recording_fs.ts";
 import { MemFs } from "../helpers/mem_fs.ts";
