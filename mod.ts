@@ -29,13 +29,13 @@
 export {
   type ClientOptions,
   FerryClient,
-  FerryHttpError,
   type FramePull,
   type ReadResponse,
   type SnapshotLine,
   type WriteRecord,
   type WriteResponse,
 } from "./src/client/client.ts";
+export { FerryHttpError } from "./src/core/errors.ts";
 export {
   type DecodedFrame,
   decodeFrame,

@@ -11,32 +11,32 @@
  * @module
  */
 
-import { FerryError } from "../core/errors.ts";
-import { FRAME_PAYLOAD_BYTES_MAX, KIB_BYTES, MIB_BYTES, PULL_BYTES_MAX } from "../core/limits.ts";
+import { FerryHttpError, FerryResponseError, SnapshotFormatError } from "../core/errors.ts";
+import {
+  ERROR_BODY_BYTES_MAX,
+  QUOTED_VALUE_CHARS_MAX,
+  RESPONSE_BODY_BYTES_MAX,
+  SNAPSHOT_LINE_BYTES_MAX,
+} from "../core/limits.ts";
 import { type DecodedFrame, decodeFrame } from "../wal/frame.ts";
+import {
+  formatSnapshotCursor,
+  FRAMES_MEDIA_TYPE,
+  HEADER_CURRENT_LSN,
+  HEADER_OLDEST_LSN,
+  HEADER_RECORD_COUNT,
+  HEADER_START_LSN,
+  HEADER_TERM,
+  HEADER_TIMELINE,
+  JSON_MEDIA_TYPE,
+  NDJSON_MEDIA_TYPE,
+  SNAPSHOT_FORMAT,
+} from "../model/wire.ts";
+import { concatBytes } from "../core/bytes.ts";
 
-/** Longest snapshot NDJSON line accepted, in bytes, without its "\n" (longer is a format error). */
-export const SNAPSHOT_LINE_BYTES_MAX = 4 * MIB_BYTES;
-/** Largest error body read; the rest is discarded (the JSON error shape is small). */
-export const ERROR_BODY_BYTES_MAX = 64 * KIB_BYTES;
-/**
- * Largest successful body read (a pull of `PULL_BYTES_MAX` may end with one frame of up to
- * `FRAME_PAYLOAD_BYTES_MAX`); a larger answer is a `FerryResponseError`, read no further.
- */
-export const RESPONSE_BODY_BYTES_MAX = PULL_BYTES_MAX + FRAME_PAYLOAD_BYTES_MAX;
-/** Characters of a bad value quoted in an error message. */
-const QUOTED_VALUE_CHARS_MAX = 80;
-
-/** Media type of a raw-frame pull (SPEC.md 9.3). */
-export const FRAMES_MEDIA_TYPE = "application/x-ferry-frames";
-/** Media type of a snapshot stream (SPEC.md 9.4). */
-export const NDJSON_MEDIA_TYPE = "application/x-ndjson";
-/** The only snapshot format this client reads. */
-export const SNAPSHOT_FORMAT = 1;
 /** User agent sent when `ClientOptions.userAgent` is not set. */
 export const DEFAULT_USER_AGENT = "ferry-client/1";
 
-const JSON_MEDIA_TYPE = "application/json";
 const NEWLINE_BYTE = 0x0a;
 const MS_PER_SECOND = 1000;
 
@@ -241,47 +241,6 @@ export interface Topology {
   replicas: TopologyReplica[];
 }
 
-/** The server answered with a status other than 2xx. `body` is its JSON error body. */
-export class FerryHttpError extends Error {
-  /** HTTP status. */
-  readonly status: number;
-  /** The body's `error` code, or `http_<status>` when the body was not a JSON error. */
-  readonly code: string;
-  /** The JSON error body with its details (snake_case, as sent), e.g. `first_lsn` of a 504. */
-  readonly body: Record<string, unknown>;
-  /** `Retry-After` in ms, when the server sent one. */
-  readonly retryAfterMs?: number;
-
-  constructor(
-    status: number,
-    body: Record<string, unknown>,
-    options: { retryAfterMs?: number; request?: string } = {},
-  ) {
-    const code = typeof body.error === "string" ? body.error : `http_${status}`;
-    const message = typeof body.message === "string" ? body.message : `HTTP ${status}`;
-    super(`${options.request ? `${options.request}: ` : ""}${status} ${code}: ${message}`);
-    this.name = "FerryHttpError";
-    this.status = status;
-    this.code = code;
-    this.body = body;
-    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
-  }
-}
-
-/** A 2xx answer without the documented shape, headers or size. */
-export class FerryResponseError extends FerryError {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super("bad_response", message, details);
-  }
-}
-
-/** A snapshot stream line that is malformed, longer than the limit, or out of order. */
-export class SnapshotFormatError extends FerryError {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super("snapshot_format", message, details);
-  }
-}
-
 type _Query = Record<string, string | number | undefined>;
 
 interface _RequestOptions {
@@ -411,14 +370,14 @@ export class FerryClient {
     }
     const header = (name: string) => _uintHeader(response.headers, name);
     const position = {
-      currentLsn: header("x-ferry-current-lsn"),
-      oldestLsn: header("x-ferry-oldest-lsn"),
-      term: header("x-ferry-term"),
-      timeline: header("x-ferry-timeline"),
-      startLsn: header("x-ferry-start-lsn"),
+      currentLsn: header(HEADER_CURRENT_LSN),
+      oldestLsn: header(HEADER_OLDEST_LSN),
+      term: header(HEADER_TERM),
+      timeline: header(HEADER_TIMELINE),
+      startLsn: header(HEADER_START_LSN),
     };
-    const countHeader = response.headers.get("x-ferry-record-count");
-    const expectedCount = countHeader === null ? undefined : header("x-ferry-record-count");
+    const countHeader = response.headers.get(HEADER_RECORD_COUNT);
+    const expectedCount = countHeader === null ? undefined : header(HEADER_RECORD_COUNT);
     const bytes = await _readBody(response, RESPONSE_BODY_BYTES_MAX);
     const { frames, corrupt } = _decodeFrames(bytes, expectedCount);
     return corrupt ? { frames, corrupt, ...position } : { frames, ...position };
@@ -552,7 +511,7 @@ export class FerryClient {
     replicaId: string,
     options: SnapshotOptions = {},
   ): AsyncGenerator<SnapshotLine, void, undefined> {
-    const after = options.after && `${options.after.collection}/${options.after.key}`;
+    const after = options.after && formatSnapshotCursor(options.after);
     const response = await this.#send("GET", "/v1/snapshot", {
       query: { replica_id: replicaId, after },
       accept: NDJSON_MEDIA_TYPE,
@@ -751,18 +710,7 @@ async function _readBody(
     if (!finished) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
-  return _concat(chunks, total);
-}
-
-function _concat(chunks: readonly Uint8Array[], totalBytes: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(totalBytes);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 /** The `FerryHttpError` of a non-2xx answer (its body read up to `ERROR_BODY_BYTES_MAX`). */
@@ -967,7 +915,7 @@ function _checkLineBytes(lineBytes: number): void {
 
 function _decodeLine(decoder: TextDecoder, parts: readonly Uint8Array[], bytes: number): string {
   try {
-    return decoder.decode(_concat(parts, bytes));
+    return decoder.decode(concatBytes(parts, bytes));
   } catch (error) {
     if (error instanceof TypeError) throw new SnapshotFormatError("a snapshot line is not UTF-8");
     throw error;

@@ -182,3 +182,70 @@ export function isKvDamageError(error: unknown): error is Error {
   return error instanceof Error && !(error instanceof FerryError) &&
     !(error instanceof Deno.errors.NotCapable) && !(error instanceof Deno.errors.PermissionDenied);
 }
+
+/** Both persisted copies are unreadable: ferry refuses to start rather than guess. */
+export class SlotStoreCorruptError extends FerryError {
+  constructor(message: string) {
+    super("slots_corrupt", message);
+  }
+}
+
+/** Too many snapshots are streaming (HTTP 503 with Retry-After). */
+export class SnapshotBusyError extends FerryError {
+  constructor(concurrencyMax: number) {
+    super("snapshot_busy", `${concurrencyMax} snapshots are already streaming; retry shortly`);
+  }
+}
+
+/** The wait for `min_lsn` ended before the state applied it (HTTP 503 with Retry-After). */
+export class LsnNotAppliedError extends FerryError {
+  constructor(appliedLsn: number, minLsn: number) {
+    super("lsn_not_applied", `LSN ${minLsn} is not applied yet (applied: ${appliedLsn})`, {
+      applied_lsn: appliedLsn,
+      min_lsn: minLsn,
+    });
+  }
+}
+
+// ---- errors of the HTTP client (FerryClient) ----
+
+/** The server answered with a status other than 2xx. `body` is its JSON error body. */
+export class FerryHttpError extends Error {
+  /** HTTP status. */
+  readonly status: number;
+  /** The body's `error` code, or `http_<status>` when the body was not a JSON error. */
+  readonly code: string;
+  /** The JSON error body with its details (snake_case, as sent), e.g. `first_lsn` of a 504. */
+  readonly body: Record<string, unknown>;
+  /** `Retry-After` in ms, when the server sent one. */
+  readonly retryAfterMs?: number;
+
+  constructor(
+    status: number,
+    body: Record<string, unknown>,
+    options: { retryAfterMs?: number; request?: string } = {},
+  ) {
+    const code = typeof body.error === "string" ? body.error : `http_${status}`;
+    const message = typeof body.message === "string" ? body.message : `HTTP ${status}`;
+    super(`${options.request ? `${options.request}: ` : ""}${status} ${code}: ${message}`);
+    this.name = "FerryHttpError";
+    this.status = status;
+    this.code = code;
+    this.body = body;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** A 2xx answer without the documented shape, headers or size. */
+export class FerryResponseError extends FerryError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super("bad_response", message, details);
+  }
+}
+
+/** A snapshot stream line that is malformed, longer than the limit, or out of order. */
+export class SnapshotFormatError extends FerryError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super("snapshot_format", message, details);
+  }
+}

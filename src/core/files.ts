@@ -8,6 +8,7 @@
  * @module
  */
 
+import { BLOCKING_IO_BYTES_MAX } from "./limits.ts";
 /** An open file with positional reads and writes. Not safe for concurrent use: one owner each. */
 export interface FileHandle {
   /** Reads into `buffer` from `position`; returns the bytes read (fewer only at end of file). */
@@ -55,14 +56,6 @@ export function parentDir(path: string): string {
   if (index < 0) return ".";
   return index === 0 ? "/" : path.slice(0, index);
 }
-
-/**
- * Writes up to this size use Deno's blocking call: it only copies into the page cache, and each
- * async file op costs a hop to a thread pool and back. The fdatasync stays async on purpose: while
- * it runs, other requests reach the append queue and join the next group commit (a blocking fsync
- * would leave every group commit with one record).
- */
-export const BLOCKING_IO_BYTES_MAX = 256 * 1024;
 
 class _DenoFileHandle implements FileHandle {
   #file: Deno.FsFile;
@@ -133,6 +126,29 @@ class _DenoFileHandle implements FileHandle {
   close(): void {
     this.#file.close();
   }
+}
+
+/**
+ * Replaces the file at `path` with `bytes` atomically: a temp file beside it is written and
+ * fdatasynced, renamed over `path`, and the directory fsynced. A crash leaves the old file or the
+ * new one, never a mix. Needs read and write access to the directory of `path`.
+ */
+export async function writeFileAtomic(
+  fs: FileSystem,
+  path: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  const temp = path + ".tmp";
+  const file = await fs.open(temp, { write: true, create: true });
+  try {
+    await file.truncate(0);
+    await file.writeAt(bytes, 0);
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+  await fs.rename(temp, path);
+  await fs.syncDir(parentDir(path));
 }
 
 /** The real file system, through Deno's file APIs. */

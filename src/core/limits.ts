@@ -65,7 +65,11 @@ export const REQUEST_BYTES_DEFAULT = 4 * MIB_BYTES;
 
 /** Longest replica id, in bytes; ids are `[A-Za-z0-9_.-]`. */
 export const REPLICA_ID_BYTES_MAX = 128;
-/** Most replicas registered at once (also bounds the slots: one KV commit holds them all). */
+/**
+ * Most replicas registered at once, and most replication slots kept: one bound, since every
+ * registered replica has a slot and a slot without a registered replica is one that came and went.
+ * All slots are persisted in one Deno KV commit, which is what keeps the number small.
+ */
 export const REPLICAS_MAX = 256;
 /** Longest region name, in bytes (names are ASCII `[A-Za-z0-9_.-]`). */
 export const REGION_BYTES_MAX = 64;
@@ -129,6 +133,95 @@ export const TOKENS_MAX = 10_000;
 /** Largest tokens file. */
 export const TOKENS_FILE_BYTES_MAX = 4 * MIB_BYTES;
 
+// ---- spool and segment files (SPEC.md section 3) ----
+
+/**
+ * Writes up to this size use Deno's blocking call: it only copies into the page cache, and each
+ * async file op costs a hop to a thread pool and back. The fdatasync stays async on purpose: while
+ * it runs, other requests reach the append queue and join the next group commit (a blocking fsync
+ * would leave every group commit with one record).
+ */
+export const BLOCKING_IO_BYTES_MAX = 256 * 1024;
+/** Compact the backing array once this many evicted slots accumulate at its front. */
+export const TAIL_COMPACT_AFTER_SLOTS = 4096;
+
+// ---- slots (SPEC.md section 4) ----
+
+/** Longest a touch-only change (last-seen time) waits to be persisted. */
+export const SLOT_TOUCH_PERSIST_MS = 10_000;
+
+// ---- topology and commit policies ----
+
+/** Most topology long-polls held at once. */
+export const TOPOLOGY_WAITERS_MAX = 10_000;
+/** Longest rendering of a bad policy value echoed back in an error. */
+export const COMMIT_POLICY_ECHO_CHARS_MAX = 100;
+
+// ---- the materialised state in Deno KV (SPEC.md section 8) ----
+
+/** How long the applier waits for new records before looking again (it is also woken). */
+export const STATE_IDLE_WAIT_MS = 1000;
+/** Largest value, as serialized (V8 serialization; a `Uint8Array` counts its length). */
+export const DENO_KV_VALUE_BYTES_MAX = 65_536;
+/** Most mutations in one atomic commit. */
+export const DENO_KV_COMMIT_MUTATIONS_MAX = 1000;
+/** Largest total size of one atomic commit (keys and values; a set's key counts twice). */
+export const DENO_KV_COMMIT_BYTES_MAX = 800 * KIB_BYTES;
+/** Largest total size of the keys set in one atomic commit. */
+export const DENO_KV_COMMIT_KEY_BYTES_MAX = 80 * KIB_BYTES;
+/** Most keys one `kv.getMany` call reads. */
+export const DENO_KV_GET_MANY_KEYS_MAX = 10;
+/** Most entries one `kv.list` batch reads. */
+export const DENO_KV_LIST_BATCH_ENTRIES_MAX = 1000;
+/**
+ * A value whose JSON text is at most this many bytes of UTF-8 is stored inline, provided V8's
+ * serialization of the text also fits a KV value (it takes two bytes per UTF-16 unit when the text
+ * has a character past U+00FF); otherwise it is chunked.
+ */
+export const KV_INLINE_VALUE_BYTES = 60_000;
+/** Bytes of UTF-8 JSON text per chunk of a larger value. */
+export const KV_CHUNK_BYTES = 60_000;
+/** Mutations one commit holds at most (headroom below Deno KV's 1000). */
+export const KV_COMMIT_MUTATIONS_MAX = 900;
+/** Estimated bytes one commit holds at most (headroom below Deno KV's 800 KiB). */
+export const KV_COMMIT_BYTES_MAX = 700 * KIB_BYTES;
+/** Key bytes one commit holds at most (headroom below Deno KV's 80 KiB of set keys). */
+export const KV_COMMIT_KEY_BYTES_MAX = 64 * KIB_BYTES;
+/** Chunk bytes one sub-batch prepares at most (bounds memory; a single larger value still goes). */
+export const KV_SUB_BATCH_CHUNK_BYTES_MAX = 16 * MIB_BYTES;
+/** Added to a serialized object's estimated size for V8's tags and property names. */
+export const KV_OBJECT_OVERHEAD_BYTES = 64;
+/** Largest estimated size of the meta object. */
+export const KV_META_BYTES_MAX = 4 * KIB_BYTES;
+/** How many times a read of a chunked value starts over after finding it replaced. */
+export const KV_READ_RETRIES_MAX = 5;
+/** Entries a scan reads per `kv.list` batch unless told otherwise. */
+export const KV_SCAN_BATCH_ENTRIES_DEFAULT = 100;
+/** How far a listing may run past the counted entries before it is checked against the meta. */
+export const KV_SCAN_SLACK_ENTRIES = 1000;
+/** Largest JSON text a stored entry may claim (anything larger is corruption). */
+export const KV_VALUE_TEXT_BYTES_MAX = FRAME_PAYLOAD_BYTES_MAX;
+
+// ---- HTTP server and client (SPEC.md section 9) ----
+
+/** Responses up to this size are sent as one buffer (copied); larger ones stream their views. */
+export const FRAMES_SINGLE_WRITE_BYTES_MAX = 256 * 1024;
+/** Digits of the longest number a query accepts (2^53 - 1 has 16). */
+export const QUERY_NUMBER_DIGITS_MAX = 16;
+/** Seconds a client should wait before retrying a 503. */
+export const RETRY_AFTER_S = 1;
+/** Longest snapshot NDJSON line accepted, in bytes, without its "\n" (longer is a format error). */
+export const SNAPSHOT_LINE_BYTES_MAX = 4 * MIB_BYTES;
+/** Largest error body read; the rest is discarded (the JSON error shape is small). */
+export const ERROR_BODY_BYTES_MAX = 64 * KIB_BYTES;
+/**
+ * Largest successful body read (a pull of `PULL_BYTES_MAX` may end with one frame of up to
+ * `FRAME_PAYLOAD_BYTES_MAX`); a larger answer is a `FerryResponseError`, read no further.
+ */
+export const RESPONSE_BODY_BYTES_MAX = PULL_BYTES_MAX + FRAME_PAYLOAD_BYTES_MAX;
+/** Characters of a bad value quoted in an error message. */
+export const QUOTED_VALUE_CHARS_MAX = 80;
+
 assert(PULL_RECORDS_DEFAULT <= PULL_RECORDS_MAX && PULL_BYTES_DEFAULT <= PULL_BYTES_MAX);
 assert(
   REPLICA_ID_BYTES_MAX <= CATALOG_REPLICA_ID_BYTES_MAX,
@@ -140,3 +233,19 @@ assert(RECORD_BYTES_DEFAULT <= FRAME_PAYLOAD_BYTES_MAX);
 assert(REQUEST_BYTES_DEFAULT <= GROUP_COMMIT_BYTES_MAX, "one request must fit one group commit");
 assert(GROUP_COMMIT_BYTES_MAX <= APPEND_QUEUE_BYTES_MAX);
 assert(READ_CHUNK_BYTES <= GROUP_COMMIT_BYTES_MAX);
+
+assert(KV_INLINE_VALUE_BYTES + KV_OBJECT_OVERHEAD_BYTES <= DENO_KV_VALUE_BYTES_MAX);
+assert(KV_CHUNK_BYTES <= DENO_KV_VALUE_BYTES_MAX);
+assert(KV_COMMIT_MUTATIONS_MAX < DENO_KV_COMMIT_MUTATIONS_MAX);
+assert(KV_COMMIT_BYTES_MAX < DENO_KV_COMMIT_BYTES_MAX);
+assert(KV_COMMIT_KEY_BYTES_MAX < DENO_KV_COMMIT_KEY_BYTES_MAX);
+assert(KV_META_BYTES_MAX + 2 * KV_CHUNK_BYTES <= KV_COMMIT_BYTES_MAX, "a commit fits chunks");
+assert(KV_CHUNK_BYTES <= KV_SUB_BATCH_CHUNK_BYTES_MAX);
+assert(KV_SCAN_BATCH_ENTRIES_DEFAULT <= DENO_KV_LIST_BATCH_ENTRIES_MAX);
+/** Bytes of one slot entry in Deno KV at most (its key, its fields and the id twice). */
+const _SLOT_KV_ENTRY_BYTES_MAX = 2 * REPLICA_ID_BYTES_MAX + 512;
+assert(
+  REPLICAS_MAX + 1 <= KV_COMMIT_MUTATIONS_MAX &&
+    (REPLICAS_MAX + 1) * _SLOT_KV_ENTRY_BYTES_MAX <= KV_COMMIT_BYTES_MAX,
+  "every slot fits one Deno KV commit",
+);

@@ -10,7 +10,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.ts";
 import { TOKENS_FILE_BYTES_MAX, TOKENS_MAX } from "../core/limits.ts";
-import { REPLICA_ID_PATTERN } from "../replication/primary.ts";
+import { REPLICA_ID_PATTERN } from "../model/ids.ts";
 
 /** What a caller may do. `admin` may do everything. */
 export type AuthRole = "admin" | "writer" | "replica";

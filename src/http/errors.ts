@@ -9,6 +9,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { BadRequestError, FerryError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { RETRY_AFTER_S } from "../core/limits.ts";
 
 /** HTTP status of each domain error code. */
 const STATUS_BY_CODE: Record<string, number> = {
@@ -32,9 +33,6 @@ const STATUS_BY_CODE: Record<string, number> = {
   corrupt_frame: 500,
 };
 
-/** Seconds a client should wait before retrying a 503. */
-const RETRY_AFTER_SECONDS = 1;
-
 /** Error code of a bare HTTP status (for Hono's own exceptions: body limit, bad JSON, media type). */
 function _codeOfStatus(status: number): string {
   if (status === 413) return "payload_too_large";
@@ -48,7 +46,7 @@ function _codeOfStatus(status: number): string {
 export function errorResponse(c: Context, error: unknown, logger: Logger): Response {
   if (error instanceof FerryError) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
-    if (status === 503) c.header("retry-after", String(RETRY_AFTER_SECONDS));
+    if (status === 503) c.header("retry-after", String(RETRY_AFTER_S));
     if (status >= 500) logger.error("http.error", { code: error.code, message: error.message });
     return c.json({ ...error.details, error: error.code, message: error.message }, status as 400);
   }

@@ -6,11 +6,9 @@
  */
 
 import type { Context, MiddlewareHandler } from "hono";
-import type { AuthResult, AuthRole, Principal } from "./auth.ts";
+import type { AuthRole, Principal } from "./auth.ts";
+import type { AppEnv } from "./router.ts";
 import { ForbiddenError, UnauthorizedError } from "../core/errors.ts";
-
-/** Hono variables every route may read. */
-export type AppEnv = { Variables: { auth: AuthResult } };
 
 /** The caller, or 401 when anonymous or the token is not valid. */
 export function principalOf(c: Context<AppEnv>): Principal {

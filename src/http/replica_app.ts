@@ -6,117 +6,28 @@
  * @module
  */
 
-import { OpenAPIHono } from "@hono/zod-openapi";
-import client from "prom-client";
-import { errorResponse, validationHook } from "./errors.ts";
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Logger } from "../core/log.ts";
+import { replicaMetrics } from "../metrics/replica_metrics.ts";
+import type { ReplicaRuntime } from "../replica/runtime.ts";
+import { type AppEnv, finishApp, newRouter } from "./router.ts";
+import { healthRoutes } from "./routes/health.ts";
 import { recordReadRoutes } from "./routes/record_read.ts";
-import type { ReplicaRuntime, ReplicaStateName } from "../replica/runtime.ts";
-
-const _STATES: readonly ReplicaStateName[] = [
-  "connecting",
-  "healthy",
-  "rebootstrapping",
-  "gap",
-  "divergence",
-  "stale_term",
-  "apply_error",
-];
-
-/** The replica's Prometheus registry, read from the runtime at scrape time. */
-export function replicaMetrics(runtime: ReplicaRuntime): client.Registry {
-  const registry = new client.Registry();
-  const gauge = (name: string, help: string, read: () => number) =>
-    new client.Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read());
-      },
-    });
-  const mirrored = (name: string, help: string, read: () => number) =>
-    new client.Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  gauge(
-    "ferry_replica_applied_lsn",
-    "LSN this replica has applied (and made durable).",
-    () => runtime.appliedLsn(),
-  );
-  gauge(
-    "ferry_replica_primary_current_lsn",
-    "The primary's current LSN at the last pull.",
-    () => runtime.status().primary_current_lsn,
-  );
-  gauge(
-    "ferry_replica_bookmark_waiters",
-    "Reads held for a min_lsn.",
-    () => runtime.applied.waiters,
-  );
-  mirrored(
-    "ferry_replica_apply_errors_total",
-    "Frames or records this replica could not apply.",
-    () => runtime.status().apply_errors_total,
-  );
-  mirrored(
-    "ferry_replica_divergence_total",
-    "LSNs whose payload differed from what was applied.",
-    () => runtime.status().divergence_total,
-  );
-  mirrored(
-    "ferry_replica_rebootstraps_total",
-    "Re-bootstraps from a snapshot.",
-    () => runtime.status().rebootstraps_total,
-  );
-  mirrored(
-    "ferry_replica_applied_records_total",
-    "Records applied.",
-    () => runtime.status().applied_records_total,
-  );
-  new client.Gauge({
-    name: "ferry_replica_state",
-    help: "1 for the replica's current state, 0 for the others.",
-    labelNames: ["state"],
-    registers: [registry],
-    collect() {
-      for (const state of _STATES) this.set({ state }, runtime.state === state ? 1 : 0);
-    },
-  });
-  return registry;
-}
 
 /** The replica's app over a running runtime. */
 export function createReplicaApp(
   runtime: ReplicaRuntime,
   options: { logger: Logger; isReady: () => boolean },
-) {
-  const app = new OpenAPIHono({ defaultHook: validationHook });
+): OpenAPIHono<AppEnv> {
+  const app = newRouter();
   const registry = replicaMetrics(runtime);
-  app.get("/healthz", (c) => c.json({ ok: true }));
-  app.get("/readyz", (c) => {
-    if (options.isReady()) return c.json({ ready: true });
-    c.header("retry-after", "1");
-    return c.json({ error: "not_ready", message: "the replica is starting or draining" }, 503);
-  });
+  app.route("/", healthRoutes(options));
   app.get("/v1/status", (c) => c.json(runtime.status()));
   app.get(
     "/metrics",
     async (c) => c.body(await registry.metrics(), 200, { "content-type": registry.contentType }),
   );
   app.route("/", recordReadRoutes({ reader: () => runtime }));
-  app.notFound((c) =>
-    c.json({
-      error: "not_found",
-      message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`,
-    }, 404)
-  );
-  app.onError((error, c) => errorResponse(c, error, options.logger));
+  finishApp(app, options.logger);
   return app;
 }

@@ -9,19 +9,16 @@ import { z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { BadRequestError, PayloadTooLargeError } from "../core/errors.ts";
-import { U64_SAFE_MAX } from "../core/limits.ts";
+import { QUERY_NUMBER_DIGITS_MAX, U64_SAFE_MAX } from "../core/limits.ts";
 import { assertJsonShape } from "../model/records.ts";
-import { REGION_PATTERN, REPLICA_ID_PATTERN } from "../replication/primary.ts";
+import { REGION_PATTERN, REPLICA_ID_PATTERN } from "../model/ids.ts";
 
 const _strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** Digits of the longest number a query accepts (2^53 - 1 has 16). */
-const _DIGITS_MAX = 16;
 
 /** A whole number in a query string: 0..2^53-1, digits only. */
 export const queryUint = z
   .string()
-  .regex(new RegExp(`^\\d{1,${_DIGITS_MAX}}$`), {
+  .regex(new RegExp(`^\\d{1,${QUERY_NUMBER_DIGITS_MAX}}$`), {
     message: "must be a whole number of at most 16 digits",
   })
   .transform(Number)
@@ -54,18 +51,15 @@ export const errorSchema = z
   .passthrough()
   .openapi("Error");
 
-/** Error responses every guarded route may give. */
+/** One documented error response with its own description. */
+export function errorContent(description: string) {
+  return { description, content: { "application/json": { schema: errorSchema } } };
+}
+
+/** Error responses every guarded route may give, described by status. */
 export function errorResponses(...statuses: number[]) {
-  const described: Record<
-    number,
-    { description: string; content: { "application/json": { schema: typeof errorSchema } } }
-  > = {};
-  for (const status of statuses) {
-    described[status] = {
-      description: _STATUS_TEXT[status] ?? "error",
-      content: { "application/json": { schema: errorSchema } },
-    };
-  }
+  const described: Record<number, ReturnType<typeof errorContent>> = {};
+  for (const status of statuses) described[status] = errorContent(_STATUS_TEXT[status] ?? "error");
   return described;
 }
 

@@ -17,21 +17,9 @@ import {
   KEY_BYTES_MAX,
   U64_SAFE_MAX,
 } from "../core/limits.ts";
-
-/** Collection names: 1..128 bytes of `[A-Za-z0-9_.-]`. */
-export const COLLECTION_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${COLLECTION_BYTES_MAX}}$`);
+import { COLLECTION_PATTERN } from "./ids.ts";
 
 const _utf8 = new TextEncoder();
-
-/**
- * True for a key a record may have: 1..{@link KEY_BYTES_MAX} bytes of well-formed UTF-8 without
- * NUL. Reads and snapshot cursors name keys by the same rule, so none can reach Deno KV with a key
- * it refuses (KV escapes NUL, so 1024 NULs would not fit a KV key).
- */
-export function isRecordKey(key: string): boolean {
-  return key.length > 0 && key.isWellFormed() && !key.includes("\u0000") &&
-    _utf8.encode(key).byteLength <= KEY_BYTES_MAX;
-}
 
 /** One key-level change. `value` is present exactly for puts. */
 export interface ChangeRecord {

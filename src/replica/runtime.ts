@@ -11,8 +11,8 @@
  */
 
 import { crc32 } from "node:zlib";
-import { denoFileSystem, type FileSystem, joinPath } from "../core/files.ts";
-import { isKvDamageError, KvCorruptError } from "../core/errors.ts";
+import { denoFileSystem, type FileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
+import { FerryHttpError, isKvDamageError, KvCorruptError } from "../core/errors.ts";
 import { KvState, type StateEntry, type StateMeta } from "../state/kv_state.ts";
 import {
   REPLICA_BACKOFF_MS_MAX,
@@ -25,9 +25,10 @@ import {
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { LsnSignal } from "../state/lsn_signal.ts";
-import type { StateReader } from "../http/routes/record_read.ts";
+import type { StateReader } from "../state/reader.ts";
 import { type ApplierPosition, type ApplyStop, planApply } from "./apply_plan.ts";
-import { FerryClient, FerryHttpError } from "../client/client.ts";
+import { FerryClient } from "../client/client.ts";
+import { sleep } from "../core/waiter.ts";
 
 /** What the replica is doing (SPEC.md 9.7). */
 export type ReplicaStateName =
@@ -235,7 +236,7 @@ export class ReplicaRuntime implements StateReader {
     while (!signal.aborted) {
       if (this.#state === "divergence" || this.#state === "stale_term") {
         // Fail closed: keep serving reads, apply nothing, until an operator re-bootstraps this replica.
-        await this.#sleep(REPLICA_BACKOFF_MS_MAX);
+        await sleep(REPLICA_BACKOFF_MS_MAX, this.#stop.signal);
         continue;
       }
       try {
@@ -360,19 +361,8 @@ export class ReplicaRuntime implements StateReader {
   /** Sleeps the current backoff (with jitter) and doubles it, up to the maximum. */
   async #backoff(atLeastMs = 0): Promise<void> {
     const jittered = this.#backoffMs / 2 + Math.random() * (this.#backoffMs / 2);
-    await this.#sleep(Math.max(atLeastMs, jittered));
+    await sleep(Math.max(atLeastMs, jittered), this.#stop.signal);
     this.#backoffMs = Math.min(REPLICA_BACKOFF_MS_MAX, this.#backoffMs * 2);
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#stop.signal.addEventListener("abort", done, { once: true });
-    });
   }
 
   // ---- re-bootstrap ----
@@ -571,20 +561,10 @@ async function _readCurrent(dataDir: string): Promise<{ index: number; trusted: 
   return { index: 0, trusted: false };
 }
 
-/** Replaces CURRENT atomically: temp file, fsync, rename, directory fsync. */
+/** Replaces CURRENT atomically (`writeFileAtomic`). */
 async function _writeCurrent(fs: FileSystem, dataDir: string, index: number): Promise<void> {
-  const path = joinPath(dataDir, _CURRENT_FILE);
-  const temp = path + ".tmp";
-  const file = await fs.open(temp, { write: true, create: true });
-  try {
-    await file.truncate(0);
-    await file.writeAt(_utf8.encode(_storeName(index) + "\n"), 0);
-    await file.syncData();
-  } finally {
-    file.close();
-  }
-  await fs.rename(temp, path);
-  await fs.syncDir(dataDir);
+  const text = _utf8.encode(_storeName(index) + "\n");
+  await writeFileAtomic(fs, joinPath(dataDir, _CURRENT_FILE), text);
 }
 
 async function _removeStoreFiles(dataDir: string, index: number): Promise<void> {

@@ -11,14 +11,17 @@
  */
 
 import assert from "node:assert/strict";
-import { BadRequestError, OverloadedError } from "../core/errors.ts";
+import { BadRequestError } from "../core/errors.ts";
 import {
   ACK_N_MAX,
+  COMMIT_POLICY_ECHO_CHARS_MAX,
   COMMIT_POLICY_REGIONS_MAX,
   COMMIT_TIMEOUT_MS_MAX,
   COMMIT_WAITS_MAX,
   REGION_BYTES_MAX,
 } from "../core/limits.ts";
+import { REGION_PATTERN } from "../model/ids.ts";
+import { Waiters } from "../core/waiter.ts";
 
 // Bounds live in src/limits.ts; re-exported here for callers of this module.
 export { ACK_N_MAX, COMMIT_POLICY_REGIONS_MAX, COMMIT_TIMEOUT_MS_MAX, COMMIT_WAITS_MAX };
@@ -27,8 +30,6 @@ export const REGION_NAME_BYTES_MAX = REGION_BYTES_MAX;
 /** Longest policy text that can be valid; longer text is refused before it is looked at. */
 export const COMMIT_POLICY_CHARS_MAX = "regions=".length +
   COMMIT_POLICY_REGIONS_MAX * (REGION_NAME_BYTES_MAX + 1) - 1;
-/** Longest rendering of a bad policy value echoed back in an error. */
-const _POLICY_ECHO_CHARS_MAX = 100;
 
 /** How long a write waits for replicas after it is durable on the primary. */
 export type CommitPolicy =
@@ -62,7 +63,6 @@ export interface CommitWaitCounters {
 }
 
 const _ACK_N_PATTERN = new RegExp(`^ack_n=(0|[1-9][0-9]{0,${String(ACK_N_MAX).length - 1}})$`);
-const _REGION_NAME_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${REGION_NAME_BYTES_MAX}}$`);
 const _REGIONS_PREFIX = "regions=";
 
 /**
@@ -162,12 +162,6 @@ interface _Replica {
   durableLsn: number;
 }
 
-interface _Wait {
-  targetLsn: number;
-  policy: CommitPolicy;
-  finish: (outcome: "reached" | "timed_out") => void;
-}
-
 interface _Evaluation {
   met: boolean;
   required: number;
@@ -190,7 +184,8 @@ interface _Evaluation {
 export class CommitWaiter {
   #clock: () => number;
   #replicas = new Map<string, _Replica>();
-  #waits = new Set<_Wait>();
+  /** Held writes, keyed by their target LSN. */
+  #waits = new Waiters<number>({ max: COMMIT_WAITS_MAX, what: "writes waiting for replicas" });
   #counters: CommitWaitCounters = { reached: 0, timed_out: 0, not_required: 0 };
 
   /** `clock` in ms, used only for `waitedMs` (default `performance.now`, monotonic). */
@@ -212,7 +207,7 @@ export class CommitWaiter {
     } else {
       return;
     }
-    this.#wake(() => true);
+    this.#waits.wake();
   }
 
   /**
@@ -225,12 +220,12 @@ export class CommitWaiter {
     if (replica === undefined || durableLsn <= replica.durableLsn) return;
     const before = replica.durableLsn;
     replica.durableLsn = durableLsn;
-    this.#wake((wait) => wait.targetLsn > before && wait.targetLsn <= durableLsn);
+    this.#waits.wake((targetLsn) => targetLsn > before && targetLsn <= durableLsn);
   }
 
   /** Forgets a replica: its ack stops counting and every pending wait re-evaluates at once. */
   dropReplica(id: string): void {
-    if (this.#replicas.delete(id)) this.#wake(() => true);
+    if (this.#replicas.delete(id)) this.#waits.wake();
   }
 
   /** The n-th highest durable LSN of the registered replicas; 0 when n = 0 or fewer exist. */
@@ -267,50 +262,28 @@ export class CommitWaiter {
    * `targetLsn` ≥ 0 and 0 ≤ `timeoutMs` ≤ {@link COMMIT_TIMEOUT_MS_MAX} are asserted: callers
    * validate client input first.
    */
-  wait(
+  async wait(
     targetLsn: number,
     policy: CommitPolicy,
     options: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<CommitOutcome> {
-    const { timeoutMs, signal } = options;
     assert(Number.isSafeInteger(targetLsn) && targetLsn >= 0, "target LSN out of range");
-    assert(Number.isFinite(timeoutMs) && timeoutMs >= 0 && timeoutMs <= COMMIT_TIMEOUT_MS_MAX);
+    assert(
+      Number.isFinite(options.timeoutMs) && options.timeoutMs >= 0 &&
+        options.timeoutMs <= COMMIT_TIMEOUT_MS_MAX,
+    );
     _assertPolicy(policy);
-    if (!_needsWait(policy)) {
-      return Promise.resolve(this.#end(targetLsn, policy, "not_required", 0));
-    }
-    if (_evaluate(this.#replicas, targetLsn, policy).met) {
-      return Promise.resolve(this.#end(targetLsn, policy, "reached", 0));
-    }
-    if (timeoutMs === 0 || signal?.aborted) {
-      return Promise.resolve(this.#end(targetLsn, policy, "timed_out", 0));
-    }
-    if (this.#waits.size >= COMMIT_WAITS_MAX) {
-      return Promise.reject(
-        new OverloadedError("too many writes are waiting for replicas; retry shortly", {
-          pending_waits: this.#waits.size,
-        }),
-      );
+    if (!_needsWait(policy)) return this.#end(targetLsn, policy, "not_required", 0);
+    const met = () => _evaluate(this.#replicas, targetLsn, policy).met;
+    // Answered without holding: waitedMs is exactly 0.
+    if (met()) return this.#end(targetLsn, policy, "reached", 0);
+    if (options.timeoutMs === 0 || options.signal?.aborted) {
+      return this.#end(targetLsn, policy, "timed_out", 0);
     }
     const startedMs = this.#clock();
-    return new Promise<CommitOutcome>((resolve) => {
-      const onTimeout = () => wait.finish("timed_out");
-      const timer = setTimeout(onTimeout, timeoutMs);
-      const wait: _Wait = {
-        targetLsn,
-        policy,
-        finish: (outcome) => {
-          // Idempotent: only the first of success, timeout and abort ends the wait.
-          if (!this.#waits.delete(wait)) return;
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onTimeout);
-          const waitedMs = Math.max(0, this.#clock() - startedMs);
-          resolve(this.#end(targetLsn, policy, outcome, waitedMs));
-        },
-      };
-      signal?.addEventListener("abort", onTimeout, { once: true });
-      this.#waits.add(wait);
-    });
+    const reached = await this.#waits.wait(targetLsn, met, options);
+    const waitedMs = Math.max(0, this.#clock() - startedMs);
+    return this.#end(targetLsn, policy, reached ? "reached" : "timed_out", waitedMs);
   }
 
   /**
@@ -318,21 +291,7 @@ export class CommitWaiter {
    * `reached` if it holds, else `timed_out`. The writes themselves are durable either way.
    */
   releaseAll(): void {
-    for (const wait of this.#waits) {
-      wait.finish(
-        _evaluate(this.#replicas, wait.targetLsn, wait.policy).met ? "reached" : "timed_out",
-      );
-    }
-  }
-
-  /** Ends every pending wait that `affected` selects and whose policy now holds. */
-  #wake(affected: (wait: _Wait) => boolean): void {
-    // Deleting the current element while iterating a Set is safe; `finish` does exactly that.
-    for (const wait of this.#waits) {
-      if (affected(wait) && _evaluate(this.#replicas, wait.targetLsn, wait.policy).met) {
-        wait.finish("reached");
-      }
-    }
+    this.#waits.releaseAll();
   }
 
   /** Counts the outcome and describes what the replicas hold now. */
@@ -405,13 +364,13 @@ function _assertPolicy(policy: CommitPolicy): void {
 function _parseRegionList(list: string): string[] | undefined {
   const names = list.split(",");
   if (names.length > COMMIT_POLICY_REGIONS_MAX) return undefined;
-  if (!names.every((name) => _REGION_NAME_PATTERN.test(name))) return undefined;
+  if (!names.every((name) => REGION_PATTERN.test(name))) return undefined;
   return [...new Set(names)];
 }
 
 /** A bad value as echoed back to the client: cut to a bounded length. */
 function _echo(text: string): string {
-  return text.length <= _POLICY_ECHO_CHARS_MAX
+  return text.length <= COMMIT_POLICY_ECHO_CHARS_MAX
     ? text
-    : `${text.slice(0, _POLICY_ECHO_CHARS_MAX)}...`;
+    : `${text.slice(0, COMMIT_POLICY_ECHO_CHARS_MAX)}...`;
 }

@@ -16,12 +16,7 @@ import {
   TermMismatchError,
   WalRemovedError,
 } from "../core/errors.ts";
-import {
-  HEALTH_SWEEP_MS_MAX,
-  REGION_BYTES_MAX,
-  REPLICA_ID_BYTES_MAX,
-  REPLICAS_MAX,
-} from "../core/limits.ts";
+import { HEALTH_SWEEP_MS_MAX, REPLICAS_MAX } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import {
   ackSlot,
@@ -43,13 +38,7 @@ import {
   CommitWaiter,
 } from "./commit_waiter.ts";
 import { type TopologyDocument, TopologyEpoch, type TopologyReplica } from "./topology.ts";
-
-/** Replica ids: 1..128 characters of `[A-Za-z0-9_.-]`, but not `.` or `..` (unusable in a path). */
-export const REPLICA_ID_PATTERN = new RegExp(
-  `^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,${REPLICA_ID_BYTES_MAX}}$`,
-);
-/** Region names: 1..64 characters of `[A-Za-z0-9_.-]`. */
-export const REGION_PATTERN = new RegExp(`^[A-Za-z0-9_.-]{1,${REGION_BYTES_MAX}}$`);
+import { REPLICA_ID_PATTERN } from "../model/ids.ts";
 
 /** One registered replica, as status, topology and metrics see it. */
 export interface ReplicaState {

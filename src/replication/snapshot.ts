@@ -11,36 +11,16 @@
  */
 
 import { crc32 } from "node:zlib";
-import { FerryError, RebootstrapRequiredError } from "../core/errors.ts";
-import type { StateEntry } from "../state/kv_state.ts";
+import { RebootstrapRequiredError, SnapshotBusyError } from "../core/errors.ts";
 import { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_PAGE_ENTRIES } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { isLive } from "../slots/slot.ts";
 import type { Primary } from "./primary.ts";
 import type { StateApplier } from "../state/applier.ts";
-
-/** Too many snapshots are streaming (HTTP 503 with Retry-After). */
-export class SnapshotBusyError extends FerryError {
-  constructor(concurrencyMax: number) {
-    super("snapshot_busy", `${concurrencyMax} snapshots are already streaming; retry shortly`);
-  }
-}
-
-/** Media type of a snapshot stream. */
-export const SNAPSHOT_MEDIA_TYPE = "application/x-ndjson";
-/** Version of the snapshot line format. */
-export const SNAPSHOT_FORMAT = 1;
+import { SNAPSHOT_FORMAT, snapshotEntryLine } from "../model/wire.ts";
+import { concatBytes } from "../core/bytes.ts";
 
 const _utf8 = new TextEncoder();
-
-/** A resume cursor `<collection>/<key>` (the collection never holds "/"). */
-export function parseSnapshotCursor(
-  cursor: string,
-): { collection: string; key: string } | undefined {
-  const slash = cursor.indexOf("/");
-  if (slash <= 0 || slash === cursor.length - 1) return undefined;
-  return { collection: cursor.slice(0, slash), key: cursor.slice(slash + 1) };
-}
 
 /** Serves snapshot streams with bounded concurrency. */
 export class SnapshotServer {
@@ -152,18 +132,18 @@ export class SnapshotServer {
             if (next.done) {
               const trailer = { type: "trailer", end_lsn: state.appliedLsn(), count, crc32: crc };
               lines.push(_utf8.encode(JSON.stringify(trailer) + "\n"));
-              controller.enqueue(_concat(lines));
+              controller.enqueue(concatBytes(lines));
               controller.close();
               finish();
               return;
             }
-            const line = _utf8.encode(_entryLine(next.value));
+            const line = _utf8.encode(snapshotEntryLine(next.value));
             crc = crc32(line, crc);
             count += 1;
             lines.push(line);
             bytes += line.byteLength;
           }
-          controller.enqueue(_concat(lines));
+          controller.enqueue(concatBytes(lines));
         } catch (error) {
           finish();
           logger.error("snapshot.failed", { error, entries_sent: count });
@@ -176,25 +156,4 @@ export class SnapshotServer {
       },
     });
   }
-}
-
-function _entryLine(entry: StateEntry): string {
-  return JSON.stringify({
-    type: "entry",
-    collection: entry.collection,
-    key: entry.key,
-    value: entry.value,
-    lsn: entry.lsn,
-  }) + "\n";
-}
-
-function _concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }

@@ -7,10 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { OverloadedError } from "../core/errors.ts";
-
-/** Most topology long-polls held at once. */
-export const TOPOLOGY_WAITERS_MAX = 10_000;
+import { TOPOLOGY_WAITERS_MAX } from "../core/limits.ts";
+import { Waiters, WaitOptions } from "../core/waiter.ts";
 
 /** One replica as topology shows it. */
 export interface TopologyReplica {
@@ -36,7 +34,7 @@ export interface TopologyDocument {
  */
 export class TopologyEpoch {
   #epoch: number;
-  #waiters = new Set<() => void>();
+  #waiters = new Waiters({ max: TOPOLOGY_WAITERS_MAX, what: "held topology requests" });
 
   constructor(startEpoch: number) {
     assert(Number.isSafeInteger(startEpoch) && startEpoch >= 0);
@@ -55,7 +53,7 @@ export class TopologyEpoch {
   /** Raises the epoch and wakes every waiter. */
   bump(): number {
     this.#epoch += 1;
-    for (const wake of [...this.#waiters]) wake();
+    this.#waiters.wake();
     return this.#epoch;
   }
 
@@ -63,31 +61,13 @@ export class TopologyEpoch {
    * Resolves with the current epoch as soon as it differs from `seenEpoch`, or when `timeoutMs`
    * passes or `signal` aborts (then with the unchanged epoch). The waiter is removed at once.
    */
-  waitForChange(
-    seenEpoch: number,
-    options: { timeoutMs: number; signal?: AbortSignal },
-  ): Promise<number> {
-    if (this.#epoch !== seenEpoch || options.timeoutMs <= 0 || options.signal?.aborted) {
-      return Promise.resolve(this.#epoch);
-    }
-    if (this.#waiters.size >= TOPOLOGY_WAITERS_MAX) {
-      return Promise.reject(new OverloadedError("too many held topology requests"));
-    }
-    return new Promise<number>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener("abort", done);
-        this.#waiters.delete(done);
-        resolve(this.#epoch);
-      };
-      const timer = setTimeout(done, options.timeoutMs);
-      options.signal?.addEventListener("abort", done, { once: true });
-      this.#waiters.add(done);
-    });
+  async waitForChange(seenEpoch: number, options: WaitOptions): Promise<number> {
+    await this.#waiters.wait(undefined, () => this.#epoch !== seenEpoch, options);
+    return this.#epoch;
   }
 
   /** Answers every held wait (shutdown). */
   releaseAll(): void {
-    for (const wake of [...this.#waiters]) wake();
+    this.#waiters.releaseAll();
   }
 }

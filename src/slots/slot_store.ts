@@ -11,8 +11,8 @@
  */
 
 import { crc32 } from "node:zlib";
-import { CatalogFormatError, FerryError, OverloadedError } from "../core/errors.ts";
-import { denoFileSystem, type FileSystem, joinPath } from "../core/files.ts";
+import { CatalogFormatError, OverloadedError, SlotStoreCorruptError } from "../core/errors.ts";
+import { denoFileSystem, type FileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { decodeCatalog, encodeCatalog } from "./catalog.ts";
 import {
@@ -22,23 +22,13 @@ import {
   type Slot,
   slotRecord,
 } from "./slot.ts";
+import { REPLICAS_MAX, SLOT_TOUCH_PERSIST_MS } from "../core/limits.ts";
 
 /** Name of the catalog file inside the data directory. */
 export const CATALOG_FILE_NAME = "slots.catalog";
-/** Most slots (replicas) kept at once: bounds one KV atomic commit (1000 mutations, 800 KiB). */
-export const SLOTS_MAX = 256;
-/** Longest a touch-only change (last-seen time) waits to be persisted. */
-export const SLOT_TOUCH_PERSIST_MS = 10_000;
 /** KV key prefix of slots and the key of the generation. */
 export const KV_SLOTS_PREFIX = ["slots"] as const;
 export const KV_SLOTS_META_KEY = ["slots_meta"] as const;
-
-/** Both persisted copies are unreadable: ferry refuses to start rather than guess. */
-export class SlotStoreCorruptError extends FerryError {
-  constructor(message: string) {
-    super("slots_corrupt", message);
-  }
-}
 
 /** Hooks for metrics. */
 export interface SlotStoreObserver {
@@ -144,7 +134,7 @@ export class SlotStore {
 
   /** True when another slot may be created. */
   hasRoom(): boolean {
-    return this.#slots.size < SLOTS_MAX;
+    return this.#slots.size < REPLICAS_MAX;
   }
 
   /**
@@ -155,7 +145,7 @@ export class SlotStore {
   set(slot: Slot, options: { lazy?: boolean } = {}): void {
     if (this.#slots.get(slot.replicaId) === slot) return;
     if (!this.#slots.has(slot.replicaId) && !this.hasRoom()) {
-      throw new OverloadedError(`ferry keeps at most ${SLOTS_MAX} replication slots`);
+      throw new OverloadedError(`ferry keeps at most ${REPLICAS_MAX} replication slots`);
     }
     this.#slots.set(slot.replicaId, slot);
     this.#markDirty(slot.replicaId, options.lazy ?? false);
@@ -238,21 +228,9 @@ export class SlotStore {
     this.#options.observer?.persisted?.(generation);
   }
 
-  /** temp file, fsync, rename, directory fsync. */
   async #writeCatalog(generation: number, slots: Slot[]): Promise<void> {
     const bytes = encodeCatalog({ timeline: this.#options.timeline, generation, slots });
-    const path = joinPath(this.#options.dataDir, CATALOG_FILE_NAME);
-    const temp = path + ".tmp";
-    const file = await this.#fs.open(temp, { write: true, create: true });
-    try {
-      await file.truncate(0);
-      await file.writeAt(bytes, 0);
-      await file.syncData();
-    } finally {
-      file.close();
-    }
-    await this.#fs.rename(temp, path);
-    await this.#fs.syncDir(this.#options.dataDir);
+    await writeFileAtomic(this.#fs, joinPath(this.#options.dataDir, CATALOG_FILE_NAME), bytes);
   }
 
   async #writeKv(
@@ -309,7 +287,9 @@ async function _loadCatalog(fs: FileSystem, path: string): Promise<_Loaded> {
 
 async function _kvSlotIds(kv: Deno.Kv): Promise<string[]> {
   const ids: string[] = [];
-  for await (const entry of kv.list({ prefix: [...KV_SLOTS_PREFIX] }, { limit: SLOTS_MAX * 2 })) {
+  for await (
+    const entry of kv.list({ prefix: [...KV_SLOTS_PREFIX] }, { limit: REPLICAS_MAX * 2 })
+  ) {
     const id = entry.key[1];
     if (typeof id === "string") ids.push(id);
   }
@@ -322,7 +302,7 @@ async function _loadKv(kv: Deno.Kv, timeline: number): Promise<_Loaded> {
   let count = 0;
   for await (const entry of kv.list<unknown>({ prefix: [...KV_SLOTS_PREFIX] })) {
     count += 1;
-    if (count > SLOTS_MAX) return { corrupt: `more than ${SLOTS_MAX} slots in KV` };
+    if (count > REPLICAS_MAX) return { corrupt: `more than ${REPLICAS_MAX} slots in KV` };
     const id = entry.key[1];
     const slot = typeof id === "string" ? _slotFromKv(id, entry.value, timeline) : undefined;
     if (!slot) return { corrupt: `slot entry ${JSON.stringify(entry.key)} does not decode` };

@@ -12,16 +12,15 @@ import {
   STATE_APPLY_BATCH_BYTES,
   STATE_APPLY_BATCH_RECORDS,
   STATE_APPLY_LINGER_MS,
+  STATE_IDLE_WAIT_MS,
   STATE_RETRY_MS,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { LsnSignal } from "./lsn_signal.ts";
 import { type ChangeRecord, decodeChangeRecord } from "../model/records.ts";
-import type { StateReader } from "../http/routes/record_read.ts";
+import type { StateReader } from "./reader.ts";
 import type { Spool } from "../wal/spool.ts";
-
-/** How long the applier waits for new records before looking again (it is also woken). */
-const _IDLE_WAIT_MS = 1000;
+import { sleep } from "../core/waiter.ts";
 
 /** Applies the spool into the KV state in the background. */
 export class StateApplier implements StateReader {
@@ -89,19 +88,19 @@ export class StateApplier implements StateReader {
       try {
         if (this.#spool.currentLsn() <= this.applied.value) {
           const appended = await this.#spool.waitForAppend(this.applied.value, {
-            timeoutMs: _IDLE_WAIT_MS,
+            timeoutMs: STATE_IDLE_WAIT_MS,
             signal,
             internal: true,
           });
           // A closing spool answers at once: sleep for real, or this loop would starve the event loop.
-          if (!appended && !this.#spool.isWritable()) await _sleep(STATE_RETRY_MS, signal);
+          if (!appended && !this.#spool.isWritable()) await sleep(STATE_RETRY_MS, signal);
           continue;
         }
         await this.#linger(signal);
         await this.#applyNext();
       } catch (error) {
         this.#logger.error("state.apply_failed", { error, applied_lsn: this.applied.value });
-        await _sleep(STATE_RETRY_MS, signal);
+        await sleep(STATE_RETRY_MS, signal);
       }
     }
   }
@@ -114,7 +113,7 @@ export class StateApplier implements StateReader {
   async #linger(signal: AbortSignal): Promise<void> {
     const backlog = this.#spool.currentLsn() - this.applied.value;
     if (this.applied.waiters > 0 || backlog >= STATE_APPLY_BATCH_RECORDS) return;
-    await _sleep(STATE_APPLY_LINGER_MS, signal);
+    await sleep(STATE_APPLY_LINGER_MS, signal);
   }
 
   async #applyNext(): Promise<void> {
@@ -144,16 +143,4 @@ export class StateApplier implements StateReader {
     if (records[records.length - 1]?.lsn !== last.lsn) await this.state.setMeta(meta(last.lsn));
     this.applied.advance(last.lsn);
   }
-}
-
-function _sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

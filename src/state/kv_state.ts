@@ -26,63 +26,28 @@ import assert from "node:assert/strict";
 import { serialize } from "node:v8";
 import { crc32 } from "node:zlib";
 import { KvCorruptError } from "../core/errors.ts";
-import { FRAME_PAYLOAD_BYTES_MAX, KIB_BYTES, MIB_BYTES } from "../core/limits.ts";
+import {
+  DENO_KV_GET_MANY_KEYS_MAX,
+  DENO_KV_LIST_BATCH_ENTRIES_MAX,
+  DENO_KV_VALUE_BYTES_MAX,
+  KV_CHUNK_BYTES,
+  KV_COMMIT_BYTES_MAX,
+  KV_COMMIT_KEY_BYTES_MAX,
+  KV_COMMIT_MUTATIONS_MAX,
+  KV_INLINE_VALUE_BYTES,
+  KV_META_BYTES_MAX,
+  KV_OBJECT_OVERHEAD_BYTES,
+  KV_READ_RETRIES_MAX,
+  KV_SCAN_BATCH_ENTRIES_DEFAULT,
+  KV_SCAN_SLACK_ENTRIES,
+  KV_SUB_BATCH_CHUNK_BYTES_MAX,
+  KV_VALUE_TEXT_BYTES_MAX,
+} from "../core/limits.ts";
 import type { ChangeRecord } from "../model/records.ts";
 
 // ---- Deno KV's own limits (measured on Deno 2.9) ----
 
-/** Largest value, as serialized (V8 serialization; a `Uint8Array` counts its length). */
-export const DENO_KV_VALUE_BYTES_MAX = 65_536;
-/** Most mutations in one atomic commit. */
-export const DENO_KV_COMMIT_MUTATIONS_MAX = 1000;
-/** Largest total size of one atomic commit (keys and values; a set's key counts twice). */
-export const DENO_KV_COMMIT_BYTES_MAX = 800 * KIB_BYTES;
-/** Largest total size of the keys set in one atomic commit. */
-export const DENO_KV_COMMIT_KEY_BYTES_MAX = 80 * KIB_BYTES;
-/** Most keys one `kv.getMany` call reads. */
-export const DENO_KV_GET_MANY_KEYS_MAX = 10;
-/** Most entries one `kv.list` batch reads. */
-export const DENO_KV_LIST_BATCH_ENTRIES_MAX = 1000;
-
 // ---- how KvState stays inside them ----
-
-/**
- * A value whose JSON text is at most this many bytes of UTF-8 is stored inline, provided V8's
- * serialization of the text also fits a KV value (it takes two bytes per UTF-16 unit when the text
- * has a character past U+00FF); otherwise it is chunked.
- */
-export const KV_INLINE_VALUE_BYTES = 60_000;
-/** Bytes of UTF-8 JSON text per chunk of a larger value. */
-export const KV_CHUNK_BYTES = 60_000;
-/** Mutations one commit holds at most (headroom below Deno KV's 1000). */
-export const KV_COMMIT_MUTATIONS_MAX = 900;
-/** Estimated bytes one commit holds at most (headroom below Deno KV's 800 KiB). */
-export const KV_COMMIT_BYTES_MAX = 700 * KIB_BYTES;
-/** Key bytes one commit holds at most (headroom below Deno KV's 80 KiB of set keys). */
-export const KV_COMMIT_KEY_BYTES_MAX = 64 * KIB_BYTES;
-/** Chunk bytes one sub-batch prepares at most (bounds memory; a single larger value still goes). */
-export const KV_SUB_BATCH_CHUNK_BYTES_MAX = 16 * MIB_BYTES;
-/** Added to a serialized object's estimated size for V8's tags and property names. */
-export const KV_OBJECT_OVERHEAD_BYTES = 64;
-/** Largest estimated size of the meta object. */
-export const KV_META_BYTES_MAX = 4 * KIB_BYTES;
-/** How many times a read of a chunked value starts over after finding it replaced. */
-export const KV_READ_RETRIES_MAX = 5;
-/** Entries a scan reads per `kv.list` batch unless told otherwise. */
-export const KV_SCAN_BATCH_ENTRIES_DEFAULT = 100;
-/** How far a listing may run past the counted entries before it is checked against the meta. */
-export const KV_SCAN_SLACK_ENTRIES = 1000;
-/** Largest JSON text a stored entry may claim (anything larger is corruption). */
-export const KV_VALUE_TEXT_BYTES_MAX = FRAME_PAYLOAD_BYTES_MAX;
-
-assert(KV_INLINE_VALUE_BYTES + KV_OBJECT_OVERHEAD_BYTES <= DENO_KV_VALUE_BYTES_MAX);
-assert(KV_CHUNK_BYTES <= DENO_KV_VALUE_BYTES_MAX);
-assert(KV_COMMIT_MUTATIONS_MAX < DENO_KV_COMMIT_MUTATIONS_MAX);
-assert(KV_COMMIT_BYTES_MAX < DENO_KV_COMMIT_BYTES_MAX);
-assert(KV_COMMIT_KEY_BYTES_MAX < DENO_KV_COMMIT_KEY_BYTES_MAX);
-assert(KV_META_BYTES_MAX + 2 * KV_CHUNK_BYTES <= KV_COMMIT_BYTES_MAX, "a commit fits chunks");
-assert(KV_CHUNK_BYTES <= KV_SUB_BATCH_CHUNK_BYTES_MAX);
-assert(KV_SCAN_BATCH_ENTRIES_DEFAULT <= DENO_KV_LIST_BATCH_ENTRIES_MAX);
 
 /** Prefix of the main entries. */
 export const KV_STATE_PREFIX = ["state"] as const;

@@ -6,18 +6,13 @@
  */
 
 import assert from "node:assert/strict";
-import { OverloadedError } from "../core/errors.ts";
 import { APPEND_WAITERS_MAX } from "../core/limits.ts";
-
-interface _Waiter {
-  target: number;
-  settle: (reached: boolean) => void;
-}
+import { Waiters, type WaitOptions } from "../core/waiter.ts";
 
 /** An LSN with waiters. */
 export class LsnSignal {
   #value: number;
-  #waiters = new Set<_Waiter>();
+  #waiters = new Waiters({ max: APPEND_WAITERS_MAX, what: "held reads" });
 
   constructor(initial = 0) {
     assert(Number.isSafeInteger(initial) && initial >= 0);
@@ -37,50 +32,22 @@ export class LsnSignal {
   advance(lsn: number): void {
     if (lsn <= this.#value) return;
     this.#value = lsn;
-    this.#wake();
+    this.#waiters.wake();
   }
 
   /** Sets the value, also downwards (a replica swapping in a re-bootstrapped store). */
   reset(lsn: number): void {
     this.#value = lsn;
-    this.#wake();
+    this.#waiters.wake();
   }
 
-  #wake(): void {
-    for (const waiter of this.#waiters) {
-      if (this.#value >= waiter.target) waiter.settle(true);
-    }
-  }
-
-  /**
-   * Resolves true once the value is ≥ `target`, false when `timeoutMs` passes or `signal` aborts.
-   * The waiter is removed at once whichever way it ends.
-   */
-  waitFor(target: number, options: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean> {
-    if (this.#value >= target) return Promise.resolve(true);
-    if (options.timeoutMs <= 0 || options.signal?.aborted) return Promise.resolve(false);
-    if (this.#waiters.size >= APPEND_WAITERS_MAX) {
-      return Promise.reject(new OverloadedError("too many held reads; retry shortly"));
-    }
-    return new Promise<boolean>((resolve) => {
-      const onAbort = () => waiter.settle(false);
-      const timer = setTimeout(onAbort, options.timeoutMs);
-      const waiter: _Waiter = {
-        target,
-        settle: (reached) => {
-          clearTimeout(timer);
-          options.signal?.removeEventListener("abort", onAbort);
-          this.#waiters.delete(waiter);
-          resolve(reached);
-        },
-      };
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiters.add(waiter);
-    });
+  /** Resolves true once the value is ≥ `target`, false when the wait ends first. */
+  waitFor(target: number, options: WaitOptions): Promise<boolean> {
+    return this.#waiters.wait(undefined, () => this.#value >= target, options);
   }
 
   /** Answers every held wait with whether it is reached now (shutdown). */
   releaseAll(): void {
-    for (const waiter of this.#waiters) waiter.settle(this.#value >= waiter.target);
+    this.#waiters.releaseAll();
   }
 }

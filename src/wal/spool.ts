@@ -48,6 +48,7 @@ import {
   takeIntoBudget,
 } from "./segment.ts";
 import { FrameTail } from "./tail.ts";
+import { Waiters, type WaitOptions } from "../core/waiter.ts";
 
 /** Hooks for metrics; the spool imports no metrics library. */
 export interface SpoolObserver {
@@ -111,11 +112,6 @@ interface _PendingAppend {
   reject: (error: Error) => void;
 }
 
-interface _Waiter {
-  afterLsn: number;
-  settle: (appended: boolean) => void;
-}
-
 type _State = "open" | "closing" | "closed" | "failed";
 
 /** Name of a timeline directory: 8 lowercase hex digits. */
@@ -155,11 +151,11 @@ export class Spool {
   #idle: Array<() => void> = [];
   #state: _State = "open";
   #failure: Error | undefined;
-  #waiters = new Set<_Waiter>();
+  #waiters = new Waiters({ max: APPEND_WAITERS_MAX, what: "held pulls" });
+  /** Waiters of ferry's own components (the state applier), not counted as held pulls. */
+  #internalWaiters = new Waiters({ max: APPEND_WAITERS_MAX, what: "internal waiters" });
   /** The pending wake of long-poll waiters after a group commit. */
   #wakeTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Waiters of ferry's own components (the state applier), not counted as held pulls. */
-  #internalWaiters = 0;
   #pruneChain: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -286,7 +282,7 @@ export class Spool {
       tailRecords: this.#tail.count,
       tailBytes: this.#tail.byteLength,
       queuedBytes: this.#queuedBytes,
-      waiters: this.#waiters.size - this.#internalWaiters,
+      waiters: this.#waiters.size,
     };
   }
 
@@ -587,43 +583,24 @@ export class Spool {
    * `signal` aborts, or the spool closes. A waiter that ends for any reason is removed at once.
    * `internal` waiters (ferry's own components) are not counted in `stats().waiters`.
    */
-  waitForAppend(
+  async waitForAppend(
     afterLsn: number,
-    options: { timeoutMs: number; signal?: AbortSignal; internal?: boolean },
+    options: WaitOptions & { internal?: boolean },
   ): Promise<boolean> {
-    if (this.#currentLsn > afterLsn) return Promise.resolve(true);
-    const { timeoutMs, signal } = options;
-    if (timeoutMs <= 0 || this.#state !== "open" || signal?.aborted) return Promise.resolve(false);
-    if (this.#waiters.size >= APPEND_WAITERS_MAX) {
-      return Promise.reject(new OverloadedError("too many held pulls; retry shortly"));
-    }
-    const internal = options.internal ?? false;
-    return new Promise<boolean>((resolve) => {
-      const onAbort = () => waiter.settle(false);
-      const timer = setTimeout(() => waiter.settle(false), timeoutMs);
-      const waiter: _Waiter = {
-        afterLsn,
-        settle: (appended) => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          if (this.#waiters.delete(waiter) && internal) this.#internalWaiters -= 1;
-          resolve(appended);
-        },
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiters.add(waiter);
-      if (internal) this.#internalWaiters += 1;
-    });
+    if (this.#currentLsn > afterLsn) return true;
+    if (this.#state !== "open") return false;
+    const waiters = options.internal ? this.#internalWaiters : this.#waiters;
+    return await waiters.wait(undefined, () => this.#currentLsn > afterLsn, options);
   }
 
   #wakeWaiters(): void {
-    for (const waiter of this.#waiters) {
-      if (this.#currentLsn > waiter.afterLsn) waiter.settle(true);
-    }
+    this.#waiters.wake();
+    this.#internalWaiters.wake();
   }
 
   #releaseWaiters(): void {
-    for (const waiter of this.#waiters) waiter.settle(false);
+    this.#waiters.releaseAll();
+    this.#internalWaiters.releaseAll();
   }
 
   /**
@@ -675,7 +652,6 @@ export class Spool {
     if (this.#draining) await new Promise<void>((resolve) => this.#idle.push(resolve));
     if (this.#wakeTimer !== undefined) clearTimeout(this.#wakeTimer);
     this.#wakeTimer = undefined;
-    this.#wakeWaiters();
     this.#releaseWaiters();
   }
 

@@ -9,9 +9,7 @@
 
 import assert from "node:assert/strict";
 import type { DecodedFrame } from "./frame.ts";
-
-/** Compact the backing array once this many evicted slots accumulate at its front. */
-const _COMPACT_AFTER_SLOTS = 4096;
+import { TAIL_COMPACT_AFTER_SLOTS } from "../core/limits.ts";
 
 /** Recent frames in LSN order, contiguous, bounded by the sum of their byte lengths. */
 export class FrameTail {
@@ -68,7 +66,7 @@ export class FrameTail {
   }
 
   #compactIfSparse(): void {
-    if (this.#head >= _COMPACT_AFTER_SLOTS && this.#head * 2 >= this.#frames.length) {
+    if (this.#head >= TAIL_COMPACT_AFTER_SLOTS && this.#head * 2 >= this.#frames.length) {
       this.#frames = this.#frames.slice(this.#head);
       this.#head = 0;
     }

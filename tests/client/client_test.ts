@@ -4,16 +4,11 @@
 
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
-import {
-  FerryClient,
-  FerryHttpError,
-  FerryResponseError,
-  SNAPSHOT_LINE_BYTES_MAX,
-  SnapshotFormatError,
-  type SnapshotLine,
-} from "../../src/client/client.ts";
+import { FerryClient, type SnapshotLine } from "../../src/client/client.ts";
+import { FerryHttpError, FerryResponseError, SnapshotFormatError } from "../../src/core/errors.ts";
 import { encodeFrameV3 } from "../../src/wal/frame.ts";
 import { type AppFixture, testAuth, TOKENS, withApp } from "../helpers/app_fixture.ts";
+import { SNAPSHOT_LINE_BYTES_MAX } from "../../src/core/limits.ts";
 
 const BASE_URL = "http://ferry.test";
 const utf8 = new TextEncoder();

@@ -1,7 +1,8 @@
 /** The HTTP app over a real primary (temp dir), driven through `app.request()`. */
 
 import { Auth, tokenHash } from "../../src/http/auth.ts";
-import { type AppDeps, createApp } from "../../src/http/primary_app.ts";
+import { createApp } from "../../src/http/primary_app.ts";
+import { type AppDeps } from "../../src/http/router.ts";
 import { Metrics } from "../../src/metrics/primary_metrics.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import { StateApplier } from "../../src/state/applier.ts";

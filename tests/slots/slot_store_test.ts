@@ -7,8 +7,8 @@ import {
   KV_SLOTS_META_KEY,
   KV_SLOTS_PREFIX,
   SlotStore,
-  SlotStoreCorruptError,
 } from "../../src/slots/slot_store.ts";
+import { SlotStoreCorruptError } from "../../src/core/errors.ts";
 import { ackSlot, newSlot, type Slot } from "../../src/slots/slot.ts";
 import { encodeCatalog } from "../../src/slots/catalog.ts";
 import { joinPath } from "../../src/core/files.ts";

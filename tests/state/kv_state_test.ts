@@ -7,8 +7,6 @@ import fc from "fast-check";
 import { crc32 } from "node:zlib";
 import {
   type AppliedRecord,
-  KV_INLINE_VALUE_BYTES,
-  KV_READ_RETRIES_MAX,
   KV_STATE_CHUNK_PREFIX,
   KV_STATE_META_KEY,
   KV_STATE_PREFIX,
@@ -17,6 +15,7 @@ import {
   type StateMeta,
 } from "../../src/state/kv_state.ts";
 import { joinPath } from "../../src/core/files.ts";
+import { KV_INLINE_VALUE_BYTES, KV_READ_RETRIES_MAX } from "../../src/core/limits.ts";
 
 const utf8 = new TextEncoder();
 

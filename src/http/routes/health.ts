@@ -1,8 +1,7 @@
 /** `GET /healthz` (liveness) and `GET /readyz` (open and not draining). */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import type { AppDeps } from "../primary_app.ts";
-import { newRouter } from "../primary_app.ts";
+import { newRouter } from "../router.ts";
 import { errorResponses } from "../schemas.ts";
 import { NotReadyError } from "../../core/errors.ts";
 
@@ -32,11 +31,11 @@ const readyz = createRoute({
 });
 
 /** Health routes; open to anyone. */
-export function healthRoutes(deps: AppDeps) {
+export function healthRoutes(options: { isReady: () => boolean }) {
   const app = newRouter();
   app.openapi(healthz, (c) => c.json({ ok: true as const }, 200));
   app.openapi(readyz, (c) => {
-    if (!deps.isReady()) throw new NotReadyError();
+    if (!options.isReady()) throw new NotReadyError();
     return c.json({ ready: true as const }, 200);
   });
   return app;

@@ -9,10 +9,10 @@ import { BadRequestError, PayloadTooLargeError } from "../../core/errors.ts";
 import { COMMIT_TIMEOUT_MS_MAX } from "../../core/limits.ts";
 import { changeRecordSchema, encodeChangeRecords, stampRecord } from "../../model/records.ts";
 import type { WriteResult } from "../../replication/primary.ts";
-import type { AppDeps } from "../primary_app.ts";
-import { newRouter } from "../primary_app.ts";
+import { type AppDeps, newRouter } from "../router.ts";
 import { requireRole, roleGuard } from "../guards.ts";
 import { errorResponses, errorSchema, jsonBody } from "../schemas.ts";
+import { HEADER_LSN } from "../../model/wire.ts";
 
 const writeBody = z
   .object({
@@ -115,7 +115,7 @@ export function recordRoutes(deps: AppDeps) {
       timeoutMs: body.timeout_ms,
       signal: c.req.raw.signal,
     });
-    c.header("x-ferry-lsn", String(result.lastLsn));
+    c.header(HEADER_LSN, String(result.lastLsn));
     const response = writeResponseBody(result);
     if (result.commit.outcome === "timed_out" && deps.failOnCommitTimeout) {
       const message =

@@ -6,8 +6,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { NotFoundError } from "../../core/errors.ts";
 import { SMALL_BODY_BYTES_MAX } from "../../core/limits.ts";
-import type { AppDeps } from "../primary_app.ts";
-import { newRouter } from "../primary_app.ts";
+import { type AppDeps, newRouter } from "../router.ts";
 import { replicaSelfGuard, requireReplicaSelf, requireRole } from "../guards.ts";
 import { errorResponses, jsonBody, jsonUint, regionSchema, replicaIdParams } from "../schemas.ts";
 import { replicaView } from "../views.ts";
@@ -48,115 +47,111 @@ const json = <T extends z.ZodType>(schema: T) => ({
   required: true,
   content: { "application/json": { schema } },
 });
+const small = () => [replicaSelfGuard(), ...jsonBody(SMALL_BODY_BYTES_MAX)];
 
-/** Replica routes. */
+const registerRoute = createRoute({
+  method: "put",
+  path: "/v1/replicas/{id}",
+  tags: ["replication"],
+  middleware: small(),
+  request: { params: replicaIdParams, body: json(registerBody) },
+  responses: {
+    200: {
+      description: "registered; resume after resume_lsn",
+      content: { "application/json": { schema: registerResponse } },
+    },
+    ...errorResponses(400, 401, 403, 409, 503),
+  },
+});
+
+const ackRoute = createRoute({
+  method: "post",
+  path: "/v1/replicas/{id}/ack",
+  tags: ["replication"],
+  middleware: small(),
+  request: { params: replicaIdParams, body: json(ackBody) },
+  responses: {
+    200: { description: "recorded", content: { "application/json": { schema: ackResponse } } },
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
+const flagRoute = createRoute({
+  method: "put",
+  path: "/v1/replicas/{id}/rebootstrapping",
+  tags: ["replication"],
+  middleware: small(),
+  request: { params: replicaIdParams, body: json(flagBody) },
+  responses: {
+    200: {
+      description: "the replica as topology now shows it",
+      content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
+    },
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
+const unregisterRoute = createRoute({
+  method: "delete",
+  path: "/v1/replicas/{id}",
+  tags: ["admin"],
+  request: { params: replicaIdParams },
+  responses: {
+    200: {
+      description: "unregistered; its commit waits are freed",
+      content: { "application/json": { schema: okResponse } },
+    },
+    ...errorResponses(400, 401, 403, 404),
+  },
+});
+
+/** Replica routes: register, ack and the flag by the replica itself (or admin); unregister (admin). */
 export function replicaRoutes(deps: AppDeps) {
   const app = newRouter();
-  const small = [replicaSelfGuard(), ...jsonBody(SMALL_BODY_BYTES_MAX)];
-  app.openapi(
-    createRoute({
-      method: "put",
-      path: "/v1/replicas/{id}",
-      tags: ["replication"],
-      middleware: small,
-      request: { params: replicaIdParams, body: json(registerBody) },
-      responses: {
-        200: {
-          description: "registered; resume after resume_lsn",
-          content: { "application/json": { schema: registerResponse } },
-        },
-        ...errorResponses(400, 401, 403, 409, 503),
-      },
-    }),
-    (c) => {
-      const { id } = c.req.valid("param");
-      requireReplicaSelf(c, id);
-      const body = c.req.valid("json");
-      const result = deps.primary.register(id, { region: body.region, sinceLsn: body.since_lsn });
-      return c.json({
-        resume_lsn: result.resumeLsn,
-        term: result.term,
-        timeline: result.timeline,
-        current_lsn: result.currentLsn,
-      }, 200);
-    },
-  );
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/v1/replicas/{id}/ack",
-      tags: ["replication"],
-      middleware: small,
-      request: { params: replicaIdParams, body: json(ackBody) },
-      responses: {
-        200: { description: "recorded", content: { "application/json": { schema: ackResponse } } },
-        ...errorResponses(400, 401, 403, 404),
-      },
-    }),
-    (c) => {
-      const { id } = c.req.valid("param");
-      requireReplicaSelf(c, id);
-      const body = c.req.valid("json");
-      const state = deps.primary.ack(id, {
-        appliedLsn: body.applied_lsn,
-        durableLsn: body.durable_lsn,
-        applyErrorsTotal: body.apply_errors_total,
-        divergenceTotal: body.divergence_total,
-      });
-      return c.json({
-        ok: true as const,
-        replica_id: id,
-        applied_lsn: state.lastAckedLsn,
-        durable_lsn: state.lastDurableLsn,
-        apply_errors_total: state.applyErrorCount,
-        divergence_total: state.divergenceCount,
-      }, 200);
-    },
-  );
-  app.openapi(
-    createRoute({
-      method: "put",
-      path: "/v1/replicas/{id}/rebootstrapping",
-      tags: ["replication"],
-      middleware: small,
-      request: { params: replicaIdParams, body: json(flagBody) },
-      responses: {
-        200: {
-          description: "the replica as topology now shows it",
-          content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
-        },
-        ...errorResponses(400, 401, 403, 404),
-      },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      requireReplicaSelf(c, id);
-      const state = deps.primary.setRebootstrapping(id, c.req.valid("json").rebootstrapping);
-      return c.json(await replicaView(deps.primary, state), 200);
-    },
-  );
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/v1/replicas/{id}",
-      tags: ["admin"],
-      request: { params: replicaIdParams },
-      responses: {
-        200: {
-          description: "unregistered; its commit waits are freed",
-          content: { "application/json": { schema: okResponse } },
-        },
-        ...errorResponses(400, 401, 403, 404),
-      },
-    }),
-    (c) => {
-      const { id } = c.req.valid("param");
-      requireRole(c, "admin");
-      if (!deps.primary.unregister(id)) {
-        throw new NotFoundError(`replica ${id} is not registered`, { replica_id: id });
-      }
-      return c.json({ ok: true as const, replica_id: id }, 200);
-    },
-  );
+  app.openapi(registerRoute, (c) => {
+    const { id } = c.req.valid("param");
+    requireReplicaSelf(c, id);
+    const body = c.req.valid("json");
+    const result = deps.primary.register(id, { region: body.region, sinceLsn: body.since_lsn });
+    return c.json({
+      resume_lsn: result.resumeLsn,
+      term: result.term,
+      timeline: result.timeline,
+      current_lsn: result.currentLsn,
+    }, 200);
+  });
+  app.openapi(ackRoute, (c) => {
+    const { id } = c.req.valid("param");
+    requireReplicaSelf(c, id);
+    const body = c.req.valid("json");
+    const state = deps.primary.ack(id, {
+      appliedLsn: body.applied_lsn,
+      durableLsn: body.durable_lsn,
+      applyErrorsTotal: body.apply_errors_total,
+      divergenceTotal: body.divergence_total,
+    });
+    return c.json({
+      ok: true as const,
+      replica_id: id,
+      applied_lsn: state.lastAckedLsn,
+      durable_lsn: state.lastDurableLsn,
+      apply_errors_total: state.applyErrorCount,
+      divergence_total: state.divergenceCount,
+    }, 200);
+  });
+  app.openapi(flagRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    requireReplicaSelf(c, id);
+    const state = deps.primary.setRebootstrapping(id, c.req.valid("json").rebootstrapping);
+    return c.json(await replicaView(deps.primary, state), 200);
+  });
+  app.openapi(unregisterRoute, (c) => {
+    const { id } = c.req.valid("param");
+    requireRole(c, "admin");
+    if (!deps.primary.unregister(id)) {
+      throw new NotFoundError(`replica ${id} is not registered`, { replica_id: id });
+    }
+    return c.json({ ok: true as const, replica_id: id }, 200);
+  });
   return app;
 }

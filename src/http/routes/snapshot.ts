@@ -5,10 +5,9 @@
 
 import { createRoute, z } from "@hono/zod-openapi";
 import { BadRequestError, UnavailableError } from "../../core/errors.ts";
-import { COLLECTION_PATTERN, isRecordKey } from "../../model/records.ts";
-import { parseSnapshotCursor, SNAPSHOT_MEDIA_TYPE } from "../../replication/snapshot.ts";
-import type { AppDeps } from "../primary_app.ts";
-import { newRouter } from "../primary_app.ts";
+import { COLLECTION_PATTERN, isRecordKey } from "../../model/ids.ts";
+import { NDJSON_MEDIA_TYPE, parseSnapshotCursor } from "../../model/wire.ts";
+import { type AppDeps, newRouter } from "../router.ts";
 import { boundReplicaId } from "../guards.ts";
 import { errorResponses, replicaIdSchema } from "../schemas.ts";
 
@@ -29,7 +28,7 @@ export function snapshotRoutes(deps: AppDeps) {
       200: {
         description:
           "header line, entry lines in (collection, key) order, trailer line with end_lsn, count, crc32",
-        content: { [SNAPSHOT_MEDIA_TYPE]: { schema: z.string() } },
+        content: { [NDJSON_MEDIA_TYPE]: { schema: z.string() } },
       },
       ...errorResponses(400, 401, 403, 409, 503),
     },
@@ -52,7 +51,7 @@ export function snapshotRoutes(deps: AppDeps) {
     }
     if (!deps.snapshots) throw new UnavailableError("snapshots are not served by this process");
     const stream = await deps.snapshots.open(replicaId, after);
-    return c.body(stream, 200, { "content-type": SNAPSHOT_MEDIA_TYPE }) as never;
+    return c.body(stream, 200, { "content-type": NDJSON_MEDIA_TYPE }) as never;
   });
   return app;
 }

@@ -6,8 +6,7 @@
 
 import { createRoute, z } from "@hono/zod-openapi";
 import { PULL_WAIT_MS_MAX } from "../../core/limits.ts";
-import type { AppDeps } from "../primary_app.ts";
-import { newRouter } from "../primary_app.ts";
+import { type AppDeps, newRouter } from "../router.ts";
 import { isAuthenticated } from "../guards.ts";
 import { errorResponses, queryUint, queryUintClamped } from "../schemas.ts";
 

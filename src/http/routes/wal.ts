@@ -7,6 +7,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import {
+  FRAMES_SINGLE_WRITE_BYTES_MAX,
   PULL_BYTES_DEFAULT,
   PULL_BYTES_MAX,
   PULL_RECORDS_DEFAULT,
@@ -15,16 +16,20 @@ import {
 } from "../../core/limits.ts";
 import type { PullResult } from "../../replication/primary.ts";
 import type { DecodedFrame } from "../../wal/frame.ts";
-import type { AppDeps } from "../primary_app.ts";
-import { newRouter } from "../primary_app.ts";
-import { type AppEnv, boundReplicaId } from "../guards.ts";
+import { type AppDeps, newRouter } from "../router.ts";
+import { boundReplicaId } from "../guards.ts";
+import type { AppEnv } from "../router.ts";
 import { errorResponses, queryUint, queryUintClamped, replicaIdSchema } from "../schemas.ts";
-
-/** Responses up to this size are sent as one buffer (copied); larger ones stream their views. */
-export const FRAMES_SINGLE_WRITE_BYTES_MAX = 256 * 1024;
-
-/** Media type of a raw-frame pull. */
-export const FRAMES_MEDIA_TYPE = "application/x-ferry-frames";
+import {
+  FRAMES_MEDIA_TYPE,
+  HEADER_CURRENT_LSN,
+  HEADER_OLDEST_LSN,
+  HEADER_RECORD_COUNT,
+  HEADER_START_LSN,
+  HEADER_TERM,
+  HEADER_TIMELINE,
+} from "../../model/wire.ts";
+import { concatBytes } from "../../core/bytes.ts";
 
 const pullQuery = z.object({
   since_lsn: queryUint.optional(),
@@ -92,12 +97,12 @@ function _framesResponse(c: Context<AppEnv>, result: PullResult): Response {
   const views = coalesceFrames(result.frames);
   const headers = {
     "content-type": FRAMES_MEDIA_TYPE,
-    "x-ferry-current-lsn": String(result.currentLsn),
-    "x-ferry-oldest-lsn": String(result.oldestLsn),
-    "x-ferry-term": String(result.term),
-    "x-ferry-timeline": String(result.timeline),
-    "x-ferry-start-lsn": String(result.startLsn),
-    "x-ferry-record-count": String(result.frames.length),
+    [HEADER_CURRENT_LSN]: String(result.currentLsn),
+    [HEADER_OLDEST_LSN]: String(result.oldestLsn),
+    [HEADER_TERM]: String(result.term),
+    [HEADER_TIMELINE]: String(result.timeline),
+    [HEADER_START_LSN]: String(result.startLsn),
+    [HEADER_RECORD_COUNT]: String(result.frames.length),
   };
   if (views.length <= 1) {
     return c.body((views[0] ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, 200, headers);
@@ -105,13 +110,7 @@ function _framesResponse(c: Context<AppEnv>, result: PullResult): Response {
   const total = views.reduce((sum, view) => sum + view.byteLength, 0);
   if (total <= FRAMES_SINGLE_WRITE_BYTES_MAX) {
     // One write: several small writes of one response meet Nagle and delayed ACKs (a 40 ms stall).
-    const joined = new Uint8Array(total);
-    let offset = 0;
-    for (const view of views) {
-      joined.set(view, offset);
-      offset += view.byteLength;
-    }
-    return c.body(joined, 200, headers);
+    return c.body(concatBytes(views, total) as Uint8Array<ArrayBuffer>, 200, headers);
   }
   const body = new ReadableStream<Uint8Array>({
     start(controller) {

@@ -1,0 +1,60 @@
+/**
+ * What every route module shares: the Hono environment (`AppEnv`: the caller's auth), the
+ * dependencies the primary's routes are built from (`AppDeps`), a sub-app factory with ferry's
+ * validation hook, and the one not-found and error handling both apps end with. Routes import this
+ * module, never the app that mounts them.
+ *
+ * @module
+ */
+
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Logger } from "../core/log.ts";
+import type { Metrics } from "../metrics/primary_metrics.ts";
+import type { Primary } from "../replication/primary.ts";
+import type { SnapshotServer } from "../replication/snapshot.ts";
+import type { StateReader } from "../state/reader.ts";
+import type { Auth, AuthResult } from "./auth.ts";
+import { errorResponse, validationHook } from "./errors.ts";
+
+/** Hono variables every route may read. */
+export type AppEnv = { Variables: { auth: AuthResult } };
+
+/** Size limits of write requests (from the config). */
+export interface WriteLimits {
+  requestBytesMax: number;
+  recordBytesMax: number;
+  requestRecordsMax: number;
+}
+
+/** Everything the primary's routes need, opened by `app/` and passed in. */
+export interface AppDeps {
+  primary: Primary;
+  auth: Auth;
+  metrics?: Metrics;
+  limits: WriteLimits;
+  failOnCommitTimeout: boolean;
+  /** False while starting or draining (`/readyz` answers 503). */
+  isReady: () => boolean;
+  logger: Logger;
+  clock?: () => number;
+  /** The materialised state (reads with `min_lsn`, status), when this primary keeps one. */
+  state?: StateReader;
+  /** Snapshot streams, when this primary serves them. */
+  snapshots?: SnapshotServer;
+}
+
+/** A sub-app with ferry's validation hook. */
+export function newRouter(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+}
+
+/** The last handlers of an app: a JSON 404 for unknown routes and the one error mapping. */
+export function finishApp(app: OpenAPIHono<AppEnv>, logger: Logger): void {
+  app.notFound((c) =>
+    c.json({
+      error: "not_found",
+      message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`,
+    }, 404)
+  );
+  app.onError((error, c) => errorResponse(c, error, logger));
+}

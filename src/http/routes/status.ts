@@ -1,0 +1,36 @@
+/** `GET /v1/status` (SPEC.md 9.6, admin): the primary's replication status. */
+
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireRole } from "../guards.ts";
+import { type AppDeps, newRouter } from "../router.ts";
+import { errorResponses } from "../schemas.ts";
+import { statusView } from "../views.ts";
+
+const statusRoute = createRoute({
+  method: "get",
+  path: "/v1/status",
+  tags: ["admin"],
+  responses: {
+    200: {
+      description: "the primary's replication status",
+      content: {
+        "application/json": { schema: z.record(z.string(), z.unknown()).openapi("Status") },
+      },
+    },
+    ...errorResponses(401, 403),
+  },
+});
+
+/** Status route (admin). */
+export function statusRoutes(deps: AppDeps) {
+  const app = newRouter();
+  app.openapi(statusRoute, async (c) => {
+    requireRole(c, "admin");
+    const view = await statusView(deps.primary, {
+      appliedLsn: deps.state?.appliedLsn() ?? 0,
+      commitPolicy: deps.primary.commitPolicyFloor,
+    });
+    return c.json(view, 200);
+  });
+  return app;
+}
