@@ -26,15 +26,15 @@
  * @module
  */
 
-export {
-  type ClientOptions,
-  FerryClient,
-  type FramePull,
-  type ReadResponse,
-  type SnapshotLine,
-  type WriteRecord,
-  type WriteResponse,
-} from "./src/client/client.ts";
+export { FerryClient } from "./src/client/client.ts";
+export type {
+  ClientOptions,
+  FramePull,
+  ReadResponse,
+  SnapshotLine,
+  WriteRecord,
+  WriteResponse,
+} from "./src/client/types.ts";
 export { FerryHttpError } from "./src/core/errors.ts";
 export {
   type DecodedFrame,

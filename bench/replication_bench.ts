@@ -15,8 +15,7 @@
  * sizes that only validate the script.
  */
 
-// deno-lint-ignore no-import-prefix -- the lead decides on dependencies; the benchmark pins its own.
-import { AckPolicy, connect, DeliverPolicy, StorageType } from "npm:nats@2.29.3";
+import { AckPolicy, connect, DeliverPolicy, StorageType } from "nats";
 import { FerryClient } from "../src/client/client.ts";
 import { KvState } from "../src/state/kv_state.ts";
 import { GIB_BYTES, GROUP_COMMIT_RECORDS_MAX, MIB_BYTES } from "../src/core/limits.ts";

@@ -9,7 +9,8 @@
 import { isKvDamageError, KvCorruptError } from "../core/errors.ts";
 import { joinPath } from "../core/files.ts";
 import { REPLICAS_MAX } from "../core/limits.ts";
-import { CATALOG_FILE_NAME, KV_SLOTS_META_KEY, KV_SLOTS_PREFIX } from "../slots/slot_store.ts";
+import { KV_SLOTS_META_KEY, KV_SLOTS_PREFIX } from "../slots/slot_kv.ts";
+import { CATALOG_FILE_NAME } from "../slots/slot_store.ts";
 import { KvState } from "../state/kv_state.ts";
 
 /**

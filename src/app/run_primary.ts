@@ -14,7 +14,7 @@ import type { Logger } from "../core/log.ts";
 import { Auth, isLoopback } from "../http/auth.ts";
 import { createApp } from "../http/primary_app.ts";
 import { Metrics } from "../metrics/primary_metrics.ts";
-import { type CommitPolicy, parseCommitPolicy } from "../replication/commit_waiter.ts";
+import { type CommitPolicy, parseCommitPolicy } from "../replication/commit_policy.ts";
 import { Primary } from "../replication/primary.ts";
 import { SnapshotServer } from "../replication/snapshot.ts";
 import { SlotStore } from "../slots/slot_store.ts";
@@ -96,7 +96,10 @@ async function _open(config: Config, logger: Logger, floor: CommitPolicy): Promi
   _logRecovered(config, logger, spool, slots);
   const state = await StateApplier.open({ spool, kv, logger });
   const primary = _newPrimary(config, { spool, slots, state, floor, logger });
-  metrics.attachPrimary(primary, { appliedLsn: () => state.appliedLsn() });
+  metrics.attachPrimary(primary, {
+    appliedLsn: () => state.appliedLsn(),
+    skippedRecords: () => state.skippedRecords,
+  });
   primary.start();
   state.start();
   return { spool, kv, slots, state, primary, metrics };

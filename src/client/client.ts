@@ -12,13 +12,7 @@
  */
 
 import { FerryHttpError, FerryResponseError, SnapshotFormatError } from "../core/errors.ts";
-import {
-  ERROR_BODY_BYTES_MAX,
-  QUOTED_VALUE_CHARS_MAX,
-  RESPONSE_BODY_BYTES_MAX,
-  SNAPSHOT_LINE_BYTES_MAX,
-} from "../core/limits.ts";
-import { type DecodedFrame, decodeFrame } from "../wal/frame.ts";
+import { RESPONSE_BODY_BYTES_MAX } from "../core/limits.ts";
 import {
   formatSnapshotCursor,
   FRAMES_MEDIA_TYPE,
@@ -30,216 +24,39 @@ import {
   HEADER_TIMELINE,
   JSON_MEDIA_TYPE,
   NDJSON_MEDIA_TYPE,
-  SNAPSHOT_FORMAT,
 } from "../model/wire.ts";
-import { concatBytes } from "../core/bytes.ts";
+import { checkSnapshotOrder, ndjsonLines, parseSnapshotLine } from "./ndjson.ts";
+import {
+  asObject,
+  decodeFrames,
+  fieldReader,
+  httpErrorOf,
+  readBody,
+  uintHeader,
+  writeResponseOf,
+} from "./responses.ts";
+import type {
+  Ack,
+  AckResponse,
+  ClientOptions,
+  FramePull,
+  JsonPull,
+  PullOptions,
+  ReadOptions,
+  ReadResponse,
+  RegisterOptions,
+  RegisterResponse,
+  SnapshotLine,
+  SnapshotOptions,
+  Topology,
+  TopologyOptions,
+  WriteOptions,
+  WriteRecord,
+  WriteResponse,
+} from "./types.ts";
 
 /** User agent sent when `ClientOptions.userAgent` is not set. */
 export const DEFAULT_USER_AGENT = "ferry-client/1";
-
-const NEWLINE_BYTE = 0x0a;
-const MS_PER_SECOND = 1000;
-
-/** Options of `new FerryClient()`. */
-export interface ClientOptions {
-  /** Bearer token, sent as `authorization: Bearer <token>`. */
-  token?: string;
-  /** The `fetch` to use (tests pass `app.request`); the global one by default. */
-  fetch?: typeof fetch;
-  userAgent?: string;
-}
-
-/** A record to write: a put carries the whole value, a delete none. */
-export type WriteRecord =
-  | { op: "put"; collection: string; key: string; value: unknown; ts?: number }
-  | { op: "delete"; collection: string; key: string; ts?: number };
-
-/** Options of `write()`. */
-export interface WriteOptions {
-  /** `local`, `ack_n=N`, `quorum` or `regions=a,b`; the server's floor when absent. */
-  commitPolicy?: string;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-/** What the commit policy reached (SPEC.md 9.2). */
-export interface CommitResult {
-  policy: string;
-  outcome: "not_required" | "reached" | "timed_out";
-  durableReplicas: string[];
-  regions: string[];
-  waitedMs: number;
-  required: number;
-  observed: number;
-}
-
-/** Answer to a write: the records are durable on the primary with LSNs `firstLsn..lastLsn`. */
-export interface WriteResponse {
-  firstLsn: number;
-  lastLsn: number;
-  term: number;
-  timeline: number;
-  commit: CommitResult;
-}
-
-/** Options of `read()`. */
-export interface ReadOptions {
-  /** Wait until this LSN is applied before reading. */
-  minLsn?: number;
-  awaitTimeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-/** A record read from the materialised state (SPEC.md 9.7). */
-export interface ReadResponse {
-  collection: string;
-  key: string;
-  value: unknown;
-  lsn: number;
-  appliedLsn: number;
-}
-
-/** Query of a pull (SPEC.md 9.3); absent fields take the server's defaults. */
-export interface PullOptions {
-  sinceLsn?: number;
-  maxCount?: number;
-  maxBytes?: number;
-  replicaId?: string;
-  term?: number;
-  awaitTimeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-/** Where the primary's log stood when it answered a pull. */
-export interface PullPosition {
-  currentLsn: number;
-  oldestLsn: number;
-  term: number;
-  timeline: number;
-}
-
-/** A raw-frame pull: the frames that decoded, and where decoding stopped if one did not. */
-export interface FramePull extends PullPosition {
-  /** Every frame before the first one that is not "ok", in order; views into the body. */
-  frames: DecodedFrame[];
-  /** The first frame that did not decode (torn, flipped bit, missing): its body offset and why. */
-  corrupt?: { offset: number; reason: string };
-  /** The LSN the primary served after (`x-ferry-start-lsn`). */
-  startLsn: number;
-}
-
-/** One record of a JSON pull. */
-export interface PulledRecord {
-  lsn: number;
-  term: number;
-  timestampMs: number;
-  /** The change record as the primary parsed it (null when its payload was not JSON); unvalidated. */
-  record: unknown;
-}
-
-/** A JSON pull. */
-export interface JsonPull extends PullPosition {
-  records: PulledRecord[];
-}
-
-/** Body of `register()`. */
-export interface RegisterOptions {
-  region?: string;
-  /** The replica's own durable position; the slot's restart LSN when absent. */
-  sinceLsn?: number;
-}
-
-/** Answer to `register()`: resume after `resumeLsn`. */
-export interface RegisterResponse {
-  resumeLsn: number;
-  term: number;
-  timeline: number;
-  currentLsn: number;
-}
-
-/** Body of `ack()`. */
-export interface Ack {
-  appliedLsn: number;
-  durableLsn?: number;
-  applyErrorsTotal?: number;
-  divergenceTotal?: number;
-}
-
-/** Answer to `ack()`: the replica's progress as the primary now records it. */
-export interface AckResponse {
-  replicaId: string;
-  appliedLsn: number;
-  durableLsn: number;
-  applyErrorsTotal: number;
-  divergenceTotal: number;
-}
-
-/** Options of `snapshot()`. */
-export interface SnapshotOptions {
-  /** Resume after this entry (the last one applied before a cut). */
-  after?: { collection: string; key: string };
-  signal?: AbortSignal;
-}
-
-/** First line of a snapshot stream. */
-export interface SnapshotHeader {
-  type: "header";
-  startLsn: number;
-  term: number;
-  timeline: number;
-  format: number;
-}
-
-/** One key of a snapshot stream. */
-export interface SnapshotEntry {
-  type: "entry";
-  collection: string;
-  key: string;
-  value: unknown;
-  lsn: number;
-  /**
-   * The line exactly as received, without its terminating "\n". The trailer's CRC-32 covers the
-   * UTF-8 bytes of `raw + "\n"` of every entry, in order.
-   */
-  raw: string;
-}
-
-/** Last line of a snapshot stream. */
-export interface SnapshotTrailer {
-  type: "trailer";
-  endLsn: number;
-  count: number;
-  crc32: number;
-}
-
-/** One parsed line of a snapshot stream. */
-export type SnapshotLine = SnapshotHeader | SnapshotEntry | SnapshotTrailer;
-
-/** Options of `topology()`. */
-export interface TopologyOptions {
-  /** Hold the request until the epoch differs from this one (or the wait ends). */
-  waitEpoch?: number;
-  awaitTimeoutMs?: number;
-  signal?: AbortSignal;
-}
-
-/** A replica as the topology shows it. */
-export interface TopologyReplica {
-  id: string;
-  region: string;
-  healthy: boolean;
-  rebootstrapping: boolean;
-  lastAppliedLsn: number;
-  lagLsn: number;
-  lagMs: number;
-}
-
-/** The topology document (SPEC.md 9.5); `replicas` is empty for unauthenticated callers. */
-export interface Topology {
-  epoch: number;
-  primary: { url: string; region: string; term: number; timeline: number; currentLsn: number };
-  replicas: TopologyReplica[];
-}
 
 type _Query = Record<string, string | number | undefined>;
 
@@ -303,7 +120,7 @@ export class FerryClient {
     if (options.commitPolicy !== undefined) json.commit_policy = options.commitPolicy;
     if (options.timeoutMs !== undefined) json.timeout_ms = options.timeoutMs;
     const body = await this.#json("POST", "/v1/records", { json, signal: options.signal });
-    return _writeResponseOf(body);
+    return writeResponseOf(body);
   }
 
   /**
@@ -333,7 +150,7 @@ export class FerryClient {
       }
       throw error;
     }
-    const field = _fieldReader(body, "read");
+    const field = fieldReader(body, "read");
     if (!("value" in body)) throw new FerryResponseError("read: the answer has no value");
     return {
       collection: field.string("collection"),
@@ -368,7 +185,7 @@ export class FerryClient {
       await response.body?.cancel();
       throw new FerryResponseError(`pull: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
     }
-    const header = (name: string) => _uintHeader(response.headers, name);
+    const header = (name: string) => uintHeader(response.headers, name);
     const position = {
       currentLsn: header(HEADER_CURRENT_LSN),
       oldestLsn: header(HEADER_OLDEST_LSN),
@@ -378,8 +195,8 @@ export class FerryClient {
     };
     const countHeader = response.headers.get(HEADER_RECORD_COUNT);
     const expectedCount = countHeader === null ? undefined : header(HEADER_RECORD_COUNT);
-    const bytes = await _readBody(response, RESPONSE_BODY_BYTES_MAX);
-    const { frames, corrupt } = _decodeFrames(bytes, expectedCount);
+    const bytes = await readBody(response, RESPONSE_BODY_BYTES_MAX);
+    const { frames, corrupt } = decodeFrames(bytes, expectedCount);
     return corrupt ? { frames, corrupt, ...position } : { frames, ...position };
   }
 
@@ -398,10 +215,10 @@ export class FerryClient {
       query: _pullQuery(options),
       signal: options.signal,
     });
-    const field = _fieldReader(body, "pull");
+    const field = fieldReader(body, "pull");
     const records = field.array("records").map((item, index) => {
-      const record = _fieldReader(
-        _asObject(item, `pull: records[${index}]`),
+      const record = fieldReader(
+        asObject(item, `pull: records[${index}]`),
         `pull: records[${index}]`,
       );
       return {
@@ -434,7 +251,7 @@ export class FerryClient {
     if (body.region !== undefined) json.region = body.region;
     if (body.sinceLsn !== undefined) json.since_lsn = body.sinceLsn;
     const answer = await this.#json("PUT", _replicaPath(replicaId), { json });
-    const field = _fieldReader(answer, "register");
+    const field = fieldReader(answer, "register");
     return {
       resumeLsn: field.uint("resume_lsn"),
       term: field.uint("term"),
@@ -457,7 +274,7 @@ export class FerryClient {
     if (ack.applyErrorsTotal !== undefined) json.apply_errors_total = ack.applyErrorsTotal;
     if (ack.divergenceTotal !== undefined) json.divergence_total = ack.divergenceTotal;
     const answer = await this.#json("POST", `${_replicaPath(replicaId)}/ack`, { json });
-    const field = _fieldReader(answer, "ack");
+    const field = fieldReader(answer, "ack");
     return {
       replicaId: field.string("replica_id"),
       appliedLsn: field.uint("applied_lsn"),
@@ -520,10 +337,10 @@ export class FerryClient {
     if (response.body === null) throw new SnapshotFormatError("the snapshot answer has no body");
     let previous: SnapshotLine["type"] | undefined;
     let lineNumber = 0;
-    for await (const text of _ndjsonLines(response.body)) {
+    for await (const text of ndjsonLines(response.body)) {
       lineNumber += 1;
-      const line = _parseSnapshotLine(text, lineNumber);
-      _checkSnapshotOrder(previous, line.type, lineNumber);
+      const line = parseSnapshotLine(text, lineNumber);
+      checkSnapshotOrder(previous, line.type, lineNumber);
       previous = line.type;
       yield line;
     }
@@ -547,8 +364,8 @@ export class FerryClient {
   async topology(options: TopologyOptions = {}): Promise<Topology> {
     const query = { wait_epoch: options.waitEpoch, await_timeout_ms: options.awaitTimeoutMs };
     const body = await this.#json("GET", "/v1/topology", { query, signal: options.signal });
-    const field = _fieldReader(body, "topology");
-    const primary = _fieldReader(field.object("primary"), "topology: primary");
+    const field = fieldReader(body, "topology");
+    const primary = fieldReader(field.object("primary"), "topology: primary");
     return {
       epoch: field.uint("epoch"),
       primary: {
@@ -560,7 +377,7 @@ export class FerryClient {
       },
       replicas: field.array("replicas").map((item, index) => {
         const context = `topology: replicas[${index}]`;
-        const replica = _fieldReader(_asObject(item, context), context);
+        const replica = fieldReader(asObject(item, context), context);
         return {
           id: replica.string("id"),
           region: replica.string("region"),
@@ -615,7 +432,7 @@ export class FerryClient {
     options: _RequestOptions = {},
   ): Promise<Record<string, unknown>> {
     const response = await this.#send(method, path, { ...options, accept: JSON_MEDIA_TYPE });
-    const text = new TextDecoder().decode(await _readBody(response, RESPONSE_BODY_BYTES_MAX));
+    const text = new TextDecoder().decode(await readBody(response, RESPONSE_BODY_BYTES_MAX));
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -624,7 +441,7 @@ export class FerryClient {
         status: response.status,
       });
     }
-    return _asObject(parsed, `${method} ${path}`);
+    return asObject(parsed, `${method} ${path}`);
   }
 
   /** Sends a request; returns a 2xx response with its body unread, throws `FerryHttpError` else. */
@@ -639,7 +456,7 @@ export class FerryClient {
     const url = `${this.#baseUrl}${path}${_queryString(options.query)}`;
     const response = await this.#fetch(url, { method, headers, body, signal: options.signal });
     if (response.ok) return response;
-    throw await _httpErrorOf(response, `${method} ${path}`);
+    throw await httpErrorOf(response, `${method} ${path}`);
   }
 }
 
@@ -668,321 +485,4 @@ function _pullQuery(options: PullOptions): _Query {
 
 function _replicaPath(replicaId: string): string {
   return `/v1/replicas/${encodeURIComponent(replicaId)}`;
-}
-
-// ---- responses ----
-
-/**
- * The body's bytes, at most `maxBytes`: a larger body is cancelled there and is a
- * `FerryResponseError`, or, with `truncate`, its first `maxBytes` bytes.
- */
-async function _readBody(
-  response: Response,
-  maxBytes: number,
-  options: { truncate?: boolean } = {},
-): Promise<Uint8Array> {
-  if (response.body === null) return new Uint8Array(0);
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  let finished = false;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) {
-        finished = true;
-        break;
-      }
-      if (total + value.byteLength > maxBytes && options.truncate) {
-        chunks.push(value.subarray(0, maxBytes - total));
-        total = maxBytes;
-        break;
-      }
-      total += value.byteLength;
-      if (total > maxBytes) {
-        throw new FerryResponseError(`the answer is longer than ${maxBytes} bytes`, {
-          max_bytes: maxBytes,
-        });
-      }
-      chunks.push(value);
-    }
-  } finally {
-    if (!finished) await reader.cancel().catch(() => undefined);
-    reader.releaseLock();
-  }
-  return concatBytes(chunks, total);
-}
-
-/** The `FerryHttpError` of a non-2xx answer (its body read up to `ERROR_BODY_BYTES_MAX`). */
-async function _httpErrorOf(response: Response, request: string): Promise<FerryHttpError> {
-  const retryAfterMs = _retryAfterMs(response.headers.get("retry-after"));
-  const bytes = await _readBody(response, ERROR_BODY_BYTES_MAX, { truncate: true });
-  const text = new TextDecoder().decode(bytes);
-  let body: Record<string, unknown> | undefined;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    const isErrorShape = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) &&
-      typeof (parsed as Record<string, unknown>).error === "string";
-    if (isErrorShape) body = parsed as Record<string, unknown>;
-  } catch {
-    // Not JSON (a proxy's HTML page, an empty body): described by its status below.
-  }
-  body ??= {
-    error: `http_${response.status}`,
-    message: text.trim().slice(0, QUOTED_VALUE_CHARS_MAX) || response.statusText ||
-      `HTTP ${response.status}`,
-  };
-  return new FerryHttpError(response.status, body, { retryAfterMs, request });
-}
-
-/** `Retry-After` (seconds, or an HTTP date) in ms; undefined when absent or unreadable. */
-function _retryAfterMs(value: string | null): number | undefined {
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * MS_PER_SECOND);
-  const dateMs = Date.parse(trimmed);
-  return Number.isNaN(dateMs) ? undefined : Math.max(0, dateMs - Date.now());
-}
-
-function _uintHeader(headers: Headers, name: string): number {
-  const value = headers.get(name);
-  const parsed = value !== null && /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(parsed)) {
-    throw new FerryResponseError(`pull: header ${name} is ${_quote(value)}, not an integer`);
-  }
-  return parsed;
-}
-
-/** Decodes frames until the first that is not "ok" or the body ends. */
-function _decodeFrames(
-  bytes: Uint8Array,
-  expectedCount: number | undefined,
-): { frames: DecodedFrame[]; corrupt?: { offset: number; reason: string } } {
-  const frames: DecodedFrame[] = [];
-  let offset = 0;
-  while (offset < bytes.byteLength) {
-    const result = decodeFrame(bytes, offset);
-    if (result.status === "incomplete") {
-      const reason = `truncated frame: ${result.bytesNeeded} more bytes needed`;
-      return { frames, corrupt: { offset, reason } };
-    }
-    if (result.status === "corrupt") return { frames, corrupt: { offset, reason: result.reason } };
-    frames.push(result.frame);
-    offset += result.frame.byteLength;
-  }
-  if (expectedCount !== undefined && frames.length < expectedCount) {
-    const reason = `the body ended after ${frames.length} of ${expectedCount} frames`;
-    return { frames, corrupt: { offset, reason } };
-  }
-  return { frames };
-}
-
-function _writeResponseOf(body: Record<string, unknown>): WriteResponse {
-  const field = _fieldReader(body, "write");
-  const commit = _fieldReader(field.object("commit"), "write: commit");
-  const outcome = commit.string("outcome");
-  if (outcome !== "not_required" && outcome !== "reached" && outcome !== "timed_out") {
-    throw new FerryResponseError(`write: unknown commit outcome ${_quote(outcome)}`);
-  }
-  return {
-    firstLsn: field.uint("first_lsn"),
-    lastLsn: field.uint("last_lsn"),
-    term: field.uint("term"),
-    timeline: field.uint("timeline"),
-    commit: {
-      policy: commit.string("policy"),
-      outcome,
-      durableReplicas: commit.stringArray("durable_replicas"),
-      regions: commit.stringArray("regions"),
-      waitedMs: commit.number("waited_ms"),
-      required: commit.uint("required"),
-      observed: commit.uint("observed"),
-    },
-  };
-}
-
-// ---- field checks (answers and snapshot lines) ----
-
-type _Fail = (message: string) => Error;
-
-function _quote(value: unknown): string {
-  const text = value === undefined ? "undefined" : JSON.stringify(value) ?? String(value);
-  return text.length > QUOTED_VALUE_CHARS_MAX
-    ? `${text.slice(0, QUOTED_VALUE_CHARS_MAX)}...`
-    : text;
-}
-
-function _asObject(value: unknown, context: string): Record<string, unknown> {
-  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-    return value as Record<string, unknown>;
-  }
-  throw new FerryResponseError(`${context}: expected a JSON object, got ${_quote(value)}`);
-}
-
-/** Typed getters of an object's fields; a missing or mistyped field throws what `fail` makes. */
-function _fieldReader(
-  object: Record<string, unknown>,
-  context: string,
-  fail: _Fail = (message) => new FerryResponseError(message),
-) {
-  const check = <T>(name: string, ok: (value: unknown) => boolean, expected: string): T => {
-    const value = object[name];
-    if (!ok(value)) throw fail(`${context}: ${name} must be ${expected}, got ${_quote(value)}`);
-    return value as T;
-  };
-  return {
-    uint: (name: string) =>
-      check<number>(
-        name,
-        (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0,
-        "a non-negative integer",
-      ),
-    number: (name: string) =>
-      check<number>(name, (v) => typeof v === "number" && Number.isFinite(v), "a number"),
-    string: (name: string) => check<string>(name, (v) => typeof v === "string", "a string"),
-    boolean: (name: string) => check<boolean>(name, (v) => typeof v === "boolean", "a boolean"),
-    array: (name: string) => check<unknown[]>(name, Array.isArray, "an array"),
-    stringArray: (name: string) =>
-      check<string[]>(
-        name,
-        (v) => Array.isArray(v) && v.every((item) => typeof item === "string"),
-        "an array of strings",
-      ),
-    object: (name: string) =>
-      check<Record<string, unknown>>(
-        name,
-        (v) => typeof v === "object" && v !== null && !Array.isArray(v),
-        "an object",
-      ),
-  };
-}
-
-// ---- snapshot stream ----
-
-/**
- * The lines of an NDJSON byte stream, each without its "\n", split in byte space (so a chunk
- * boundary inside a multi-byte character is harmless) and decoded as strict UTF-8. A line longer
- * than `SNAPSHOT_LINE_BYTES_MAX` throws as soon as that many bytes are pending. A last line without
- * "\n" is yielded too. Stopping early (a throw, or the consumer's `break`) cancels the stream.
- */
-async function* _ndjsonLines(
-  body: ReadableStream<Uint8Array>,
-): AsyncGenerator<string, void, undefined> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
-  let finished = false;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) {
-        finished = true;
-        break;
-      }
-      let start = 0;
-      let newline = value.indexOf(NEWLINE_BYTE, start);
-      while (newline !== -1) {
-        _checkLineBytes(pendingBytes + newline - start);
-        pending.push(value.subarray(start, newline));
-        yield _decodeLine(decoder, pending, pendingBytes + newline - start);
-        pending = [];
-        pendingBytes = 0;
-        start = newline + 1;
-        newline = value.indexOf(NEWLINE_BYTE, start);
-      }
-      if (start < value.byteLength) {
-        pendingBytes += value.byteLength - start;
-        _checkLineBytes(pendingBytes);
-        pending.push(value.subarray(start));
-      }
-    }
-    if (pendingBytes > 0) yield _decodeLine(decoder, pending, pendingBytes);
-  } finally {
-    if (!finished) await reader.cancel().catch(() => undefined);
-    reader.releaseLock();
-  }
-}
-
-function _checkLineBytes(lineBytes: number): void {
-  if (lineBytes > SNAPSHOT_LINE_BYTES_MAX) {
-    throw new SnapshotFormatError(
-      `a snapshot line is longer than ${SNAPSHOT_LINE_BYTES_MAX} bytes`,
-      { max_bytes: SNAPSHOT_LINE_BYTES_MAX },
-    );
-  }
-}
-
-function _decodeLine(decoder: TextDecoder, parts: readonly Uint8Array[], bytes: number): string {
-  try {
-    return decoder.decode(concatBytes(parts, bytes));
-  } catch (error) {
-    if (error instanceof TypeError) throw new SnapshotFormatError("a snapshot line is not UTF-8");
-    throw error;
-  }
-}
-
-/** Parses and checks one snapshot line (its shape, not its place in the stream). */
-function _parseSnapshotLine(text: string, lineNumber: number): SnapshotLine {
-  const context = `snapshot line ${lineNumber}`;
-  const fail: _Fail = (message) => new SnapshotFormatError(message, { line: lineNumber });
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw fail(`${context} is not JSON: ${_quote(text)}`);
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw fail(`${context} is not a JSON object`);
-  }
-  const object = parsed as Record<string, unknown>;
-  const field = _fieldReader(object, context, fail);
-  switch (object.type) {
-    case "header": {
-      const format = field.uint("format");
-      if (format !== SNAPSHOT_FORMAT) throw fail(`${context}: unsupported format ${format}`);
-      return {
-        type: "header",
-        startLsn: field.uint("start_lsn"),
-        term: field.uint("term"),
-        timeline: field.uint("timeline"),
-        format,
-      };
-    }
-    case "entry": {
-      if (!("value" in object)) throw fail(`${context}: an entry needs a value`);
-      return {
-        type: "entry",
-        collection: field.string("collection"),
-        key: field.string("key"),
-        value: object.value,
-        lsn: field.uint("lsn"),
-        raw: text,
-      };
-    }
-    case "trailer": {
-      const crc32 = field.uint("crc32");
-      if (crc32 > 0xffff_ffff) throw fail(`${context}: crc32 ${crc32} is not a u32`);
-      return { type: "trailer", endLsn: field.uint("end_lsn"), count: field.uint("count"), crc32 };
-    }
-    default:
-      throw fail(`${context}: unknown type ${_quote(object.type)}`);
-  }
-}
-
-/** Header, then entries, then the trailer, then nothing. */
-function _checkSnapshotOrder(
-  previous: SnapshotLine["type"] | undefined,
-  current: SnapshotLine["type"],
-  lineNumber: number,
-): void {
-  const allowed = previous === undefined
-    ? current === "header"
-    : previous !== "trailer" && current !== "header";
-  if (!allowed) {
-    throw new SnapshotFormatError(
-      `snapshot line ${lineNumber}: a ${current} cannot follow ${previous ?? "the start"}`,
-      { line: lineNumber },
-    );
-  }
 }

@@ -1,7 +1,7 @@
 /**
  * Every bound ferry enforces, in one place, unit last.
  *
- * Values marked "default" are the defaults of a config setting (src/config.ts); the rest are hard
+ * Values marked "default" are the defaults of a config setting (src/core/config.ts); the rest are hard
  * limits. Relations between bounds are asserted when this module loads, so a bad edit fails at once.
  *
  * @module
@@ -82,6 +82,9 @@ export const CATALOG_REPLICA_ID_BYTES_MAX = 1024;
 export const ACK_N_MAX = 1000;
 /** Most region names one `regions=` policy may list (counted before duplicates are removed). */
 export const COMMIT_POLICY_REGIONS_MAX = 32;
+/** Longest policy text that can be valid; longer text is refused before it is looked at. */
+export const COMMIT_POLICY_CHARS_MAX = "regions=".length +
+  COMMIT_POLICY_REGIONS_MAX * (REGION_BYTES_MAX + 1) - 1;
 /** Commit waits held at once; beyond it a write is refused (overloaded). */
 export const COMMIT_WAITS_MAX = 100_000;
 /** Longest commit wait one request may ask for. */

@@ -65,10 +65,3 @@ export function createLogger(
 
 /** A logger that drops everything (the default for components built in tests). */
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
-
-/** A logger that keeps its lines in memory, for tests that assert on what was logged. */
-export function createMemoryLogger(): Logger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = createLogger({ write: (line) => lines.push(JSON.parse(line) as LogLine) });
-  return Object.assign(logger, { lines });
-}

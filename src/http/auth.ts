@@ -110,11 +110,6 @@ export class Auth {
   }
 }
 
-/** The hex SHA-256 of a token, as a tokens file stores it. */
-export function tokenHash(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
-}
-
 /** True for loopback listen addresses (127.0.0.0/8, ::1, localhost). */
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" ||

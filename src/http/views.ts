@@ -1,7 +1,8 @@
 /** JSON views (snake_case, SPEC.md names) of replicas, slots and the status document. */
 
-import type { Primary, ReplicaState } from "../replication/primary.ts";
-import { type CommitPolicy, formatCommitPolicy } from "../replication/commit_waiter.ts";
+import type { Primary } from "../replication/primary.ts";
+import type { ReplicaState } from "../replication/registry.ts";
+import { type CommitPolicy, formatCommitPolicy } from "../replication/commit_policy.ts";
 import { isLive, type Slot, slotRecord } from "../slots/slot.ts";
 
 /** A registered replica as status and the flag route show it. */

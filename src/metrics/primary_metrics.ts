@@ -27,50 +27,12 @@
 
 import assert from "node:assert/strict";
 import client from "prom-client";
-import { GROUP_COMMIT_RECORDS_MAX } from "../core/limits.ts";
-import type { Primary, ReplicaState } from "../replication/primary.ts";
+import type { Primary } from "../replication/primary.ts";
+import type { ReplicaState } from "../replication/registry.ts";
 import { INVALIDATION_REASONS, isLive, type Slot } from "../slots/slot.ts";
 import type { SlotStoreObserver } from "../slots/slot_store.ts";
 import type { SpoolObserver } from "../wal/spool.ts";
-
-/** Buckets of `ferry_wal_fsync_seconds`: 50 µs (a fast NVMe flush) to 1 s (a struggling disk). */
-export const FSYNC_SECONDS_BUCKETS: readonly number[] = [
-  0.00005,
-  0.0001,
-  0.00025,
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-];
-
-/** Buckets of `ferry_wal_group_commit_records`: powers of two up to the group-commit bound. */
-export const GROUP_COMMIT_RECORDS_BUCKETS: readonly number[] = [
-  1,
-  2,
-  4,
-  8,
-  16,
-  32,
-  64,
-  128,
-  256,
-  512,
-  1024,
-  2048,
-  4096,
-  8192,
-  16384,
-];
-
-assert.equal(GROUP_COMMIT_RECORDS_BUCKETS.at(-1), GROUP_COMMIT_RECORDS_MAX);
+import { slotStoreObserver, spoolObserver } from "./observers.ts";
 
 /** Lowest and highest HTTP status code `observeHttp()` accepts. */
 const HTTP_STATUS_MIN = 100;
@@ -80,6 +42,7 @@ const HTTP_STATUS_MAX = 599;
 interface _Source {
   primary: Primary;
   appliedLsn: () => number;
+  skippedRecords: () => number;
 }
 
 /** Handed to the metric builders: where to register, and what to read at scrape time. */
@@ -274,6 +237,12 @@ const _MIRRORED_COUNTERS: readonly _MirroredCounterSpec[] = [
     },
   },
   {
+    name: "ferry_state_skipped_records_total",
+    help:
+      "Logged records the materialised state passed over: their payload is not a change record.",
+    read: (s) => s.skippedRecords(),
+  },
+  {
     name: "ferry_slot_invalidations_total",
     help: "Replication slots invalidated, by reason.",
     labelName: "reason",
@@ -306,8 +275,8 @@ export class Metrics {
     for (const spec of _SLOT_GAUGES) _slotGauge(context, spec);
     _slotInvalidatedGauge(context);
     for (const spec of _MIRRORED_COUNTERS) _mirroredCounter(context, spec);
-    this.spoolObserver = _spoolObserver(this.registry);
-    this.slotStoreObserver = _slotStoreObserver(this.registry);
+    this.spoolObserver = spoolObserver(this.registry);
+    this.slotStoreObserver = slotStoreObserver(this.registry);
     this.#httpRequests = new client.Counter({
       name: "ferry_http_requests_total",
       help: "HTTP responses, by route pattern and status code.",
@@ -331,9 +300,16 @@ export class Metrics {
    * `ferry_state_applied_lsn`, 0 without it). Call once, after the primary exists; until then
    * those metrics read 0 or have no series.
    */
-  attachPrimary(primary: Primary, extra: { appliedLsn?: () => number } = {}): void {
+  attachPrimary(
+    primary: Primary,
+    extra: { appliedLsn?: () => number; skippedRecords?: () => number } = {},
+  ): void {
     assert.equal(this.#source, undefined, "attachPrimary() is called once");
-    this.#source = { primary, appliedLsn: extra.appliedLsn ?? (() => 0) };
+    this.#source = {
+      primary,
+      appliedLsn: extra.appliedLsn ?? (() => 0),
+      skippedRecords: extra.skippedRecords ?? (() => 0),
+    };
   }
 
   /** The Prometheus text exposition of every metric, read now. */
@@ -444,49 +420,4 @@ function _mirroredCounter(context: _Context, spec: _MirroredCounterSpec): void {
       }
     },
   });
-}
-
-function _spoolObserver(registry: client.Registry): SpoolObserver {
-  const fsync = new client.Histogram({
-    name: "ferry_wal_fsync_seconds",
-    help: "Duration of the spool's fsync of each group commit.",
-    buckets: [...FSYNC_SECONDS_BUCKETS],
-    registers: [registry],
-  });
-  const groupCommit = new client.Histogram({
-    name: "ferry_wal_group_commit_records",
-    help: "Records made durable by each group commit.",
-    buckets: [...GROUP_COMMIT_RECORDS_BUCKETS],
-    registers: [registry],
-  });
-  const corruption = new client.Counter({
-    name: "ferry_wal_corruption_total",
-    help: "Corrupt WAL frames or segments the spool found.",
-    registers: [registry],
-  });
-  return {
-    fsyncSeconds: (seconds) => fsync.observe(seconds),
-    groupCommitRecords: (records) => groupCommit.observe(records),
-    corruption: () => corruption.inc(),
-  };
-}
-
-function _slotStoreObserver(registry: client.Registry): SlotStoreObserver {
-  const persisted = new client.Counter({
-    name: "ferry_slots_persist_total",
-    help: "Slot persists (catalog file and Deno KV, one generation each).",
-    registers: [registry],
-  });
-  const loadFallback = new client.Counter({
-    name: "ferry_slots_load_fallback_total",
-    help: "Slot loads that found one source missing or corrupt, by the source used instead.",
-    labelNames: ["source"],
-    registers: [registry],
-  });
-  // Both series exist from the start, so a rate over them is defined before the first fallback.
-  for (const source of ["catalog", "kv"]) loadFallback.inc({ source }, 0);
-  return {
-    persisted: () => persisted.inc(),
-    loadFallback: (source) => loadFallback.inc({ source }),
-  };
 }

@@ -5,23 +5,21 @@
  * it loads a snapshot into a fresh KV while still serving reads from the old one, then swaps
  * in-process and carries on from the snapshot's start.
  *
- * Files in the data directory: `CURRENT` names the active store, `state-<n>.kv` are stores.
+ * The data directory's files are kept by `store_dir.ts`; the snapshot is read by
+ * `snapshot_loader.ts`.
  *
  * @module
  */
 
-import { crc32 } from "node:zlib";
-import { denoFileSystem, type FileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
-import { FerryHttpError, isKvDamageError, KvCorruptError } from "../core/errors.ts";
-import { KvState, type StateEntry, type StateMeta } from "../state/kv_state.ts";
+import { denoFileSystem, type FileSystem } from "../core/files.ts";
+import { FerryHttpError } from "../core/errors.ts";
+import { KvState, type StateEntry } from "../state/kv_state.ts";
 import {
   REPLICA_BACKOFF_MS_MAX,
   REPLICA_BACKOFF_MS_MIN,
   REPLICA_PULL_GRACE_MS,
   REPLICA_PULL_RECORDS,
   REPLICA_PULL_WAIT_MS,
-  REPLICA_SNAPSHOT_ATTEMPTS_MAX,
-  SNAPSHOT_PAGE_ENTRIES,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { LsnSignal } from "../state/lsn_signal.ts";
@@ -29,6 +27,16 @@ import type { StateReader } from "../state/reader.ts";
 import { type ApplierPosition, type ApplyStop, planApply } from "./apply_plan.ts";
 import { FerryClient } from "../client/client.ts";
 import { sleep } from "../core/waiter.ts";
+import {
+  clearOtherStores,
+  openStore,
+  readCurrent,
+  removeStoreFiles,
+  storeName,
+  storePath,
+  writeCurrent,
+} from "./store_dir.ts";
+import { type LoadedSnapshot, loadSnapshot } from "./snapshot_loader.ts";
 
 /** What the replica is doing (SPEC.md 9.7). */
 export type ReplicaStateName =
@@ -74,23 +82,6 @@ export interface ReplicaStatus {
   applied_records_total: number;
 }
 
-/** How far a (possibly cut and resumed) snapshot got. */
-interface _SnapshotProgress {
-  after: { collection: string; key: string } | undefined;
-  entries: number;
-  first: { startLsn: number; term: number } | undefined;
-}
-
-const _CURRENT_FILE = "CURRENT";
-const _STORE_PATTERN = /^state-(\d{6})\.kv(-wal|-shm|-journal)?$/;
-/** The files of one store: SQLite's database and the journal files next to it. */
-const _STORE_FILE_SUFFIXES = ["", "-wal", "-shm", "-journal"] as const;
-const _utf8 = new TextEncoder();
-
-function _storeName(index: number): string {
-  return `state-${String(index).padStart(6, "0")}.kv`;
-}
-
 /** A replica: its store, its position, and the loop that keeps it in step with the primary. */
 export class ReplicaRuntime implements StateReader {
   readonly applied: LsnSignal;
@@ -134,16 +125,16 @@ export class ReplicaRuntime implements StateReader {
   /**
    * Opens the store `CURRENT` names (creating the first), removes stores a crash left behind, and
    * reads the applied position. A damaged store is moved aside and replaced by an empty one, so
-   * the replica starts from LSN 0 and catches up from the primary (see `_openStore`). Needs read
+   * the replica starts from LSN 0 and catches up from the primary (see `openStore`). Needs read
    * and write access to `dataDir`.
    */
   static async open(options: ReplicaRuntimeOptions): Promise<ReplicaRuntime> {
     const fs = options.fs ?? denoFileSystem();
     await fs.mkdirp(options.dataDir);
-    const current = await _readCurrent(options.dataDir);
-    await _clearOtherStores(options.dataDir, current, options.logger ?? silentLogger);
+    const current = await readCurrent(options.dataDir);
+    await clearOtherStores(options.dataDir, current, options.logger ?? silentLogger);
     const index = current.index;
-    const { kv, store, meta } = await _openStore(fs, {
+    const { kv, store, meta } = await openStore(fs, {
       dataDir: options.dataDir,
       index,
       logger: options.logger ?? silentLogger,
@@ -156,7 +147,7 @@ export class ReplicaRuntime implements StateReader {
     const runtime = new ReplicaRuntime(options, { kv, store, index, position });
     (options.logger ?? silentLogger).info("replica.recovered", {
       data_dir: options.dataDir,
-      store: _storeName(index),
+      store: storeName(index),
       applied_lsn: position.lastLsn,
       term: position.lastTerm,
     });
@@ -380,15 +371,20 @@ export class ReplicaRuntime implements StateReader {
     });
     await this.#client.setRebootstrapping(this.#options.replicaId, true).catch(() => undefined);
     const index = this.#storeIndex + 1;
-    const path = joinPath(this.#options.dataDir, _storeName(index));
-    await _removeStoreFiles(this.#options.dataDir, index);
-    const kv = await Deno.openKv(path);
-    let loaded: { startLsn: number; term: number; entries: number };
+    await removeStoreFiles(this.#options.dataDir, index);
+    const kv = await Deno.openKv(storePath(this.#options.dataDir, index));
+    let loaded: LoadedSnapshot;
     try {
-      loaded = await this.#loadSnapshot(new KvState(kv));
+      loaded = await loadSnapshot(new KvState(kv), {
+        client: this.#client,
+        replicaId: this.#options.replicaId,
+        signal: this.#stop.signal,
+        logger: this.#logger,
+        backoff: (atLeastMs) => this.#backoff(atLeastMs),
+      });
     } catch (error) {
       kv.close();
-      await _removeStoreFiles(this.#options.dataDir, index);
+      await removeStoreFiles(this.#options.dataDir, index);
       throw error;
     }
     await this.#swap({ kv, index, startLsn: loaded.startLsn, term: loaded.term });
@@ -401,91 +397,12 @@ export class ReplicaRuntime implements StateReader {
     this.#setState("connecting");
   }
 
-  async #loadSnapshot(
-    store: KvState,
-  ): Promise<{ startLsn: number; term: number; entries: number }> {
-    const progress: _SnapshotProgress = { after: undefined, entries: 0, first: undefined };
-    for (let attempt = 1;; attempt++) {
-      try {
-        if (await this.#loadSnapshotPart(store, progress)) {
-          return {
-            startLsn: progress.first!.startLsn,
-            term: progress.first!.term,
-            entries: progress.entries,
-          };
-        }
-      } catch (error) {
-        if (this.#stop.signal.aborted || attempt >= REPLICA_SNAPSHOT_ATTEMPTS_MAX) throw error;
-        if (error instanceof FerryHttpError && error.code === "rebootstrap_required") throw error;
-        this.#logger.warn("replica.snapshot_cut", {
-          error: (error as Error).message,
-          resume_after: progress.after,
-          attempt,
-        });
-        await this.#backoff(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
-      }
-    }
-  }
-
-  /**
-   * Streams one response of a snapshot into `store`, resuming after `progress.after`. Returns true
-   * once a trailer checked out; false when the stream ended early (resume from `progress.after`).
-   */
-  async #loadSnapshotPart(store: KvState, progress: _SnapshotProgress): Promise<boolean> {
-    let batch: StateEntry[] = [];
-    let count = 0;
-    let crc = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      await store.putEntries(batch);
-      const last = batch[batch.length - 1]!;
-      progress.after = { collection: last.collection, key: last.key };
-      progress.entries += batch.length;
-      batch = [];
-    };
-    try {
-      const lines = this.#client.snapshot(this.#options.replicaId, {
-        after: progress.after,
-        signal: this.#stop.signal,
-      });
-      for await (const line of lines) {
-        if (line.type === "header") {
-          progress.first ??= { startLsn: line.startLsn, term: line.term };
-        } else if (line.type === "entry") {
-          crc = crc32(_utf8.encode(line.raw.endsWith("\n") ? line.raw : line.raw + "\n"), crc);
-          count += 1;
-          batch.push({
-            collection: line.collection,
-            key: line.key,
-            value: line.value,
-            lsn: line.lsn,
-          });
-          if (batch.length >= SNAPSHOT_PAGE_ENTRIES) await flush();
-        } else {
-          if (line.count !== count || line.crc32 !== crc) {
-            throw new Error(
-              `snapshot trailer mismatch: got ${count} entries / crc ${crc}, trailer says ${line.count} / ${line.crc32}`,
-            );
-          }
-          await flush();
-          return true;
-        }
-      }
-      await flush();
-      return false;
-    } catch (error) {
-      // Entries that arrived whole are kept: the resume starts after the last stored one.
-      await flush().catch(() => undefined);
-      throw error;
-    }
-  }
-
   async #swap(
     fresh: { kv: Deno.Kv; index: number; startLsn: number; term: number },
   ): Promise<void> {
     const store = new KvState(fresh.kv);
     await store.setMeta({ applied_lsn: fresh.startLsn, last_term: fresh.term, last_hash: null });
-    await _writeCurrent(this.#fs, this.#options.dataDir, fresh.index);
+    await writeCurrent(this.#fs, this.#options.dataDir, fresh.index);
     const oldKv = this.#kv;
     const oldIndex = this.#storeIndex;
     this.#kv = fresh.kv;
@@ -494,111 +411,7 @@ export class ReplicaRuntime implements StateReader {
     this.#position = { lastLsn: fresh.startLsn, lastTerm: fresh.term, lastHash: null };
     this.applied.reset(fresh.startLsn);
     oldKv.close();
-    await _removeStoreFiles(this.#options.dataDir, oldIndex);
+    await removeStoreFiles(this.#options.dataDir, oldIndex);
     await this.#ack().catch(() => undefined);
-  }
-}
-
-/**
- * Opens store `index` and reads its meta. When SQLite refuses the file at open or on that read
- * (`isKvDamageError`), the replica logs `replica.store_corrupt`, renames the store's files to
- * `<name>.corrupt-<unix ms>` (kept for inspection; nothing deletes them) and opens a fresh empty
- * store under the same name: it then starts from LSN 0 and catches up from the primary, replaying
- * from LSN 1 if that is retained, else re-bootstrapping from a snapshot.
- */
-async function _openStore(
-  fs: FileSystem,
-  options: { dataDir: string; index: number; logger: Logger },
-): Promise<{ kv: Deno.Kv; store: KvState; meta: StateMeta }> {
-  const path = joinPath(options.dataDir, _storeName(options.index));
-  try {
-    return await _openStoreAt(path);
-  } catch (error) {
-    if (!isKvDamageError(error) && !(error instanceof KvCorruptError)) throw error;
-    const suffix = `.corrupt-${Date.now()}`;
-    options.logger.error("replica.store_corrupt", {
-      path,
-      error: error.message,
-      moved_to: path + suffix,
-      message: `the store ${path} cannot be opened or read (${error.message}); it is moved ` +
-        `aside and the replica starts empty, catching up from the primary`,
-    });
-    for (const extension of _STORE_FILE_SUFFIXES) {
-      await fs.rename(path + extension, path + extension + suffix).catch((renameError) => {
-        if (!(renameError instanceof Deno.errors.NotFound)) throw renameError;
-      });
-    }
-    await fs.syncDir(options.dataDir);
-    return await _openStoreAt(path);
-  }
-}
-
-async function _openStoreAt(
-  path: string,
-): Promise<{ kv: Deno.Kv; store: KvState; meta: StateMeta }> {
-  const kv = await Deno.openKv(path);
-  try {
-    const store = new KvState(kv);
-    return { kv, store, meta: await store.meta() };
-  } catch (error) {
-    kv.close();
-    throw error;
-  }
-}
-
-/**
- * The store `CURRENT` names; `trusted` is false when `CURRENT` is missing or garbled (then which
- * store is live is unknown, and other stores are set aside, not deleted).
- */
-async function _readCurrent(dataDir: string): Promise<{ index: number; trusted: boolean }> {
-  try {
-    const text = (await Deno.readTextFile(joinPath(dataDir, _CURRENT_FILE))).trim();
-    const match = _STORE_PATTERN.exec(text);
-    if (match && match[2] === undefined) return { index: Number(match[1]), trusted: true };
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  return { index: 0, trusted: false };
-}
-
-/** Replaces CURRENT atomically (`writeFileAtomic`). */
-async function _writeCurrent(fs: FileSystem, dataDir: string, index: number): Promise<void> {
-  const text = _utf8.encode(_storeName(index) + "\n");
-  await writeFileAtomic(fs, joinPath(dataDir, _CURRENT_FILE), text);
-}
-
-async function _removeStoreFiles(dataDir: string, index: number): Promise<void> {
-  for (const suffix of ["", "-wal", "-shm", "-journal"]) {
-    await Deno.remove(joinPath(dataDir, _storeName(index) + suffix)).catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    });
-  }
-}
-
-/**
- * Clears stores other than the current one. With a trusted `CURRENT` they are leftovers of an
- * interrupted re-bootstrap and are deleted; without one they are renamed `<name>.corrupt-<ms>`
- * (kept for the operator) and logged, since which store was live cannot be known.
- */
-async function _clearOtherStores(
-  dataDir: string,
-  current: { index: number; trusted: boolean },
-  logger: Logger,
-): Promise<void> {
-  const suffix = `.corrupt-${Date.now()}`;
-  for await (const entry of Deno.readDir(dataDir)) {
-    const match = _STORE_PATTERN.exec(entry.name);
-    if (!match || Number(match[1]) === current.index) continue;
-    const path = joinPath(dataDir, entry.name);
-    if (current.trusted) {
-      await Deno.remove(path);
-    } else {
-      await Deno.rename(path, path + suffix);
-      logger.error("replica.store_set_aside", {
-        path,
-        moved_to: path + suffix,
-        reason: "CURRENT is missing or garbled",
-      });
-    }
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Commit policies and the commit waiter (SPEC.md section 6): once a write is durable on the
- * primary it may wait until enough replicas have durably acked its last LSN.
+ * The commit waiter (SPEC.md section 6): once a write is durable on the primary it may wait until
+ * enough replicas have durably acked its last LSN. Policies themselves are in `commit_policy.ts`.
  *
  * The waiter keeps one durable LSN per registered replica. Every change (a rising ack, a
  * registration or region change, a drop) re-evaluates the pending waits right away; there is no
@@ -11,150 +11,21 @@
  */
 
 import assert from "node:assert/strict";
-import { BadRequestError } from "../core/errors.ts";
 import {
   ACK_N_MAX,
-  COMMIT_POLICY_ECHO_CHARS_MAX,
   COMMIT_POLICY_REGIONS_MAX,
   COMMIT_TIMEOUT_MS_MAX,
   COMMIT_WAITS_MAX,
-  REGION_BYTES_MAX,
 } from "../core/limits.ts";
-import { REGION_PATTERN } from "../model/ids.ts";
 import { Waiters } from "../core/waiter.ts";
-
-// Bounds live in src/limits.ts; re-exported here for callers of this module.
-export { ACK_N_MAX, COMMIT_POLICY_REGIONS_MAX, COMMIT_TIMEOUT_MS_MAX, COMMIT_WAITS_MAX };
-/** Longest region name in a policy (`REGION_BYTES_MAX`). */
-export const REGION_NAME_BYTES_MAX = REGION_BYTES_MAX;
-/** Longest policy text that can be valid; longer text is refused before it is looked at. */
-export const COMMIT_POLICY_CHARS_MAX = "regions=".length +
-  COMMIT_POLICY_REGIONS_MAX * (REGION_NAME_BYTES_MAX + 1) - 1;
-
-/** How long a write waits for replicas after it is durable on the primary. */
-export type CommitPolicy =
-  | { kind: "local" }
-  | { kind: "ack_n"; n: number }
-  | { kind: "quorum" }
-  | { kind: "regions"; regions: string[] };
-
-/** What one commit wait reached; the `commit` object of a write response (SPEC.md 9.2). */
-export interface CommitOutcome {
-  /** The policy in its text form (`formatCommitPolicy`). */
-  policy: string;
-  outcome: "not_required" | "reached" | "timed_out";
-  /** Ids, sorted, of the registered replicas whose durable LSN was ≥ the target when it ended. */
-  durableReplicas: string[];
-  /** Sorted distinct regions of `durableReplicas` (replicas without a region add none). */
-  regions: string[];
-  /** Time from the start of the hold to its end, by the waiter's clock; 0 when nothing was held. */
-  waitedMs: number;
-  /** ack_n: N; quorum: floor(registered / 2) + 1; regions: how many are named; local: 0. */
-  required: number;
-  /** ack_n and quorum: replicas at or past the target; regions: named regions covered; local: 0. */
-  observed: number;
-}
+import { type CommitPolicy, formatCommitPolicy } from "./commit_policy.ts";
+import type { CommitOutcome } from "../model/commit.ts";
 
 /** How many waits ended with each outcome (`ferry_commit_wait_total{outcome}`). */
 export interface CommitWaitCounters {
   reached: number;
   timed_out: number;
   not_required: number;
-}
-
-const _ACK_N_PATTERN = new RegExp(`^ack_n=(0|[1-9][0-9]{0,${String(ACK_N_MAX).length - 1}})$`);
-const _REGIONS_PREFIX = "regions=";
-
-/**
- * Parses a commit policy strictly: exactly `local`, `quorum`, `ack_n=N` (N a whole number
- * 0..{@link ACK_N_MAX} written without sign, spaces or leading zeros) or `regions=a,b` (1..
- * {@link COMMIT_POLICY_REGIONS_MAX} comma-separated names of 1..{@link REGION_NAME_BYTES_MAX}
- * characters `[A-Za-z0-9_.-]`; duplicates are removed, first occurrence order kept). Matching is
- * case-sensitive and nothing is trimmed: `"Local"`, `" local"` and `"ACK_N=1"` are refused, never
- * read as a fallback.
- *
- * @throws {BadRequestError} code `bad_request`, details `{ field: "commit_policy", value }`.
- *
- * @example
- * ```ts
- * parseCommitPolicy("ack_n=2"); // { kind: "ack_n", n: 2 }
- * parseCommitPolicy("regions=eu,us,eu"); // { kind: "regions", regions: ["eu", "us"] }
- * parseCommitPolicy("Quorum"); // throws BadRequestError
- * ```
- */
-export function parseCommitPolicy(text: string): CommitPolicy {
-  if (text.length <= COMMIT_POLICY_CHARS_MAX) {
-    if (text === "local") return { kind: "local" };
-    if (text === "quorum") return { kind: "quorum" };
-    const ackN = _ACK_N_PATTERN.exec(text);
-    if (ackN) {
-      const n = Number(ackN[1]);
-      if (n <= ACK_N_MAX) return { kind: "ack_n", n };
-    }
-    if (text.startsWith(_REGIONS_PREFIX)) {
-      const regions = _parseRegionList(text.slice(_REGIONS_PREFIX.length));
-      if (regions) return { kind: "regions", regions };
-    }
-  }
-  const shown = _echo(text);
-  throw new BadRequestError(
-    `commit_policy ${JSON.stringify(shown)} is not valid; expected "local", "quorum", ` +
-      `"ack_n=N" (N a whole number 0..${ACK_N_MAX}) or "regions=a,b" ` +
-      `(1..${COMMIT_POLICY_REGIONS_MAX} names of 1..${REGION_NAME_BYTES_MAX} characters ` +
-      `[A-Za-z0-9_.-]); matching is case-sensitive`,
-    { field: "commit_policy", value: shown },
-  );
-}
-
-/** The text form of a policy; `parseCommitPolicy(formatCommitPolicy(p))` equals `p`. */
-export function formatCommitPolicy(policy: CommitPolicy): string {
-  switch (policy.kind) {
-    case "local":
-    case "quorum":
-      return policy.kind;
-    case "ack_n":
-      return `ack_n=${policy.n}`;
-    case "regions":
-      return `${_REGIONS_PREFIX}${policy.regions.join(",")}`;
-  }
-}
-
-/**
- * True when `request` is at least as strong as the server's `floor`: floor `local` or `ack_n=0`
- * accepts anything; `ack_n=N` accepts `ack_n=M` with M ≥ N; `quorum` accepts only `quorum`;
- * `regions=R` accepts `regions=S` with S ⊇ R. Every other pair is false (the kinds do not
- * compare: a quorum is not "stronger" than ack_n=2, since it depends on the registered count).
- */
-export function isAtLeastAsStrong(request: CommitPolicy, floor: CommitPolicy): boolean {
-  switch (floor.kind) {
-    case "local":
-      return true;
-    case "ack_n":
-      return floor.n === 0 || (request.kind === "ack_n" && request.n >= floor.n);
-    case "quorum":
-      return request.kind === "quorum";
-    case "regions": {
-      if (request.kind !== "regions") return false;
-      const requested = new Set(request.regions);
-      return floor.regions.every((region) => requested.has(region));
-    }
-  }
-}
-
-/**
- * Refuses a per-request policy weaker than the server's floor (SPEC.md section 6).
- *
- * @throws {BadRequestError} details `{ field: "commit_policy", value, floor }` (text forms).
- */
-export function checkPolicyAgainstFloor(request: CommitPolicy, floor: CommitPolicy): void {
-  if (isAtLeastAsStrong(request, floor)) return;
-  const value = formatCommitPolicy(request);
-  const floorText = formatCommitPolicy(floor);
-  throw new BadRequestError(
-    `commit_policy "${value}" is weaker than the server's floor "${floorText}"; ` +
-      `a request may only ask for the same or a stronger policy`,
-    { field: "commit_policy", value, floor: floorText },
-  );
 }
 
 interface _Replica {
@@ -358,19 +229,4 @@ function _assertPolicy(policy: CommitPolicy): void {
   } else if (policy.kind === "regions") {
     assert(policy.regions.length >= 1 && policy.regions.length <= COMMIT_POLICY_REGIONS_MAX);
   }
-}
-
-/** The names of `a,b,...`, duplicates removed in order; undefined when the list is not valid. */
-function _parseRegionList(list: string): string[] | undefined {
-  const names = list.split(",");
-  if (names.length > COMMIT_POLICY_REGIONS_MAX) return undefined;
-  if (!names.every((name) => REGION_PATTERN.test(name))) return undefined;
-  return [...new Set(names)];
-}
-
-/** A bad value as echoed back to the client: cut to a bounded length. */
-function _echo(text: string): string {
-  return text.length <= COMMIT_POLICY_ECHO_CHARS_MAX
-    ? text
-    : `${text.slice(0, COMMIT_POLICY_ECHO_CHARS_MAX)}...`;
 }

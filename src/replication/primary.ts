@@ -1,8 +1,8 @@
 /**
- * The primary's replication core (SPEC.md sections 4 to 7): the replica registry, slots, resume
- * planning with its two counters, acks, retention (invalidation and pruning on a timer), health and
- * the topology epoch, and the append path that feeds the commit waiter. No HTTP here: the routes
- * call these methods.
+ * The primary's replication core (SPEC.md sections 4 to 7): registration, resume planning with its
+ * two counters, pulls, acks, and the append path that feeds the commit waiter, over the replica
+ * registry (`registry.ts`), the slots and retention (`retention.ts`, on a timer). No HTTP here: the
+ * routes call these methods.
  *
  * @module
  */
@@ -16,49 +16,26 @@ import {
   TermMismatchError,
   WalRemovedError,
 } from "../core/errors.ts";
-import { HEALTH_SWEEP_MS_MAX, REPLICAS_MAX } from "../core/limits.ts";
+import { HEALTH_SWEEP_MS_MAX } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
-import {
-  ackSlot,
-  invalidateSlot,
-  invalidationFor,
-  isLive,
-  newSlot,
-  type RetentionCaps,
-  type Slot,
-  touchSlot,
-} from "../slots/slot.ts";
+import { ackSlot, isLive, newSlot, type RetentionCaps, touchSlot } from "../slots/slot.ts";
 import type { SlotStore } from "../slots/slot_store.ts";
 import type { DecodedFrame } from "../wal/frame.ts";
 import type { AppendResult, PruneResult, Spool } from "../wal/spool.ts";
-import {
-  checkPolicyAgainstFloor,
-  type CommitOutcome,
-  type CommitPolicy,
-  CommitWaiter,
-} from "./commit_waiter.ts";
-import { type TopologyDocument, TopologyEpoch, type TopologyReplica } from "./topology.ts";
+import { CommitWaiter } from "./commit_waiter.ts";
+import type { CommitOutcome } from "../model/commit.ts";
+import { checkPolicyAgainstFloor, type CommitPolicy, policyWatermark } from "./commit_policy.ts";
+import { type TopologyDocument, topologyDocument, TopologyEpoch } from "./topology.ts";
 import { REPLICA_ID_PATTERN } from "../model/ids.ts";
-
-/** One registered replica, as status, topology and metrics see it. */
-export interface ReplicaState {
-  id: string;
-  region: string | undefined;
-  lastSentLsn: number;
-  lastAckedLsn: number;
-  lastDurableLsn: number;
-  applyErrorCount: number;
-  divergenceCount: number;
-  connectedAtUnixMs: number;
-  lastSeenAtUnixMs: number;
-  rebootstrapping: boolean;
-  healthy: boolean;
-}
-
-interface _Replica extends ReplicaState {
-  /** The next served pull is a reconnect (after a register, or after the replica was unhealthy). */
-  resumePending: boolean;
-}
+import {
+  type RegisteredReplica,
+  ReplicaRegistry,
+  type ReplicaState,
+  type ReplicationProgress,
+  stateOf,
+} from "./registry.ts";
+import { Retention } from "./retention.ts";
+import { ResyncCounters } from "./resume.ts";
 
 /** Options of `new Primary()`. */
 export interface PrimaryOptions {
@@ -119,12 +96,6 @@ export interface AckRequest {
   divergenceTotal?: number;
 }
 
-/** Progress across replicas (undefined with none): SPEC.md section 5. */
-export interface ReplicationProgress {
-  lagLsn: number;
-  safeReplayLsn: number;
-}
-
 /** A durable write and what its commit policy reached. */
 export interface WriteResult extends AppendResult {
   term: number;
@@ -141,10 +112,9 @@ export class Primary {
   #options: PrimaryOptions;
   #logger: Logger;
   #clock: () => number;
-  #replicas = new Map<string, _Replica>();
-  #fullResyncTotal = 0;
-  #partialResyncTotal = 0;
-  #invalidations: Record<string, number> = {};
+  #registry: ReplicaRegistry;
+  #retention: Retention;
+  #resyncs: ResyncCounters;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #retentionRunning: Promise<unknown> | undefined;
 
@@ -156,6 +126,18 @@ export class Primary {
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? Date.now;
     this.epoch = new TopologyEpoch(this.#clock());
+    this.#resyncs = new ResyncCounters(this.spool);
+    this.#registry = new ReplicaRegistry({
+      epoch: this.epoch,
+      logger: this.#logger,
+      healthyWithinMs: options.healthyWithinMs,
+    });
+    this.#retention = new Retention({
+      ...options,
+      waiter: this.waiter,
+      logger: this.#logger,
+      clock: this.#clock,
+    });
   }
 
   get term(): number {
@@ -205,12 +187,12 @@ export class Primary {
     const slot = this.slots.get(id);
     let resumeLsn: number;
     if (slot) {
-      if (!isLive(slot)) throw this.#rebootstrap(slot.invalidationReason!);
+      if (!isLive(slot)) throw this.#resyncs.rebootstrap(slot.invalidationReason!);
       this.slots.set(touchSlot(slot, now));
       resumeLsn = slot.restartLsn;
     } else {
       resumeLsn = options.sinceLsn ?? 0;
-      this.#assertServable(resumeLsn);
+      this.#resyncs.assertServable(resumeLsn);
       this.#createSlot(id, resumeLsn, now);
     }
     this.#syncWaiter(id);
@@ -224,81 +206,34 @@ export class Primary {
 
   /** Removes `id` from the registry and from every commit wait. Its slot stays (drop it apart). */
   unregister(id: string): boolean {
-    const existed = this.#replicas.delete(id);
-    if (!existed) return false;
+    if (!this.#registry.delete(id)) return false;
     this.waiter.dropReplica(id);
-    this.epoch.bump();
-    this.#logger.info("replica.unregistered", { replica_id: id });
     return true;
   }
 
   /** Sets the `rebootstrapping` flag; a change moves the epoch. */
   setRebootstrapping(id: string, rebootstrapping: boolean): ReplicaState {
-    const replica = this.#replicas.get(id);
-    if (!replica) throw new NotFoundError(`replica ${id} is not registered`, { replica_id: id });
-    if (replica.rebootstrapping !== rebootstrapping) {
-      replica.rebootstrapping = rebootstrapping;
-      this.epoch.bump();
-      this.#logger.info(
-        rebootstrapping ? "replica.rebootstrap_started" : "replica.rebootstrap_finished",
-        {
-          replica_id: id,
-        },
-      );
-    }
-    return this.#snapshotOf(replica);
+    return this.#registry.setRebootstrapping(id, rebootstrapping);
   }
 
-  #upsertReplica(id: string, region: string | undefined, now: number): _Replica {
-    assert.match(id, REPLICA_ID_PATTERN);
-    const existing = this.#replicas.get(id);
-    if (existing) {
-      if (region !== undefined && region !== existing.region) {
-        existing.region = region;
-        this.#syncWaiter(id);
-      }
-      this.#touch(existing, now);
-      return existing;
-    }
-    if (this.#replicas.size >= REPLICAS_MAX) {
-      throw new OverloadedError(`ferry serves at most ${REPLICAS_MAX} replicas`);
-    }
-    const start = this.slots.get(id)?.restartLsn ?? 0;
-    const replica: _Replica = {
-      id,
-      region,
-      lastSentLsn: start,
-      lastAckedLsn: start,
-      lastDurableLsn: start,
-      applyErrorCount: 0,
-      divergenceCount: 0,
-      connectedAtUnixMs: now,
-      lastSeenAtUnixMs: now,
-      rebootstrapping: false,
-      healthy: true,
-      resumePending: true,
-    };
-    this.#replicas.set(id, replica);
-    this.epoch.bump();
-    this.#logger.info("replica.registered", { replica_id: id, region, restart_lsn: start });
+  /** Registers `id` (or touches it), starting a new one at its slot's position. */
+  #upsertReplica(id: string, region: string | undefined, now: number): RegisteredReplica {
+    const startLsn = this.slots.get(id)?.restartLsn ?? 0;
+    const { replica, regionChanged } = this.#registry.upsert(id, { region, nowMs: now, startLsn });
+    if (regionChanged) this.#syncWaiter(id);
     return replica;
+  }
+
+  #isLive(id: string): boolean {
+    const slot = this.slots.get(id);
+    return slot !== undefined && isLive(slot);
   }
 
   /** A replica counts in commit waits exactly while it is registered and its slot is live. */
   #syncWaiter(id: string): void {
-    const replica = this.#replicas.get(id);
-    const slot = this.slots.get(id);
-    if (replica && slot && isLive(slot)) this.waiter.upsertReplica(id, replica.region);
+    const replica = this.#registry.get(id);
+    if (replica && this.#isLive(id)) this.waiter.upsertReplica(id, replica.region);
     else this.waiter.dropReplica(id);
-  }
-
-  #touch(replica: _Replica, now: number): void {
-    replica.lastSeenAtUnixMs = Math.max(replica.lastSeenAtUnixMs, now);
-    if (!replica.healthy) {
-      replica.healthy = true;
-      this.epoch.bump();
-      this.#logger.info("replica.healthy", { replica_id: replica.id });
-    }
   }
 
   #createSlot(id: string, restartLsn: number, now: number): void {
@@ -334,29 +269,6 @@ export class Primary {
 
   // ---- resume planning and pulls ----
 
-  #rebootstrap(reason: string, message?: string): RebootstrapRequiredError {
-    this.#fullResyncTotal += 1;
-    return new RebootstrapRequiredError(reason, { oldest_lsn: this.spool.oldestLsn(), message });
-  }
-
-  /** Throws when the records after `startLsn` cannot be served from the spool. */
-  #assertServable(startLsn: number): void {
-    const current = this.spool.currentLsn();
-    if (startLsn > current) {
-      throw this.#rebootstrap(
-        "replica-ahead",
-        `position ${startLsn} is ahead of the primary's current LSN ${current}; the replica must re-bootstrap`,
-      );
-    }
-    const oldest = this.spool.oldestLsn();
-    if (oldest > startLsn + 1) {
-      throw this.#rebootstrap(
-        "wal-removed",
-        `records after LSN ${startLsn} were pruned (oldest retained: ${oldest}); load a snapshot`,
-      );
-    }
-  }
-
   /**
    * Decides where to serve `id` from (SPEC.md section 7): the declared `sinceLsn`, else the slot's
    * `restart_lsn`. Partial resync when the slot is live and the spool holds the next record; else
@@ -369,25 +281,22 @@ export class Primary {
     const replica = this.#upsertReplica(id, undefined, now);
     const slot = this.slots.get(id);
     const start = sinceLsn ?? slot?.restartLsn ?? 0;
-    if (slot && !isLive(slot)) throw this.#rebootstrap(slot.invalidationReason!);
+    if (slot && !isLive(slot)) throw this.#resyncs.rebootstrap(slot.invalidationReason!);
     try {
-      this.#assertServable(start);
+      this.#resyncs.assertServable(start);
     } catch (error) {
       if (
         slot && error instanceof RebootstrapRequiredError &&
         error.details.invalidation_reason === "wal-removed"
       ) {
-        this.#invalidate(slot, "wal-removed", now);
+        this.#retention.invalidate(slot, "wal-removed", now);
       }
       throw error;
     }
     if (slot) this.slots.set(touchSlot(slot, now), { lazy: true });
     else this.#createSlot(id, start, now);
     this.#syncWaiter(id);
-    if (replica.resumePending) {
-      replica.resumePending = false;
-      this.#partialResyncTotal += 1;
-    }
+    this.#resyncs.noteServed(replica);
     return start;
   }
 
@@ -404,7 +313,7 @@ export class Primary {
     if (replicaId !== undefined) start = this.planResume(replicaId, request.sinceLsn);
     else {
       start = request.sinceLsn ?? 0;
-      this.#assertServable(start);
+      this.#resyncs.assertServable(start);
     }
     if (request.awaitTimeoutMs > 0 && this.spool.currentLsn() <= start) {
       await this.spool.waitForAppend(start, {
@@ -416,7 +325,9 @@ export class Primary {
     try {
       frames = await this.spool.readSince(start, request.maxCount, request.maxBytes);
     } catch (error) {
-      if (error instanceof WalRemovedError) throw this.#rebootstrap("wal-removed", error.message);
+      if (error instanceof WalRemovedError) {
+        throw this.#resyncs.rebootstrap("wal-removed", error.message);
+      }
       throw error;
     }
     if (replicaId !== undefined) this.#noteSent(replicaId, frames);
@@ -431,13 +342,12 @@ export class Primary {
   }
 
   #noteSent(id: string, frames: readonly DecodedFrame[]): void {
-    const replica = this.#replicas.get(id);
+    const replica = this.#registry.get(id);
     if (!replica) return;
-    const now = this.#clock();
     const last = frames[frames.length - 1];
     if (last) replica.lastSentLsn = Math.max(replica.lastSentLsn, last.lsn);
     // The slot was touched when the pull was planned; the registry keeps the exact last-seen time.
-    this.#touch(replica, now);
+    this.#registry.touch(replica, this.#clock());
   }
 
   // ---- acks ----
@@ -458,7 +368,7 @@ export class Primary {
       );
     }
     const slot = this.slots.get(id);
-    if (!this.#replicas.has(id) && !slot) {
+    if (!this.#registry.get(id) && !slot) {
       throw new NotFoundError(`replica ${id} is not registered`, { replica_id: id });
     }
     const now = this.#clock();
@@ -472,7 +382,7 @@ export class Primary {
       this.#syncWaiter(id);
       this.waiter.recordAck(id, durableLsn);
     }
-    return this.#snapshotOf(replica);
+    return stateOf(replica);
   }
 
   // ---- writes ----
@@ -499,52 +409,14 @@ export class Primary {
 
   // ---- retention and health ----
 
-  #invalidate(slot: Slot, reason: "horizon" | "idle-timeout" | "wal-removed", now: number): void {
-    this.slots.set(invalidateSlot(slot, reason, now));
-    this.waiter.dropReplica(slot.replicaId);
-    this.#invalidations[reason] = (this.#invalidations[reason] ?? 0) + 1;
-    this.#logger.warn("slot.invalidated", {
-      replica_id: slot.replicaId,
-      reason,
-      restart_lsn: slot.restartLsn,
-      head_lsn: this.spool.currentLsn(),
-      retained_bytes: this.spool.retainedBytesAfter(slot.restartLsn),
-    });
-  }
-
   /** Invalidates every live slot past a cap (lag, bytes, idleness); returns their ids. */
   invalidateSlots(): string[] {
-    const now = this.#clock();
-    const headLsn = this.spool.currentLsn();
-    const invalidated: string[] = [];
-    for (const slot of this.slots.all()) {
-      const retainedBytes = this.spool.retainedBytesAfter(slot.restartLsn);
-      const reason = invalidationFor(
-        slot,
-        { headLsn, retainedBytes, nowMs: now },
-        this.#options.caps,
-      );
-      if (reason) {
-        this.#invalidate(slot, reason, now);
-        invalidated.push(slot.replicaId);
-      }
-    }
-    return invalidated;
+    return this.#retention.invalidateSlots();
   }
 
-  /**
-   * Prunes the spool through `lsn`, never past the retention floor of the persisted slots: first
-   * invalidations are evaluated and every pending slot change (invalidations, drops) is persisted.
-   */
-  async pruneThrough(lsn: number): Promise<PruneResult> {
-    this.invalidateSlots();
-    if (this.slots.hasPendingChanges()) await this.slots.flushNow();
-    const floor = this.slots.persistedFloor();
-    const stateFloor = this.#options.stateFloor?.() ?? lsn;
-    const target = Math.min(lsn, stateFloor, floor ?? lsn);
-    return await this.spool.pruneThrough(target, {
-      retainBytesMin: this.#options.walRetainBytesMin,
-    });
+  /** Prunes the spool through `lsn`, never past what the slots and the state still need. */
+  pruneThrough(lsn: number): Promise<PruneResult> {
+    return this.#retention.pruneThrough(lsn);
   }
 
   /** One retention pass (the timer's body): invalidate, persist, prune through the floor. */
@@ -554,49 +426,19 @@ export class Primary {
 
   /** Flips health by last-seen time; a flip moves the epoch, and a recovery is a reconnect. */
   sweepHealth(): void {
-    const now = this.#clock();
-    for (const replica of this.#replicas.values()) {
-      const healthy = now - replica.lastSeenAtUnixMs <= this.#options.healthyWithinMs;
-      if (healthy === replica.healthy) continue;
-      replica.healthy = healthy;
-      if (!healthy) replica.resumePending = true;
-      this.epoch.bump();
-      this.#logger.info(healthy ? "replica.healthy" : "replica.unhealthy", {
-        replica_id: replica.id,
-        last_seen_at_unix_ms: replica.lastSeenAtUnixMs,
-      });
-    }
+    this.#registry.sweepHealth(this.#clock());
   }
 
   // ---- observation ----
 
-  #snapshotOf(replica: _Replica): ReplicaState {
-    const { resumePending: _, ...state } = replica;
-    return { ...state };
-  }
-
   /** Every registered replica, sorted by id. */
   replicas(): ReplicaState[] {
-    return [...this.#replicas.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map((r) =>
-      this.#snapshotOf(r)
-    );
-  }
-
-  replica(id: string): ReplicaState | undefined {
-    const replica = this.#replicas.get(id);
-    return replica ? this.#snapshotOf(replica) : undefined;
+    return this.#registry.list();
   }
 
   /** lag = max sent - min acked; safe replay = min durable; undefined without replicas. */
   progress(): ReplicationProgress | undefined {
-    const replicas = [...this.#replicas.values()];
-    if (replicas.length === 0) return undefined;
-    const maxSent = Math.max(...replicas.map((r) => r.lastSentLsn));
-    const minAcked = Math.min(...replicas.map((r) => r.lastAckedLsn));
-    return {
-      lagLsn: Math.max(0, maxSent - minAcked),
-      safeReplayLsn: Math.min(...replicas.map((r) => r.lastDurableLsn)),
-    };
+    return this.#registry.progress();
   }
 
   /** Resync counters and invalidations by reason since start. */
@@ -606,9 +448,9 @@ export class Primary {
     invalidations: Record<string, number>;
   } {
     return {
-      fullResyncTotal: this.#fullResyncTotal,
-      partialResyncTotal: this.#partialResyncTotal,
-      invalidations: { ...this.#invalidations },
+      fullResyncTotal: this.#resyncs.fullResyncTotal,
+      partialResyncTotal: this.#resyncs.partialResyncTotal,
+      invalidations: this.#retention.invalidations(),
     };
   }
 
@@ -626,61 +468,29 @@ export class Primary {
 
   /** The highest LSN that meets the server's commit-policy floor (the current LSN for `local`). */
   commitWatermark(): number {
-    const floor = this.#options.commitPolicyFloor;
-    switch (floor.kind) {
-      case "local":
-        return this.spool.currentLsn();
-      case "ack_n":
-        return floor.n === 0 ? this.spool.currentLsn() : this.waiter.watermark(floor.n);
-      case "quorum":
-        return this.waiter.watermark(Math.floor(this.waiter.registeredCount() / 2) + 1);
-      case "regions":
-        return this.#regionsWatermark(floor.regions);
-    }
-  }
-
-  #regionsWatermark(regions: readonly string[]): number {
-    let watermark = Number.MAX_SAFE_INTEGER;
-    for (const region of regions) {
-      let best = 0;
-      for (const replica of this.#replicas.values()) {
-        const slot = this.slots.get(replica.id);
-        if (replica.region === region && slot && isLive(slot)) {
-          best = Math.max(best, replica.lastDurableLsn);
-        }
-      }
-      watermark = Math.min(watermark, best);
-    }
-    return regions.length === 0 ? 0 : watermark;
+    return policyWatermark(this.#options.commitPolicyFloor, {
+      currentLsn: this.spool.currentLsn(),
+      nthDurable: (n) => this.waiter.watermark(n),
+      counted: this.waiter.registeredCount(),
+      regionDurable: (region) => this.#registry.bestDurableIn(region, (id) => this.#isLive(id)),
+    });
   }
 
   /** The topology advertisement; the replica list only for authenticated callers. */
   async topology(options: { includeReplicas: boolean }): Promise<TopologyDocument> {
-    const current = this.spool.currentLsn();
-    const replicas: TopologyReplica[] = [];
-    if (options.includeReplicas) {
-      for (const replica of this.replicas()) {
-        replicas.push({
-          id: replica.id,
-          region: replica.region ?? "unknown",
-          healthy: replica.healthy,
-          rebootstrapping: replica.rebootstrapping,
-          last_applied_lsn: replica.lastAckedLsn,
-          lag_lsn: Math.max(0, current - replica.lastAckedLsn),
-          lag_ms: await this.lagMs(replica),
-        });
-      }
-    }
-    return {
+    const replicas = options.includeReplicas ? this.replicas() : [];
+    const lagsMs = await Promise.all(replicas.map((replica) => this.lagMs(replica)));
+    return topologyDocument({
       epoch: this.epoch.value,
       primary: {
         url: this.#options.advertiseUrl,
         region: this.#options.region,
         term: this.term,
         timeline: this.timeline,
-        current_lsn: current,
+        current_lsn: this.spool.currentLsn(),
       },
       replicas,
-    };
+      lagsMs,
+    });
   }
 }

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { TOPOLOGY_WAITERS_MAX } from "../core/limits.ts";
 import { Waiters, WaitOptions } from "../core/waiter.ts";
+import { type ReplicaState } from "./registry.ts";
 
 /** One replica as topology shows it. */
 export interface TopologyReplica {
@@ -70,4 +71,29 @@ export class TopologyEpoch {
   releaseAll(): void {
     this.#waiters.releaseAll();
   }
+}
+
+/** The topology document of `replicas` (each with its lag in ms, in the same order). */
+export function topologyDocument(
+  parts: {
+    epoch: number;
+    primary: TopologyDocument["primary"];
+    replicas: readonly ReplicaState[];
+    lagsMs: readonly number[];
+  },
+): TopologyDocument {
+  const current = parts.primary.current_lsn;
+  return {
+    epoch: parts.epoch,
+    primary: parts.primary,
+    replicas: parts.replicas.map((replica, i): TopologyReplica => ({
+      id: replica.id,
+      region: replica.region ?? "unknown",
+      healthy: replica.healthy,
+      rebootstrapping: replica.rebootstrapping,
+      last_applied_lsn: replica.lastAckedLsn,
+      lag_lsn: Math.max(0, current - replica.lastAckedLsn),
+      lag_ms: parts.lagsMs[i]!,
+    })),
+  };
 }

@@ -5,7 +5,8 @@
  * Pure functions over `Uint8Array`, little-endian, no I/O. Strings are a u32 byte length and UTF-8;
  * an option is a tag byte (0 none, 1 some) and then the value. A u128 is stored as a low u64 and a
  * high u64; ferry keeps it as a JS number, so the high word must be 0. The CRC is IEEE CRC-32
- * (zlib's) over every byte before it, magic included.
+ * (zlib's) over every byte before it, magic included. The fields themselves are read and written by
+ * catalog_fields.ts; this module owns the layout and the checks.
  *
  * ```
  * "RDSLOT01" | u16 version | u64 timeline | [v3: u64 generation] | u32 slot count
@@ -23,10 +24,22 @@
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { CatalogFormatError } from "../core/errors.ts";
-import { CATALOG_REPLICA_ID_BYTES_MAX, U64_SAFE_MAX } from "../core/limits.ts";
-
-export { CATALOG_REPLICA_ID_BYTES_MAX };
+import { CATALOG_REPLICA_ID_BYTES_MAX } from "../core/limits.ts";
+import {
+  CatalogReader,
+  CatalogWriter,
+  TAG_BYTES,
+  U128_BYTES,
+  U16_BYTES,
+  U32_BYTES,
+  U32_MAX,
+  U64_BYTES,
+  U8_BYTES,
+} from "./catalog_fields.ts";
 import { INVALIDATION_REASONS, type InvalidationReason, type Slot } from "./slot.ts";
+
+// The replica id bound lives in limits.ts; it is re-exported as part of the format's public face.
+export { CATALOG_REPLICA_ID_BYTES_MAX };
 
 /** ASCII "RDSLOT01". */
 export const CATALOG_MAGIC: Readonly<Uint8Array> = new TextEncoder().encode("RDSLOT01");
@@ -50,17 +63,6 @@ export const CATALOG_V2_HEADER_BYTES = 22;
 export const CATALOG_V3_HEADER_BYTES = 30;
 /** Fewest bytes any catalog has: a v1 or v2 header, no slots, the CRC. */
 export const CATALOG_BYTES_MIN = CATALOG_V2_HEADER_BYTES + CATALOG_CRC_BYTES;
-
-const U8_BYTES = 1;
-const U16_BYTES = 2;
-const U32_BYTES = 4;
-const U64_BYTES = 8;
-const U128_BYTES = 16;
-const TAG_BYTES = 1;
-const TAG_NONE = 0;
-const TAG_SOME = 1;
-const TWO_POW_32 = 0x1_0000_0000;
-const U32_MAX = 0xffff_ffff;
 
 /** Fewest bytes a v1 slot takes: an empty id, four u64 positions and the active byte. */
 const SLOT_V1_BYTES_MIN = U32_BYTES + 4 * U64_BYTES + U8_BYTES;
@@ -93,159 +95,6 @@ export interface DecodedCatalog {
 }
 
 const utf8Encoder = new TextEncoder();
-// `ignoreBOM` keeps a leading U+FEFF in an id instead of silently dropping it.
-const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/** A cursor over the catalog bytes (CRC excluded) whose every read checks bounds first. */
-class _CatalogReader {
-  readonly #bytes: Uint8Array;
-  readonly #view: DataView;
-  #offset: number;
-
-  constructor(bytes: Uint8Array, offset: number) {
-    this.#bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.#offset = offset;
-  }
-
-  get offset(): number {
-    return this.#offset;
-  }
-
-  get remaining(): number {
-    return this.#bytes.byteLength - this.#offset;
-  }
-
-  /** Claims `length` bytes for `field` and returns their offset; throws when they run past the end. */
-  #take(length: number, field: string): number {
-    if (length > this.remaining) {
-      throw new CatalogFormatError(
-        `truncated catalog: ${field} needs ${length} bytes at offset ${this.#offset}, ` +
-          `only ${this.remaining} remain`,
-        { offset: this.#offset },
-      );
-    }
-    const at = this.#offset;
-    this.#offset += length;
-    return at;
-  }
-
-  u8(field: string): number {
-    return this.#view.getUint8(this.#take(U8_BYTES, field));
-  }
-
-  u16(field: string): number {
-    return this.#view.getUint16(this.#take(U16_BYTES, field), true);
-  }
-
-  u32(field: string): number {
-    return this.#view.getUint32(this.#take(U32_BYTES, field), true);
-  }
-
-  u64(field: string): number {
-    const at = this.#take(U64_BYTES, field);
-    const value = this.#view.getUint32(at + 4, true) * TWO_POW_32 + this.#view.getUint32(at, true);
-    if (value > U64_SAFE_MAX) {
-      throw new CatalogFormatError(`${field} at offset ${at} is beyond 2^53-1`, { offset: at });
-    }
-    return value;
-  }
-
-  u128(field: string): number {
-    const at = this.#offset;
-    const low = this.u64(field);
-    const high = this.u64(field);
-    if (high !== 0) {
-      throw new CatalogFormatError(`u128 ${field} at offset ${at} is beyond 2^53-1`, {
-        offset: at,
-      });
-    }
-    return low;
-  }
-
-  /** Reads a tag byte: true for some, false for none. */
-  tag(field: string): boolean {
-    const at = this.#offset;
-    const tag = this.u8(`${field} option tag`);
-    if (tag !== TAG_NONE && tag !== TAG_SOME) {
-      throw new CatalogFormatError(`bad option tag ${tag} for ${field} at offset ${at}`, {
-        offset: at,
-      });
-    }
-    return tag === TAG_SOME;
-  }
-
-  /** Reads a u32 length and that many bytes of UTF-8, refusing lengths above `bytesMax`. */
-  string(field: string, bytesMax: number): string {
-    const at = this.#offset;
-    const length = this.u32(`${field} length`);
-    if (length > bytesMax) {
-      throw new CatalogFormatError(
-        `${field} of ${length} bytes at offset ${at} exceeds ${bytesMax} bytes`,
-        { offset: at },
-      );
-    }
-    const start = this.#take(length, field);
-    try {
-      return utf8Decoder.decode(this.#bytes.subarray(start, start + length));
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error;
-      throw new CatalogFormatError(`invalid UTF-8 in ${field} at offset ${start}`, {
-        offset: start,
-      });
-    }
-  }
-}
-
-/** Writes fields in order into a buffer sized in advance. */
-class _CatalogWriter {
-  readonly bytes: Uint8Array;
-  readonly #view: DataView;
-  offset = 0;
-
-  constructor(byteLength: number) {
-    this.bytes = new Uint8Array(byteLength);
-    this.#view = new DataView(this.bytes.buffer);
-  }
-
-  raw(bytes: Readonly<Uint8Array>): void {
-    this.bytes.set(bytes, this.offset);
-    this.offset += bytes.byteLength;
-  }
-
-  u8(value: number): void {
-    this.#view.setUint8(this.offset, value);
-    this.offset += U8_BYTES;
-  }
-
-  u16(value: number): void {
-    this.#view.setUint16(this.offset, value, true);
-    this.offset += U16_BYTES;
-  }
-
-  u32(value: number): void {
-    this.#view.setUint32(this.offset, value, true);
-    this.offset += U32_BYTES;
-  }
-
-  /** `value` is a validated integer in 0..2^53-1. */
-  u64(value: number): void {
-    this.#view.setUint32(this.offset, value % TWO_POW_32, true);
-    this.#view.setUint32(this.offset + 4, Math.floor(value / TWO_POW_32), true);
-    this.offset += U64_BYTES;
-  }
-
-  /** Low u64 then a zero high u64. */
-  u128(value: number): void {
-    this.u64(value);
-    this.u64(0);
-  }
-
-  string(encoded: Uint8Array): void {
-    this.u32(encoded.byteLength);
-    this.raw(encoded);
-  }
-}
 
 function _checkU53(value: number, field: string): void {
   if (!Number.isSafeInteger(value) || value < 0) {
@@ -323,7 +172,7 @@ function _slotByteLength(idBytes: Uint8Array, slot: Slot): number {
   return length;
 }
 
-function _writeSlot(writer: _CatalogWriter, idBytes: Uint8Array, slot: Slot): void {
+function _writeSlot(writer: CatalogWriter, idBytes: Uint8Array, slot: Slot): void {
   writer.string(idBytes);
   writer.u64(slot.restartLsn);
   writer.u64(slot.confirmedWriteLsn);
@@ -332,18 +181,12 @@ function _writeSlot(writer: _CatalogWriter, idBytes: Uint8Array, slot: Slot): vo
   // The active byte is derived, never trusted: a slot is active exactly when it is not invalidated.
   writer.u8(slot.invalidationReason === undefined ? 1 : 0);
   writer.u128(slot.lastSeenAtUnixMs);
-  if (slot.invalidationReason === undefined) {
-    writer.u8(TAG_NONE);
-  } else {
-    writer.u8(TAG_SOME);
+  writer.tag(slot.invalidationReason !== undefined);
+  if (slot.invalidationReason !== undefined) {
     writer.string(utf8Encoder.encode(slot.invalidationReason));
   }
-  if (slot.invalidatedAtUnixMs === undefined) {
-    writer.u8(TAG_NONE);
-  } else {
-    writer.u8(TAG_SOME);
-    writer.u128(slot.invalidatedAtUnixMs);
-  }
+  writer.tag(slot.invalidatedAtUnixMs !== undefined);
+  if (slot.invalidatedAtUnixMs !== undefined) writer.u128(slot.invalidatedAtUnixMs);
 }
 
 /**
@@ -373,7 +216,7 @@ export function encodeCatalog(catalog: CatalogContents): Uint8Array {
     }
     byteLength += _slotByteLength(idBytes, slot);
   });
-  const writer = new _CatalogWriter(byteLength);
+  const writer = new CatalogWriter(byteLength);
   writer.raw(CATALOG_MAGIC);
   writer.u16(CATALOG_VERSION_CURRENT);
   writer.u64(catalog.timeline);
@@ -424,7 +267,7 @@ function _checkCrc(bytes: Uint8Array): void {
 
 /** Where the fields of `bytes` end when parsed without trusting the CRC; undefined if they do not parse. */
 function _structuralEnd(bytes: Uint8Array): number | undefined {
-  const reader = new _CatalogReader(bytes, CATALOG_VERSION_OFFSET);
+  const reader = new CatalogReader(bytes, CATALOG_VERSION_OFFSET);
   try {
     _readCatalog(reader);
   } catch (error) {
@@ -434,7 +277,7 @@ function _structuralEnd(bytes: Uint8Array): number | undefined {
   return reader.offset;
 }
 
-function _readVersion(reader: _CatalogReader): 1 | 2 | 3 {
+function _readVersion(reader: CatalogReader): 1 | 2 | 3 {
   const version = reader.u16("version");
   if (
     version !== CATALOG_VERSION_V1 && version !== CATALOG_VERSION_V2 &&
@@ -445,7 +288,7 @@ function _readVersion(reader: _CatalogReader): 1 | 2 | 3 {
   return version;
 }
 
-function _checkSlotCount(count: number, reader: _CatalogReader, version: number): void {
+function _checkSlotCount(count: number, reader: CatalogReader, version: number): void {
   const slotBytesMin = version === CATALOG_VERSION_V1 ? SLOT_V1_BYTES_MIN : SLOT_V2_BYTES_MIN;
   if (count * slotBytesMin > reader.remaining) {
     throw new CatalogFormatError(
@@ -455,7 +298,7 @@ function _checkSlotCount(count: number, reader: _CatalogReader, version: number)
   }
 }
 
-function _readReason(reader: _CatalogReader, field: string): InvalidationReason | undefined {
+function _readReason(reader: CatalogReader, field: string): InvalidationReason | undefined {
   if (!reader.tag(field)) return undefined;
   // No bound beyond the reader's own: reddb accepts (and ignores) an unknown reason of any length.
   const text = reader.string(field, U32_MAX);
@@ -464,7 +307,7 @@ function _readReason(reader: _CatalogReader, field: string): InvalidationReason 
 }
 
 function _readSlot(
-  reader: _CatalogReader,
+  reader: CatalogReader,
   version: 1 | 2 | 3,
   timeline: number,
   index: number,
@@ -511,7 +354,7 @@ function _readSlot(
 }
 
 /** Reads the header and every slot from `reader`, positioned at the version field. */
-function _readCatalog(reader: _CatalogReader): DecodedCatalog {
+function _readCatalog(reader: CatalogReader): DecodedCatalog {
   const version = _readVersion(reader);
   const timeline = reader.u64("timeline");
   const generation = version === CATALOG_VERSION_V3 ? reader.u64("generation") : 0;
@@ -564,7 +407,7 @@ export function decodeCatalog(bytes: Uint8Array): DecodedCatalog {
   _checkMagic(bytes);
   _checkCrc(bytes);
   const body = bytes.subarray(0, bytes.byteLength - CATALOG_CRC_BYTES);
-  const reader = new _CatalogReader(body, CATALOG_VERSION_OFFSET);
+  const reader = new CatalogReader(body, CATALOG_VERSION_OFFSET);
   const catalog = _readCatalog(reader);
   if (reader.remaining !== 0) {
     throw new CatalogFormatError(

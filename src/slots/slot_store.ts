@@ -10,25 +10,24 @@
  * @module
  */
 
-import { crc32 } from "node:zlib";
 import { CatalogFormatError, OverloadedError, SlotStoreCorruptError } from "../core/errors.ts";
 import { denoFileSystem, type FileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { decodeCatalog, encodeCatalog } from "./catalog.ts";
+import { retentionFloor, type Slot } from "./slot.ts";
 import {
-  INVALIDATION_REASONS,
-  type InvalidationReason,
-  retentionFloor,
-  type Slot,
-  slotRecord,
-} from "./slot.ts";
+  KV_SLOTS_META_KEY,
+  KV_SLOTS_PREFIX,
+  kvSlotIds,
+  type LoadedSlots,
+  loadKvSlots,
+  slotsMetaToKv,
+  slotToKv,
+} from "./slot_kv.ts";
 import { REPLICAS_MAX, SLOT_TOUCH_PERSIST_MS } from "../core/limits.ts";
 
 /** Name of the catalog file inside the data directory. */
 export const CATALOG_FILE_NAME = "slots.catalog";
-/** KV key prefix of slots and the key of the generation. */
-export const KV_SLOTS_PREFIX = ["slots"] as const;
-export const KV_SLOTS_META_KEY = ["slots_meta"] as const;
 
 /** Hooks for metrics. */
 export interface SlotStoreObserver {
@@ -55,8 +54,6 @@ export interface SlotLoadReport {
   kv: string;
   slots: number;
 }
-
-type _Loaded = { generation: number; slots: Slot[] } | { missing: true } | { corrupt: string };
 
 /** Slots in memory, persisted coalesced to the catalog file and Deno KV. */
 export class SlotStore {
@@ -99,7 +96,7 @@ export class SlotStore {
     const fs = options.fs ?? denoFileSystem();
     const logger = options.logger ?? silentLogger;
     const catalog = await _loadCatalog(fs, joinPath(options.dataDir, CATALOG_FILE_NAME));
-    const kv = await _loadKv(options.kv, options.timeline);
+    const kv = await loadKvSlots(options.kv, options.timeline);
     const chosen = _choose(catalog, kv, options, logger);
     const store = new SlotStore(options, chosen);
     if (chosen.needsRewrite) {
@@ -240,15 +237,15 @@ export class SlotStore {
   ): Promise<void> {
     const kv = this.#options.kv;
     const fullRewrite = this.#kvFullRewrite || dirty.has("*");
-    const ids = fullRewrite ? new Set([...snapshot.keys(), ...(await _kvSlotIds(kv))]) : dirty;
+    const ids = fullRewrite ? new Set([...snapshot.keys(), ...(await kvSlotIds(kv))]) : dirty;
     const atomic = kv.atomic();
     for (const id of ids) {
       if (id === "*") continue;
       const slot = snapshot.get(id);
-      if (slot) atomic.set([...KV_SLOTS_PREFIX, id], _slotToKv(slot));
+      if (slot) atomic.set([...KV_SLOTS_PREFIX, id], slotToKv(slot));
       else atomic.delete([...KV_SLOTS_PREFIX, id]);
     }
-    atomic.set(KV_SLOTS_META_KEY, { generation, check: _check({ generation }) });
+    atomic.set(KV_SLOTS_META_KEY, slotsMetaToKv(generation));
     const result = await atomic.commit();
     if (!result.ok) throw new Error("slot KV commit failed its checks");
     this.#kvFullRewrite = false;
@@ -262,7 +259,7 @@ export class SlotStore {
   }
 }
 
-async function _loadCatalog(fs: FileSystem, path: string): Promise<_Loaded> {
+async function _loadCatalog(fs: FileSystem, path: string): Promise<LoadedSlots> {
   let bytes: Uint8Array;
   try {
     const file = await fs.open(path);
@@ -285,51 +282,15 @@ async function _loadCatalog(fs: FileSystem, path: string): Promise<_Loaded> {
   }
 }
 
-async function _kvSlotIds(kv: Deno.Kv): Promise<string[]> {
-  const ids: string[] = [];
-  for await (
-    const entry of kv.list({ prefix: [...KV_SLOTS_PREFIX] }, { limit: REPLICAS_MAX * 2 })
-  ) {
-    const id = entry.key[1];
-    if (typeof id === "string") ids.push(id);
-  }
-  return ids;
-}
-
-async function _loadKv(kv: Deno.Kv, timeline: number): Promise<_Loaded> {
-  const meta = await kv.get<unknown>([...KV_SLOTS_META_KEY]);
-  const slots: Slot[] = [];
-  let count = 0;
-  for await (const entry of kv.list<unknown>({ prefix: [...KV_SLOTS_PREFIX] })) {
-    count += 1;
-    if (count > REPLICAS_MAX) return { corrupt: `more than ${REPLICAS_MAX} slots in KV` };
-    const id = entry.key[1];
-    const slot = typeof id === "string" ? _slotFromKv(id, entry.value, timeline) : undefined;
-    if (!slot) return { corrupt: `slot entry ${JSON.stringify(entry.key)} does not decode` };
-    slots.push(slot);
-  }
-  if (meta.value === null) {
-    return slots.length === 0 ? { missing: true } : { corrupt: "slots without generation" };
-  }
-  const { generation, check } = meta.value as { generation?: unknown; check?: unknown };
-  if (
-    typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0 ||
-    check !== _check({ generation })
-  ) {
-    return { corrupt: "slots_meta has no valid generation" };
-  }
-  return { generation, slots };
-}
-
-function _describe(loaded: _Loaded): string {
+function _describe(loaded: LoadedSlots): string {
   if ("missing" in loaded) return "missing";
   if ("corrupt" in loaded) return `corrupt: ${loaded.corrupt}`;
   return `generation ${loaded.generation}`;
 }
 
 function _choose(
-  catalog: _Loaded,
-  kv: _Loaded,
+  catalog: LoadedSlots,
+  kv: LoadedSlots,
   options: SlotStoreOptions,
   logger: Logger,
 ): {
@@ -391,54 +352,5 @@ function _choose(
     report: report(source, winner.generation, winner.slots.length),
     kvStale: !agree,
     needsRewrite: !agree && !("missing" in loser && winner.slots.length === 0),
-  };
-}
-
-/** Slot as stored in KV: reddb's field names, plus a CRC-32 of them (SQLite has no checksums). */
-function _slotToKv(slot: Slot): Record<string, unknown> {
-  const fields = slotRecord(slot);
-  return { ...fields, check: _check(fields) };
-}
-
-/** CRC-32 of the JSON of an object's fields in a fixed order (the integrity check of KV values). */
-function _check(fields: Record<string, unknown>): number {
-  return crc32(new TextEncoder().encode(JSON.stringify(Object.values(fields))));
-}
-
-function _isLsn(value: unknown): value is number {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
-}
-
-function _slotFromKv(id: string, value: unknown, timeline: number): Slot | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const { check, ...v } = value as Record<string, unknown>;
-  if (check !== _check(v)) return undefined;
-  const positions = [
-    v.restart_lsn,
-    v.confirmed_write_lsn,
-    v.confirmed_flush_lsn,
-    v.confirmed_apply_lsn,
-  ];
-  if (v.replica_id !== id || v.timeline !== timeline || !positions.every(_isLsn)) return undefined;
-  if (!_isLsn(v.last_seen_at_unix_ms)) return undefined;
-  const [restartLsn, write, flush, apply] = positions as number[];
-  if (!(apply! <= flush! && flush! <= write!)) return undefined;
-  const reason = v.invalidation_reason;
-  if (reason !== null && !INVALIDATION_REASONS.includes(reason as InvalidationReason)) {
-    return undefined;
-  }
-  const invalidatedAt = v.invalidated_at_unix_ms;
-  if (invalidatedAt !== null && !_isLsn(invalidatedAt)) return undefined;
-  return {
-    replicaId: id,
-    timeline,
-    restartLsn: restartLsn!,
-    confirmedWriteLsn: write!,
-    confirmedFlushLsn: flush!,
-    confirmedApplyLsn: apply!,
-    active: reason === null,
-    lastSeenAtUnixMs: v.last_seen_at_unix_ms,
-    invalidationReason: (reason ?? undefined) as InvalidationReason | undefined,
-    invalidatedAtUnixMs: (invalidatedAt ?? undefined) as number | undefined,
   };
 }

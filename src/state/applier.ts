@@ -70,11 +70,6 @@ export class StateApplier implements StateReader {
     this.#loop ??= this.#run();
   }
 
-  /** Applies everything durable now, then returns (tests and shutdown). */
-  async catchUp(): Promise<void> {
-    while (this.applied.value < this.#spool.currentLsn()) await this.#applyNext();
-  }
-
   /** Stops the loop after its current batch. */
   async stop(): Promise<void> {
     this.#stop.abort();

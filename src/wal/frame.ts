@@ -197,6 +197,27 @@ function _checkCrc(
   return stored === computed ? "ok" : "mismatch";
 }
 
+/** What a frame's header says. */
+type _HeaderFields = Omit<DecodedFrame, "payload" | "byteLength" | "bytes">;
+
+/** A decoded frame: the header fields, and views of its payload and whole bytes. */
+function _okFrame(
+  bytes: Uint8Array,
+  at: { offset: number; headerBytes: number; length: number; total: number },
+  fields: _HeaderFields,
+): FrameDecodeResult {
+  const payloadStart = at.offset + at.headerBytes;
+  return {
+    status: "ok",
+    frame: {
+      ...fields,
+      payload: bytes.subarray(payloadStart, payloadStart + at.length),
+      byteLength: at.total,
+      bytes: bytes.subarray(at.offset, at.offset + at.total),
+    },
+  };
+}
+
 function _decodeV3(bytes: Uint8Array, offset: number, available: number): FrameDecodeResult {
   if (available < FRAME_V3_HEADER_BYTES) {
     return { status: "incomplete", bytesNeeded: FRAME_V3_HEADER_BYTES - available };
@@ -218,20 +239,8 @@ function _decodeV3(bytes: Uint8Array, offset: number, available: number): FrameD
   if (term < 0 || ownershipEpoch < 0 || lsn < 0 || timestampMs < 0) {
     return { status: "corrupt", reason: "u64 field beyond 2^53-1" };
   }
-  const payloadStart = offset + FRAME_V3_HEADER_BYTES;
-  return {
-    status: "ok",
-    frame: {
-      version: FRAME_V3,
-      term,
-      ownershipEpoch,
-      lsn,
-      timestampMs,
-      payload: bytes.subarray(payloadStart, payloadStart + length),
-      byteLength: total,
-      bytes: bytes.subarray(offset, offset + total),
-    },
-  };
+  const fields: _HeaderFields = { version: FRAME_V3, term, ownershipEpoch, lsn, timestampMs };
+  return _okFrame(bytes, { offset, headerBytes: FRAME_V3_HEADER_BYTES, length, total }, fields);
 }
 
 function _decodeV2(bytes: Uint8Array, offset: number, available: number): FrameDecodeResult {
@@ -251,20 +260,8 @@ function _decodeV2(bytes: Uint8Array, offset: number, available: number): FrameD
   const lsn = _getU64(view, V2_LSN_OFFSET);
   const timestampMs = _getU64(view, V2_TIMESTAMP_OFFSET);
   if (lsn < 0 || timestampMs < 0) return { status: "corrupt", reason: "u64 field beyond 2^53-1" };
-  const payloadStart = offset + FRAME_V2_HEADER_BYTES;
-  return {
-    status: "ok",
-    frame: {
-      version: FRAME_V2,
-      term: 0,
-      ownershipEpoch: 0,
-      lsn,
-      timestampMs,
-      payload: bytes.subarray(payloadStart, payloadStart + length),
-      byteLength: total,
-      bytes: bytes.subarray(offset, offset + total),
-    },
-  };
+  const fields: _HeaderFields = { version: FRAME_V2, term: 0, ownershipEpoch: 0, lsn, timestampMs };
+  return _okFrame(bytes, { offset, headerBytes: FRAME_V2_HEADER_BYTES, length, total }, fields);
 }
 
 function _decodeV1(bytes: Uint8Array, offset: number, available: number): FrameDecodeResult {
@@ -280,20 +277,14 @@ function _decodeV1(bytes: Uint8Array, offset: number, available: number): FrameD
   if (available < total) return { status: "incomplete", bytesNeeded: total - available };
   const lsn = _getU64(view, V1_LSN_OFFSET);
   if (lsn < 0) return { status: "corrupt", reason: "u64 field beyond 2^53-1" };
-  const payloadStart = offset + FRAME_V1_HEADER_BYTES;
-  return {
-    status: "ok",
-    frame: {
-      version: FRAME_V1,
-      term: 0,
-      ownershipEpoch: 0,
-      lsn,
-      timestampMs: 0,
-      payload: bytes.subarray(payloadStart, payloadStart + length),
-      byteLength: total,
-      bytes: bytes.subarray(offset, offset + total),
-    },
+  const fields: _HeaderFields = {
+    version: FRAME_V1,
+    term: 0,
+    ownershipEpoch: 0,
+    lsn,
+    timestampMs: 0,
   };
+  return _okFrame(bytes, { offset, headerBytes: FRAME_V1_HEADER_BYTES, length, total }, fields);
 }
 
 /**

@@ -16,39 +16,20 @@ import {
   WalCorruptionError,
   WalRemovedError,
 } from "../core/errors.ts";
-import {
-  denoFileSystem,
-  type FileHandle,
-  type FileSystem,
-  joinPath,
-  parentDir,
-} from "../core/files.ts";
+import { denoFileSystem, type FileSystem, joinPath } from "../core/files.ts";
 import {
   APPEND_QUEUE_BYTES_MAX,
   APPEND_WAITERS_MAX,
-  GROUP_COMMIT_BYTES_MAX,
-  GROUP_COMMIT_RECORDS_MAX,
   SEGMENT_BYTES_DEFAULT,
   TAIL_BYTES_DEFAULT,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
-import {
-  type DecodedFrame,
-  FRAME_V3,
-  FRAME_V3_HEADER_BYTES,
-  frameV3ByteLength,
-  writeFrameV3,
-} from "./frame.ts";
-import {
-  parseSegmentFileName,
-  type ReadBudget,
-  SeekIndex,
-  Segment,
-  segmentFileName,
-  takeIntoBudget,
-} from "./segment.ts";
+import { type DecodedFrame, frameV3ByteLength } from "./frame.ts";
+import { type ReadBudget, takeIntoBudget } from "./segment.ts";
 import { FrameTail } from "./tail.ts";
 import { Waiters, type WaitOptions } from "../core/waiter.ts";
+import { type RecoveryReport, type SegmentInfo, SegmentSet } from "./segment_set.ts";
+import { encodeGroupCommit, type PendingAppend, takeGroupCommit } from "./group_commit.ts";
 
 /** Hooks for metrics; the spool imports no metrics library. */
 export interface SpoolObserver {
@@ -80,36 +61,11 @@ export interface AppendResult {
   timestampMs: number;
 }
 
-/** What opening the spool found and repaired. */
-export interface RecoveryReport {
-  segments: number;
-  oldestLsn: number;
-  currentLsn: number;
-  truncatedBytes: number;
-  repairReason: string | undefined;
-  ignoredFiles: string[];
-}
-
-/** One segment as status and retention see it. */
-export interface SegmentInfo {
-  firstLsn: number;
-  lastLsn: number;
-  sizeBytes: number;
-  sealed: boolean;
-}
-
 /** What a prune removed. */
 export interface PruneResult {
   removedSegments: number;
   removedBytes: number;
   oldestLsn: number;
-}
-
-interface _PendingAppend {
-  payloads: readonly Uint8Array[];
-  frameBytes: number;
-  resolve: (result: AppendResult) => void;
-  reject: (error: Error) => void;
 }
 
 type _State = "open" | "closing" | "closed" | "failed";
@@ -136,16 +92,13 @@ export class Spool {
   readonly term: number;
   readonly segmentBytesMax: number;
   readonly recovery: RecoveryReport;
-  #fs: FileSystem;
   #logger: Logger;
   #observer: SpoolObserver;
   #clock: () => number;
-  #segments: Segment[];
-  #activeFile: FileHandle;
+  #files: SegmentSet;
   #tail: FrameTail;
   #currentLsn: number;
-  #retainedBytes: number;
-  #queue: _PendingAppend[] = [];
+  #queue: PendingAppend<AppendResult>[] = [];
   #queuedBytes = 0;
   #draining = false;
   #idle: Array<() => void> = [];
@@ -159,30 +112,20 @@ export class Spool {
   #pruneChain: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    fields: {
-      options: SpoolOptions;
-      dir: string;
-      segments: Segment[];
-      activeFile: FileHandle;
-      tail: FrameTail;
-      recovery: RecoveryReport;
-    },
+    fields: { options: SpoolOptions; files: SegmentSet; tail: FrameTail; recovery: RecoveryReport },
   ) {
     const { options } = fields;
-    this.dir = fields.dir;
+    this.dir = fields.files.dir;
     this.timeline = options.timeline;
     this.term = options.term;
     this.segmentBytesMax = options.segmentBytesMax ?? SEGMENT_BYTES_DEFAULT;
     this.recovery = fields.recovery;
-    this.#fs = options.fs ?? denoFileSystem();
     this.#logger = options.logger ?? silentLogger;
     this.#observer = options.observer ?? {};
     this.#clock = options.clock ?? Date.now;
-    this.#segments = fields.segments;
-    this.#activeFile = fields.activeFile;
+    this.#files = fields.files;
     this.#tail = fields.tail;
     this.#currentLsn = fields.recovery.currentLsn;
-    this.#retainedBytes = fields.segments.reduce((sum, s) => sum + s.sizeBytes, 0);
   }
 
   /**
@@ -191,43 +134,13 @@ export class Spool {
    * Needs read and write access to `walDir`.
    */
   static async open(options: SpoolOptions): Promise<Spool> {
-    const fs = options.fs ?? denoFileSystem();
-    const logger = options.logger ?? silentLogger;
-    const dir = joinPath(options.walDir, timelineDirName(options.timeline));
-    await fs.mkdirp(dir);
-    const { firstLsns, ignoredFiles } = await _listSegments(fs, dir);
-    if (firstLsns.length === 0) {
-      (await _createSegmentFile(fs, dir, 1)).close();
-      await fs.syncDir(parentDir(dir));
-      firstLsns.push(1);
-    }
-    const sealed = await _sealedSegments(fs, dir, firstLsns);
-    const newestFirstLsn = firstLsns[firstLsns.length - 1]!;
-    const newestPath = joinPath(dir, segmentFileName(newestFirstLsn));
     const tail = new FrameTail(options.tailBytesMax ?? TAIL_BYTES_DEFAULT);
-    const activeFile = await fs.open(newestPath, { write: true });
-    let repaired;
-    try {
-      repaired = await Segment.repairNewest(
-        activeFile,
-        { path: newestPath, firstLsn: newestFirstLsn },
-        (frame) => tail.push(frame),
-      );
-    } catch (error) {
-      activeFile.close();
-      throw error;
-    }
-    const segments = [...sealed, repaired.segment];
-    const recovery: RecoveryReport = {
-      segments: segments.length,
-      oldestLsn: _oldestOf(segments, repaired.segment.lastLsn),
-      currentLsn: repaired.segment.lastLsn,
-      truncatedBytes: repaired.report.truncatedBytes,
-      repairReason: repaired.report.reason,
-      ignoredFiles,
-    };
-    _logRecovery(logger, dir, recovery);
-    return new Spool({ options, dir, segments, activeFile, tail, recovery });
+    const { set, recovery } = await SegmentSet.open(options.fs ?? denoFileSystem(), {
+      dir: joinPath(options.walDir, timelineDirName(options.timeline)),
+      logger: options.logger ?? silentLogger,
+      onFrame: (frame) => tail.push(frame),
+    });
+    return new Spool({ options, files: set, tail, recovery });
   }
 
   /** LSN of the newest durable record (0 when none was ever written). O(1). */
@@ -237,43 +150,22 @@ export class Spool {
 
   /** LSN of the oldest retained record, or `currentLsn() + 1` when none is retained. O(1). */
   oldestLsn(): number {
-    return _oldestOf(this.#segments, this.#currentLsn);
+    return this.#files.oldestLsn();
   }
 
   /** Sum of the segment files' durable bytes. */
   retainedBytes(): number {
-    return this.#retainedBytes;
+    return this.#files.retainedBytes();
   }
 
   /** Bytes of the segments that hold records after `lsn` (what a slot at `lsn` keeps on disk). */
   retainedBytesAfter(lsn: number): number {
-    let bytes = 0;
-    for (let i = this.#segments.length - 1; i >= 0; i--) {
-      const segment = this.#segments[i]!;
-      if (segment.lastLsn <= lsn && i < this.#segments.length - 1) break;
-      bytes += segment.sizeBytes;
-    }
-    return bytes;
+    return this.#files.retainedBytesAfter(lsn);
   }
 
   /** The segments, oldest first. */
   segments(): SegmentInfo[] {
-    const last = this.#segments.length - 1;
-    return this.#segments.map((s, i) => ({
-      firstLsn: s.firstLsn,
-      lastLsn: s.lastLsn,
-      sizeBytes: s.sizeBytes,
-      sealed: i < last,
-    }));
-  }
-
-  /**
-   * The seek-index checkpoints `[lsn, offset]` of the segment starting at `firstLsn` (built on
-   * demand for a sealed segment), or undefined when no such segment is retained.
-   */
-  async seekIndexOf(firstLsn: number): Promise<Array<[number, number]> | undefined> {
-    const segment = this.#segments.find((s) => s.firstLsn === firstLsn);
-    return segment ? (await segment.ensureIndex(this.#fs)).entries() : undefined;
+    return this.#files.infos();
   }
 
   /** Memory and queue figures for status and metrics. */
@@ -329,7 +221,9 @@ export class Spool {
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
-        await this.#commitBatch(this.#takeBatch());
+        const { batch, frameBytes } = takeGroupCommit(this.#queue);
+        this.#queuedBytes -= frameBytes;
+        await this.#commitBatch(batch);
       }
     } finally {
       this.#draining = false;
@@ -337,56 +231,41 @@ export class Spool {
     }
   }
 
-  #takeBatch(): _PendingAppend[] {
-    let bytes = 0;
-    let records = 0;
-    let count = 0;
-    for (const pending of this.#queue) {
-      const nextBytes = bytes + pending.frameBytes;
-      const nextRecords = records + pending.payloads.length;
-      const fits = nextBytes <= GROUP_COMMIT_BYTES_MAX && nextRecords <= GROUP_COMMIT_RECORDS_MAX;
-      if (count > 0 && !fits) break;
-      bytes = nextBytes;
-      records = nextRecords;
-      count += 1;
-    }
-    const batch = this.#queue.splice(0, count);
-    this.#queuedBytes -= bytes;
-    return batch;
-  }
-
-  async #commitBatch(batch: _PendingAppend[]): Promise<void> {
+  async #commitBatch(batch: PendingAppend<AppendResult>[]): Promise<void> {
     if (this.#state === "failed") {
       for (const pending of batch) pending.reject(this.#unavailable());
       return;
     }
     try {
-      await this.#rollIfFull();
+      await this.#files.rollIfFull(this.segmentBytesMax, this.#currentLsn + 1);
     } catch (error) {
       for (const pending of batch) pending.reject(this.#mapIoError(error, "roll"));
       return;
     }
     const timestampMs = this.#clock();
-    const { buffer, frames } = this.#encodeBatch(batch, timestampMs);
-    const active = this.#segments[this.#segments.length - 1]!;
-    const offset = active.sizeBytes;
+    const { buffer, frames } = encodeGroupCommit(batch, {
+      term: this.term,
+      previousLsn: this.#currentLsn,
+      timestampMs,
+    });
+    let offset: number;
     try {
-      await this.#activeFile.writeAt(buffer, offset);
+      offset = await this.#files.writeAtEnd(buffer);
     } catch (error) {
-      await this.#undoPartialWrite(offset);
+      await this.#undoPartialWrite();
       for (const pending of batch) pending.reject(this.#mapIoError(error, "write"));
       return;
     }
     const syncStarted = performance.now();
     try {
-      await this.#activeFile.syncData();
+      await this.#files.syncActive();
     } catch (error) {
       this.#fail(error, "fdatasync");
       for (const pending of batch) pending.reject(this.#unavailable());
       return;
     }
     this.#observer.fsyncSeconds?.((performance.now() - syncStarted) / 1000);
-    this.#publish(active, frames, offset, buffer.byteLength);
+    this.#publish(frames, offset, buffer.byteLength);
     this.#resolveBatch(batch, frames[0]!.lsn, timestampMs);
     // Writers first, then long-polls: the wake waits for the next turn of the event loop, so the
     // writers' handlers answer before the (possibly hundreds of) pulls this batch wakes.
@@ -396,53 +275,15 @@ export class Spool {
     }, 0);
   }
 
-  #encodeBatch(
-    batch: _PendingAppend[],
-    timestampMs: number,
-  ): { buffer: Uint8Array; frames: DecodedFrame[] } {
-    let total = 0;
-    for (const pending of batch) total += pending.frameBytes;
-    const buffer = new Uint8Array(total);
-    const frames: DecodedFrame[] = [];
-    let lsn = this.#currentLsn;
-    let offset = 0;
-    for (const pending of batch) {
-      for (const payload of pending.payloads) {
-        lsn += 1;
-        const fields = { term: this.term, ownershipEpoch: 0, lsn, timestampMs, payload };
-        const length = writeFrameV3(buffer, offset, fields);
-        const bytes = buffer.subarray(offset, offset + length);
-        frames.push({
-          ...fields,
-          version: FRAME_V3,
-          payload: bytes.subarray(
-            FRAME_V3_HEADER_BYTES,
-            FRAME_V3_HEADER_BYTES + payload.byteLength,
-          ),
-          byteLength: length,
-          bytes,
-        });
-        offset += length;
-      }
-    }
-    return { buffer, frames };
-  }
-
   /** Makes a durable batch visible: index, sizes, tail, current LSN. */
-  #publish(active: Segment, frames: DecodedFrame[], offset: number, bytes: number): void {
-    let frameOffset = offset;
-    for (const frame of frames) {
-      active.noteAppended(frame, frameOffset);
-      this.#tail.push(frame);
-      frameOffset += frame.byteLength;
-    }
-    active.sizeBytes = offset + bytes;
-    this.#retainedBytes += bytes;
+  #publish(frames: DecodedFrame[], offset: number, bytes: number): void {
+    this.#files.noteDurable(frames, offset, bytes);
+    for (const frame of frames) this.#tail.push(frame);
     this.#currentLsn = frames[frames.length - 1]!.lsn;
     this.#observer.groupCommitRecords?.(frames.length);
   }
 
-  #resolveBatch(batch: _PendingAppend[], firstLsn: number, timestampMs: number): void {
+  #resolveBatch(batch: PendingAppend<AppendResult>[], firstLsn: number, timestampMs: number): void {
     let next = firstLsn;
     for (const pending of batch) {
       const lastLsn = next + pending.payloads.length - 1;
@@ -451,9 +292,9 @@ export class Spool {
     }
   }
 
-  async #undoPartialWrite(offset: number): Promise<void> {
+  async #undoPartialWrite(): Promise<void> {
     try {
-      await this.#activeFile.truncate(offset);
+      await this.#files.truncateActive();
     } catch (error) {
       this.#fail(error, "truncate after a failed write");
     }
@@ -486,26 +327,6 @@ export class Spool {
     this.#releaseWaiters();
   }
 
-  async #rollIfFull(): Promise<void> {
-    const active = this.#segments[this.#segments.length - 1]!;
-    if (active.sizeBytes < this.segmentBytesMax) return;
-    const firstLsn = this.#currentLsn + 1;
-    const file = await _createSegmentFile(this.#fs, this.dir, firstLsn);
-    const path = joinPath(this.dir, segmentFileName(firstLsn));
-    this.#activeFile.close();
-    this.#activeFile = file;
-    this.#segments.push(
-      new Segment({
-        path,
-        firstLsn,
-        lastLsn: firstLsn - 1,
-        sizeBytes: 0,
-        index: new SeekIndex(),
-        recordCount: 0,
-      }),
-    );
-  }
-
   /**
    * Records with LSN > `sinceLsn`, in order, at most `maxCount` and about `maxBytes` (at least one
    * record when any is available). Served from the in-memory tail when it holds `sinceLsn + 1`,
@@ -532,30 +353,19 @@ export class Spool {
     return budget.out;
   }
 
+  /** Reads from the files until the budget is full or the rest is in the tail, then the tail. */
   async #readFromSegments(sinceLsn: number, budget: ReadBudget): Promise<void> {
-    const segments = this.#segments.slice();
-    let since = sinceLsn;
-    for (const segment of segments) {
-      if (segment.lastLsn <= since) continue;
-      if (this.#tail.has(since + 1)) {
-        const room = budget.maxCount - budget.out.length;
-        for (const frame of this.#tail.readSince(since, room, Infinity)) {
-          if (!takeIntoBudget(budget, frame)) break;
-        }
-        return;
-      }
-      let full: boolean;
-      try {
-        full = await segment.readInto(this.#fs, since, budget);
-      } catch (error) {
-        if (error instanceof Deno.errors.NotFound) {
-          throw new WalRemovedError(sinceLsn, this.oldestLsn());
-        }
-        if (error instanceof WalCorruptionError) throw this.#reportCorruption(error);
-        throw error;
-      }
-      if (full) return;
-      since = budget.out.length > 0 ? budget.out[budget.out.length - 1]!.lsn : segment.lastLsn;
+    let since: number;
+    try {
+      since = await this.#files.readInto(sinceLsn, budget, (next) => this.#tail.has(next));
+    } catch (error) {
+      if (error instanceof WalCorruptionError) throw this.#reportCorruption(error);
+      throw error;
+    }
+    if (!this.#tail.has(since + 1)) return;
+    const room = budget.maxCount - budget.out.length;
+    for (const frame of this.#tail.readSince(since, room, Infinity)) {
+      if (!takeIntoBudget(budget, frame)) break;
     }
   }
 
@@ -615,31 +425,17 @@ export class Spool {
   }
 
   async #prune(lsn: number, retainBytesMin: number): Promise<PruneResult> {
-    const removable: Segment[] = [];
-    let retained = this.#retainedBytes;
-    for (const segment of this.#segments.slice(0, -1)) {
-      if (segment.lastLsn > lsn || retained - segment.sizeBytes < retainBytesMin) break;
-      removable.push(segment);
-      retained -= segment.sizeBytes;
+    const removed = await this.#files.prune(lsn, retainBytesMin);
+    // The files are forgotten first (no new read starts on them), then the tail lets go.
+    if (removed.removedSegments > 0) this.#tail.dropThrough(removed.throughLsn);
+    const result = {
+      removedSegments: removed.removedSegments,
+      removedBytes: removed.removedBytes,
+      oldestLsn: this.oldestLsn(),
+    };
+    if (removed.removedSegments > 0) {
+      this.#logger.info("spool.pruned", { through_lsn: lsn, ...result });
     }
-    if (removable.length === 0) {
-      return { removedSegments: 0, removedBytes: 0, oldestLsn: this.oldestLsn() };
-    }
-    // Forget the segments first, so no new read starts on a file about to go.
-    this.#segments.splice(0, removable.length);
-    const removedBytes = this.#retainedBytes - retained;
-    this.#retainedBytes = retained;
-    this.#tail.dropThrough(removable[removable.length - 1]!.lastLsn);
-    for (const segment of removable) {
-      try {
-        await this.#fs.remove(segment.path);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      }
-    }
-    await this.#fs.syncDir(this.dir);
-    const result = { removedSegments: removable.length, removedBytes, oldestLsn: this.oldestLsn() };
-    this.#logger.info("spool.pruned", { through_lsn: lsn, ...result });
     return result;
   }
 
@@ -660,81 +456,7 @@ export class Spool {
     if (this.#state === "closed") return;
     await this.quiesce();
     await this.#pruneChain;
-    this.#activeFile.close();
+    this.#files.close();
     this.#state = "closed";
-  }
-}
-
-function _oldestOf(segments: readonly Segment[], currentLsn: number): number {
-  for (const segment of segments) {
-    if (segment.lastLsn >= segment.firstLsn) return segment.firstLsn;
-  }
-  return currentLsn + 1;
-}
-
-async function _listSegments(
-  fs: FileSystem,
-  dir: string,
-): Promise<{ firstLsns: number[]; ignoredFiles: string[] }> {
-  const firstLsns: number[] = [];
-  const ignoredFiles: string[] = [];
-  for (const name of await fs.readDir(dir)) {
-    const lsn = parseSegmentFileName(name);
-    if (lsn === undefined) ignoredFiles.push(name);
-    else firstLsns.push(lsn);
-  }
-  firstLsns.sort((a, b) => a - b);
-  return { firstLsns, ignoredFiles };
-}
-
-async function _sealedSegments(
-  fs: FileSystem,
-  dir: string,
-  firstLsns: readonly number[],
-): Promise<Segment[]> {
-  // Sizes come from metadata only: listed and sized, never read.
-  const sealedLsns = firstLsns.slice(0, -1);
-  const sizes: number[] = [];
-  for (const lsn of sealedLsns) sizes.push(await fs.sizeOf(joinPath(dir, segmentFileName(lsn))));
-  return sealedLsns.map((firstLsn, i) =>
-    new Segment({
-      path: joinPath(dir, segmentFileName(firstLsn)),
-      firstLsn,
-      lastLsn: firstLsns[i + 1]! - 1,
-      sizeBytes: sizes[i]!,
-    })
-  );
-}
-
-/** Creates an empty segment file and makes its directory entry durable before it is used. */
-async function _createSegmentFile(
-  fs: FileSystem,
-  dir: string,
-  firstLsn: number,
-): Promise<FileHandle> {
-  const path = joinPath(dir, segmentFileName(firstLsn));
-  const file = await fs.open(path, { write: true, create: true });
-  try {
-    if (await file.size() !== 0) {
-      throw new WalCorruptionError(`new segment ${path} already holds bytes`, { path });
-    }
-    await fs.syncDir(dir);
-  } catch (error) {
-    file.close();
-    throw error;
-  }
-  return file;
-}
-
-function _logRecovery(logger: Logger, dir: string, recovery: RecoveryReport): void {
-  if (recovery.truncatedBytes > 0) {
-    logger.warn("spool.repaired", {
-      dir,
-      truncated_bytes: recovery.truncatedBytes,
-      reason: recovery.repairReason,
-    });
-  }
-  if (recovery.ignoredFiles.length > 0) {
-    logger.warn("spool.ignored_files", { dir, files: recovery.ignoredFiles });
   }
 }

@@ -1,14 +1,16 @@
-// FerryClient (src/replica/client.ts) against the real app through `app.request()`, and against a
+// FerryClient (src/client/client.ts) against the real app through `app.request()`, and against a
 // fake fetch for what the app cannot produce on demand: snapshot streams cut at awkward byte
 // boundaries, malformed lines, reads of the materialised state, and pulls with damaged frames.
 
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
-import { FerryClient, type SnapshotLine } from "../../src/client/client.ts";
+import { FerryClient } from "../../src/client/client.ts";
+import type { SnapshotLine } from "../../src/client/types.ts";
 import { FerryHttpError, FerryResponseError, SnapshotFormatError } from "../../src/core/errors.ts";
 import { encodeFrameV3 } from "../../src/wal/frame.ts";
 import { type AppFixture, testAuth, TOKENS, withApp } from "../helpers/app_fixture.ts";
 import { SNAPSHOT_LINE_BYTES_MAX } from "../../src/core/limits.ts";
+import { replicaOf } from "../helpers/primary_fixture.ts";
 
 const BASE_URL = "http://ferry.test";
 const utf8 = new TextEncoder();
@@ -156,7 +158,7 @@ Deno.test("register(), ack(), setRebootstrapping() and unregister() drive the re
       timeline: 1,
       currentLsn: 2,
     });
-    assert.equal(primary.replica("r1")!.region, "eu");
+    assert.equal(replicaOf(primary, "r1")!.region, "eu");
     assert.deepEqual(await client.ack("r1", { appliedLsn: 2, durableLsn: 1 }), {
       replicaId: "r1",
       appliedLsn: 2,
@@ -171,16 +173,16 @@ Deno.test("register(), ack(), setRebootstrapping() and unregister() drive the re
       divergenceTotal: 1,
     });
     assert.deepEqual([counted.applyErrorsTotal, counted.divergenceTotal], [3, 1]);
-    assert.equal(primary.replica("r1")!.applyErrorCount, 3);
-    assert.equal(primary.replica("r1")!.divergenceCount, 1);
+    assert.equal(replicaOf(primary, "r1")!.applyErrorCount, 3);
+    assert.equal(replicaOf(primary, "r1")!.divergenceCount, 1);
 
     await client.setRebootstrapping("r1", true);
-    assert.equal(primary.replica("r1")!.rebootstrapping, true);
+    assert.equal(replicaOf(primary, "r1")!.rebootstrapping, true);
     await client.setRebootstrapping("r1", false);
-    assert.equal(primary.replica("r1")!.rebootstrapping, false);
+    assert.equal(replicaOf(primary, "r1")!.rebootstrapping, false);
 
     await client.unregister("r1");
-    assert.equal(primary.replica("r1"), undefined);
+    assert.equal(replicaOf(primary, "r1"), undefined);
     const again = await rejection(client.unregister("r1"));
     assert.equal(again.status, 404);
     assert.equal(again.code, "not_found");

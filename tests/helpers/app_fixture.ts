@@ -1,6 +1,7 @@
 /** The HTTP app over a real primary (temp dir), driven through `app.request()`. */
 
-import { Auth, tokenHash } from "../../src/http/auth.ts";
+import { Auth } from "../../src/http/auth.ts";
+import { tokenHash } from "./tokens.ts";
 import { createApp } from "../../src/http/primary_app.ts";
 import { type AppDeps } from "../../src/http/router.ts";
 import { Metrics } from "../../src/metrics/primary_metrics.ts";

@@ -1,6 +1,7 @@
 /** A primary on real files in a temporary directory, with a controllable clock, for tests. */
 
 import { Primary, type PrimaryOptions } from "../../src/replication/primary.ts";
+import type { ReplicaState } from "../../src/replication/registry.ts";
 import { SlotStore } from "../../src/slots/slot_store.ts";
 import { Spool, type SpoolOptions } from "../../src/wal/spool.ts";
 import { joinPath } from "../../src/core/files.ts";
@@ -141,4 +142,9 @@ export async function withPrimary(
     await closeFixture(holder.current).catch(() => undefined);
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** The registered replica `id` as status sees it, or undefined. */
+export function replicaOf(primary: Primary, id: string): ReplicaState | undefined {
+  return primary.replicas().find((replica) => replica.id === id);
 }

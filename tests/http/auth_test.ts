@@ -2,7 +2,8 @@
 // parsing of the tokens file, and loopback detection for the no-tokens mode.
 
 import assert from "node:assert/strict";
-import { Auth, isLoopback, tokenHash } from "../../src/http/auth.ts";
+import { Auth, isLoopback } from "../../src/http/auth.ts";
+import { tokenHash } from "../helpers/tokens.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 import { withTempDir } from "../helpers/temp.ts";
 

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { decodeWholeFrame } from "../../src/wal/frame.ts";
 import { put, testAuth, TOKENS, withApp } from "../helpers/app_fixture.ts";
 import { MemFs } from "../helpers/mem_fs.ts";
+import { replicaOf } from "../helpers/primary_fixture.ts";
 
 async function errorOf(response: Response, status: number): Promise<Record<string, unknown>> {
   assert.equal(
@@ -283,7 +284,7 @@ Deno.test("HEAD is 405 except on /healthz and /readyz: it would run a GET handle
     }
     assert.equal(snapshots.active, 0, "no stream was opened");
     assert.equal(slots.get("r1"), undefined, "no slot was pinned");
-    assert.equal(primary.replica("r2"), undefined, "no replica was registered");
+    assert.equal(replicaOf(primary, "r2"), undefined, "no replica was registered");
     assert.equal((await call("HEAD", "/healthz")).status, 200);
     const response = await call("GET", "/v1/snapshot?replica_id=r1");
     assert.match(await response.text(), /"type":"trailer"/);
@@ -374,7 +375,7 @@ Deno.test("replica routes: register, ack, rebootstrapping flag, unregister", asy
       replica_id: "r1",
     });
     await errorOf(await call("DELETE", "/v1/replicas/r1"), 404);
-    assert.equal(primary.replica("r1"), undefined);
+    assert.equal(replicaOf(primary, "r1"), undefined);
   });
 });
 
@@ -614,7 +615,7 @@ Deno.test("GET /v1/snapshot streams header, entries in (collection, key) order, 
     await call("POST", "/v1/records", {
       json: { records: [put("b"), put("a"), put("z", 1, "apps")] },
     });
-    await state.catchUp();
+    assert.ok(await state.waitApplied(3, { timeoutMs: 10_000 }), "the state applied the writes");
     const response = await call("GET", "/v1/snapshot?replica_id=r9");
     assert.equal(response.headers.get("content-type"), "application/x-ndjson");
     const lines = (await response.text()).split("\n").filter((line) => line.length > 0);

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { KvState } from "../../src/state/kv_state.ts";
 import { ReplicaRuntime } from "../../src/replica/runtime.ts";
-import { createMemoryLogger } from "../../src/core/log.ts";
+import { createMemoryLogger } from "../helpers/memory_logger.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
 async function storeWithRecord(path: string, lsn: number): Promise<void> {

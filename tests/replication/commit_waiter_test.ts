@@ -5,17 +5,19 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { CommitWaiter } from "../../src/replication/commit_waiter.ts";
 import {
   checkPolicyAgainstFloor,
-  COMMIT_POLICY_REGIONS_MAX,
-  COMMIT_WAITS_MAX,
   type CommitPolicy,
-  CommitWaiter,
   formatCommitPolicy,
   isAtLeastAsStrong,
   parseCommitPolicy,
-  REGION_NAME_BYTES_MAX,
-} from "../../src/replication/commit_waiter.ts";
+} from "../../src/replication/commit_policy.ts";
+import {
+  COMMIT_POLICY_REGIONS_MAX,
+  COMMIT_WAITS_MAX,
+  REGION_BYTES_MAX,
+} from "../../src/core/limits.ts";
 import { BadRequestError, OverloadedError } from "../../src/core/errors.ts";
 
 /** Long enough never to be reached in a passing test; a wait that should end early ends at once. */
@@ -312,7 +314,7 @@ Deno.test("CommitWaiter.wait() rejects with OverloadedError past COMMIT_WAITS_MA
 // ---- policy text ----
 
 Deno.test("parseCommitPolicy() accepts each valid form and formatCommitPolicy() gives it back", () => {
-  const longName = "r".repeat(REGION_NAME_BYTES_MAX);
+  const longName = "r".repeat(REGION_BYTES_MAX);
   const manyNames = Array.from({ length: COMMIT_POLICY_REGIONS_MAX }, (_, i) => `r${i}`).join(",");
   const cases: Array<[string, CommitPolicy]> = [
     ["local", local],
@@ -361,7 +363,7 @@ Deno.test("parseCommitPolicy() refuses anything else with a BadRequestError nami
     "regions=,a",
     "regions=a b",
     "regions=eu/west",
-    `regions=${"r".repeat(REGION_NAME_BYTES_MAX + 1)}`,
+    `regions=${"r".repeat(REGION_BYTES_MAX + 1)}`,
     `regions=${Array.from({ length: COMMIT_POLICY_REGIONS_MAX + 1 }, () => "a").join(",")}`,
     "remote_wal",
     "foo",

@@ -8,7 +8,12 @@ import {
   RebootstrapRequiredError,
   TermMismatchError,
 } from "../../src/core/errors.ts";
-import { appendRecords, SEGMENT_FILLING_PAYLOAD, withPrimary } from "../helpers/primary_fixture.ts";
+import {
+  appendRecords,
+  replicaOf,
+  SEGMENT_FILLING_PAYLOAD,
+  withPrimary,
+} from "../helpers/primary_fixture.ts";
 import type { Primary } from "../../src/replication/primary.ts";
 import { decodeCatalog } from "../../src/slots/catalog.ts";
 import { CATALOG_FILE_NAME } from "../../src/slots/slot_store.ts";
@@ -38,7 +43,7 @@ Deno.test("register() again keeps the LSNs, does not duplicate, and returns rest
     assert.equal(again.resumeLsn, 40);
     assert.equal(again.currentLsn, 50);
     assert.equal(primary.replicas().length, 1);
-    assert.equal(primary.replica("r1")!.lastAckedLsn, 40);
+    assert.equal(replicaOf(primary, "r1")!.lastAckedLsn, 40);
     assert.equal(primary.epoch.value, epoch, "a reconnect does not move the epoch");
   });
 });
@@ -224,10 +229,10 @@ Deno.test("a pull after the replica was unhealthy counts as a partial resync", a
     await primary.pull(pullOptions("r1", 0));
     clock.advance(10_000);
     primary.sweepHealth();
-    assert.equal(primary.replica("r1")!.healthy, false);
+    assert.equal(replicaOf(primary, "r1")!.healthy, false);
     await primary.pull(pullOptions("r1", 5));
     assert.equal(primary.counters().partialResyncTotal, 2);
-    assert.equal(primary.replica("r1")!.healthy, true);
+    assert.equal(replicaOf(primary, "r1")!.healthy, true);
   });
 });
 
@@ -281,11 +286,11 @@ Deno.test("lag_ms is the age of the oldest record the replica has not acked, 0 w
     clock.advance(1500);
     await appendRecords(primary, 2);
     clock.advance(500);
-    assert.equal(await primary.lagMs(primary.replica("r1")!), 2000);
+    assert.equal(await primary.lagMs(replicaOf(primary, "r1")!), 2000);
     primary.ack("r1", { appliedLsn: 3 });
-    assert.equal(await primary.lagMs(primary.replica("r1")!), 500);
+    assert.equal(await primary.lagMs(replicaOf(primary, "r1")!), 500);
     primary.ack("r1", { appliedLsn: 5 });
-    assert.equal(await primary.lagMs(primary.replica("r1")!), 0);
+    assert.equal(await primary.lagMs(replicaOf(primary, "r1")!), 0);
   });
 });
 
@@ -335,7 +340,7 @@ Deno.test("a held pull returns the record appended while it waits", async () => 
     await appendRecords(primary, 1);
     const result = await held;
     assert.deepEqual(result.frames.map((f) => f.lsn), [3]);
-    assert.equal(primary.replica("r1")!.lastSentLsn, 3);
+    assert.equal(replicaOf(primary, "r1")!.lastSentLsn, 3);
   });
 });
 

@@ -2,17 +2,13 @@
 // loading that picks the newer valid source and falls back from a corrupt or missing one.
 
 import assert from "node:assert/strict";
-import {
-  CATALOG_FILE_NAME,
-  KV_SLOTS_META_KEY,
-  KV_SLOTS_PREFIX,
-  SlotStore,
-} from "../../src/slots/slot_store.ts";
+import { CATALOG_FILE_NAME, SlotStore } from "../../src/slots/slot_store.ts";
+import { KV_SLOTS_META_KEY, KV_SLOTS_PREFIX } from "../../src/slots/slot_kv.ts";
 import { SlotStoreCorruptError } from "../../src/core/errors.ts";
 import { ackSlot, newSlot, type Slot } from "../../src/slots/slot.ts";
 import { encodeCatalog } from "../../src/slots/catalog.ts";
 import { joinPath } from "../../src/core/files.ts";
-import { createMemoryLogger } from "../../src/core/log.ts";
+import { createMemoryLogger } from "../helpers/memory_logger.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
 function slot(id: string, restartLsn: number): Slot {

@@ -15,6 +15,7 @@ import { joinPath } from "../../src/core/files.ts";
 import { withTempDir } from "../helpers/temp.ts";
 import { recordingFileSystem } from "../helpers/recording_fs.ts";
 import { MemFs } from "../helpers/mem_fs.ts";
+import { seekIndexOf } from "../helpers/seek_index.ts";
 
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
@@ -228,10 +229,10 @@ Deno.test("with 70 records in one segment the seek index is [(1, 0), (65, offset
     const frameBytes = frameV3ByteLength(payload(0).byteLength);
     assert.equal(payload(0).byteLength, payload(9).byteLength);
     const offsetOf65 = (await spool.readSince(64, 1, 1))[0]!;
-    assert.deepEqual(await spool.seekIndexOf(1), [[1, 0], [65, 64 * frameBytes]]);
+    assert.deepEqual(await seekIndexOf(spool, 1), [[1, 0], [65, 64 * frameBytes]]);
     await spool.close();
     const reopened = await open(dir);
-    assert.deepEqual(await reopened.seekIndexOf(1), [[1, 0], [65, 64 * frameBytes]]);
+    assert.deepEqual(await seekIndexOf(reopened, 1), [[1, 0], [65, 64 * frameBytes]]);
     assert.equal(offsetOf65.lsn, 65);
     await reopened.close();
   });
@@ -243,7 +244,7 @@ Deno.test("readSince(130, 1000) over 200 records returns 131..200, reading from 
     // No tail, so the read must go to the segment file.
     const spool = await open(dir, { fs, tailBytesMax: 0 });
     await appendMany(spool, 200);
-    const index = await spool.seekIndexOf(1);
+    const index = await seekIndexOf(spool, 1);
     const checkpoint129 = index!.find(([lsn]) => lsn === 129)![1];
     for (const target of [spool, null]) {
       const reader = target ?? await open(dir, { fs, tailBytesMax: 0 });

@@ -4,7 +4,7 @@
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
-import { parseCommitPolicy } from "../../replication/commit_waiter.ts";
+import { parseCommitPolicy } from "../../replication/commit_policy.ts";
 import { BadRequestError, PayloadTooLargeError } from "../../core/errors.ts";
 import { COMMIT_TIMEOUT_MS_MAX } from "../../core/limits.ts";
 import { changeRecordSchema, encodeChangeRecords, stampRecord } from "../../model/records.ts";

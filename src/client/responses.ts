@@ -1,0 +1,230 @@
+/**
+ * Reading the answers of ferry's HTTP API: a body with a byte bound, the `FerryHttpError` of a
+ * non-2xx answer, typed field checks, and the parsers of the answers that need more than a field
+ * reader (a write, a raw-frame pull).
+ *
+ * @module
+ */
+
+import { FerryHttpError, FerryResponseError } from "../core/errors.ts";
+import { ERROR_BODY_BYTES_MAX, QUOTED_VALUE_CHARS_MAX } from "../core/limits.ts";
+import { concatBytes } from "../core/bytes.ts";
+import { type DecodedFrame, decodeFrame } from "../wal/frame.ts";
+import type { WriteResponse } from "./types.ts";
+
+const MS_PER_SECOND = 1000;
+
+// ---- bodies ----
+
+/**
+ * The chunks of a byte stream, in order. Stopping early (a throw, or the consumer's `break`)
+ * cancels the stream; the reader's lock is released either way.
+ */
+export async function* readChunks(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const reader = body.getReader();
+  let finished = false;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) {
+        finished = true;
+        return;
+      }
+      yield value;
+    }
+  } finally {
+    if (!finished) await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+}
+
+/**
+ * The body's bytes, at most `maxBytes`: a larger body is cancelled there and is a
+ * `FerryResponseError`, or, with `truncate`, its first `maxBytes` bytes.
+ */
+export async function readBody(
+  response: Response,
+  maxBytes: number,
+  options: { truncate?: boolean } = {},
+): Promise<Uint8Array> {
+  if (response.body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const value of readChunks(response.body)) {
+    if (total + value.byteLength > maxBytes && options.truncate) {
+      chunks.push(value.subarray(0, maxBytes - total));
+      total = maxBytes;
+      break;
+    }
+    total += value.byteLength;
+    if (total > maxBytes) {
+      throw new FerryResponseError(`the answer is longer than ${maxBytes} bytes`, {
+        max_bytes: maxBytes,
+      });
+    }
+    chunks.push(value);
+  }
+  return concatBytes(chunks, total);
+}
+
+/** The `FerryHttpError` of a non-2xx answer (its body read up to `ERROR_BODY_BYTES_MAX`). */
+export async function httpErrorOf(response: Response, request: string): Promise<FerryHttpError> {
+  const retryAfterMs = _retryAfterMs(response.headers.get("retry-after"));
+  const bytes = await readBody(response, ERROR_BODY_BYTES_MAX, { truncate: true });
+  const text = new TextDecoder().decode(bytes);
+  let body: Record<string, unknown> | undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    const isErrorShape = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) &&
+      typeof (parsed as Record<string, unknown>).error === "string";
+    if (isErrorShape) body = parsed as Record<string, unknown>;
+  } catch {
+    // Not JSON (a proxy's HTML page, an empty body): described by its status below.
+  }
+  body ??= {
+    error: `http_${response.status}`,
+    message: text.trim().slice(0, QUOTED_VALUE_CHARS_MAX) || response.statusText ||
+      `HTTP ${response.status}`,
+  };
+  return new FerryHttpError(response.status, body, { retryAfterMs, request });
+}
+
+/** `Retry-After` (seconds, or an HTTP date) in ms; undefined when absent or unreadable. */
+function _retryAfterMs(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * MS_PER_SECOND);
+  const dateMs = Date.parse(trimmed);
+  return Number.isNaN(dateMs) ? undefined : Math.max(0, dateMs - Date.now());
+}
+
+/** A header that must be a non-negative safe integer (the position headers of a pull). */
+export function uintHeader(headers: Headers, name: string): number {
+  const value = headers.get(name);
+  const parsed = value !== null && /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(parsed)) {
+    throw new FerryResponseError(`pull: header ${name} is ${quote(value)}, not an integer`);
+  }
+  return parsed;
+}
+
+/** Decodes frames until the first that is not "ok" or the body ends. */
+export function decodeFrames(
+  bytes: Uint8Array,
+  expectedCount: number | undefined,
+): { frames: DecodedFrame[]; corrupt?: { offset: number; reason: string } } {
+  const frames: DecodedFrame[] = [];
+  let offset = 0;
+  while (offset < bytes.byteLength) {
+    const result = decodeFrame(bytes, offset);
+    if (result.status === "incomplete") {
+      const reason = `truncated frame: ${result.bytesNeeded} more bytes needed`;
+      return { frames, corrupt: { offset, reason } };
+    }
+    if (result.status === "corrupt") return { frames, corrupt: { offset, reason: result.reason } };
+    frames.push(result.frame);
+    offset += result.frame.byteLength;
+  }
+  if (expectedCount !== undefined && frames.length < expectedCount) {
+    const reason = `the body ended after ${frames.length} of ${expectedCount} frames`;
+    return { frames, corrupt: { offset, reason } };
+  }
+  return { frames };
+}
+
+/** The `WriteResponse` of a write's JSON answer, its commit outcome checked. */
+export function writeResponseOf(body: Record<string, unknown>): WriteResponse {
+  const field = fieldReader(body, "write");
+  const commit = fieldReader(field.object("commit"), "write: commit");
+  const outcome = commit.string("outcome");
+  if (outcome !== "not_required" && outcome !== "reached" && outcome !== "timed_out") {
+    throw new FerryResponseError(`write: unknown commit outcome ${quote(outcome)}`);
+  }
+  return {
+    firstLsn: field.uint("first_lsn"),
+    lastLsn: field.uint("last_lsn"),
+    term: field.uint("term"),
+    timeline: field.uint("timeline"),
+    commit: {
+      policy: commit.string("policy"),
+      outcome,
+      durableReplicas: commit.stringArray("durable_replicas"),
+      regions: commit.stringArray("regions"),
+      waitedMs: commit.number("waited_ms"),
+      required: commit.uint("required"),
+      observed: commit.uint("observed"),
+    },
+  };
+}
+
+// ---- field checks (answers and snapshot lines) ----
+
+/** Makes the error a failed field check throws (the answer's, or the snapshot line's). */
+export type Fail = (message: string) => Error;
+
+/** A value as JSON for an error message, cut at `QUOTED_VALUE_CHARS_MAX` characters. */
+export function quote(value: unknown): string {
+  const text = value === undefined ? "undefined" : JSON.stringify(value) ?? String(value);
+  return text.length > QUOTED_VALUE_CHARS_MAX
+    ? `${text.slice(0, QUOTED_VALUE_CHARS_MAX)}...`
+    : text;
+}
+
+/** `value` as a JSON object, else a `FerryResponseError` that names `context`. */
+export function asObject(value: unknown, context: string): Record<string, unknown> {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    return value as Record<string, unknown>;
+  }
+  throw new FerryResponseError(`${context}: expected a JSON object, got ${quote(value)}`);
+}
+
+/** Typed getters of an object's fields, each by its wire name. */
+export interface FieldReader {
+  uint(name: string): number;
+  number(name: string): number;
+  string(name: string): string;
+  boolean(name: string): boolean;
+  array(name: string): unknown[];
+  stringArray(name: string): string[];
+  object(name: string): Record<string, unknown>;
+}
+
+/** Typed getters of an object's fields; a missing or mistyped field throws what `fail` makes. */
+export function fieldReader(
+  object: Record<string, unknown>,
+  context: string,
+  fail: Fail = (message) => new FerryResponseError(message),
+): FieldReader {
+  const check = <T>(name: string, ok: (value: unknown) => boolean, expected: string): T => {
+    const value = object[name];
+    if (!ok(value)) throw fail(`${context}: ${name} must be ${expected}, got ${quote(value)}`);
+    return value as T;
+  };
+  return {
+    uint: (name: string) =>
+      check<number>(
+        name,
+        (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0,
+        "a non-negative integer",
+      ),
+    number: (name: string) =>
+      check<number>(name, (v) => typeof v === "number" && Number.isFinite(v), "a number"),
+    string: (name: string) => check<string>(name, (v) => typeof v === "string", "a string"),
+    boolean: (name: string) => check<boolean>(name, (v) => typeof v === "boolean", "a boolean"),
+    array: (name: string) => check<unknown[]>(name, Array.isArray, "an array"),
+    stringArray: (name: string) =>
+      check<string[]>(
+        name,
+        (v) => Array.isArray(v) && v.every((item) => typeof item === "string"),
+        "an array of strings",
+      ),
+    object: (name: string) =>
+      check<Record<string, unknown>>(
+        name,
+        (v) => typeof v === "object" && v !== null && !Array.isArray(v),
+        "an object",
+      ),
+  };
+}

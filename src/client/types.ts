@@ -1,0 +1,202 @@
+/**
+ * The public shapes of `FerryClient`: its options, and its answers mapped from the wire's
+ * snake_case to camelCase (SPEC.md section 9).
+ *
+ * @module
+ */
+
+import type { DecodedFrame } from "../wal/frame.ts";
+import type { CommitOutcome } from "../model/commit.ts";
+
+/** Options of `new FerryClient()`. */
+export interface ClientOptions {
+  /** Bearer token, sent as `authorization: Bearer <token>`. */
+  token?: string;
+  /** The `fetch` to use (tests pass `app.request`); the global one by default. */
+  fetch?: typeof fetch;
+  userAgent?: string;
+}
+
+/** A record to write: a put carries the whole value, a delete none. */
+export type WriteRecord =
+  | { op: "put"; collection: string; key: string; value: unknown; ts?: number }
+  | { op: "delete"; collection: string; key: string; ts?: number };
+
+/** Options of `write()`. */
+export interface WriteOptions {
+  /** `local`, `ack_n=N`, `quorum` or `regions=a,b`; the server's floor when absent. */
+  commitPolicy?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** What the commit policy reached (SPEC.md 9.2). */
+export type CommitResult = CommitOutcome;
+
+/** Answer to a write: the records are durable on the primary with LSNs `firstLsn..lastLsn`. */
+export interface WriteResponse {
+  firstLsn: number;
+  lastLsn: number;
+  term: number;
+  timeline: number;
+  commit: CommitResult;
+}
+
+/** Options of `read()`. */
+export interface ReadOptions {
+  /** Wait until this LSN is applied before reading. */
+  minLsn?: number;
+  awaitTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** A record read from the materialised state (SPEC.md 9.7). */
+export interface ReadResponse {
+  collection: string;
+  key: string;
+  value: unknown;
+  lsn: number;
+  appliedLsn: number;
+}
+
+/** Query of a pull (SPEC.md 9.3); absent fields take the server's defaults. */
+export interface PullOptions {
+  sinceLsn?: number;
+  maxCount?: number;
+  maxBytes?: number;
+  replicaId?: string;
+  term?: number;
+  awaitTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Where the primary's log stood when it answered a pull. */
+export interface PullPosition {
+  currentLsn: number;
+  oldestLsn: number;
+  term: number;
+  timeline: number;
+}
+
+/** A raw-frame pull: the frames that decoded, and where decoding stopped if one did not. */
+export interface FramePull extends PullPosition {
+  /** Every frame before the first one that is not "ok", in order; views into the body. */
+  frames: DecodedFrame[];
+  /** The first frame that did not decode (torn, flipped bit, missing): its body offset and why. */
+  corrupt?: { offset: number; reason: string };
+  /** The LSN the primary served after (`x-ferry-start-lsn`). */
+  startLsn: number;
+}
+
+/** One record of a JSON pull. */
+export interface PulledRecord {
+  lsn: number;
+  term: number;
+  timestampMs: number;
+  /** The change record as the primary parsed it (null when its payload was not JSON); unvalidated. */
+  record: unknown;
+}
+
+/** A JSON pull. */
+export interface JsonPull extends PullPosition {
+  records: PulledRecord[];
+}
+
+/** Body of `register()`. */
+export interface RegisterOptions {
+  region?: string;
+  /** The replica's own durable position; the slot's restart LSN when absent. */
+  sinceLsn?: number;
+}
+
+/** Answer to `register()`: resume after `resumeLsn`. */
+export interface RegisterResponse {
+  resumeLsn: number;
+  term: number;
+  timeline: number;
+  currentLsn: number;
+}
+
+/** Body of `ack()`. */
+export interface Ack {
+  appliedLsn: number;
+  durableLsn?: number;
+  applyErrorsTotal?: number;
+  divergenceTotal?: number;
+}
+
+/** Answer to `ack()`: the replica's progress as the primary now records it. */
+export interface AckResponse {
+  replicaId: string;
+  appliedLsn: number;
+  durableLsn: number;
+  applyErrorsTotal: number;
+  divergenceTotal: number;
+}
+
+/** Options of `snapshot()`. */
+export interface SnapshotOptions {
+  /** Resume after this entry (the last one applied before a cut). */
+  after?: { collection: string; key: string };
+  signal?: AbortSignal;
+}
+
+/** First line of a snapshot stream. */
+export interface SnapshotHeader {
+  type: "header";
+  startLsn: number;
+  term: number;
+  timeline: number;
+  format: number;
+}
+
+/** One key of a snapshot stream. */
+export interface SnapshotEntry {
+  type: "entry";
+  collection: string;
+  key: string;
+  value: unknown;
+  lsn: number;
+  /**
+   * The line exactly as received, without its terminating "\n". The trailer's CRC-32 covers the
+   * UTF-8 bytes of `raw + "\n"` of every entry, in order.
+   */
+  raw: string;
+}
+
+/** Last line of a snapshot stream. */
+export interface SnapshotTrailer {
+  type: "trailer";
+  endLsn: number;
+  count: number;
+  crc32: number;
+}
+
+/** One parsed line of a snapshot stream. */
+export type SnapshotLine = SnapshotHeader | SnapshotEntry | SnapshotTrailer;
+
+/** Options of `topology()`. */
+export interface TopologyOptions {
+  /** Hold the request until the epoch differs from this one (or the wait ends). */
+  waitEpoch?: number;
+  awaitTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** A replica as the topology shows it. */
+export interface TopologyReplica {
+  id: string;
+  region: string;
+  healthy: boolean;
+  rebootstrapping: boolean;
+  lastAppliedLsn: number;
+  lagLsn: number;
+  lagMs: number;
+}
+
+/** The topology document (SPEC.md 9.5); `replicas` is empty for unauthenticated callers. */
+export interface Topology {
+  epoch: number;
+  primary: { url: string; region: string; term: number; timeline: number; currentLsn: number };
+  replicas: TopologyReplica[];
+}

@@ -1,0 +1,272 @@
+/**
+ * How `KvState` cuts its writes into commits that stay inside Deno KV's limits (mutations, bytes
+ * and key bytes per commit, values per set): what each write costs, where a sub-batch ends, how a
+ * value is stored (inline or in chunks) and which chunks a write leaves stale. Pure: no I/O.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { serialize } from "node:v8";
+import { crc32 } from "node:zlib";
+import {
+  DENO_KV_VALUE_BYTES_MAX,
+  KV_CHUNK_BYTES,
+  KV_COMMIT_BYTES_MAX,
+  KV_COMMIT_KEY_BYTES_MAX,
+  KV_COMMIT_MUTATIONS_MAX,
+  KV_INLINE_VALUE_BYTES,
+  KV_META_BYTES_MAX,
+  KV_OBJECT_OVERHEAD_BYTES,
+  KV_SUB_BATCH_CHUNK_BYTES_MAX,
+} from "../core/limits.ts";
+import { checkedMain, metaValue } from "./integrity.ts";
+import {
+  type ChunkedMain,
+  chunkKey,
+  KV_STATE_META_KEY,
+  mainKey,
+  type StateMeta,
+  type StoredMain,
+} from "./kv_layout.ts";
+
+/** One key-level write to make: a put (`deleted` false) or a delete, with its LSN. */
+export interface WriteItem {
+  collection: string;
+  key: string;
+  lsn: number;
+  value: unknown;
+  deleted: boolean;
+}
+
+/** A write serialized once: a delete, inline JSON, or UTF-8 text to chunk. */
+export type PreparedWrite =
+  | { kind: "delete" }
+  | { kind: "inline"; json: string; storedBytes: number }
+  | { kind: "chunked"; text: Uint8Array; crc32: number };
+
+/** What one mutation (or a set of them) costs against the limits of one commit. */
+export interface CommitCost {
+  mutations: number;
+  bytes: number;
+  keyBytes: number;
+  chunkBytes: number;
+}
+
+/** The final write of one key in a sub-batch, with the chunks of the main entry it replaces. */
+export interface FinalWrite {
+  item: WriteItem;
+  prepared: PreparedWrite;
+  staleChunkKeys: Deno.KvKey[];
+}
+
+/** The cost of nothing. */
+export const ZERO_COST: CommitCost = { mutations: 0, bytes: 0, keyBytes: 0, chunkBytes: 0 };
+const _encoder = new TextEncoder();
+
+/**
+ * Walks items from `start`, collapsing each key to its last item, and stops before the item that
+ * would take the sub-batch past a commit's limits (the first item always goes). Superseded items
+ * are `release`d.
+ */
+export function cutSubBatch(
+  items: readonly WriteItem[],
+  options: {
+    start: number;
+    end: number;
+    reserve: CommitCost;
+    costOf: (index: number) => CommitCost;
+    release: (index: number) => void;
+  },
+): { end: number; finals: Map<string, number> } {
+  const finals = new Map<string, { index: number; cost: CommitCost }>();
+  let total = options.reserve;
+  let end = options.start;
+  for (; end < options.end; end++) {
+    const id = itemId(items[end]!);
+    const previous = finals.get(id);
+    const cost = options.costOf(end);
+    const next = plus(previous === undefined ? total : _minus(total, previous.cost), cost);
+    if (finals.size > 0 && !withinCommit(next)) break;
+    if (previous !== undefined) options.release(previous.index);
+    finals.set(id, { index: end, cost });
+    total = next;
+  }
+  return { end, finals: new Map([...finals].map(([id, final]) => [id, final.index])) };
+}
+
+/** Serializes a value once: inline JSON when it fits a KV value, else UTF-8 text to chunk. */
+export function prepare(item: WriteItem): PreparedWrite {
+  if (item.deleted) return { kind: "delete" };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(item.value);
+  } catch (error) {
+    assert.fail(`the value of ${item.collection}/${item.key} is not JSON: ${error}`);
+  }
+  assert(typeof json === "string", `the value of ${item.collection}/${item.key} is not JSON`);
+  const text = _encoder.encode(json);
+  if (text.byteLength <= KV_INLINE_VALUE_BYTES) {
+    const storedBytes = _serializedTextBytes(json);
+    if (storedBytes + KV_OBJECT_OVERHEAD_BYTES <= DENO_KV_VALUE_BYTES_MAX) {
+      return { kind: "inline", json, storedBytes };
+    }
+  }
+  return { kind: "chunked", text, crc32: crc32(text) };
+}
+
+/**
+ * The bytes V8 serialization gives a string: one per UTF-16 unit for a one-byte string, two for
+ * a two-byte one (any character past U+00FF, and some ASCII strings sliced from such a one). So
+ * 40 000 ASCII characters and one "€" are 40 003 bytes of UTF-8 but 80 002 serialized.
+ */
+function _serializedTextBytes(json: string): number {
+  const twoByteBound = 2 * json.length;
+  if (twoByteBound + KV_OBJECT_OVERHEAD_BYTES <= DENO_KV_VALUE_BYTES_MAX) return twoByteBound;
+  return serialize(json).byteLength;
+}
+
+/** The main entry a prepared put stores (a delete stores none). */
+export function mainValue(
+  item: { collection: string; key: string; lsn: number },
+  prepared: PreparedWrite,
+): StoredMain {
+  assert(prepared.kind !== "delete");
+  const { collection, key, lsn } = item;
+  if (prepared.kind === "inline") return checkedMain(collection, key, { lsn, json: prepared.json });
+  const bytes = prepared.text.byteLength;
+  const chunks = Math.ceil(bytes / KV_CHUNK_BYTES);
+  return checkedMain(collection, key, { lsn, chunks, bytes, crc32: prepared.crc32 });
+}
+
+/** How the entry count changes when `finals` replace the `current` main entries. */
+export function entriesDelta(
+  finals: readonly FinalWrite[],
+  current: Map<string, StoredMain | undefined>,
+): number {
+  let delta = 0;
+  for (const { item, prepared } of finals) {
+    const existed = current.get(itemId(item)) !== undefined;
+    if (prepared.kind === "delete" && existed) delta -= 1;
+    if (prepared.kind !== "delete" && !existed) delta += 1;
+  }
+  return delta;
+}
+
+/** The chunk sets of a chunked write (none for the others). */
+export function chunkWrites(
+  { item, prepared }: FinalWrite,
+): { key: Deno.KvKey; value: Uint8Array }[] {
+  if (prepared.kind !== "chunked") return [];
+  const main = mainValue(item, prepared) as ChunkedMain;
+  return Array.from({ length: main.chunks }, (_, i) => ({
+    key: chunkKey(item.collection, item.key, main, i),
+    value: prepared.text.subarray(i * KV_CHUNK_BYTES, (i + 1) * KV_CHUNK_BYTES),
+  }));
+}
+
+/**
+ * The chunks of the current version that the new write (of `cost`) leaves behind: all of them,
+ * except those a re-applied chunked write at the same LSN rewrites.
+ */
+export function staleChunkKeys(
+  item: WriteItem,
+  cost: CommitCost,
+  current: StoredMain | undefined,
+): Deno.KvKey[] {
+  if (current === undefined || "json" in current) return [];
+  let kept = 0;
+  if (current.lsn === item.lsn) {
+    kept = Math.min(current.chunks, Math.ceil(cost.chunkBytes / KV_CHUNK_BYTES));
+  }
+  const stale: Deno.KvKey[] = [];
+  for (let i = kept; i < current.chunks; i++) {
+    stale.push(chunkKey(item.collection, item.key, current, i));
+  }
+  return stale;
+}
+
+/** The cost of a write's main entry; a chunked one also counts its chunks' bytes. */
+export function mainCost(item: WriteItem, prepared: PreparedWrite): CommitCost {
+  const keyBytes = keyBytesOf(mainKey(item.collection, item.key));
+  if (prepared.kind === "delete") return deletesCost([mainKey(item.collection, item.key)]);
+  if (prepared.kind === "inline") {
+    return setCost(keyBytes, prepared.storedBytes + KV_OBJECT_OVERHEAD_BYTES);
+  }
+  const cost = setCost(keyBytes, _objectBytes(mainValue(item, prepared)));
+  return { ...cost, chunkBytes: prepared.text.byteLength };
+}
+
+/** Deno KV counts a set's key twice against the commit size, once against the key total. */
+export function setCost(keyBytes: number, valueBytes: number): CommitCost {
+  return { mutations: 1, bytes: 2 * keyBytes + valueBytes, keyBytes, chunkBytes: 0 };
+}
+
+/** The cost of deleting `keys`. */
+export function deletesCost(keys: readonly Deno.KvKey[]): CommitCost {
+  let cost = ZERO_COST;
+  for (const key of keys) cost = plus(cost, setCost(keyBytesOf(key), 0));
+  return cost;
+}
+
+/** The room every commit that writes the meta keeps for it. */
+export function metaReserve(): CommitCost {
+  return setCost(keyBytesOf(KV_STATE_META_KEY), KV_META_BYTES_MAX);
+}
+
+/** The meta value to store, asserted to fit the room `metaReserve` keeps for it. */
+export function metaToWrite(meta: StateMeta): ReturnType<typeof metaValue> {
+  const value = metaValue(meta);
+  assert(_objectBytes(value) <= KV_META_BYTES_MAX, "the meta is too large");
+  return value;
+}
+
+/** The cost of both. */
+export function plus(a: CommitCost, b: CommitCost): CommitCost {
+  return {
+    mutations: a.mutations + b.mutations,
+    bytes: a.bytes + b.bytes,
+    keyBytes: a.keyBytes + b.keyBytes,
+    chunkBytes: a.chunkBytes + b.chunkBytes,
+  };
+}
+
+function _minus(a: CommitCost, b: CommitCost): CommitCost {
+  return plus(a, {
+    mutations: -b.mutations,
+    bytes: -b.bytes,
+    keyBytes: -b.keyBytes,
+    chunkBytes: -b.chunkBytes,
+  });
+}
+
+/** Whether a commit (or sub-batch) of this cost stays inside every limit. */
+export function withinCommit(cost: CommitCost): boolean {
+  return cost.mutations <= KV_COMMIT_MUTATIONS_MAX && cost.bytes <= KV_COMMIT_BYTES_MAX &&
+    cost.keyBytes <= KV_COMMIT_KEY_BYTES_MAX && cost.chunkBytes <= KV_SUB_BATCH_CHUNK_BYTES_MAX;
+}
+
+/** Encoded size of a key: a string part is a tag, its UTF-8 (NUL escaped to 2 bytes) and a NUL. */
+export function keyBytesOf(key: Deno.KvKey): number {
+  let bytes = 0;
+  for (const part of key) {
+    if (typeof part === "number") {
+      bytes += 9;
+      continue;
+    }
+    assert(typeof part === "string", "state keys hold strings and numbers");
+    const utf8 = _encoder.encode(part);
+    bytes += 2 + utf8.byteLength + utf8.filter((byte) => byte === 0).length;
+  }
+  return bytes;
+}
+
+/** A stored object's size, estimated from its JSON text plus V8's overhead. */
+function _objectBytes(value: object): number {
+  return JSON.stringify(value).length + KV_OBJECT_OVERHEAD_BYTES;
+}
+
+/** Which key an item writes, as a map key: items of one key collapse to the last. */
+export function itemId(item: WriteItem): string {
+  return JSON.stringify([item.collection, item.key]);
+}

@@ -1,0 +1,320 @@
+/**
+ * The segment files of one timeline directory (SPEC.md section 3), oldest first: opening them
+ * (sealed ones listed and sized, never read; the newest repaired), the active file writes go to,
+ * rolling to a new segment, range reads across segments, and deleting whole sealed segments.
+ * What is durable when is the spool's business (`spool.ts`); this module only does the file work.
+ *
+ * @module
+ */
+
+import { WalCorruptionError, WalRemovedError } from "../core/errors.ts";
+import { type FileHandle, type FileSystem, joinPath, parentDir } from "../core/files.ts";
+import type { Logger } from "../core/log.ts";
+import type { DecodedFrame } from "./frame.ts";
+import {
+  parseSegmentFileName,
+  type ReadBudget,
+  SeekIndex,
+  Segment,
+  segmentFileName,
+} from "./segment.ts";
+
+/** What opening the spool found and repaired. */
+export interface RecoveryReport {
+  segments: number;
+  oldestLsn: number;
+  currentLsn: number;
+  truncatedBytes: number;
+  repairReason: string | undefined;
+  ignoredFiles: string[];
+}
+
+/** One segment as status and retention see it. */
+export interface SegmentInfo {
+  firstLsn: number;
+  lastLsn: number;
+  sizeBytes: number;
+  sealed: boolean;
+}
+
+/** The segments of one timeline directory and the open file of the newest (active) one. */
+export class SegmentSet {
+  readonly dir: string;
+  #fs: FileSystem;
+  #segments: Segment[];
+  #activeFile: FileHandle;
+  #retainedBytes: number;
+
+  private constructor(fs: FileSystem, dir: string, segments: Segment[], activeFile: FileHandle) {
+    this.#fs = fs;
+    this.dir = dir;
+    this.#segments = segments;
+    this.#activeFile = activeFile;
+    this.#retainedBytes = segments.reduce((sum, s) => sum + s.sizeBytes, 0);
+  }
+
+  /**
+   * Opens the segments of `dir` (created when missing, with a first empty segment). Sealed segments
+   * are listed and sized from metadata; the newest is scanned, its torn tail truncated and fsynced,
+   * and each of its frames handed to `onFrame`. Needs read and write access to `dir`.
+   */
+  static async open(
+    fs: FileSystem,
+    options: { dir: string; logger: Logger; onFrame: (frame: DecodedFrame) => void },
+  ): Promise<{ set: SegmentSet; recovery: RecoveryReport }> {
+    const { dir } = options;
+    await fs.mkdirp(dir);
+    const { firstLsns, ignoredFiles } = await _listSegments(fs, dir);
+    if (firstLsns.length === 0) {
+      (await _createSegmentFile(fs, dir, 1)).close();
+      await fs.syncDir(parentDir(dir));
+      firstLsns.push(1);
+    }
+    const sealed = await _sealedSegments(fs, dir, firstLsns);
+    const newestFirstLsn = firstLsns[firstLsns.length - 1]!;
+    const newestPath = joinPath(dir, segmentFileName(newestFirstLsn));
+    const activeFile = await fs.open(newestPath, { write: true });
+    let repaired;
+    try {
+      const newest = { path: newestPath, firstLsn: newestFirstLsn };
+      repaired = await Segment.repairNewest(activeFile, newest, options.onFrame);
+    } catch (error) {
+      activeFile.close();
+      throw error;
+    }
+    const set = new SegmentSet(fs, dir, [...sealed, repaired.segment], activeFile);
+    const recovery: RecoveryReport = {
+      segments: sealed.length + 1,
+      oldestLsn: set.oldestLsn(),
+      currentLsn: repaired.segment.lastLsn,
+      truncatedBytes: repaired.report.truncatedBytes,
+      repairReason: repaired.report.reason,
+      ignoredFiles,
+    };
+    _logRecovery(options.logger, dir, recovery);
+    return { set, recovery };
+  }
+
+  /** The segment appends go to. */
+  get active(): Segment {
+    return this.#segments[this.#segments.length - 1]!;
+  }
+
+  /** LSN of the oldest retained record, or the active segment's next LSN when none is. O(1). */
+  oldestLsn(): number {
+    for (const segment of this.#segments) {
+      if (segment.lastLsn >= segment.firstLsn) return segment.firstLsn;
+    }
+    return this.active.lastLsn + 1;
+  }
+
+  /** Sum of the segment files' durable bytes. */
+  retainedBytes(): number {
+    return this.#retainedBytes;
+  }
+
+  /** Bytes of the segments that hold records after `lsn` (what a slot at `lsn` keeps on disk). */
+  retainedBytesAfter(lsn: number): number {
+    let bytes = 0;
+    for (let i = this.#segments.length - 1; i >= 0; i--) {
+      const segment = this.#segments[i]!;
+      if (segment.lastLsn <= lsn && i < this.#segments.length - 1) break;
+      bytes += segment.sizeBytes;
+    }
+    return bytes;
+  }
+
+  /** The segments, oldest first. */
+  infos(): SegmentInfo[] {
+    const last = this.#segments.length - 1;
+    return this.#segments.map((s, i) => ({
+      firstLsn: s.firstLsn,
+      lastLsn: s.lastLsn,
+      sizeBytes: s.sizeBytes,
+      sealed: i < last,
+    }));
+  }
+
+  /**
+   * Starts a new segment at `nextLsn` when the active one has reached `segmentBytesMax`; the new
+   * file's directory entry is durable before it is used.
+   */
+  async rollIfFull(segmentBytesMax: number, nextLsn: number): Promise<void> {
+    if (this.active.sizeBytes < segmentBytesMax) return;
+    const file = await _createSegmentFile(this.#fs, this.dir, nextLsn);
+    this.#activeFile.close();
+    this.#activeFile = file;
+    this.#segments.push(
+      new Segment({
+        path: joinPath(this.dir, segmentFileName(nextLsn)),
+        firstLsn: nextLsn,
+        lastLsn: nextLsn - 1,
+        sizeBytes: 0,
+        index: new SeekIndex(),
+        recordCount: 0,
+      }),
+    );
+  }
+
+  /** Writes `bytes` after the active segment's durable end; returns where they start. */
+  async writeAtEnd(bytes: Uint8Array): Promise<number> {
+    const offset = this.active.sizeBytes;
+    await this.#activeFile.writeAt(bytes, offset);
+    return offset;
+  }
+
+  /** fdatasync of the active segment. */
+  syncActive(): Promise<void> {
+    return this.#activeFile.syncData();
+  }
+
+  /** Cuts the active file back to its durable end (after a failed write). */
+  truncateActive(): Promise<void> {
+    return this.#activeFile.truncate(this.active.sizeBytes);
+  }
+
+  /** Makes synced frames readable: the active segment's index, size and the retained bytes. */
+  noteDurable(frames: readonly DecodedFrame[], offset: number, bytes: number): void {
+    const active = this.active;
+    let frameOffset = offset;
+    for (const frame of frames) {
+      active.noteAppended(frame, frameOffset);
+      frameOffset += frame.byteLength;
+    }
+    active.sizeBytes = offset + bytes;
+    this.#retainedBytes += bytes;
+  }
+
+  /**
+   * Reads records after `sinceLsn` into `budget`, segment by segment, until the budget is full or
+   * `stopAt(lsn)` says the rest is served elsewhere (the in-memory tail). Throws `WalRemovedError`
+   * when a segment was pruned under the read, `WalCorruptionError` when one fails verification.
+   */
+  async readInto(
+    sinceLsn: number,
+    budget: ReadBudget,
+    stopAt: (nextLsn: number) => boolean,
+  ): Promise<number> {
+    let since = sinceLsn;
+    for (const segment of this.#segments.slice()) {
+      if (segment.lastLsn <= since) continue;
+      if (stopAt(since + 1)) return since;
+      let full: boolean;
+      try {
+        full = await segment.readInto(this.#fs, since, budget);
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) {
+          throw new WalRemovedError(sinceLsn, this.oldestLsn());
+        }
+        throw error;
+      }
+      if (full) return since;
+      since = budget.out.length > 0 ? budget.out[budget.out.length - 1]!.lsn : segment.lastLsn;
+    }
+    return since;
+  }
+
+  /**
+   * Deletes whole sealed segments whose last LSN is ≤ `lsn`, oldest first, keeping at least
+   * `retainBytesMin` bytes, then fsyncs the directory. Segments are forgotten before their files
+   * go, so no new read starts on one. Returns the last LSN removed (0 when none) and the bytes.
+   */
+  async prune(
+    lsn: number,
+    retainBytesMin: number,
+  ): Promise<{ removedSegments: number; removedBytes: number; throughLsn: number }> {
+    const removable: Segment[] = [];
+    let retained = this.#retainedBytes;
+    for (const segment of this.#segments.slice(0, -1)) {
+      if (segment.lastLsn > lsn || retained - segment.sizeBytes < retainBytesMin) break;
+      removable.push(segment);
+      retained -= segment.sizeBytes;
+    }
+    if (removable.length === 0) return { removedSegments: 0, removedBytes: 0, throughLsn: 0 };
+    this.#segments.splice(0, removable.length);
+    const removedBytes = this.#retainedBytes - retained;
+    this.#retainedBytes = retained;
+    for (const segment of removable) {
+      try {
+        await this.#fs.remove(segment.path);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+    }
+    await this.#fs.syncDir(this.dir);
+    const throughLsn = removable[removable.length - 1]!.lastLsn;
+    return { removedSegments: removable.length, removedBytes, throughLsn };
+  }
+
+  /** Closes the active file. */
+  close(): void {
+    this.#activeFile.close();
+  }
+}
+
+async function _listSegments(
+  fs: FileSystem,
+  dir: string,
+): Promise<{ firstLsns: number[]; ignoredFiles: string[] }> {
+  const firstLsns: number[] = [];
+  const ignoredFiles: string[] = [];
+  for (const name of await fs.readDir(dir)) {
+    const lsn = parseSegmentFileName(name);
+    if (lsn === undefined) ignoredFiles.push(name);
+    else firstLsns.push(lsn);
+  }
+  firstLsns.sort((a, b) => a - b);
+  return { firstLsns, ignoredFiles };
+}
+
+async function _sealedSegments(
+  fs: FileSystem,
+  dir: string,
+  firstLsns: readonly number[],
+): Promise<Segment[]> {
+  // Sizes come from metadata only: listed and sized, never read.
+  const sealedLsns = firstLsns.slice(0, -1);
+  const sizes: number[] = [];
+  for (const lsn of sealedLsns) sizes.push(await fs.sizeOf(joinPath(dir, segmentFileName(lsn))));
+  return sealedLsns.map((firstLsn, i) =>
+    new Segment({
+      path: joinPath(dir, segmentFileName(firstLsn)),
+      firstLsn,
+      lastLsn: firstLsns[i + 1]! - 1,
+      sizeBytes: sizes[i]!,
+    })
+  );
+}
+
+/** Creates an empty segment file and makes its directory entry durable before it is used. */
+async function _createSegmentFile(
+  fs: FileSystem,
+  dir: string,
+  firstLsn: number,
+): Promise<FileHandle> {
+  const path = joinPath(dir, segmentFileName(firstLsn));
+  const file = await fs.open(path, { write: true, create: true });
+  try {
+    if (await file.size() !== 0) {
+      throw new WalCorruptionError(`new segment ${path} already holds bytes`, { path });
+    }
+    await fs.syncDir(dir);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  return file;
+}
+
+function _logRecovery(logger: Logger, dir: string, recovery: RecoveryReport): void {
+  if (recovery.truncatedBytes > 0) {
+    logger.warn("spool.repaired", {
+      dir,
+      truncated_bytes: recovery.truncatedBytes,
+      reason: recovery.repairReason,
+    });
+  }
+  if (recovery.ignoredFiles.length > 0) {
+    logger.warn("spool.ignored_files", { dir, files: recovery.ignoredFiles });
+  }
+}
