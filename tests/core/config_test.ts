@@ -2,7 +2,7 @@
 // the start with a message naming the setting and the value.
 
 import assert from "node:assert/strict";
-import { envName, parseConfig } from "../../src/core/config.ts";
+import { envName, parseConfig, settingsHelp } from "../../src/core/config.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 
 const noEnv = () => undefined;
@@ -75,4 +75,39 @@ Deno.test("parseConfig() requires a replica's primary URL and id", () => {
 
 Deno.test("envName() maps a flag to its FERRY_* variable", () => {
   assert.equal(envName("data-dir"), "FERRY_DATA_DIR");
+});
+
+Deno.test("settingsHelp() lists only the settings of the role asked for", () => {
+  const primary = settingsHelp("primary");
+  const replica = settingsHelp("replica");
+  assert.match(primary, /--segment-bytes-max/);
+  assert.doesNotMatch(primary, /--primary-url|--replica-id|--replica-token|--primary-ca/);
+  assert.match(replica, /--primary-url/);
+  assert.match(replica, /--replica-id/);
+  assert.doesNotMatch(replica, /--segment-bytes-max|--commit-policy|--slot-lag-max-records/);
+  for (const shared of ["--data-dir", "--port", "--tokens-file", "--tls-cert"]) {
+    assert.match(primary, new RegExp(shared));
+    assert.match(replica, new RegExp(shared));
+  }
+});
+
+Deno.test("parseConfig() refuses the other role's setting, naming the role it belongs to", () => {
+  assert.throws(
+    () => parseConfig("primary", ["--replica-id", "r1"], noEnv),
+    (error: unknown) =>
+      error instanceof ConfigError && /--replica-id is a replica setting/.test(error.message),
+  );
+  assert.throws(
+    () =>
+      parseConfig("replica", [
+        "--primary-url",
+        "http://127.0.0.1:8787",
+        "--replica-id",
+        "r1",
+        "--commit-policy",
+        "quorum",
+      ], noEnv),
+    (error: unknown) =>
+      error instanceof ConfigError && /--commit-policy is a primary setting/.test(error.message),
+  );
 });
