@@ -40,6 +40,7 @@ export class Waiters<K = undefined> {
   readonly #max: number;
   readonly #what: string;
   #waiting = new Set<_Waiter<K>>();
+  #closed = false;
 
   /** `max` waiters at once; beyond it `wait` rejects with `OverloadedError` naming `what`. */
   constructor(options: { max: number; what: string }) {
@@ -56,12 +57,13 @@ export class Waiters<K = undefined> {
   /**
    * Resolves true at once when `isReached()` holds, else holds until a `wake()` finds it true;
    * false when `timeoutMs` passes or `signal` aborts (at once when `timeoutMs` ≤ 0 or the signal
-   * is already aborted). `key` lets `wake()` skip waiters a change cannot concern.
+   * is already aborted, and once `close()` was called). `key` lets `wake()` skip waiters a change
+   * cannot concern.
    */
   wait(key: K, isReached: () => boolean, options: WaitOptions): Promise<boolean> {
     if (isReached()) return Promise.resolve(true);
     const { timeoutMs, signal } = options;
-    if (timeoutMs <= 0 || signal?.aborted) return Promise.resolve(false);
+    if (timeoutMs <= 0 || signal?.aborted || this.#closed) return Promise.resolve(false);
     if (this.#waiting.size >= this.#max) {
       return Promise.reject(
         new OverloadedError(`too many ${this.#what}; retry shortly`, { held: this.#waiting.size }),
@@ -95,9 +97,15 @@ export class Waiters<K = undefined> {
     }
   }
 
-  /** Ends every waiter now, each with whether its condition holds (shutdown). */
+  /** Ends every waiter now, each with whether its condition holds. */
   releaseAll(): void {
     for (const waiter of this.#waiting) waiter.settle(waiter.isReached());
+  }
+
+  /** Shutdown: ends every waiter as `releaseAll` does, and holds no new one from now on. */
+  close(): void {
+    this.#closed = true;
+    this.releaseAll();
   }
 }
 

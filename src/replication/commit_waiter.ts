@@ -164,6 +164,10 @@ export class CommitWaiter {
   releaseAll(): void {
     this.#waits.releaseAll();
   }
+  /** Shutdown: answers every held wait now and holds no new one (each answers at once). */
+  close(): void {
+    this.#waits.close();
+  }
 
   /** Counts the outcome and describes what the replicas hold now. */
   #end(

@@ -71,6 +71,10 @@ export class TopologyEpoch {
   releaseAll(): void {
     this.#waiters.releaseAll();
   }
+  /** Shutdown: answers every held wait now and holds no new one (each answers at once). */
+  close(): void {
+    this.#waiters.close();
+  }
 }
 
 /** The topology document of `replicas` (each with its lag in ms, in the same order). */

@@ -50,4 +50,8 @@ export class LsnSignal {
   releaseAll(): void {
     this.#waiters.releaseAll();
   }
+  /** Shutdown: answers every held wait now and holds no new one (each answers at once). */
+  close(): void {
+    this.#waiters.close();
+  }
 }
