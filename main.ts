@@ -8,7 +8,7 @@
  */
 
 import { type Config, parseConfig, type Role, settingsHelp } from "./src/core/config.ts";
-import { ConfigError, FerryError } from "./src/core/errors.ts";
+import { ConfigError, FerryError, StartupError } from "./src/core/errors.ts";
 import { createLogger, type Logger } from "./src/core/log.ts";
 import {
   missingPermissionFlags,
@@ -20,7 +20,11 @@ import { runReplica } from "./src/app/run_replica.ts";
 
 const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --help lists them)";
 
-/** Runs the command line and returns the exit code. */
+/**
+ * Runs the command line and returns the exit code: 0 after a clean shutdown, 2 when a setting
+ * stops the start (bad value, missing permission, refused address, port in use, unusable data
+ * directory or file), 1 when the data is damaged or in use.
+ */
 export async function main(args: readonly string[]): Promise<number> {
   const [role, ...rest] = args;
   if (role !== "primary" && role !== "replica") {
@@ -49,7 +53,8 @@ export async function main(args: readonly string[]): Promise<number> {
       code: error.code,
       message: error.message,
     });
-    return 1;
+    // 2: a setting to change (the line names it); 1: damaged or busy data.
+    return error instanceof StartupError || error instanceof ConfigError ? 2 : 1;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
- * The primary's life: open the stores in order (spool, KV, slots, state), serve until a signal,
- * then shut down in the reverse order. Needs read and write access to the data directory and
- * `--allow-net` for the listen address.
+ * The primary's life: open the stores in order (spool, KV, slots, state), serve until a signal
+ * (reloading tokens and TLS files on SIGHUP), then shut down in the reverse order. Needs read and
+ * write access to the data directory, read access to the tokens and TLS files, and `--allow-net`
+ * for the listen address.
  *
  * @module
  */
@@ -9,9 +10,8 @@
 import type { Config } from "../core/config.ts";
 import { ConfigError, FerryError } from "../core/errors.ts";
 import { joinPath } from "../core/files.ts";
-import { lockDataDir } from "../core/data_lock.ts";
 import type { Logger } from "../core/log.ts";
-import { Auth, isLoopback } from "../http/auth.ts";
+import type { Auth } from "../http/auth.ts";
 import { createApp } from "../http/primary_app.ts";
 import { Metrics } from "../metrics/primary_metrics.ts";
 import { type CommitPolicy, parseCommitPolicy } from "../replication/commit_policy.ts";
@@ -21,7 +21,11 @@ import { SlotStore } from "../slots/slot_store.ts";
 import { StateApplier } from "../state/applier.ts";
 import { Spool } from "../wal/spool.ts";
 import { openPrimaryKv } from "./primary_kv.ts";
+import type { Listener } from "./listener.ts";
+import { loadSecurity } from "./security.ts";
+import { checkDataDirTimeline } from "./timeline_check.ts";
 import { serveUntilSignal } from "./serve.ts";
+import { lockUsableDataDir, probeListenAddress } from "./start_checks.ts";
 
 /** What a running primary holds, in the order it was opened. */
 interface _Opened {
@@ -33,44 +37,69 @@ interface _Opened {
   metrics: Metrics;
 }
 
-/** Opens the primary's stores in order, serves until a signal, then closes them in reverse. */
+/**
+ * Opens the primary's stores in order, serves until a signal, then closes them in reverse. Returns
+ * 2 when the security rules refuse the start; a setting that cannot work throws `StartupError`.
+ */
 export async function runPrimary(config: Config, logger: Logger): Promise<number> {
-  const auth = await _loadAuth(config, logger);
-  if (!auth) return 2;
+  const security = await loadSecurity(config, logger);
+  if (!security) return 2;
   const commitPolicyFloor = _commitFloor(config);
-  const lock = await lockDataDir(config.dataDir);
+  probeListenAddress(config);
+  const lock = await lockUsableDataDir(config.dataDir);
   try {
+    await checkDataDirTimeline(config.dataDir, config.timeline);
     const opened = await _open(config, logger, commitPolicyFloor);
-    const snapshots = new SnapshotServer(opened.primary, opened.state, {
-      concurrencyMax: config.snapshotConcurrencyMax,
-      logger,
-    });
     let ready = false;
-    const app = createApp({
-      primary: opened.primary,
-      auth,
-      metrics: opened.metrics,
-      limits: config,
-      failOnCommitTimeout: config.failOnCommitTimeout,
+    const app = _app(config, logger, opened, {
+      auth: security.auth,
       isReady: () => ready && opened.spool.isWritable(),
-      logger,
-      state: opened.state,
-      snapshots,
     });
-    const server = await serveUntilSignal(config, logger, {
-      fetch: app.fetch,
-      started: () => ({
-        auth: auth.enabled ? "tokens" : "off (loopback only)",
-        commit_policy: config.commitPolicy,
-      }),
-      onServing: () => (ready = true),
-    });
+    let server: Listener;
+    try {
+      server = await serveUntilSignal(config, logger, {
+        fetch: app.fetch,
+        started: () => ({
+          auth: security.auth.enabled ? "tokens" : "off (loopback only)",
+          commit_policy: config.commitPolicy,
+        }),
+        onServing: () => (ready = true),
+        security,
+      });
+    } catch (error) {
+      await _closeStores(opened);
+      throw error;
+    }
     ready = false;
     await _close(opened, server, logger);
     return 0;
   } finally {
     lock.release();
   }
+}
+
+function _app(
+  config: Config,
+  logger: Logger,
+  opened: _Opened,
+  parts: { auth: Auth; isReady: () => boolean },
+): ReturnType<typeof createApp> {
+  const snapshots = new SnapshotServer(opened.primary, opened.state, {
+    concurrencyMax: config.snapshotConcurrencyMax,
+    stallTimeoutMs: config.snapshotStallTimeoutMs,
+    logger,
+  });
+  return createApp({
+    primary: opened.primary,
+    auth: parts.auth,
+    metrics: opened.metrics,
+    limits: config,
+    failOnCommitTimeout: config.failOnCommitTimeout,
+    isReady: parts.isReady,
+    logger,
+    state: opened.state,
+    snapshots,
+  });
 }
 
 async function _open(config: Config, logger: Logger, floor: CommitPolicy): Promise<_Opened> {
@@ -130,6 +159,7 @@ function _newPrimary(
     },
     retentionIntervalMs: config.retentionIntervalMs,
     walRetainBytesMin: config.walRetainBytesMin,
+    slotReclaimAfterMs: config.slotReclaimAfterMs,
     healthyWithinMs: config.healthyWithinMs,
     commitPolicyFloor: parts.floor,
     commitTimeoutMs: config.commitTimeoutMs,
@@ -150,34 +180,31 @@ function _logRecovered(config: Config, logger: Logger, spool: Spool, slots: Slot
   });
 }
 
-/** Shutdown, in the reverse order of opening. */
-async function _close(opened: _Opened, server: Deno.HttpServer, logger: Logger): Promise<void> {
-  const { spool, kv, slots, state, primary } = opened;
+/**
+ * Shutdown. Stop accepting; quiesce the spool (queued appends finish, new ones are refused, held
+ * pulls answered); then answer every held wait and hold no new one (commit waits, `min_lsn` reads,
+ * topology), so no request can keep the server open; then wait for the server, and close the rest
+ * in the reverse order of opening.
+ */
+async function _close(opened: _Opened, server: Listener, logger: Logger): Promise<void> {
+  const { spool, state, primary } = opened;
   const serverDone = server.shutdown();
-  await primary.stop();
-  primary.waiter.releaseAll();
   await spool.quiesce();
+  primary.waiter.close();
+  state.applied.close();
+  primary.epoch.close();
   await serverDone;
-  await state.stop();
-  await slots.close();
-  kv.close();
-  await spool.close();
-  logger.info("ferry.stopped", { current_lsn: spool.currentLsn(), slots: slots.size });
+  await _closeStores(opened);
+  logger.info("ferry.stopped", { current_lsn: spool.currentLsn(), slots: opened.slots.size });
 }
 
-async function _loadAuth(config: Config, logger: Logger): Promise<Auth | undefined> {
-  if (config.tokensFile !== undefined) return await Auth.load(config.tokensFile);
-  if (!isLoopback(config.host)) {
-    logger.error("ferry.refused", {
-      message:
-        `refusing to listen on ${config.host} without a tokens file; set --tokens-file or listen on 127.0.0.1`,
-    });
-    return undefined;
-  }
-  logger.warn("auth.disabled", {
-    message: "no tokens file: every caller is admin; serving on loopback only",
-  });
-  return Auth.disabled();
+/** Closes what `_open` opened, in reverse order. */
+async function _closeStores(opened: _Opened): Promise<void> {
+  await opened.primary.stop();
+  await opened.state.stop();
+  await opened.slots.close();
+  opened.kv.close();
+  await opened.spool.close();
 }
 
 function _commitFloor(config: Config): CommitPolicy {

@@ -1,55 +1,116 @@
 /**
- * The replica's life: open its store, serve reads, follow the primary until a signal, then stop
- * the loop and close the store. Needs read and write access to the data directory, `--allow-net`
- * for the listen address and the primary's host.
+ * The replica's life: open its store, serve reads under the primary's auth rules, follow the
+ * primary until a signal (reloading tokens, TLS files and the primary's CA bundle on SIGHUP), then
+ * stop the loop and close the store. Needs read and write access to the data directory, read
+ * access to the tokens, TLS and CA files, `--allow-net` for the listen address and the primary's
+ * host.
  *
  * @module
  */
 
 import type { Config } from "../core/config.ts";
-import { lockDataDir } from "../core/data_lock.ts";
+import { ConfigError, StartupError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import { isLoopback } from "../http/auth.ts";
+import { FerryClient } from "../client/client.ts";
 import { createReplicaApp } from "../http/replica_app.ts";
 import { ReplicaRuntime } from "../replica/runtime.ts";
+import type { Listener } from "./listener.ts";
+import { loadSecurity, type Security } from "./security.ts";
 import { serveUntilSignal } from "./serve.ts";
+import { lockUsableDataDir, probeListenAddress } from "./start_checks.ts";
+import { PrimaryCa } from "./tls.ts";
 
-/** Opens the replica's store, serves reads, and follows the primary until a signal. */
+/**
+ * Opens the replica's store, serves reads, and follows the primary until a signal. Returns 2 when
+ * the security rules refuse the start; a setting that cannot work throws `StartupError`.
+ */
 export async function runReplica(config: Config, logger: Logger): Promise<number> {
-  if (!isLoopback(config.host) && config.tokensFile === undefined) {
-    logger.warn("replica.open_reads", { message: `reads on ${config.host} are open to anyone` });
-  }
-  const lock = await lockDataDir(config.dataDir);
+  const security = await loadSecurity(config, logger);
+  if (!security) return 2;
+  const primaryCa = await _loadPrimaryCa(config);
   try {
-    const runtime = await ReplicaRuntime.open({
-      dataDir: config.dataDir,
-      replicaId: config.replicaId!,
-      region: config.region,
-      primaryUrl: config.primaryUrl!,
+    probeListenAddress(config);
+    const lock = await lockUsableDataDir(config.dataDir);
+    try {
+      return await _run(config, logger, { security, primaryCa });
+    } finally {
+      lock.release();
+    }
+  } finally {
+    primaryCa?.close();
+  }
+}
+
+async function _run(
+  config: Config,
+  logger: Logger,
+  parts: { security: Security; primaryCa: PrimaryCa | undefined },
+): Promise<number> {
+  const { security, primaryCa } = parts;
+  const runtime = await ReplicaRuntime.open({
+    dataDir: config.dataDir,
+    replicaId: config.replicaId!,
+    region: config.region,
+    primaryUrl: config.primaryUrl!,
+    client: new FerryClient(config.primaryUrl!, {
       token: config.replicaToken,
-      logger,
-    });
-    let ready = false;
-    const app = createReplicaApp(runtime, { logger, isReady: () => ready });
-    const server = await serveUntilSignal(config, logger, {
+      fetch: primaryCa?.fetch,
+    }),
+    logger,
+  });
+  let ready = false;
+  const app = createReplicaApp(runtime, { auth: security.auth, logger, isReady: () => ready });
+  let server: Listener;
+  try {
+    server = await serveUntilSignal(config, logger, {
       fetch: app.fetch,
       started: () => ({
         replica_id: config.replicaId,
         primary_url: config.primaryUrl,
         applied_lsn: runtime.appliedLsn(),
+        auth: security.auth.enabled ? "tokens" : "off (loopback only)",
       }),
       onServing: () => {
         runtime.start();
         ready = true;
       },
+      security,
+      onReload: primaryCa && (() => _reloadPrimaryCa(primaryCa, logger)),
     });
-    ready = false;
-    const serverDone = server.shutdown();
+  } catch (error) {
     await runtime.stop();
-    await serverDone;
-    logger.info("ferry.stopped", { applied_lsn: runtime.appliedLsn() });
-    return 0;
-  } finally {
-    lock.release();
+    throw error;
+  }
+  ready = false;
+  // Held `min_lsn` reads are answered (and no new one held) before waiting for the server.
+  const serverDone = server.shutdown();
+  runtime.applied.close();
+  await serverDone;
+  await runtime.stop();
+  logger.info("ferry.stopped", { applied_lsn: runtime.appliedLsn() });
+  return 0;
+}
+
+async function _loadPrimaryCa(config: Config): Promise<PrimaryCa | undefined> {
+  if (config.primaryCa === undefined) return undefined;
+  try {
+    return await PrimaryCa.load(config.primaryCa);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new StartupError("ca_unusable", error.message, { flag: "--primary-ca" });
+  }
+}
+
+/** SIGHUP: re-reads the CA bundle; one that does not parse keeps the bundle in use. */
+async function _reloadPrimaryCa(primaryCa: PrimaryCa, logger: Logger): Promise<void> {
+  try {
+    await primaryCa.reload();
+    logger.info("primary_ca.reloaded", { path: primaryCa.path });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    logger.error("primary_ca.reload_failed", {
+      path: primaryCa.path,
+      message: `${error.message}; the bundle in use stays`,
+    });
   }
 }

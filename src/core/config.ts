@@ -116,7 +116,8 @@ export function parseConfig(
       values[setting.key] = typeof fallback === "function" ? fallback(role) : fallback;
     }
   }
-  values.advertiseUrl ??= `http://${values.host}:${values.port}`;
+  const scheme = values.tlsCert === undefined ? "http" : "https";
+  values.advertiseUrl ??= `${scheme}://${values.host}:${values.port}`;
   const config = Object.freeze(values) as unknown as Config;
   _validate(config);
   return config;
@@ -126,6 +127,12 @@ function _validate(config: Config): void {
   if (config.requestBytesMax < config.recordBytesMax) {
     throw new ConfigError(
       `--request-bytes-max (${config.requestBytesMax}) must be at least --record-bytes-max (${config.recordBytesMax})`,
+    );
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw new ConfigError(
+      "--tls-cert and --tls-key go together: set both to serve HTTPS, or neither",
+      { setting: config.tlsCert === undefined ? "tls-cert" : "tls-key" },
     );
   }
   if (config.role === "replica") {

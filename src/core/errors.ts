@@ -75,6 +75,17 @@ export class ConfigError extends FerryError {
   }
 }
 
+/**
+ * Start-up cannot go on for a reason one setting fixes: a port in use, a data directory that is
+ * missing and cannot be created, read-only or a file, a tokens or PEM file that cannot be read or
+ * does not parse. `details.flag` names the setting to change; ferry exits 2.
+ */
+export class StartupError extends FerryError {
+  constructor(code: string, message: string, details: { flag: string } & ErrorDetails) {
+    super(code, message, details);
+  }
+}
+
 /** True when an I/O error means the disk (or quota) is full. */
 export function isDiskFullError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -181,6 +192,13 @@ export class KvCorruptError extends FerryError {
 export function isKvDamageError(error: unknown): error is Error {
   return error instanceof Error && !(error instanceof FerryError) &&
     !(error instanceof Deno.errors.NotCapable) && !(error instanceof Deno.errors.PermissionDenied);
+}
+
+/** The data directory holds another timeline than the one configured (start-up refuses). */
+export class TimelineMismatchError extends FerryError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("timeline_mismatch", message, details);
+  }
 }
 
 /** Both persisted copies are unreadable: ferry refuses to start rather than guess. */

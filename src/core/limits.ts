@@ -43,6 +43,8 @@ export const GROUP_COMMIT_RECORDS_MAX = 16_384;
 export const APPEND_QUEUE_BYTES_MAX = 256 * MIB_BYTES;
 /** Bytes read from a segment file per read call when serving a range. */
 export const READ_CHUNK_BYTES = 1 * MIB_BYTES;
+/** Append-time samples kept in memory for lag estimates (two numbers each). */
+export const COMMIT_TIME_SAMPLES_MAX = 65_536;
 /** Long-poll waiters the spool keeps at once; more are refused. */
 export const APPEND_WAITERS_MAX = 10_000;
 
@@ -103,6 +105,8 @@ export const STATE_APPLY_LINGER_MS = 20;
 export const STATE_RETRY_MS = 200;
 /** Entries read from KV per page while streaming a snapshot. */
 export const SNAPSHOT_PAGE_ENTRIES = 500;
+/** Default time a snapshot stream waits for its reader to take a chunk before it ends. */
+export const SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT = 60_000;
 /** Bytes of entry lines gathered into one chunk of a snapshot stream. */
 export const SNAPSHOT_CHUNK_BYTES = 64 * KIB_BYTES;
 
@@ -118,6 +122,11 @@ export const REPLICA_BACKOFF_MS_MIN = 100;
 export const REPLICA_BACKOFF_MS_MAX = 5000;
 /** Attempts to finish one snapshot (resuming after cuts) before starting over. */
 export const REPLICA_SNAPSHOT_ATTEMPTS_MAX = 20;
+/**
+ * Bytes of snapshot entry lines a replica gathers before storing them (flushed at this or at
+ * `SNAPSHOT_PAGE_ENTRIES` entries, whichever comes first), so a batch of large values stays small.
+ */
+export const REPLICA_SNAPSHOT_BATCH_BYTES_MAX = 8 * MIB_BYTES;
 
 // ---- HTTP (SPEC.md section 9) ----
 
@@ -135,6 +144,8 @@ export const SMALL_BODY_BYTES_MAX = 64 * KIB_BYTES;
 export const TOKENS_MAX = 10_000;
 /** Largest tokens file. */
 export const TOKENS_FILE_BYTES_MAX = 4 * MIB_BYTES;
+/** Largest PEM file (`--tls-cert`, `--tls-key`, `--primary-ca`): a long chain or CA bundle fits. */
+export const PEM_FILE_BYTES_MAX = 1 * MIB_BYTES;
 
 // ---- spool and segment files (SPEC.md section 3) ----
 
@@ -231,6 +242,10 @@ assert(
   "every registered id fits the catalog",
 );
 
+assert(
+  SNAPSHOT_LINE_BYTES_MAX <= REPLICA_SNAPSHOT_BATCH_BYTES_MAX,
+  "any one snapshot line fits a replica's batch",
+);
 assert(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT && SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 assert(RECORD_BYTES_DEFAULT <= FRAME_PAYLOAD_BYTES_MAX);
 assert(REQUEST_BYTES_DEFAULT <= GROUP_COMMIT_BYTES_MAX, "one request must fit one group commit");

@@ -21,7 +21,10 @@ export function hostPortOf(url: string): string {
   return `${parsed.hostname}:${port}`;
 }
 
-/** Everything `config` needs: its data directory, its listen address, its primary, its tokens. */
+/**
+ * Everything `config` needs: its data directory, its listen address, its primary, and read access
+ * to its tokens file, TLS certificate and key, and the primary's CA bundle (each re-read on SIGHUP).
+ */
 export function neededPermissions(config: Config): NeededPermission[] {
   const needed: NeededPermission[] = [
     { descriptor: { name: "read", path: config.dataDir }, flag: `--allow-read=${config.dataDir}` },
@@ -34,11 +37,9 @@ export function neededPermissions(config: Config): NeededPermission[] {
       flag: `--allow-net=${config.host}:${config.port}`,
     },
   ];
-  if (config.tokensFile !== undefined) {
-    needed.push({
-      descriptor: { name: "read", path: config.tokensFile },
-      flag: `--allow-read=${config.tokensFile}`,
-    });
+  for (const path of [config.tokensFile, config.tlsCert, config.tlsKey, config.primaryCa]) {
+    if (path === undefined) continue;
+    needed.push({ descriptor: { name: "read", path }, flag: `--allow-read=${path}` });
   }
   if (config.role === "replica" && config.primaryUrl !== undefined) {
     const target = hostPortOf(config.primaryUrl);

@@ -15,6 +15,7 @@ import {
   SEGMENT_BYTES_DEFAULT,
   SEGMENT_BYTES_MAX,
   SEGMENT_BYTES_MIN,
+  SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT,
   TAIL_BYTES_DEFAULT,
   TAIL_BYTES_MAX,
 } from "./limits.ts";
@@ -309,7 +310,7 @@ export const SETTINGS: readonly Setting[] = [
     key: "snapshotStallTimeoutMs",
     flag: "snapshot-stall-timeout-ms",
     kind: "int",
-    byDefault: 60_000,
+    byDefault: SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT,
     min: 100,
     max: 3_600_000,
     help: "end a snapshot stream whose reader takes nothing for this long",

@@ -6,6 +6,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.ts";
@@ -76,20 +77,42 @@ export class Auth {
     return new Auth(true, entries);
   }
 
-  /** Reads and validates a tokens file. Needs read access to `path`. */
+  /**
+   * Reads and validates a tokens file; one that is missing, unreadable, too large or malformed
+   * throws `ConfigError` saying why. Needs read access to `path`.
+   */
   static async load(path: string): Promise<Auth> {
-    const info = await Deno.stat(path);
-    if (info.size > TOKENS_FILE_BYTES_MAX) {
-      throw new ConfigError(`tokens file ${path} is larger than ${TOKENS_FILE_BYTES_MAX} bytes`);
+    let text: string;
+    try {
+      const info = await Deno.stat(path);
+      if (!info.isFile) throw new ConfigError(`tokens file ${path} is not a file`);
+      if (info.size > TOKENS_FILE_BYTES_MAX) {
+        throw new ConfigError(`tokens file ${path} is larger than ${TOKENS_FILE_BYTES_MAX} bytes`);
+      }
+      text = await Deno.readTextFile(path);
+    } catch (error) {
+      if (!_isUnreadable(error)) throw error;
+      throw new ConfigError(`tokens file ${path} cannot be read: ${error.message}`);
     }
     let content: unknown;
     try {
-      content = JSON.parse(await Deno.readTextFile(path));
+      content = JSON.parse(text);
     } catch (error) {
       if (!(error instanceof SyntaxError)) throw error;
       throw new ConfigError(`tokens file ${path} is not valid JSON: ${error.message}`);
     }
     return Auth.fromJson(content, `tokens file ${path}`);
+  }
+
+  /**
+   * SIGHUP: re-reads the tokens file and swaps in its tokens, returning how many it holds. A file
+   * that does not load throws `ConfigError` and the tokens in use stay. Needs read access to `path`.
+   */
+  async reload(path: string): Promise<number> {
+    assert(this.enabled, "only a tokens file can be reloaded");
+    const next = await Auth.load(path);
+    this.#entries = next.#entries;
+    return this.#entries.length;
   }
 
   /**
@@ -108,6 +131,13 @@ export class Auth {
     }
     return found ? { kind: "principal", principal: found } : { kind: "invalid" };
   }
+}
+
+/** Errors of reading a file that an operator fixes (wrong path, mode, or a directory). */
+function _isUnreadable(error: unknown): error is Error {
+  return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied ||
+    error instanceof Deno.errors.IsADirectory || error instanceof Deno.errors.NotADirectory ||
+    error instanceof Deno.errors.InvalidData;
 }
 
 /** True for loopback listen addresses (127.0.0.0/8, ::1, localhost). */

@@ -28,10 +28,16 @@ const STATUS_BY_CODE: Record<string, number> = {
   lsn_not_applied: 503,
   snapshot_busy: 503,
   unavailable: 503,
+  wal_removed: 410,
   wal_corrupt: 500,
   kv_corrupt: 500,
   corrupt_frame: 500,
+  catalog_corrupt: 500,
+  slots_corrupt: 500,
 };
+
+/** 503s that are part of normal operation (a client asked for something not there yet): info. */
+const _ROUTINE_CODES = new Set(["lsn_not_applied", "not_ready", "snapshot_busy"]);
 
 /** Error code of a bare HTTP status (for Hono's own exceptions: body limit, bad JSON, media type). */
 function _codeOfStatus(status: number): string {
@@ -47,8 +53,8 @@ export function errorResponse(c: Context, error: unknown, logger: Logger): Respo
   if (error instanceof FerryError) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
     if (status === 503) c.header("retry-after", String(RETRY_AFTER_S));
-    if (status >= 500) logger.error("http.error", { code: error.code, message: error.message });
-    return c.json({ ...error.details, error: error.code, message: error.message }, status as 400);
+    _logError(logger, error, status);
+    return c.json(_publicBody(error), status as 400);
   }
   if (error instanceof HTTPException) {
     const status = error.status;
@@ -57,6 +63,27 @@ export function errorResponse(c: Context, error: unknown, logger: Logger): Respo
   }
   logger.error("http.internal_error", { error, stack: (error as Error)?.stack });
   return c.json({ error: "internal", message: "internal error; the server log has details" }, 500);
+}
+
+/** 5xx in the log: routine ones at info, the rest at error (with the details a body leaves out). */
+function _logError(logger: Logger, error: FerryError, status: number): void {
+  if (status < 500) return;
+  const fields = { code: error.code, message: error.message, ...error.details };
+  if (_ROUTINE_CODES.has(error.code)) logger.info("http.unavailable", fields);
+  else logger.error("http.error", fields);
+}
+
+/**
+ * The JSON body of a domain error. A server path (a corrupt segment's, a KV file's) stays in the
+ * log: the body names only the file.
+ */
+function _publicBody(error: FerryError): Record<string, unknown> {
+  const { path, ...details } = error.details;
+  let message = error.message;
+  if (typeof path === "string" && path.length > 0) {
+    message = message.replaceAll(path, path.slice(path.lastIndexOf("/") + 1));
+  }
+  return { ...details, error: error.code, message };
 }
 
 /** Validation failures of zod schemas become one 400 with every issue listed. */

@@ -6,9 +6,34 @@
  */
 
 import type { Context, MiddlewareHandler } from "hono";
-import type { AuthRole, Principal } from "./auth.ts";
+import type { Auth, AuthRole, Principal } from "./auth.ts";
 import type { AppEnv } from "./router.ts";
-import { ForbiddenError, UnauthorizedError } from "../core/errors.ts";
+import { FerryError, ForbiddenError, UnauthorizedError } from "../core/errors.ts";
+
+/** Routes where HEAD (a GET without the body) is harmless. */
+const _HEAD_ALLOWED = new Set(["/healthz", "/readyz"]);
+
+/**
+ * The first middleware of both apps (primary and replica): HEAD only on the health routes, then
+ * the caller resolved from its bearer token for the guards below. With auth off every caller is
+ * admin.
+ */
+export function authenticateRequests(auth: Auth): MiddlewareHandler<AppEnv>[] {
+  return [
+    async (c, next) => {
+      // Hono answers HEAD by running the GET handler: pulls, snapshots and reads have effects.
+      if (c.req.method === "HEAD" && !_HEAD_ALLOWED.has(new URL(c.req.url).pathname)) {
+        c.header("allow", "GET");
+        throw new FerryError("method_not_allowed", "HEAD is not supported on this route; use GET");
+      }
+      await next();
+    },
+    async (c, next) => {
+      c.set("auth", auth.authenticate(c.req.header("authorization")));
+      await next();
+    },
+  ];
+}
 
 /** The caller, or 401 when anonymous or the token is not valid. */
 export function principalOf(c: Context<AppEnv>): Principal {

@@ -6,10 +6,10 @@ import { type CommitPolicy, formatCommitPolicy } from "../replication/commit_pol
 import { isLive, type Slot, slotRecord } from "../slots/slot.ts";
 
 /** A registered replica as status and the flag route show it. */
-export async function replicaView(
+export function replicaView(
   primary: Primary,
   replica: ReplicaState,
-): Promise<Record<string, unknown>> {
+): Record<string, unknown> {
   return {
     id: replica.id,
     region: replica.region ?? null,
@@ -19,7 +19,7 @@ export async function replicaView(
     last_acked_lsn: replica.lastAckedLsn,
     last_durable_lsn: replica.lastDurableLsn,
     lag_lsn: Math.max(0, primary.spool.currentLsn() - replica.lastAckedLsn),
-    lag_ms: await primary.lagMs(replica),
+    lag_ms: primary.lagMs(replica),
     apply_error_count: replica.applyErrorCount,
     divergence_count: replica.divergenceCount,
     connected_at_unix_ms: replica.connectedAtUnixMs,
@@ -37,14 +37,14 @@ export function slotView(primary: Primary, slot: Slot): Record<string, unknown> 
 }
 
 /** The status document of SPEC.md 9.6. */
-export async function statusView(
+export function statusView(
   primary: Primary,
   extra: { appliedLsn: number; commitPolicy: CommitPolicy },
-): Promise<Record<string, unknown>> {
+): Record<string, unknown> {
   const progress = primary.progress();
   const counters = primary.counters();
   const replicas = [];
-  for (const replica of primary.replicas()) replicas.push(await replicaView(primary, replica));
+  for (const replica of primary.replicas()) replicas.push(replicaView(primary, replica));
   return {
     role: "primary",
     term: primary.term,

@@ -175,7 +175,7 @@ const _REPLICA_GAUGES: readonly _ReplicaGaugeSpec[] = [
   {
     name: "ferry_replica_lag_seconds",
     help: "Age of the oldest record the replica has not applied (0 when caught up).",
-    read: async (r, s) => (await s.primary.lagMs(r)) / 1000,
+    read: (r, s) => s.primary.lagMs(r) / 1000,
   },
   {
     name: "ferry_replica_healthy",

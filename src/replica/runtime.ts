@@ -3,7 +3,9 @@
  * judge each frame (`planApply`) → apply into this replica's own Deno KV (records and applied LSN
  * move together in each atomic commit) → ack applied and durable. On 409 `rebootstrap_required`
  * it loads a snapshot into a fresh KV while still serving reads from the old one, then swaps
- * in-process and carries on from the snapshot's start.
+ * in-process and carries on from the snapshot's start. A re-bootstrap that fails (the slot pin
+ * lost, the primary down past the snapshot's attempts, a full disk) is logged, shown in the status,
+ * backed off and started over: nothing but `stop()` ends the loop.
  *
  * The data directory's files are kept by `store_dir.ts`; the snapshot is read by
  * `snapshot_loader.ts`.
@@ -20,6 +22,7 @@ import {
   REPLICA_PULL_GRACE_MS,
   REPLICA_PULL_RECORDS,
   REPLICA_PULL_WAIT_MS,
+  REPLICA_SNAPSHOT_ATTEMPTS_MAX,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { LsnSignal } from "../state/lsn_signal.ts";
@@ -37,6 +40,7 @@ import {
   writeCurrent,
 } from "./store_dir.ts";
 import { type LoadedSnapshot, loadSnapshot } from "./snapshot_loader.ts";
+import { PrimaryLsn } from "./primary_lsn.ts";
 
 /** What the replica is doing (SPEC.md 9.7). */
 export type ReplicaStateName =
@@ -59,6 +63,12 @@ export interface ReplicaRuntimeOptions {
   client?: FerryClient;
   pullWaitMs?: number;
   pullMaxCount?: number;
+  /** Snapshot responses to try before a re-bootstrap starts over; `REPLICA_SNAPSHOT_ATTEMPTS_MAX`. */
+  snapshotAttemptsMax?: number;
+  /** First backoff after an error (it doubles, with jitter); `REPLICA_BACKOFF_MS_MIN`. */
+  backoffMsMin?: number;
+  /** Longest backoff; `REPLICA_BACKOFF_MS_MAX`. */
+  backoffMsMax?: number;
   logger?: Logger;
   fs?: FileSystem;
 }
@@ -95,7 +105,7 @@ export class ReplicaRuntime implements StateReader {
   #position: ApplierPosition;
   #state: ReplicaStateName = "connecting";
   #lastError: string | null = null;
-  #primaryCurrentLsn = 0;
+  #primaryLsn = new PrimaryLsn();
   #timeline = 0;
   #applyErrors = 0;
   #divergences = 0;
@@ -103,7 +113,13 @@ export class ReplicaRuntime implements StateReader {
   #appliedRecords = 0;
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
-  #backoffMs = REPLICA_BACKOFF_MS_MIN;
+  #backoffMsMin: number;
+  #backoffMsMax: number;
+  #backoffMs: number;
+  /** Why the replica must load a snapshot: set from the 409 until a re-bootstrap completes. */
+  #rebootstrapReason: string | undefined;
+  /** Re-bootstrap attempts since the 409 (each failure starts over with a fresh snapshot). */
+  #rebootstrapAttempts = 0;
   /** Registered with the primary since the last connection error (register carries the region). */
   #registered = false;
 
@@ -115,6 +131,9 @@ export class ReplicaRuntime implements StateReader {
     this.#client = options.client ?? new FerryClient(options.primaryUrl, { token: options.token });
     this.#logger = options.logger ?? silentLogger;
     this.#fs = options.fs ?? denoFileSystem();
+    this.#backoffMsMin = options.backoffMsMin ?? REPLICA_BACKOFF_MS_MIN;
+    this.#backoffMsMax = options.backoffMsMax ?? REPLICA_BACKOFF_MS_MAX;
+    this.#backoffMs = this.#backoffMsMin;
     this.#kv = opened.kv;
     this.#store = opened.store;
     this.#storeIndex = opened.index;
@@ -182,7 +201,7 @@ export class ReplicaRuntime implements StateReader {
       state: this.#state,
       applied_lsn: this.#position.lastLsn,
       durable_lsn: this.#position.lastLsn,
-      primary_current_lsn: this.#primaryCurrentLsn,
+      primary_current_lsn: this.#primaryLsn.lsn,
       term: this.#position.lastTerm,
       timeline: this.#timeline,
       apply_errors_total: this.#applyErrors,
@@ -227,11 +246,12 @@ export class ReplicaRuntime implements StateReader {
     while (!signal.aborted) {
       if (this.#state === "divergence" || this.#state === "stale_term") {
         // Fail closed: keep serving reads, apply nothing, until an operator re-bootstraps this replica.
-        await sleep(REPLICA_BACKOFF_MS_MAX, this.#stop.signal);
+        await sleep(this.#backoffMsMax, this.#stop.signal);
         continue;
       }
       try {
-        await this.#step();
+        if (this.#rebootstrapReason !== undefined) await this.#rebootstrap(this.#rebootstrapReason);
+        else await this.#step();
       } catch (error) {
         if (signal.aborted) break;
         await this.#handleError(error);
@@ -242,10 +262,11 @@ export class ReplicaRuntime implements StateReader {
   /** One pull, its applies, and the ack (after registering, once per connection). */
   async #step(): Promise<void> {
     if (!this.#registered) {
-      await this.#client.register(this.#options.replicaId, {
+      const registered = await this.#client.register(this.#options.replicaId, {
         region: this.#options.region,
         sinceLsn: this.#position.lastLsn,
       });
+      this.#primaryLsn.exact(registered.currentLsn);
       this.#registered = true;
     }
     // Only a healthy replica lets the primary hold its pull: a reconnect learns where it stands at once.
@@ -264,7 +285,7 @@ export class ReplicaRuntime implements StateReader {
         AbortSignal.timeout(holdMs + REPLICA_PULL_GRACE_MS),
       ]),
     });
-    this.#primaryCurrentLsn = pull.currentLsn;
+    this.#primaryLsn.exact(pull.currentLsn);
     this.#timeline = pull.timeline;
     const plan = planApply(this.#position, pull.frames);
     if (plan.applies.length > 0) {
@@ -293,13 +314,13 @@ export class ReplicaRuntime implements StateReader {
       this.#setState("healthy");
     }
     if (
-      plan.applies.length > 0 || this.#backoffMs !== REPLICA_BACKOFF_MS_MIN || pull.corrupt ||
+      plan.applies.length > 0 || this.#backoffMs !== this.#backoffMsMin || pull.corrupt ||
       plan.stop
     ) {
       await this.#ack();
     }
     if (pull.corrupt || (plan.stop && plan.stop.kind !== "divergence")) await this.#backoff();
-    else this.#backoffMs = REPLICA_BACKOFF_MS_MIN;
+    else this.#backoffMs = this.#backoffMsMin;
   }
 
   #onStop(stop: ApplyStop): void {
@@ -330,8 +351,13 @@ export class ReplicaRuntime implements StateReader {
   }
 
   async #handleError(error: unknown): Promise<void> {
+    if (this.#rebootstrapReason !== undefined) {
+      // While a re-bootstrap is due the loop runs nothing else: this error is its failure.
+      await this.#rebootstrapFailed(error);
+      return;
+    }
     if (error instanceof FerryHttpError && error.code === "rebootstrap_required") {
-      await this.#rebootstrap(String(error.body.invalidation_reason ?? "unknown"));
+      this.#beginRebootstrap(error);
       return;
     }
     if (
@@ -342,10 +368,8 @@ export class ReplicaRuntime implements StateReader {
       return;
     }
     this.#registered = false;
-    this.#setState(
-      this.#state === "rebootstrapping" ? "rebootstrapping" : "connecting",
-      (error as Error).message,
-    );
+    this.#primaryLsn.stale();
+    this.#setState("connecting", (error as Error).message);
     await this.#backoff(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
   }
 
@@ -353,27 +377,62 @@ export class ReplicaRuntime implements StateReader {
   async #backoff(atLeastMs = 0): Promise<void> {
     const jittered = this.#backoffMs / 2 + Math.random() * (this.#backoffMs / 2);
     await sleep(Math.max(atLeastMs, jittered), this.#stop.signal);
-    this.#backoffMs = Math.min(REPLICA_BACKOFF_MS_MAX, this.#backoffMs * 2);
+    this.#backoffMs = Math.min(this.#backoffMsMax, this.#backoffMs * 2);
   }
 
   // ---- re-bootstrap ----
 
-  /**
-   * Loads a snapshot into a fresh store while reads go on from the current one, then swaps: the
-   * `CURRENT` file is replaced atomically, the old store closed and deleted.
-   */
-  async #rebootstrap(reason: string): Promise<void> {
+  /** A 409 `rebootstrap_required` (SPEC.md 7): from now on the loop re-bootstraps until it succeeds. */
+  #beginRebootstrap(error: FerryHttpError): void {
+    const reason = String(error.body.invalidation_reason ?? "unknown");
+    this.#primaryLsn.atLeastOfRebootstrap(error.body);
+    this.#rebootstrapReason = reason;
+    this.#rebootstrapAttempts = 0;
     this.#setState("rebootstrapping", `re-bootstrap: ${reason}`);
     this.#rebootstraps += 1;
     this.#logger.warn("replica.rebootstrap_started", {
       reason,
       applied_lsn: this.#position.lastLsn,
+      primary_current_lsn: this.#primaryLsn.lsn,
     });
+  }
+
+  /**
+   * A re-bootstrap attempt failed: the snapshot's slot pin is gone (409), its attempts ran out
+   * (the primary down for long), or the new store could not be written (a full disk). The old
+   * store keeps serving reads; back off, then start over with a fresh snapshot.
+   */
+  async #rebootstrapFailed(error: unknown): Promise<void> {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof FerryHttpError && error.code === "rebootstrap_required") {
+      this.#primaryLsn.atLeastOfRebootstrap(error.body);
+    } else {
+      this.#primaryLsn.stale();
+    }
+    this.#logger.warn("replica.rebootstrap_failed", {
+      reason: this.#rebootstrapReason,
+      attempt: this.#rebootstrapAttempts,
+      error: message,
+      code: (error as { code?: unknown } | null)?.code,
+      applied_lsn: this.#position.lastLsn,
+    });
+    this.#setState("rebootstrapping", `re-bootstrap attempt failed, starting over: ${message}`);
+    await this.#backoff(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
+  }
+
+  /**
+   * One attempt: loads a snapshot into a fresh store while reads go on from the current one, then
+   * swaps. Until `CURRENT` names the new store, a failure removes it and throws (the old store
+   * stays live and the loop starts over).
+   */
+  async #rebootstrap(reason: string): Promise<void> {
+    this.#rebootstrapAttempts += 1;
     await this.#client.setRebootstrapping(this.#options.replicaId, true).catch(() => undefined);
     const index = this.#storeIndex + 1;
     await removeStoreFiles(this.#options.dataDir, index);
     const kv = await Deno.openKv(storePath(this.#options.dataDir, index));
     let loaded: LoadedSnapshot;
+    let store: KvState;
     try {
       loaded = await loadSnapshot(new KvState(kv), {
         client: this.#client,
@@ -381,37 +440,53 @@ export class ReplicaRuntime implements StateReader {
         signal: this.#stop.signal,
         logger: this.#logger,
         backoff: (atLeastMs) => this.#backoff(atLeastMs),
+        attemptsMax: this.#options.snapshotAttemptsMax ?? REPLICA_SNAPSHOT_ATTEMPTS_MAX,
+        onHeader: (header) => this.#primaryLsn.atLeast(header.startLsn),
       });
+      store = new KvState(kv);
+      await store.setMeta({
+        applied_lsn: loaded.startLsn,
+        last_term: loaded.term,
+        last_hash: null,
+      });
+      await writeCurrent(this.#fs, this.#options.dataDir, index);
     } catch (error) {
       kv.close();
       await removeStoreFiles(this.#options.dataDir, index);
       throw error;
     }
-    await this.#swap({ kv, index, startLsn: loaded.startLsn, term: loaded.term });
+    await this.#swap({ kv, store, index, startLsn: loaded.startLsn, term: loaded.term });
+    this.#rebootstrapReason = undefined;
     this.#registered = false;
     await this.#client.setRebootstrapping(this.#options.replicaId, false).catch(() => undefined);
     this.#logger.info("replica.rebootstrap_finished", {
+      reason,
+      attempts: this.#rebootstrapAttempts,
       start_lsn: loaded.startLsn,
       entries: loaded.entries,
     });
     this.#setState("connecting");
   }
 
+  /** Makes the new store, which `CURRENT` already names, the live one. */
   async #swap(
-    fresh: { kv: Deno.Kv; index: number; startLsn: number; term: number },
+    fresh: { kv: Deno.Kv; store: KvState; index: number; startLsn: number; term: number },
   ): Promise<void> {
-    const store = new KvState(fresh.kv);
-    await store.setMeta({ applied_lsn: fresh.startLsn, last_term: fresh.term, last_hash: null });
-    await writeCurrent(this.#fs, this.#options.dataDir, fresh.index);
     const oldKv = this.#kv;
     const oldIndex = this.#storeIndex;
     this.#kv = fresh.kv;
-    this.#store = store;
+    this.#store = fresh.store;
     this.#storeIndex = fresh.index;
     this.#position = { lastLsn: fresh.startLsn, lastTerm: fresh.term, lastHash: null };
     this.applied.reset(fresh.startLsn);
     oldKv.close();
-    await removeStoreFiles(this.#options.dataDir, oldIndex);
+    // The swap is done: an old store left behind is only disk, and the next open removes it.
+    await removeStoreFiles(this.#options.dataDir, oldIndex).catch((error) => {
+      this.#logger.warn("replica.store_remove_failed", {
+        store: storeName(oldIndex),
+        error: (error as Error).message,
+      });
+    });
     await this.#ack().catch(() => undefined);
   }
 }

@@ -8,10 +8,15 @@
 
 import { crc32 } from "node:zlib";
 import { FerryHttpError, SnapshotFormatError } from "../core/errors.ts";
-import { REPLICA_SNAPSHOT_ATTEMPTS_MAX, SNAPSHOT_PAGE_ENTRIES } from "../core/limits.ts";
+import {
+  REPLICA_SNAPSHOT_ATTEMPTS_MAX,
+  REPLICA_SNAPSHOT_BATCH_BYTES_MAX,
+  SNAPSHOT_PAGE_ENTRIES,
+} from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";
 import type { KvState, StateEntry } from "../state/kv_state.ts";
 import type { FerryClient } from "../client/client.ts";
+import type { SnapshotHeader } from "../client/types.ts";
 
 /** What `loadSnapshot` needs from the runtime. */
 export interface SnapshotLoaderOptions {
@@ -22,6 +27,10 @@ export interface SnapshotLoaderOptions {
   logger: Logger;
   /** Waits before a resume, at least `atLeastMs` (the primary's Retry-After) when given. */
   backoff: (atLeastMs?: number) => Promise<void>;
+  /** Responses to try (resuming after cuts) before giving up; `REPLICA_SNAPSHOT_ATTEMPTS_MAX`. */
+  attemptsMax?: number;
+  /** Told each response's header as it arrives (the primary's position at that moment). */
+  onHeader?: (header: SnapshotHeader) => void;
 }
 
 /** A snapshot loaded whole: where the log resumes after it, and how many entries it held. */
@@ -41,14 +50,15 @@ interface _SnapshotProgress {
 const _utf8 = new TextEncoder();
 
 /**
- * Streams the snapshot into `store`, resuming after cuts, up to `REPLICA_SNAPSHOT_ATTEMPTS_MAX`
- * attempts. A `rebootstrap_required` answer is not retried: the runtime starts over.
+ * Streams the snapshot into `store`, resuming after cuts, up to `attemptsMax` attempts. A
+ * `rebootstrap_required` answer is not retried: the runtime starts over.
  */
 export async function loadSnapshot(
   store: KvState,
   options: SnapshotLoaderOptions,
 ): Promise<LoadedSnapshot> {
   const progress: _SnapshotProgress = { after: undefined, entries: 0, first: undefined };
+  const attemptsMax = options.attemptsMax ?? REPLICA_SNAPSHOT_ATTEMPTS_MAX;
   for (let attempt = 1;; attempt++) {
     try {
       if (await _loadSnapshotPart(store, progress, options)) {
@@ -59,7 +69,7 @@ export async function loadSnapshot(
         };
       }
     } catch (error) {
-      if (options.signal.aborted || attempt >= REPLICA_SNAPSHOT_ATTEMPTS_MAX) throw error;
+      if (options.signal.aborted || attempt >= attemptsMax) throw error;
       if (error instanceof FerryHttpError && error.code === "rebootstrap_required") throw error;
       options.logger.warn("replica.snapshot_cut", {
         error: (error as Error).message,
@@ -74,7 +84,9 @@ export async function loadSnapshot(
 /**
  * Streams one response of a snapshot into `store`, resuming after `progress.after`. Returns true
  * once a trailer checked out; false when the stream ended early (resume from `progress.after`).
- * A trailer that disagrees with the entries throws `SnapshotFormatError`.
+ * A trailer that disagrees with the entries throws `SnapshotFormatError`. Entries are stored in
+ * batches of at most `SNAPSHOT_PAGE_ENTRIES` entries and `REPLICA_SNAPSHOT_BATCH_BYTES_MAX` bytes of
+ * lines (a single longer line goes alone).
  */
 async function _loadSnapshotPart(
   store: KvState,
@@ -82,6 +94,7 @@ async function _loadSnapshotPart(
   options: SnapshotLoaderOptions,
 ): Promise<boolean> {
   let batch: StateEntry[] = [];
+  let batchBytes = 0;
   let count = 0;
   let crc = 0;
   const flush = async () => {
@@ -91,6 +104,7 @@ async function _loadSnapshotPart(
     progress.after = { collection: last.collection, key: last.key };
     progress.entries += batch.length;
     batch = [];
+    batchBytes = 0;
   };
   try {
     const lines = options.client.snapshot(options.replicaId, {
@@ -100,9 +114,14 @@ async function _loadSnapshotPart(
     for await (const line of lines) {
       if (line.type === "header") {
         progress.first ??= { startLsn: line.startLsn, term: line.term };
+        options.onHeader?.(line);
       } else if (line.type === "entry") {
-        crc = crc32(_utf8.encode(line.raw.endsWith("\n") ? line.raw : line.raw + "\n"), crc);
+        const lineBytes = _utf8.encode(line.raw.endsWith("\n") ? line.raw : line.raw + "\n");
+        crc = crc32(lineBytes, crc);
         count += 1;
+        // Values may be large: store what is gathered before the batch would pass its byte bound.
+        if (batchBytes + lineBytes.byteLength > REPLICA_SNAPSHOT_BATCH_BYTES_MAX) await flush();
+        batchBytes += lineBytes.byteLength;
         batch.push({
           collection: line.collection,
           key: line.key,

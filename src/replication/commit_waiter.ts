@@ -20,6 +20,7 @@ import {
 import { Waiters } from "../core/waiter.ts";
 import { type CommitPolicy, formatCommitPolicy } from "./commit_policy.ts";
 import type { CommitOutcome } from "../model/commit.ts";
+import { OverloadedError } from "../core/errors.ts";
 
 /** How many waits ended with each outcome (`ferry_commit_wait_total{outcome}`). */
 export interface CommitWaitCounters {
@@ -28,10 +29,18 @@ export interface CommitWaitCounters {
   not_required: number;
 }
 
+/** A place held for one commit wait, taken before its write is appended. */
+export interface CommitReservation {
+  /** Gives the place back (the append failed); idempotent. */
+  release(): void;
+}
+
 interface _Replica {
   region: string | undefined;
   durableLsn: number;
 }
+
+const _NO_RESERVATION: CommitReservation = { release() {} };
 
 interface _Evaluation {
   met: boolean;
@@ -56,25 +65,36 @@ export class CommitWaiter {
   #clock: () => number;
   #replicas = new Map<string, _Replica>();
   /** Held writes, keyed by their target LSN. */
-  #waits = new Waiters<number>({ max: COMMIT_WAITS_MAX, what: "writes waiting for replicas" });
+  #waits: Waiters<number>;
+  #waitsMax: number;
+  /** Places taken by writes still being appended. */
+  #reserved = 0;
   #counters: CommitWaitCounters = { reached: 0, timed_out: 0, not_required: 0 };
 
-  /** `clock` in ms, used only for `waitedMs` (default `performance.now`, monotonic). */
-  constructor(options: { clock?: () => number } = {}) {
+  /**
+   * `clock` in ms, used only for `waitedMs` (default `performance.now`, monotonic); `waitsMax`
+   * waits held at once (default {@link COMMIT_WAITS_MAX}).
+   */
+  constructor(options: { clock?: () => number; waitsMax?: number } = {}) {
     this.#clock = options.clock ?? (() => performance.now());
+    this.#waitsMax = options.waitsMax ?? COMMIT_WAITS_MAX;
+    this.#waits = new Waiters({ max: this.#waitsMax, what: "writes waiting for replicas" });
   }
 
   /**
-   * Registers a replica with durable LSN 0, or updates the region of a registered one (keeping
-   * its durable LSN). Re-evaluates the pending waits when something changed.
+   * Counts a replica in commit waits from `durableLsn` (where the registry says it stands, 0 for
+   * a new one), or updates a counted one: its region, and its durable LSN if `durableLsn` is
+   * higher. Re-evaluates the pending waits when something changed.
    */
-  upsertReplica(id: string, region: string | undefined): void {
+  upsertReplica(id: string, region: string | undefined, durableLsn = 0): void {
     assert(id.length > 0, "a replica id is never empty");
+    assert(Number.isSafeInteger(durableLsn) && durableLsn >= 0, "durable LSN out of range");
     const replica = this.#replicas.get(id);
     if (replica === undefined) {
-      this.#replicas.set(id, { region, durableLsn: 0 });
-    } else if (replica.region !== region) {
+      this.#replicas.set(id, { region, durableLsn });
+    } else if (replica.region !== region || replica.durableLsn < durableLsn) {
       replica.region = region;
+      replica.durableLsn = Math.max(replica.durableLsn, durableLsn);
     } else {
       return;
     }
@@ -107,9 +127,43 @@ export class CommitWaiter {
     return lsns[n - 1]!;
   }
 
+  /** The highest durable LSN of a counted replica in `region` (0 with none). */
+  bestDurableIn(region: string): number {
+    let best = 0;
+    for (const replica of this.#replicas.values()) {
+      if (replica.region === region) best = Math.max(best, replica.durableLsn);
+    }
+    return best;
+  }
+
   /** Registered replicas. */
   registeredCount(): number {
     return this.#replicas.size;
+  }
+
+  /**
+   * Holds a place for the wait of a write about to be appended, so a write that could not wait is
+   * refused before it is durable: a durable write is never answered as failed (SPEC.md 6, 9.2).
+   * Policies that never wait need no place. Pass the reservation to `wait()`, or release it.
+   *
+   * @throws {OverloadedError} when every place is taken.
+   */
+  reserve(policy: CommitPolicy): CommitReservation {
+    if (!_needsWait(policy)) return _NO_RESERVATION;
+    if (this.#waits.size + this.#reserved >= this.#waitsMax) {
+      throw new OverloadedError("too many writes are waiting for replicas; retry shortly", {
+        pending_waits: this.#waits.size,
+      });
+    }
+    this.#reserved += 1;
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.#reserved -= 1;
+      },
+    };
   }
 
   /** Waits held right now (a gauge). */
@@ -127,8 +181,8 @@ export class CommitWaiter {
    * resolve "not_required" at once; a policy already met resolves "reached" at once. Otherwise
    * the wait is held until an ack, registration or drop makes the policy hold ("reached") or the
    * timeout passes ("timed_out"); an aborted `signal` ends it at once as "timed_out". A drop
-   * never ends a wait early as failed. Never rejects except with `OverloadedError` when
-   * {@link COMMIT_WAITS_MAX} waits are already held.
+   * never ends a wait early as failed. Never rejects except with `OverloadedError` when every
+   * place is taken and no `reservation` (from `reserve()`) holds one for this wait.
    *
    * `targetLsn` ≥ 0 and 0 ≤ `timeoutMs` ≤ {@link COMMIT_TIMEOUT_MS_MAX} are asserted: callers
    * validate client input first.
@@ -136,8 +190,10 @@ export class CommitWaiter {
   async wait(
     targetLsn: number,
     policy: CommitPolicy,
-    options: { timeoutMs: number; signal?: AbortSignal },
+    options: { timeoutMs: number; signal?: AbortSignal; reservation?: CommitReservation },
   ): Promise<CommitOutcome> {
+    // The reserved place becomes this wait's: the bound below counts it once.
+    options.reservation?.release();
     assert(Number.isSafeInteger(targetLsn) && targetLsn >= 0, "target LSN out of range");
     assert(
       Number.isFinite(options.timeoutMs) && options.timeoutMs >= 0 &&

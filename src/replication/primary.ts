@@ -18,12 +18,11 @@ import {
 } from "../core/errors.ts";
 import { HEALTH_SWEEP_MS_MAX } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
-import { ackSlot, isLive, newSlot, type RetentionCaps, touchSlot } from "../slots/slot.ts";
+import { ackSlot, isLive, newSlot, touchSlot } from "../slots/slot.ts";
 import type { SlotStore } from "../slots/slot_store.ts";
 import type { DecodedFrame } from "../wal/frame.ts";
 import type { AppendResult, PruneResult, Spool } from "../wal/spool.ts";
 import { CommitWaiter } from "./commit_waiter.ts";
-import type { CommitOutcome } from "../model/commit.ts";
 import { checkPolicyAgainstFloor, type CommitPolicy, policyWatermark } from "./commit_policy.ts";
 import { type TopologyDocument, topologyDocument, TopologyEpoch } from "./topology.ts";
 import { REPLICA_ID_PATTERN } from "../model/ids.ts";
@@ -36,72 +35,14 @@ import {
 } from "./registry.ts";
 import { Retention } from "./retention.ts";
 import { ResyncCounters } from "./resume.ts";
-
-/** Options of `new Primary()`. */
-export interface PrimaryOptions {
-  spool: Spool;
-  slots: SlotStore;
-  waiter?: CommitWaiter;
-  term: number;
-  timeline: number;
-  region: string;
-  advertiseUrl: string;
-  caps: RetentionCaps;
-  retentionIntervalMs: number;
-  /** Recent WAL always kept, so replicas without a slot can still catch up. */
-  walRetainBytesMin: number;
-  healthyWithinMs: number;
-  commitPolicyFloor: CommitPolicy;
-  commitTimeoutMs: number;
-  logger?: Logger;
-  clock?: () => number;
-  /** LSN through which the materialised state has applied: WAL after it is never pruned. */
-  stateFloor?: () => number;
-}
-
-/** Answer to a register call. */
-export interface RegisterResult {
-  resumeLsn: number;
-  term: number;
-  timeline: number;
-  currentLsn: number;
-}
-
-/** A pull request, after HTTP validation. */
-export interface PullRequest {
-  replicaId?: string;
-  sinceLsn?: number;
-  maxCount: number;
-  maxBytes: number;
-  awaitTimeoutMs: number;
-  term?: number;
-  signal?: AbortSignal;
-}
-
-/** What a pull serves. */
-export interface PullResult {
-  frames: DecodedFrame[];
-  startLsn: number;
-  currentLsn: number;
-  oldestLsn: number;
-  term: number;
-  timeline: number;
-}
-
-/** An ack, after HTTP validation. */
-export interface AckRequest {
-  appliedLsn: number;
-  durableLsn?: number;
-  applyErrorsTotal?: number;
-  divergenceTotal?: number;
-}
-
-/** A durable write and what its commit policy reached. */
-export interface WriteResult extends AppendResult {
-  term: number;
-  timeline: number;
-  commit: CommitOutcome;
-}
+import {
+  type AckRequest,
+  type PrimaryOptions,
+  type PullRequest,
+  type PullResult,
+  type RegisterResult,
+  type WriteResult,
+} from "./types.ts";
 
 /** The replication core of a primary. */
 export class Primary {
@@ -232,8 +173,9 @@ export class Primary {
   /** A replica counts in commit waits exactly while it is registered and its slot is live. */
   #syncWaiter(id: string): void {
     const replica = this.#registry.get(id);
-    if (replica && this.#isLive(id)) this.waiter.upsertReplica(id, replica.region);
-    else this.waiter.dropReplica(id);
+    if (replica && this.#isLive(id)) {
+      this.waiter.upsertReplica(id, replica.region, replica.lastDurableLsn);
+    } else this.waiter.dropReplica(id);
   }
 
   #createSlot(id: string, restartLsn: number, now: number): void {
@@ -316,10 +258,7 @@ export class Primary {
       this.#resyncs.assertServable(start);
     }
     if (request.awaitTimeoutMs > 0 && this.spool.currentLsn() <= start) {
-      await this.spool.waitForAppend(start, {
-        timeoutMs: request.awaitTimeoutMs,
-        signal: request.signal,
-      });
+      await this.#holdPull(replicaId, start, request);
     }
     let frames: DecodedFrame[];
     try {
@@ -341,6 +280,24 @@ export class Primary {
     };
   }
 
+  /** Holds a pull until a record after `start` lands; the replica counts as seen meanwhile. */
+  async #holdPull(
+    replicaId: string | undefined,
+    start: number,
+    request: PullRequest,
+  ): Promise<void> {
+    const replica = replicaId === undefined ? undefined : this.#registry.get(replicaId);
+    if (replica) this.#registry.pullOpened(replica);
+    try {
+      await this.spool.waitForAppend(start, {
+        timeoutMs: request.awaitTimeoutMs,
+        signal: request.signal,
+      });
+    } finally {
+      if (replica) this.#registry.pullClosed(replica, this.#clock());
+    }
+  }
+
   #noteSent(id: string, frames: readonly DecodedFrame[]): void {
     const replica = this.#registry.get(id);
     if (!replica) return;
@@ -357,22 +314,27 @@ export class Primary {
    * maxima, and the commit waiter hears the durable LSN. An ack beyond the current LSN is refused.
    */
   ack(id: string, ack: AckRequest): ReplicaState {
-    const durableLsn = ack.durableLsn ?? ack.appliedLsn;
+    // Without durable_lsn the ack reports applied only: nothing durable moves (SPEC.md 6).
+    const durableLsn = ack.durableLsn ?? 0;
     const current = this.spool.currentLsn();
     if (ack.appliedLsn > current || durableLsn > current) {
       throw new BadRequestError(
         `ack of LSN ${
           Math.max(ack.appliedLsn, durableLsn)
         } is beyond the primary's current LSN ${current}`,
-        { applied_lsn: ack.appliedLsn, durable_lsn: durableLsn, current_lsn: current },
+        { applied_lsn: ack.appliedLsn, durable_lsn: ack.durableLsn, current_lsn: current },
       );
     }
-    const slot = this.slots.get(id);
-    if (!this.#registry.get(id) && !slot) {
-      throw new NotFoundError(`replica ${id} is not registered`, { replica_id: id });
+    const replica = this.#registry.get(id);
+    if (!replica) {
+      // An unregistered replica (new, or removed by an admin) registers again before it acks.
+      throw new NotFoundError(`replica ${id} is not registered; register it first`, {
+        replica_id: id,
+      });
     }
     const now = this.#clock();
-    const replica = this.#upsertReplica(id, undefined, now);
+    const slot = this.slots.get(id);
+    this.#registry.touch(replica, now);
     replica.lastAckedLsn = Math.max(replica.lastAckedLsn, ack.appliedLsn);
     replica.lastDurableLsn = Math.max(replica.lastDurableLsn, durableLsn);
     replica.applyErrorCount = Math.max(replica.applyErrorCount, ack.applyErrorsTotal ?? 0);
@@ -399,10 +361,19 @@ export class Primary {
     const floor = this.#options.commitPolicyFloor;
     const policy = options.policy ?? floor;
     if (options.policy) checkPolicyAgainstFloor(options.policy, floor);
-    const appended = await this.spool.append(payloads);
+    // The wait's place is taken first: once the records are durable, the write cannot fail.
+    const reservation = this.waiter.reserve(policy);
+    let appended: AppendResult;
+    try {
+      appended = await this.spool.append(payloads);
+    } catch (error) {
+      reservation.release();
+      throw error;
+    }
     const commit = await this.waiter.wait(appended.lastLsn, policy, {
       timeoutMs: options.timeoutMs ?? this.#options.commitTimeoutMs,
       signal: options.signal,
+      reservation,
     });
     return { ...appended, term: this.term, timeline: this.timeline, commit };
   }
@@ -424,9 +395,18 @@ export class Primary {
     return this.pruneThrough(this.spool.currentLsn());
   }
 
-  /** Flips health by last-seen time; a flip moves the epoch, and a recovery is a reconnect. */
+  /**
+   * Flips health by last-seen time (a flip moves the epoch, and a recovery is a reconnect), then
+   * forgets unhealthy replicas that have no slot (dropped or reclaimed): they would otherwise hold
+   * a place in the registry for ever.
+   */
   sweepHealth(): void {
     this.#registry.sweepHealth(this.#clock());
+    for (const replica of this.#registry.values()) {
+      if (replica.healthy || this.slots.get(replica.id)) continue;
+      this.#registry.delete(replica.id, "forgotten");
+      this.waiter.dropReplica(replica.id);
+    }
   }
 
   // ---- observation ----
@@ -455,15 +435,15 @@ export class Primary {
   }
 
   /**
-   * Age in ms of the oldest record `replica` has not acked (0 when caught up), from the frames'
-   * timestamps; for a replica whose next record was pruned, the age of the oldest retained one.
+   * Age in ms of the oldest record `replica` has not acked (0 when caught up), from the append
+   * times the spool keeps in memory (never a disk read, so a damaged segment cannot break status,
+   * metrics or topology); for a replica whose next record was pruned, the oldest retained one's.
    */
-  async lagMs(replica: ReplicaState): Promise<number> {
+  lagMs(replica: ReplicaState): number {
     const current = this.spool.currentLsn();
     if (replica.lastAckedLsn >= current) return 0;
     const next = Math.max(replica.lastAckedLsn + 1, this.spool.oldestLsn());
-    const frame = await this.spool.frameAt(next);
-    return frame ? Math.max(0, this.#clock() - frame.timestampMs) : 0;
+    return Math.max(0, this.#clock() - this.spool.appendedAtMs(next));
   }
 
   /** The highest LSN that meets the server's commit-policy floor (the current LSN for `local`). */
@@ -472,14 +452,14 @@ export class Primary {
       currentLsn: this.spool.currentLsn(),
       nthDurable: (n) => this.waiter.watermark(n),
       counted: this.waiter.registeredCount(),
-      regionDurable: (region) => this.#registry.bestDurableIn(region, (id) => this.#isLive(id)),
+      regionDurable: (region) => this.waiter.bestDurableIn(region),
     });
   }
 
   /** The topology advertisement; the replica list only for authenticated callers. */
-  async topology(options: { includeReplicas: boolean }): Promise<TopologyDocument> {
+  topology(options: { includeReplicas: boolean }): TopologyDocument {
     const replicas = options.includeReplicas ? this.replicas() : [];
-    const lagsMs = await Promise.all(replicas.map((replica) => this.lagMs(replica)));
+    const lagsMs = replicas.map((replica) => this.lagMs(replica));
     return topologyDocument({
       epoch: this.epoch.value,
       primary: {

@@ -31,6 +31,8 @@ export interface ReplicaState {
 export interface RegisteredReplica extends ReplicaState {
   /** The next served pull is a reconnect (after a register, or after the replica was unhealthy). */
   resumePending: boolean;
+  /** Pulls of this replica held open right now: while one is, the replica is seen. */
+  openPulls: number;
 }
 
 /** Progress across replicas (undefined with none): SPEC.md section 5. */
@@ -100,11 +102,14 @@ export class ReplicaRegistry {
     return { replica, regionChanged: false };
   }
 
-  /** Forgets `id`; false when it was not registered. */
-  delete(id: string): boolean {
+  /**
+   * Forgets `id` (`unregistered` by an admin, or `forgotten`: unhealthy with no slot); false when
+   * it was not registered.
+   */
+  delete(id: string, why: "unregistered" | "forgotten" = "unregistered"): boolean {
     if (!this.#replicas.delete(id)) return false;
     this.#epoch.bump();
-    this.#logger.info("replica.unregistered", { replica_id: id });
+    this.#logger.info(`replica.${why}`, { replica_id: id });
     return true;
   }
 
@@ -116,6 +121,17 @@ export class ReplicaRegistry {
       this.#epoch.bump();
       this.#logger.info("replica.healthy", { replica_id: replica.id });
     }
+  }
+
+  /** A pull of `replica` is held open: the replica is seen for as long as it is. */
+  pullOpened(replica: RegisteredReplica): void {
+    replica.openPulls += 1;
+  }
+
+  /** A held pull ended (answered, timed out or abandoned): seen now. */
+  pullClosed(replica: RegisteredReplica, nowMs: number): void {
+    replica.openPulls -= 1;
+    this.touch(replica, nowMs);
   }
 
   /** Sets the `rebootstrapping` flag; a change moves the epoch. */
@@ -133,9 +149,15 @@ export class ReplicaRegistry {
     return stateOf(replica);
   }
 
-  /** Flips health by last-seen time; a flip moves the epoch, and a recovery is a reconnect. */
+  /**
+   * Flips health by last-seen time; a flip moves the epoch, and a recovery is a reconnect. A
+   * replica with a pull held open is seen now: a held pull outlasts the health window.
+   */
   sweepHealth(nowMs: number): void {
     for (const replica of this.#replicas.values()) {
+      if (replica.openPulls > 0) {
+        replica.lastSeenAtUnixMs = Math.max(replica.lastSeenAtUnixMs, nowMs);
+      }
       const healthy = nowMs - replica.lastSeenAtUnixMs <= this.#healthyWithinMs;
       if (healthy === replica.healthy) continue;
       replica.healthy = healthy;
@@ -146,17 +168,6 @@ export class ReplicaRegistry {
         last_seen_at_unix_ms: replica.lastSeenAtUnixMs,
       });
     }
-  }
-
-  /** The highest durable LSN of a replica in `region` that `counts` (0 with none). */
-  bestDurableIn(region: string, counts: (id: string) => boolean): number {
-    let best = 0;
-    for (const replica of this.#replicas.values()) {
-      if (replica.region === region && counts(replica.id)) {
-        best = Math.max(best, replica.lastDurableLsn);
-      }
-    }
-    return best;
   }
 
   /** Every registered replica, sorted by id. */
@@ -179,7 +190,7 @@ export class ReplicaRegistry {
 
 /** A copy of what status and topology may see of a replica. */
 export function stateOf(replica: RegisteredReplica): ReplicaState {
-  const { resumePending: _, ...state } = replica;
+  const { resumePending: _resume, openPulls: _pulls, ...state } = replica;
   return { ...state };
 }
 
@@ -201,5 +212,6 @@ function _newReplica(
     rebootstrapping: false,
     healthy: true,
     resumePending: true,
+    openPulls: 0,
   };
 }

@@ -29,6 +29,8 @@ export interface RetentionOptions {
   walRetainBytesMin: number;
   /** LSN through which the materialised state has applied: WAL after it is never pruned. */
   stateFloor?: () => number;
+  /** An invalidated slot is dropped this long after its invalidation (0 = never). */
+  slotReclaimAfterMs?: number;
   logger: Logger;
   clock: () => number;
 }
@@ -80,15 +82,43 @@ export class Retention {
   }
 
   /**
+   * Drops the slots invalidated at least `slotReclaimAfterMs` ago: a replica that comes back after
+   * that re-bootstraps whatever its slot said, and its place counts against the cap no longer.
+   * Returns their ids.
+   */
+  reclaimSlots(): string[] {
+    const { slots, slotReclaimAfterMs, clock, logger } = this.#options;
+    if (!slotReclaimAfterMs) return [];
+    const nowMs = clock();
+    const reclaimed: string[] = [];
+    for (const slot of slots.all()) {
+      const since = slot.invalidatedAtUnixMs;
+      if (since === undefined || nowMs - since < slotReclaimAfterMs) continue;
+      slots.delete(slot.replicaId);
+      reclaimed.push(slot.replicaId);
+      logger.info("slot.reclaimed", {
+        replica_id: slot.replicaId,
+        reason: slot.invalidationReason,
+        invalidated_at_unix_ms: since,
+      });
+    }
+    return reclaimed;
+  }
+
+  /**
    * Prunes the spool through `lsn`, never past the retention floor of the persisted slots: first
-   * invalidations are evaluated and every pending slot change (invalidations, drops) is persisted.
+   * invalidations are evaluated and every pending slot change (invalidations, drops) is persisted;
+   * the floor is read when the prune starts.
    */
   async pruneThrough(lsn: number): Promise<PruneResult> {
     const { spool, slots, stateFloor, walRetainBytesMin } = this.#options;
     this.invalidateSlots();
+    this.reclaimSlots();
     if (slots.hasPendingChanges()) await slots.flushNow();
-    const floor = slots.persistedFloor();
-    const target = Math.min(lsn, stateFloor?.() ?? lsn, floor ?? lsn);
+    // Read inside the prune, not now: it may wait behind a running one, and a slot pinned
+    // meanwhile (a snapshot's) must keep its WAL.
+    const target = (): number =>
+      Math.min(lsn, stateFloor?.() ?? lsn, slots.persistedFloor() ?? lsn);
     return await spool.pruneThrough(target, { retainBytesMin: walRetainBytesMin });
   }
 }

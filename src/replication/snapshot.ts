@@ -11,14 +11,19 @@
  */
 
 import { crc32 } from "node:zlib";
-import { RebootstrapRequiredError, SnapshotBusyError } from "../core/errors.ts";
-import { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_PAGE_ENTRIES } from "../core/limits.ts";
+import { RebootstrapRequiredError, SnapshotBusyError, UnavailableError } from "../core/errors.ts";
+import {
+  SNAPSHOT_CHUNK_BYTES,
+  SNAPSHOT_PAGE_ENTRIES,
+  SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT,
+} from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { isLive } from "../slots/slot.ts";
 import type { Primary } from "./primary.ts";
 import type { StateApplier } from "../state/applier.ts";
 import { SNAPSHOT_FORMAT, snapshotEntryLine } from "../model/wire.ts";
 import { concatBytes } from "../core/bytes.ts";
+import { type StateEntry } from "../state/kv_state.ts";
 
 const _utf8 = new TextEncoder();
 
@@ -27,17 +32,19 @@ export class SnapshotServer {
   #primary: Primary;
   #state: StateApplier;
   #concurrencyMax: number;
+  #stallTimeoutMs: number;
   #logger: Logger;
   #active = 0;
 
   constructor(
     primary: Primary,
     state: StateApplier,
-    options: { concurrencyMax: number; logger?: Logger },
+    options: { concurrencyMax: number; stallTimeoutMs?: number; logger?: Logger },
   ) {
     this.#primary = primary;
     this.#state = state;
     this.#concurrencyMax = options.concurrencyMax;
+    this.#stallTimeoutMs = options.stallTimeoutMs ?? SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT;
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -94,66 +101,103 @@ export class SnapshotServer {
     startLsn: number,
     after: { collection: string; key: string } | undefined,
   ): ReadableStream<Uint8Array> {
-    const primary = this.#primary;
     const state = this.#state;
-    const logger = this.#logger;
+    const header = {
+      type: "header",
+      start_lsn: startLsn,
+      term: this.#primary.term,
+      timeline: this.#primary.timeline,
+      format: SNAPSHOT_FORMAT,
+    };
     const entries = state.state.scan({
       after,
       batchSize: SNAPSHOT_PAGE_ENTRIES,
       verifyCount: after === undefined,
-    })
-      [Symbol.asyncIterator]();
-    let crc = 0;
-    let count = 0;
-    let finished = false;
-    const finish = () => {
-      if (!finished) {
-        finished = true;
-        this.#active -= 1;
-      }
-    };
-    const header = {
-      type: "header",
-      start_lsn: startLsn,
-      term: primary.term,
-      timeline: primary.timeline,
-      format: SNAPSHOT_FORMAT,
-    };
-    return new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(_utf8.encode(JSON.stringify(header) + "\n"));
-      },
-      async pull(controller) {
-        try {
-          const lines: Uint8Array[] = [];
-          let bytes = 0;
-          while (bytes < SNAPSHOT_CHUNK_BYTES) {
-            const next = await entries.next();
-            if (next.done) {
-              const trailer = { type: "trailer", end_lsn: state.appliedLsn(), count, crc32: crc };
-              lines.push(_utf8.encode(JSON.stringify(trailer) + "\n"));
-              controller.enqueue(concatBytes(lines));
-              controller.close();
-              finish();
-              return;
-            }
-            const line = _utf8.encode(snapshotEntryLine(next.value));
-            crc = crc32(line, crc);
-            count += 1;
-            lines.push(line);
-            bytes += line.byteLength;
-          }
-          controller.enqueue(concatBytes(lines));
-        } catch (error) {
-          finish();
-          logger.error("snapshot.failed", { error, entries_sent: count });
-          controller.error(error);
-        }
-      },
-      async cancel() {
-        finish();
-        await entries.return?.();
-      },
+    })[Symbol.asyncIterator]();
+    return _snapshotStream({
+      header,
+      entries,
+      endLsn: () => state.appliedLsn(),
+      stallTimeoutMs: this.#stallTimeoutMs,
+      logger: this.#logger,
+      onEnd: () => (this.#active -= 1),
     });
   }
+}
+
+/**
+ * The NDJSON stream of one snapshot response: the header, entry lines in chunks of about
+ * `SNAPSHOT_CHUNK_BYTES` as the reader takes them, then the trailer with the count and CRC-32 of
+ * the entry lines. A reader that takes nothing for `stallTimeoutMs` ends the stream, so a stalled
+ * client cannot hold a snapshot place (and the KV listing) for ever; `onEnd` runs once however the
+ * stream ends.
+ */
+function _snapshotStream(source: {
+  header: Record<string, unknown>;
+  entries: AsyncIterator<StateEntry>;
+  endLsn: () => number;
+  stallTimeoutMs: number;
+  logger: Logger;
+  onEnd: () => void;
+}): ReadableStream<Uint8Array> {
+  const { entries, logger } = source;
+  let crc = 0;
+  let count = 0;
+  let ended = false;
+  let stallTimer: ReturnType<typeof setTimeout> | undefined;
+  const end = () => {
+    clearTimeout(stallTimer);
+    if (!ended) {
+      ended = true;
+      source.onEnd();
+    }
+  };
+  const armStallTimer = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    clearTimeout(stallTimer);
+    stallTimer = setTimeout(() => {
+      end();
+      logger.warn("snapshot.stalled", { entries_sent: count, stall_ms: source.stallTimeoutMs });
+      controller.error(new UnavailableError("the snapshot reader stalled; the stream ended"));
+      void entries.return?.();
+    }, source.stallTimeoutMs);
+  };
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(_utf8.encode(JSON.stringify(source.header) + "\n"));
+      armStallTimer(controller);
+    },
+    async pull(controller) {
+      clearTimeout(stallTimer);
+      try {
+        const lines: Uint8Array[] = [];
+        let bytes = 0;
+        while (bytes < SNAPSHOT_CHUNK_BYTES) {
+          const next = await entries.next();
+          if (next.done) {
+            const trailer = { type: "trailer", end_lsn: source.endLsn(), count, crc32: crc };
+            lines.push(_utf8.encode(JSON.stringify(trailer) + "\n"));
+            controller.enqueue(concatBytes(lines));
+            controller.close();
+            end();
+            return;
+          }
+          const line = _utf8.encode(snapshotEntryLine(next.value));
+          crc = crc32(line, crc);
+          count += 1;
+          lines.push(line);
+          bytes += line.byteLength;
+        }
+        controller.enqueue(concatBytes(lines));
+        armStallTimer(controller);
+      } catch (error) {
+        end();
+        logger.error("snapshot.failed", { error, entries_sent: count });
+        controller.error(error);
+      }
+    },
+    async cancel() {
+      end();
+      await entries.return?.();
+    },
+  });
 }

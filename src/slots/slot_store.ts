@@ -10,7 +10,15 @@
  * @module
  */
 
-import { CatalogFormatError, OverloadedError, SlotStoreCorruptError } from "../core/errors.ts";
+import {
+  CatalogFormatError,
+  DiskFullError,
+  FerryError,
+  isDiskFullError,
+  OverloadedError,
+  SlotStoreCorruptError,
+  UnavailableError,
+} from "../core/errors.ts";
 import { denoFileSystem, type FileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { decodeCatalog, encodeCatalog } from "./catalog.ts";
@@ -217,7 +225,7 @@ export class SlotStore {
       await this.#writeKv(generation, snapshot, dirty);
     } catch (error) {
       for (const id of dirty) this.#markDirty(id);
-      throw error;
+      throw _persistError(error);
     }
     this.#generation = generation;
     this.#persisted = snapshot;
@@ -353,4 +361,18 @@ function _choose(
     kvStale: !agree,
     needsRewrite: !agree && !("missing" in loser && winner.slots.length === 0),
   };
+}
+
+/**
+ * What a failed persist tells its caller (an admin drop, a snapshot's pin): a full disk is
+ * `DiskFullError` (507), any other I/O failure `UnavailableError` (503, retry): never a bare 500.
+ */
+function _persistError(error: unknown): Error {
+  if (error instanceof FerryError) return error;
+  if (isDiskFullError(error)) {
+    return new DiskFullError("the disk is full; the replication slots could not be persisted");
+  }
+  return new UnavailableError(
+    `persisting the replication slots failed: ${(error as Error).message}; retry shortly`,
+  );
 }

@@ -54,20 +54,23 @@ export class SegmentSet {
   }
 
   /**
-   * Opens the segments of `dir` (created when missing, with a first empty segment). Sealed segments
-   * are listed and sized from metadata; the newest is scanned, its torn tail truncated and fsynced,
-   * and each of its frames handed to `onFrame`. Needs read and write access to `dir`.
+   * Opens the segments of `dir` (created when missing, the new directory entries fsynced, with a
+   * first empty segment). Sealed segments are listed and sized from metadata; the newest is scanned,
+   * its torn tail truncated and fsynced, and each of its frames handed to `onFrame`. Needs read and
+   * write access to `dir`, and read access to the directory it is created in.
    */
   static async open(
     fs: FileSystem,
     options: { dir: string; logger: Logger; onFrame: (frame: DecodedFrame) => void },
   ): Promise<{ set: SegmentSet; recovery: RecoveryReport }> {
     const { dir } = options;
-    await fs.mkdirp(dir);
-    const { firstLsns, ignoredFiles } = await _listSegments(fs, dir);
+    const listed = await _listSegments(fs, dir);
+    if (listed === undefined) await _createDirs(fs, dir);
+    const { firstLsns, ignoredFiles } = listed ?? { firstLsns: [], ignoredFiles: [] };
     if (firstLsns.length === 0) {
       (await _createSegmentFile(fs, dir, 1)).close();
-      await fs.syncDir(parentDir(dir));
+      // A freshly created `dir` had its entry synced above; an existing empty one may not have.
+      if (listed !== undefined) await fs.syncDir(parentDir(dir));
       firstLsns.push(1);
     }
     const sealed = await _sealedSegments(fs, dir, firstLsns);
@@ -252,19 +255,48 @@ export class SegmentSet {
   }
 }
 
+/** Segment first LSNs (sorted) and other names in `dir`, or undefined when `dir` is missing. */
 async function _listSegments(
   fs: FileSystem,
   dir: string,
-): Promise<{ firstLsns: number[]; ignoredFiles: string[] }> {
+): Promise<{ firstLsns: number[]; ignoredFiles: string[] } | undefined> {
+  const names = await _readDirIfExists(fs, dir);
+  if (names === undefined) return undefined;
   const firstLsns: number[] = [];
   const ignoredFiles: string[] = [];
-  for (const name of await fs.readDir(dir)) {
+  for (const name of names) {
     const lsn = parseSegmentFileName(name);
     if (lsn === undefined) ignoredFiles.push(name);
     else firstLsns.push(lsn);
   }
   firstLsns.sort((a, b) => a - b);
   return { firstLsns, ignoredFiles };
+}
+
+async function _readDirIfExists(fs: FileSystem, dir: string): Promise<string[] | undefined> {
+  try {
+    return await fs.readDir(dir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Creates the missing `dir` and its missing parents, then fsyncs the parent of each directory it
+ * created (the data dir for `wal/`, `wal/` for the timeline), so their entries survive a power cut
+ * before any segment is written below them.
+ */
+async function _createDirs(fs: FileSystem, dir: string): Promise<void> {
+  const created = [dir];
+  let parent = parentDir(dir);
+  // parentDir("/") is "/": the walk ends at the root at the latest.
+  while (parent !== created[created.length - 1] && !(await _readDirIfExists(fs, parent))) {
+    created.push(parent);
+    parent = parentDir(parent);
+  }
+  await fs.mkdirp(dir);
+  for (const path of created.reverse()) await fs.syncDir(parentDir(path));
 }
 
 async function _sealedSegments(

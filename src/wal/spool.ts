@@ -30,6 +30,7 @@ import { FrameTail } from "./tail.ts";
 import { Waiters, type WaitOptions } from "../core/waiter.ts";
 import { type RecoveryReport, type SegmentInfo, SegmentSet } from "./segment_set.ts";
 import { encodeGroupCommit, type PendingAppend, takeGroupCommit } from "./group_commit.ts";
+import { CommitTimes } from "./commit_times.ts";
 
 /** Hooks for metrics; the spool imports no metrics library. */
 export interface SpoolObserver {
@@ -52,6 +53,8 @@ export interface SpoolOptions {
   observer?: SpoolObserver;
   /** Wall clock in ms (frame timestamps). */
   clock?: () => number;
+  /** Frame bytes that may wait in the append queue (default `APPEND_QUEUE_BYTES_MAX`). */
+  queueBytesMax?: number;
 }
 
 /** The LSNs one append received. */
@@ -97,7 +100,11 @@ export class Spool {
   #clock: () => number;
   #files: SegmentSet;
   #tail: FrameTail;
+  #commitTimes: CommitTimes;
   #currentLsn: number;
+  #queueBytesMax: number;
+  /** Segments whose corruption was reported (once each: a log line and the metric). */
+  #reportedCorruptions = new Set<string>();
   #queue: PendingAppend<AppendResult>[] = [];
   #queuedBytes = 0;
   #draining = false;
@@ -112,7 +119,13 @@ export class Spool {
   #pruneChain: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    fields: { options: SpoolOptions; files: SegmentSet; tail: FrameTail; recovery: RecoveryReport },
+    fields: {
+      options: SpoolOptions;
+      files: SegmentSet;
+      tail: FrameTail;
+      commitTimes: CommitTimes;
+      recovery: RecoveryReport;
+    },
   ) {
     const { options } = fields;
     this.dir = fields.files.dir;
@@ -125,22 +138,29 @@ export class Spool {
     this.#clock = options.clock ?? Date.now;
     this.#files = fields.files;
     this.#tail = fields.tail;
+    this.#commitTimes = fields.commitTimes;
     this.#currentLsn = fields.recovery.currentLsn;
+    this.#queueBytesMax = options.queueBytesMax ?? APPEND_QUEUE_BYTES_MAX;
   }
 
   /**
    * Opens (creating when missing) the spool. Sealed segments are listed and sized, never read; the
    * newest is scanned, its torn tail truncated and fsynced, and its frames loaded into the tail.
-   * Needs read and write access to `walDir`.
+   * Needs read and write access to `walDir` and, to fsync its entry when it creates it, read
+   * access to its parent (the data directory).
    */
   static async open(options: SpoolOptions): Promise<Spool> {
     const tail = new FrameTail(options.tailBytesMax ?? TAIL_BYTES_DEFAULT);
+    const commitTimes = new CommitTimes((options.clock ?? Date.now)());
     const { set, recovery } = await SegmentSet.open(options.fs ?? denoFileSystem(), {
       dir: joinPath(options.walDir, timelineDirName(options.timeline)),
       logger: options.logger ?? silentLogger,
-      onFrame: (frame) => tail.push(frame),
+      onFrame: (frame) => {
+        tail.push(frame);
+        commitTimes.note(frame.lsn, frame.timestampMs);
+      },
     });
-    return new Spool({ options, files: set, tail, recovery });
+    return new Spool({ options, files: set, tail, commitTimes, recovery });
   }
 
   /** LSN of the newest durable record (0 when none was ever written). O(1). */
@@ -178,6 +198,16 @@ export class Spool {
     };
   }
 
+  /** True when `bytes` more may wait in the append queue (a write route refuses early if not). */
+  queueHasRoom(bytes: number): boolean {
+    return this.#queuedBytes + bytes <= this.#queueBytesMax;
+  }
+
+  /** When the record `lsn` was appended, from memory (see `CommitTimes.timeOf`); no disk read. */
+  appendedAtMs(lsn: number): number {
+    return this.#commitTimes.timeOf(lsn);
+  }
+
   /** True until the spool is closed or stopped by a fatal I/O error. */
   isWritable(): boolean {
     return this.#state === "open";
@@ -193,7 +223,7 @@ export class Spool {
     assert(payloads.length >= 1, "append needs at least one payload");
     let frameBytes = 0;
     for (const payload of payloads) frameBytes += frameV3ByteLength(payload.byteLength);
-    if (this.#queuedBytes + frameBytes > APPEND_QUEUE_BYTES_MAX) {
+    if (!this.queueHasRoom(frameBytes)) {
       return Promise.reject(
         new OverloadedError("the append queue is full; retry shortly", {
           queued_bytes: this.#queuedBytes,
@@ -278,6 +308,7 @@ export class Spool {
   /** Makes a durable batch visible: index, sizes, tail, current LSN. */
   #publish(frames: DecodedFrame[], offset: number, bytes: number): void {
     this.#files.noteDurable(frames, offset, bytes);
+    this.#commitTimes.note(frames[0]!.lsn, frames[0]!.timestampMs);
     for (const frame of frames) this.#tail.push(frame);
     this.#currentLsn = frames[frames.length - 1]!.lsn;
     this.#observer.groupCommitRecords?.(frames.length);
@@ -369,23 +400,15 @@ export class Spool {
     }
   }
 
+  /** Logs and counts a corruption once per damaged segment; every read still gets the error. */
   #reportCorruption(error: WalCorruptionError): WalCorruptionError {
-    this.#logger.error("spool.corruption", { message: error.message, ...error.details });
-    this.#observer.corruption?.(error);
-    return error;
-  }
-
-  /** The durable frame with `lsn`, or undefined when it is pruned or not yet written. */
-  async frameAt(lsn: number): Promise<DecodedFrame | undefined> {
-    if (lsn < this.oldestLsn() || lsn > this.#currentLsn) return undefined;
-    const tailed = this.#tail.get(lsn);
-    if (tailed) return tailed;
-    try {
-      return (await this.readSince(lsn - 1, 1, 0))[0];
-    } catch (error) {
-      if (error instanceof WalRemovedError) return undefined;
-      throw error;
+    const where = String(error.details.path ?? error.message);
+    if (!this.#reportedCorruptions.has(where)) {
+      this.#reportedCorruptions.add(where);
+      this.#logger.error("spool.corruption", { message: error.message, ...error.details });
+      this.#observer.corruption?.(error);
     }
+    return error;
   }
 
   /**
@@ -414,17 +437,27 @@ export class Spool {
   }
 
   /**
-   * Deletes whole sealed segments whose last LSN is ≤ `lsn`, oldest first, keeping at least
+   * Deletes whole sealed segments whose last LSN is ≤ `through`, oldest first, keeping at least
    * `retainBytesMin` bytes; then fsyncs the directory. Never touches the active segment, so
-   * concurrent appends are unaffected. Prunes run one at a time. Needs write access.
+   * concurrent appends are unaffected. Prunes run one at a time, so a prune may start well after
+   * the call: pass `through` as a function to have it read (a retention floor) when this prune
+   * starts, right before its segments are chosen. Needs write access.
    */
-  pruneThrough(lsn: number, options: { retainBytesMin?: number } = {}): Promise<PruneResult> {
-    const run = this.#pruneChain.then(() => this.#prune(lsn, options.retainBytesMin ?? 0));
+  pruneThrough(
+    through: number | (() => number),
+    options: { retainBytesMin?: number } = {},
+  ): Promise<PruneResult> {
+    const run = this.#pruneChain.then(() => {
+      const lsn = typeof through === "function" ? through() : through;
+      assert(Number.isSafeInteger(lsn), "a prune goes through an LSN");
+      return this.#prune(lsn, options.retainBytesMin ?? 0);
+    });
     this.#pruneChain = run.catch(() => undefined);
     return run;
   }
 
   async #prune(lsn: number, retainBytesMin: number): Promise<PruneResult> {
+    // The segments are chosen before the first await: nothing can move the target meanwhile.
     const removed = await this.#files.prune(lsn, retainBytesMin);
     // The files are forgotten first (no new read starts on them), then the tail lets go.
     if (removed.removedSegments > 0) this.#tail.dropThrough(removed.throughLsn);

@@ -4,6 +4,13 @@
  * Pulls of the tail get the stored `DecodedFrame` objects themselves, whose `bytes` are views into
  * the group-commit buffer: N replicas reading the same records share one copy.
  *
+ * The budget bounds memory, not frame bytes: a view keeps its whole underlying buffer alive. So the
+ * tail counts each distinct buffer its frames view once (`buffer.byteLength`), evicts whole oldest
+ * buffers, and lets go of evicted frames at once. A group commit's buffer holds exactly its frames,
+ * so keeping the views costs nothing extra and pulls stay zero-copy; only a frame whose buffer is
+ * larger than the whole budget (a group commit or read chunk bigger than a small tail) is copied
+ * out, because its view could never fit.
+ *
  * @module
  */
 
@@ -11,11 +18,51 @@ import assert from "node:assert/strict";
 import type { DecodedFrame } from "./frame.ts";
 import { TAIL_COMPACT_AFTER_SLOTS } from "../core/limits.ts";
 
-/** Recent frames in LSN order, contiguous, bounded by the sum of their byte lengths. */
+/** A run of consecutive held frames that view one buffer, counted once. */
+interface _BufferRun {
+  buffer: ArrayBufferLike;
+  frames: number;
+}
+
+/**
+ * A FIFO whose removed items are released at once (their slot is emptied); the slot array itself
+ * is compacted only now and then, which keeps `shift` O(1) amortised.
+ */
+class _Queue<T> {
+  #items: Array<T | undefined> = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  /** The item `index` places from the front, or undefined. */
+  at(index: number): T | undefined {
+    return index < 0 ? undefined : this.#items[this.#head + index];
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.length === 0) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head] = undefined;
+    this.#head += 1;
+    if (this.#head >= TAIL_COMPACT_AFTER_SLOTS && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+}
+
+/** Recent frames in LSN order, contiguous, bounded by the bytes of the buffers they keep alive. */
 export class FrameTail {
   readonly bytesMax: number;
-  #frames: DecodedFrame[] = [];
-  #head = 0;
+  #frames = new _Queue<DecodedFrame>();
+  #runs = new _Queue<_BufferRun>();
   #bytes = 0;
 
   constructor(bytesMax: number) {
@@ -25,22 +72,22 @@ export class FrameTail {
 
   /** Number of frames held. */
   get count(): number {
-    return this.#frames.length - this.#head;
+    return this.#frames.length;
   }
 
-  /** Sum of the held frames' byte lengths. */
+  /** Memory the held frames keep alive: each buffer they view, counted once. At most `bytesMax`. */
   get byteLength(): number {
     return this.#bytes;
   }
 
   /** LSN of the oldest held frame, or undefined when empty. */
   get firstLsn(): number | undefined {
-    return this.#frames[this.#head]?.lsn;
+    return this.#frames.at(0)?.lsn;
   }
 
   /** LSN of the newest held frame, or undefined when empty. */
   get lastLsn(): number | undefined {
-    return this.count === 0 ? undefined : this.#frames[this.#frames.length - 1]?.lsn;
+    return this.#frames.at(this.#frames.length - 1)?.lsn;
   }
 
   /** Appends the next frame (its LSN must follow the newest one) and evicts to the budget. */
@@ -51,25 +98,29 @@ export class FrameTail {
       // A gap would make index arithmetic lie; start over from this frame.
       this.clear();
     }
-    this.#frames.push(frame);
-    this.#bytes += frame.byteLength;
-    this.#evictToBudget();
+    if (frame.byteLength > this.bytesMax) {
+      // It can never fit, and the frames before it could not follow a hole.
+      this.clear();
+      return;
+    }
+    const kept = frame.bytes.buffer.byteLength > this.bytesMax ? _copied(frame) : frame;
+    const buffer = kept.bytes.buffer;
+    const newest = this.#runs.at(this.#runs.length - 1);
+    if (newest !== undefined && newest.buffer === buffer) {
+      newest.frames += 1;
+    } else {
+      this.#runs.push({ buffer, frames: 1 });
+      this.#bytes += buffer.byteLength;
+    }
+    this.#frames.push(kept);
+    while (this.#bytes > this.bytesMax) this.#evictOldestRun();
   }
 
-  #evictToBudget(): void {
-    while (this.#bytes > this.bytesMax && this.count > 0) {
-      const evicted = this.#frames[this.#head]!;
-      this.#bytes -= evicted.byteLength;
-      this.#head += 1;
-    }
-    this.#compactIfSparse();
-  }
-
-  #compactIfSparse(): void {
-    if (this.#head >= TAIL_COMPACT_AFTER_SLOTS && this.#head * 2 >= this.#frames.length) {
-      this.#frames = this.#frames.slice(this.#head);
-      this.#head = 0;
-    }
+  /** Drops every frame viewing the oldest buffer. */
+  #evictOldestRun(): void {
+    const run = this.#runs.shift()!;
+    for (let i = 0; i < run.frames; i++) this.#frames.shift();
+    this.#bytes -= run.buffer.byteLength;
   }
 
   /** True when the tail holds `lsn`. */
@@ -81,7 +132,7 @@ export class FrameTail {
   /** The frame with `lsn`, or undefined when it is not held. */
   get(lsn: number): DecodedFrame | undefined {
     if (!this.has(lsn)) return undefined;
-    return this.#frames[this.#head + (lsn - this.firstLsn!)];
+    return this.#frames.at(lsn - this.firstLsn!);
   }
 
   /**
@@ -92,10 +143,10 @@ export class FrameTail {
     const out: DecodedFrame[] = [];
     const first = this.firstLsn;
     if (first === undefined || maxCount <= 0) return out;
-    let index = this.#head + Math.max(0, sinceLsn + 1 - first);
+    let index = Math.max(0, sinceLsn + 1 - first);
     let bytes = 0;
     while (index < this.#frames.length && out.length < maxCount) {
-      const frame = this.#frames[index]!;
+      const frame = this.#frames.at(index)!;
       if (out.length > 0 && bytes + frame.byteLength > maxBytes) break;
       out.push(frame);
       bytes += frame.byteLength;
@@ -106,17 +157,33 @@ export class FrameTail {
 
   /** Drops every frame with LSN ≤ `lsn` (after a prune). */
   dropThrough(lsn: number): void {
-    while (this.count > 0 && this.#frames[this.#head]!.lsn <= lsn) {
-      this.#bytes -= this.#frames[this.#head]!.byteLength;
-      this.#head += 1;
+    while (this.count > 0 && this.#frames.at(0)!.lsn <= lsn) {
+      this.#frames.shift();
+      const oldest = this.#runs.at(0)!;
+      oldest.frames -= 1;
+      if (oldest.frames === 0) {
+        this.#runs.shift();
+        this.#bytes -= oldest.buffer.byteLength;
+      }
     }
-    this.#compactIfSparse();
   }
 
   /** Drops everything. */
   clear(): void {
-    this.#frames = [];
-    this.#head = 0;
+    this.#frames = new _Queue();
+    this.#runs = new _Queue();
     this.#bytes = 0;
   }
+}
+
+/** A copy of `frame` in a buffer of its own size, its payload a view into that copy. */
+function _copied(frame: DecodedFrame): DecodedFrame {
+  const bytes = frame.bytes.slice();
+  const start = frame.payload.byteOffset - frame.bytes.byteOffset;
+  const inside = frame.payload.buffer === frame.bytes.buffer && start >= 0 &&
+    start + frame.payload.byteLength <= bytes.byteLength;
+  const payload = inside
+    ? bytes.subarray(start, start + frame.payload.byteLength)
+    : frame.payload.slice();
+  return { ...frame, bytes, payload };
 }

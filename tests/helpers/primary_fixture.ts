@@ -1,6 +1,7 @@
 /** A primary on real files in a temporary directory, with a controllable clock, for tests. */
 
-import { Primary, type PrimaryOptions } from "../../src/replication/primary.ts";
+import { Primary } from "../../src/replication/primary.ts";
+import { type PrimaryOptions } from "../../src/replication/types.ts";
 import type { ReplicaState } from "../../src/replication/registry.ts";
 import { SlotStore } from "../../src/slots/slot_store.ts";
 import { Spool, type SpoolOptions } from "../../src/wal/spool.ts";

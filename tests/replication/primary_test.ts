@@ -383,7 +383,7 @@ Deno.test("unregistering a replica frees a waiting quorum write at once", async 
       timeoutMs: 60_000,
     });
     await durable(primary, 1); // the ack may not run ahead of the write
-    primary.ack("a", { appliedLsn: 1 });
+    primary.ack("a", { appliedLsn: 1, durableLsn: 1 });
     primary.unregister("b");
     assert.equal((await writing).commit.outcome, "reached");
   });
@@ -396,13 +396,13 @@ Deno.test("an invalidated replica is removed from every wait at once", async () 
       primary.register("a");
       primary.register("b");
       await appendRecords(primary, 5);
-      primary.ack("a", { appliedLsn: 5 });
+      primary.ack("a", { appliedLsn: 5, durableLsn: 5 });
       const writing = primary.append([new TextEncoder().encode("{}")], {
         policy: { kind: "quorum" },
         timeoutMs: 60_000,
       });
       await durable(primary, 6); // the ack may not run ahead of the write
-      primary.ack("a", { appliedLsn: 6 });
+      primary.ack("a", { appliedLsn: 6, durableLsn: 6 });
       primary.invalidateSlots(); // b is 6 behind with a cap of 2
       assert.equal((await writing).commit.outcome, "reached");
     },

@@ -4,12 +4,13 @@
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { parseCommitPolicy } from "../../replication/commit_policy.ts";
-import { BadRequestError, PayloadTooLargeError } from "../../core/errors.ts";
+import { BadRequestError, OverloadedError, PayloadTooLargeError } from "../../core/errors.ts";
 import { COMMIT_TIMEOUT_MS_MAX } from "../../core/limits.ts";
 import { changeRecordSchema, encodeChangeRecords, stampRecord } from "../../model/records.ts";
-import type { WriteResult } from "../../replication/primary.ts";
-import { type AppDeps, newRouter } from "../router.ts";
+import type { WriteResult } from "../../replication/types.ts";
+import { type AppDeps, type AppEnv, newRouter } from "../router.ts";
 import { requireRole, roleGuard } from "../guards.ts";
 import { errorResponses, errorSchema, jsonBody } from "../schemas.ts";
 import { HEADER_LSN } from "../../model/wire.ts";
@@ -71,7 +72,11 @@ export function recordRoutes(deps: AppDeps) {
     method: "post",
     path: "/v1/records",
     tags: ["records"],
-    middleware: [roleGuard("writer"), ...jsonBody(deps.limits.requestBytesMax)],
+    middleware: [
+      roleGuard("writer"),
+      _appendQueueGuard(deps),
+      ...jsonBody(deps.limits.requestBytesMax),
+    ],
     request: { body: { required: true, content: { "application/json": { schema: writeBody } } } },
     responses: {
       200: {
@@ -125,4 +130,20 @@ export function recordRoutes(deps: AppDeps) {
     return c.json(response, 200);
   });
   return app;
+}
+
+/**
+ * Refuses a write before its body is read when the append queue has no room for it (503
+ * `overloaded` with Retry-After): bodies in flight stay bounded by the queue, not by the number of
+ * writers. The append checks the exact frame bytes again.
+ */
+function _appendQueueGuard(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const declared = Number(c.req.header("content-length") ?? "0");
+    const bytes = Number.isSafeInteger(declared) && declared > 0 ? declared : 1;
+    if (!deps.primary.spool.queueHasRoom(bytes)) {
+      throw new OverloadedError("the append queue is full; retry shortly");
+    }
+    await next();
+  };
 }

@@ -139,11 +139,11 @@ export function replicaRoutes(deps: AppDeps) {
       divergence_total: state.divergenceCount,
     }, 200);
   });
-  app.openapi(flagRoute, async (c) => {
+  app.openapi(flagRoute, (c) => {
     const { id } = c.req.valid("param");
     requireReplicaSelf(c, id);
     const state = deps.primary.setRebootstrapping(id, c.req.valid("json").rebootstrapping);
-    return c.json(await replicaView(deps.primary, state), 200);
+    return c.json(replicaView(deps.primary, state), 200);
   });
   app.openapi(unregisterRoute, (c) => {
     const { id } = c.req.valid("param");

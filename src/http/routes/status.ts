@@ -24,9 +24,9 @@ const statusRoute = createRoute({
 /** Status route (admin). */
 export function statusRoutes(deps: AppDeps) {
   const app = newRouter();
-  app.openapi(statusRoute, async (c) => {
+  app.openapi(statusRoute, (c) => {
     requireRole(c, "admin");
-    const view = await statusView(deps.primary, {
+    const view = statusView(deps.primary, {
       appliedLsn: deps.state?.appliedLsn() ?? 0,
       commitPolicy: deps.primary.commitPolicyFloor,
     });

@@ -61,7 +61,7 @@ export function topologyRoutes(deps: AppDeps) {
         signal: c.req.raw.signal,
       });
     }
-    const document = await deps.primary.topology({ includeReplicas: isAuthenticated(c) });
+    const document = deps.primary.topology({ includeReplicas: isAuthenticated(c) });
     c.header("etag", `"${document.epoch}"`);
     return c.json(document, 200);
   });

@@ -14,7 +14,7 @@ import {
   PULL_RECORDS_MAX,
   PULL_WAIT_MS_MAX,
 } from "../../core/limits.ts";
-import type { PullResult } from "../../replication/primary.ts";
+import type { PullResult } from "../../replication/types.ts";
 import type { DecodedFrame } from "../../wal/frame.ts";
 import { type AppDeps, newRouter } from "../router.ts";
 import { boundReplicaId } from "../guards.ts";

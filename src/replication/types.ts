@@ -1,0 +1,83 @@
+/**
+ * What the primary's core takes and answers (`primary.ts`): its options, and the register, pull,
+ * ack and write requests and results as the routes hand them over after validation.
+ *
+ * @module
+ */
+
+import type { Logger } from "../core/log.ts";
+import type { CommitOutcome } from "../model/commit.ts";
+import type { RetentionCaps } from "../slots/slot.ts";
+import type { SlotStore } from "../slots/slot_store.ts";
+import type { DecodedFrame } from "../wal/frame.ts";
+import type { AppendResult, Spool } from "../wal/spool.ts";
+import type { CommitPolicy } from "./commit_policy.ts";
+import type { CommitWaiter } from "./commit_waiter.ts";
+
+/** Options of `new Primary()`. */
+export interface PrimaryOptions {
+  spool: Spool;
+  slots: SlotStore;
+  waiter?: CommitWaiter;
+  term: number;
+  timeline: number;
+  region: string;
+  advertiseUrl: string;
+  caps: RetentionCaps;
+  retentionIntervalMs: number;
+  /** Recent WAL always kept, so replicas without a slot can still catch up. */
+  walRetainBytesMin: number;
+  healthyWithinMs: number;
+  commitPolicyFloor: CommitPolicy;
+  commitTimeoutMs: number;
+  logger?: Logger;
+  clock?: () => number;
+  /** LSN through which the materialised state has applied: WAL after it is never pruned. */
+  stateFloor?: () => number;
+  /** An invalidated slot is dropped this long after its invalidation (0 = never). */
+  slotReclaimAfterMs?: number;
+}
+
+/** Answer to a register call. */
+export interface RegisterResult {
+  resumeLsn: number;
+  term: number;
+  timeline: number;
+  currentLsn: number;
+}
+
+/** A pull request, after HTTP validation. */
+export interface PullRequest {
+  replicaId?: string;
+  sinceLsn?: number;
+  maxCount: number;
+  maxBytes: number;
+  awaitTimeoutMs: number;
+  term?: number;
+  signal?: AbortSignal;
+}
+
+/** What a pull serves. */
+export interface PullResult {
+  frames: DecodedFrame[];
+  startLsn: number;
+  currentLsn: number;
+  oldestLsn: number;
+  term: number;
+  timeline: number;
+}
+
+/** An ack, after HTTP validation. */
+export interface AckRequest {
+  appliedLsn: number;
+  durableLsn?: number;
+  applyErrorsTotal?: number;
+  divergenceTotal?: number;
+}
+
+/** A durable write and what its commit policy reached. */
+export interface WriteResult extends AppendResult {
+  term: number;
+  timeline: number;
+  commit: CommitOutcome;
+}

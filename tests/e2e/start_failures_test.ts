@@ -1,0 +1,168 @@
+// The start-up failures a newcomer hits (a port in use, a data directory that cannot be created,
+// is read-only, or is a file), each run as a real process with the start task's scoped permissions:
+// exit code 2, exactly one `ferry.start_failed` line naming the flag to change, no stack trace.
+
+import assert from "node:assert/strict";
+import { freePort, replicaTaskArgs, startTaskArgs } from "../helpers/process.ts";
+import { runUntilExit, stackLines, type StartOutcome } from "../helpers/start_outcome.ts";
+import { withTempDir } from "../helpers/temp.ts";
+
+function assertStartFailed(outcome: StartOutcome, flag: string): Record<string, unknown> {
+  const failed = outcome.log.filter((line) => line.event === "ferry.start_failed");
+  assert.equal(failed.length, 1, `one ferry.start_failed line:\n${outcome.stderr}`);
+  const line = failed[0]!;
+  assert.ok(String(line.message).includes(flag), `the line names ${flag}: ${line.message}`);
+  assert.equal(line.flag, flag);
+  assert.deepEqual(stackLines(outcome.stderr), [], `no stack trace:\n${outcome.stderr}`);
+  assert.equal(outcome.code, 2, `exit code 2:\n${outcome.stderr}`);
+  return line;
+}
+
+/**
+ * Makes `dir` refuse new entries, even to root (which ignores modes): `chattr +i` as root, a mode
+ * without write elsewhere. Returns the undo, or undefined when this system offers neither.
+ */
+async function makeReadOnly(dir: string): Promise<(() => Promise<void>) | undefined> {
+  if (Deno.uid() !== 0) {
+    await Deno.chmod(dir, 0o555);
+    return () => Deno.chmod(dir, 0o755);
+  }
+  const chattr = async (flag: string) => {
+    try {
+      return (await new Deno.Command("chattr", { args: [flag, dir], stderr: "null" }).output())
+        .success;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
+    }
+  };
+  if (!(await chattr("+i"))) return undefined;
+  return async () => void (await chattr("-i"));
+}
+
+/** Runs `fn` with `dir` read-only; skips (saying why) where that cannot be arranged. */
+async function withReadOnly(dir: string, fn: () => Promise<void>): Promise<void> {
+  const undo = await makeReadOnly(dir);
+  if (!undo) {
+    console.warn("skipped: running as root without chattr, a read-only directory cannot be made");
+    return;
+  }
+  try {
+    await fn();
+  } finally {
+    await undo();
+  }
+}
+
+Deno.test("a port in use: exit 2, one ferry.start_failed naming --port, no stack trace", async () => {
+  await withTempDir(async (dir) => {
+    const port = freePort();
+    const taken = Deno.listen({ hostname: "127.0.0.1", port });
+    try {
+      const outcome = await runUntilExit(startTaskArgs(`${dir}/data`, port));
+      const line = assertStartFailed(outcome, "--port");
+      assert.equal(line.code, "port_in_use");
+      assert.ok(String(line.message).includes(`127.0.0.1:${port}`));
+    } finally {
+      taken.close();
+    }
+  });
+});
+
+Deno.test("a replica on a port in use: exit 2, one ferry.start_failed naming --port", async () => {
+  await withTempDir(async (dir) => {
+    const port = freePort();
+    const taken = Deno.listen({ hostname: "127.0.0.1", port });
+    try {
+      const args = replicaTaskArgs({
+        dataDir: `${dir}/replica`,
+        port,
+        primaryPort: freePort(),
+        replicaId: "edge-1",
+      });
+      assertStartFailed(await runUntilExit(args), "--port");
+    } finally {
+      taken.close();
+    }
+  });
+});
+
+Deno.test("a data directory that is a file: exit 2, one ferry.start_failed naming --data-dir", async () => {
+  await withTempDir(async (dir) => {
+    const dataDir = `${dir}/data`;
+    await Deno.writeTextFile(dataDir, "not a directory\n");
+    const line = assertStartFailed(
+      await runUntilExit(startTaskArgs(dataDir, freePort())),
+      "--data-dir",
+    );
+    assert.match(String(line.message), /is a file/);
+    assert.equal(await Deno.readTextFile(dataDir), "not a directory\n", "the file is untouched");
+  });
+});
+
+Deno.test("a missing data directory under a file: exit 2, one ferry.start_failed naming --data-dir", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/file`, "");
+    const dataDir = `${dir}/file/data`;
+    const line = assertStartFailed(
+      await runUntilExit(startTaskArgs(dataDir, freePort())),
+      "--data-dir",
+    );
+    assert.match(String(line.message), /cannot be created/);
+  });
+});
+
+Deno.test("a missing data directory in a read-only parent: exit 2, one ferry.start_failed naming --data-dir", async () => {
+  await withTempDir(async (dir) => {
+    const parent = `${dir}/parent`;
+    await Deno.mkdir(parent);
+    await withReadOnly(parent, async () => {
+      const outcome = await runUntilExit(startTaskArgs(`${parent}/data`, freePort()));
+      const line = assertStartFailed(outcome, "--data-dir");
+      assert.match(String(line.message), /cannot be created/);
+    });
+  });
+});
+
+Deno.test("a read-only data directory: exit 2, one ferry.start_failed naming --data-dir", async () => {
+  await withTempDir(async (dir) => {
+    const dataDir = `${dir}/data`;
+    await Deno.mkdir(dataDir);
+    await withReadOnly(dataDir, async () => {
+      const outcome = await runUntilExit(startTaskArgs(dataDir, freePort()));
+      const line = assertStartFailed(outcome, "--data-dir");
+      assert.match(String(line.message), /not writable/);
+    });
+    assert.deepEqual([...Deno.readDirSync(dataDir)], [], "nothing was written");
+  });
+});
+
+/** `args` with read access also granted to `dir`. */
+function grantRead(args: string[], dir: string): string[] {
+  return args.map((arg) => arg.startsWith("--allow-read=") ? `${arg},${dir}` : arg);
+}
+
+Deno.test("a missing tokens file: exit 2, one ferry.start_failed naming --tokens-file", async () => {
+  await withTempDir(async (dir) => {
+    const args = grantRead(
+      [...startTaskArgs(`${dir}/data`, freePort()), "--tokens-file", `${dir}/etc/tokens.json`],
+      `${dir}/etc`,
+    );
+    const line = assertStartFailed(await runUntilExit(args), "--tokens-file");
+    assert.match(String(line.message), /cannot be read/);
+  });
+});
+
+Deno.test("a TLS certificate that is not PEM: exit 2, one ferry.start_failed naming --tls-cert", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/etc`);
+    await Deno.writeTextFile(`${dir}/etc/cert.pem`, "garbage");
+    await Deno.writeTextFile(`${dir}/etc/key.pem`, "garbage");
+    const args = grantRead([
+      ...startTaskArgs(`${dir}/data`, freePort()),
+      ...["--tls-cert", `${dir}/etc/cert.pem`, "--tls-key", `${dir}/etc/key.pem`],
+    ], `${dir}/etc`);
+    const line = assertStartFailed(await runUntilExit(args), "--tls-cert");
+    assert.match(String(line.message), /not a PEM file/);
+  });
+});
