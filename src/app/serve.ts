@@ -14,6 +14,8 @@ import { Listener } from "./listener.ts";
 import { reloadTokens, rereadTls, type Security } from "./security.ts";
 import { listenFailure } from "./start_checks.ts";
 import type { TlsPair } from "./tls.ts";
+import { TLS_SWAP_SETTLE_MS } from "../core/limits.ts";
+import { sleep } from "../core/waiter.ts";
 
 /** What the runner serves and how it hears about the steps. */
 export interface ServeOptions {
@@ -70,7 +72,7 @@ function _reloadOnHangup(
     await reloadTokens(config, options.security, logger);
     await options.onReload?.();
     const tls = await rereadTls(config, options.security, logger);
-    if (tls) _swapTls(listener, tls, options.security, logger);
+    if (tls) await _swapTls(listener, tls, options.security, logger);
   };
   // The listener stays after shutdown begins: removing it would let a late SIGHUP kill the process.
   Deno.addSignalListener("SIGHUP", () => {
@@ -85,7 +87,12 @@ function _reloadOnHangup(
   };
 }
 
-function _swapTls(listener: Listener, tls: TlsPair, security: Security, logger: Logger): void {
+async function _swapTls(
+  listener: Listener,
+  tls: TlsPair,
+  security: Security,
+  logger: Logger,
+): Promise<void> {
   if (!listener.reloadable) {
     logger.error("tls.reload_failed", {
       message: "serving a new certificate without dropping connections needs SO_REUSEPORT, " +
@@ -104,6 +111,9 @@ function _swapTls(listener: Listener, tls: TlsPair, security: Security, logger: 
     return;
   }
   security.tls = tls;
+  // The old listener closes on a later turn of the runtime: a connection it still takes in that
+  // moment is reset (unless net.ipv4.tcp_migrate_req moves it). Announce the reload once it has.
+  await sleep(TLS_SWAP_SETTLE_MS);
   logger.info("tls.reloaded", { address: listener.address });
 }
 

@@ -142,6 +142,8 @@ export const PULL_WAIT_MS_MAX = 30_000;
 export const SMALL_BODY_BYTES_MAX = 64 * KIB_BYTES;
 /** Most tokens a tokens file may hold. */
 export const TOKENS_MAX = 10_000;
+/** How long a TLS reload waits for the replaced listener to close before it reports the reload. */
+export const TLS_SWAP_SETTLE_MS = 100;
 /** Largest tokens file. */
 export const TOKENS_FILE_BYTES_MAX = 4 * MIB_BYTES;
 /** Largest PEM file (`--tls-cert`, `--tls-key`, `--primary-ca`): a long chain or CA bundle fits. */
