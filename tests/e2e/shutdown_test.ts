@@ -5,7 +5,13 @@
 // held the process until the longest wait ended (600 s, or 30 s for a read).
 
 import assert from "node:assert/strict";
-import { freePort, startProcess, startTaskArgs, waitUntil } from "../helpers/process.ts";
+import {
+  freePort,
+  killProcess,
+  startProcess,
+  startTaskArgs,
+  waitUntil,
+} from "../helpers/process.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
 const SHUTDOWN_MS_MAX = 2000;
@@ -91,12 +97,7 @@ Deno.test("SIGTERM with ack_n=1 writes held for a replica that never acks: exit 
       assert.ok(tookMs < SHUTDOWN_MS_MAX, `exited after ${Math.round(tookMs)} ms`);
     } finally {
       writers.abort();
-      try {
-        primary.child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-      await primary.child.status;
+      await killProcess(primary);
       await writing;
     }
   });
@@ -123,12 +124,7 @@ Deno.test("SIGTERM with a held min_lsn read and topology wait besides the writes
       assert.ok(tookMs < SHUTDOWN_MS_MAX, `exited after ${Math.round(tookMs)} ms`);
     } finally {
       writers.abort();
-      try {
-        primary.child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-      await primary.child.status;
+      await killProcess(primary);
       await writing;
       await Promise.all(held);
     }

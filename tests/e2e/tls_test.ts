@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   freePort,
+  killProcess,
   replicaTaskArgs,
   type RunningProcess,
   startProcess,
@@ -118,16 +119,7 @@ Deno.test({
         await stopCleanly(primary);
       } finally {
         trusted.close();
-        for (const process of [replica, primary]) {
-          if (!process) continue;
-          try {
-            process.child.kill("SIGKILL");
-          } catch {
-            // already gone
-          }
-          await process.child.status;
-          await process.stderrDone;
-        }
+        for (const process of [replica, primary]) if (process) await killProcess(process);
       }
     });
   },
@@ -225,13 +217,7 @@ Deno.test({
       } finally {
         oldCa.close();
         newCa.close();
-        try {
-          primary.child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-        await primary.child.status;
-        await primary.stderrDone;
+        await killProcess(primary);
       }
     });
   },

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { KvState, type StateEntry } from "../../src/state/kv_state.ts";
 import {
   freePort,
+  killProcess,
   replicaTaskArgs,
   type RunningProcess,
   startProcess,
@@ -70,13 +71,7 @@ export async function restart(node: Node): Promise<Node> {
 
 /** SIGTERM (exit 0 expected) or SIGKILL, then waits for the process to end. */
 export async function stop(node: Node, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
-  try {
-    node.process.child.kill(signal);
-  } catch {
-    // already gone
-  }
-  const status = await node.process.child.status;
-  await node.process.stderrDone;
+  const status = await killProcess(node.process, signal);
   if (signal === "SIGTERM") {
     assert.equal(
       status.code,

@@ -157,3 +157,18 @@ export async function runUntilKilled(
   assert.equal(status.signal, "SIGKILL");
   return lines;
 }
+
+/** Ends `process` with `signal` unless it has exited already, and waits for it and its log. */
+export async function killProcess(
+  process: RunningProcess,
+  signal: Deno.Signal = "SIGKILL",
+): Promise<Deno.CommandStatus> {
+  try {
+    process.child.kill(signal);
+  } catch {
+    // Already gone: nothing to end.
+  }
+  const status = await process.child.status;
+  await process.stderrDone;
+  return status;
+}
