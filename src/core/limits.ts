@@ -91,6 +91,8 @@ export const COMMIT_POLICY_CHARS_MAX = "regions=".length +
 export const COMMIT_WAITS_MAX = 100_000;
 /** Longest commit wait one request may ask for. */
 export const COMMIT_TIMEOUT_MS_MAX = 600_000;
+/** How often the health sweep runs at least (a tiny health window must not spin it). */
+export const HEALTH_SWEEP_MS_MIN = 10;
 /** How often the health sweep runs at most. */
 export const HEALTH_SWEEP_MS_MAX = 1000;
 
@@ -140,6 +142,8 @@ export const PULL_BYTES_MAX = 64 * MIB_BYTES;
 export const PULL_WAIT_MS_MAX = 30_000;
 /** Largest body of any JSON request other than a write (register, ack, flags). */
 export const SMALL_BODY_BYTES_MAX = 64 * KIB_BYTES;
+/** Longest bearer token accepted in an `Authorization` header. */
+export const BEARER_TOKEN_CHARS_MAX = 4096;
 /** Most tokens a tokens file may hold. */
 export const TOKENS_MAX = 10_000;
 /** How long a TLS reload waits for the replaced listener to close before it reports the reload. */

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.ts";
-import { TOKENS_FILE_BYTES_MAX, TOKENS_MAX } from "../core/limits.ts";
+import { BEARER_TOKEN_CHARS_MAX, TOKENS_FILE_BYTES_MAX, TOKENS_MAX } from "../core/limits.ts";
 import { REPLICA_ID_PATTERN } from "../model/ids.ts";
 
 /** What a caller may do. `admin` may do everything. */
@@ -122,7 +122,7 @@ export class Auth {
   authenticate(header: string | null | undefined): AuthResult {
     if (!this.enabled) return { kind: "principal", principal: { role: "admin" } };
     if (!header) return { kind: "anonymous" };
-    const match = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(header);
+    const match = _BEARER_PATTERN.exec(header);
     if (!match) return { kind: "invalid" };
     const presented = createHash("sha256").update(match[1]!).digest();
     let found: Principal | undefined;
@@ -139,6 +139,9 @@ function _isUnreadable(error: unknown): error is Error {
     error instanceof Deno.errors.IsADirectory || error instanceof Deno.errors.NotADirectory ||
     error instanceof Deno.errors.InvalidData;
 }
+
+/** `Bearer <token>`: printable ASCII, bounded (a longer header is not a token of ours). */
+const _BEARER_PATTERN = new RegExp(`^Bearer ([\\x21-\\x7e]{1,${BEARER_TOKEN_CHARS_MAX}})$`);
 
 /** True for loopback listen addresses (127.0.0.0/8, ::1, localhost). */
 export function isLoopback(host: string): boolean {

@@ -16,7 +16,7 @@ import {
   TermMismatchError,
   WalRemovedError,
 } from "../core/errors.ts";
-import { HEALTH_SWEEP_MS_MAX } from "../core/limits.ts";
+import { HEALTH_SWEEP_MS_MAX, HEALTH_SWEEP_MS_MIN } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { ackSlot, isLive, newSlot, touchSlot } from "../slots/slot.ts";
 import type { SlotStore } from "../slots/slot_store.ts";
@@ -96,7 +96,10 @@ export class Primary {
 
   /** Starts the retention timer and the health sweep. */
   start(): void {
-    const sweepMs = Math.min(HEALTH_SWEEP_MS_MAX, Math.max(10, this.#options.healthyWithinMs / 2));
+    const sweepMs = Math.min(
+      HEALTH_SWEEP_MS_MAX,
+      Math.max(HEALTH_SWEEP_MS_MIN, this.#options.healthyWithinMs / 2),
+    );
     this.#timers.push(setInterval(() => this.sweepHealth(), sweepMs));
     this.#timers.push(setInterval(() => {
       if (this.#retentionRunning) return;
