@@ -1,5 +1,6 @@
 /**
- * ferry's command line: `main.ts primary [settings]` or `main.ts replica [settings]`.
+ * ferry's command line: `main.ts primary [settings]` or `main.ts replica [settings]` run a node;
+ * `main.ts status|slots|drop-slot <id>|token <role>` are the operator's commands (`src/app/cli.ts`).
  *
  * Parses the config once, checks permissions, and hands off to `src/app/` (which opens the stores
  * in order and closes them in reverse order on SIGINT/SIGTERM).
@@ -15,10 +16,12 @@ import {
   missingPermissionsMessage,
   readGrantedEnv,
 } from "./src/core/permissions.ts";
+import { CLI_COMMANDS, runCli } from "./src/app/cli.ts";
 import { runPrimary } from "./src/app/run_primary.ts";
 import { runReplica } from "./src/app/run_replica.ts";
 
-const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --help lists them)";
+const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --help lists them)\n" +
+  "       main.ts status|slots|drop-slot <id>|token <role> [--url u] [--token t] [--json]";
 
 /**
  * Runs the command line and returns the exit code: 0 after a clean shutdown, 2 when a setting
@@ -27,6 +30,7 @@ const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --he
  */
 export async function main(args: readonly string[]): Promise<number> {
   const [role, ...rest] = args;
+  if (role !== undefined && CLI_COMMANDS.has(role)) return await _cli(args);
   if (role !== "primary" && role !== "replica") {
     console.error(USAGE);
     return 2;
@@ -56,6 +60,13 @@ export async function main(args: readonly string[]): Promise<number> {
     // 2: a setting to change (the line names it); 1: damaged or busy data.
     return error instanceof StartupError || error instanceof ConfigError ? 2 : 1;
   }
+}
+
+async function _cli(args: readonly string[]): Promise<number> {
+  const outcome = await runCli(args, readGrantedEnv);
+  for (const line of outcome.stdout) console.log(line);
+  for (const line of outcome.stderr) console.error(line);
+  return outcome.code;
 }
 
 function _configOrExit(role: Role, args: readonly string[], logger: Logger): Config | undefined {

@@ -4,14 +4,17 @@
  *
  * N concurrent loops each POST /v1/records (commit policy `local`) with `--records` records whose
  * value is a string of `--value-chars` characters, one request at a time per loop, over Deno's
- * pooled keep-alive connections. Loops run `--warmup-ms` unmeasured, then `--duration-ms`
- * measured; a loop starts no request after the deadline and finishes the one in flight.
+ * pooled keep-alive connections. `--format json` (default) sends `{"records": [...]}`;
+ * `--format ndjson` sends one record per line (`application/x-ndjson`, the policy in the query).
+ * Loops run `--warmup-ms` unmeasured, then `--duration-ms` measured; a loop starts no request
+ * after the deadline and finishes the one in flight.
  *
  * Prints one JSON line: `{requests, records, warmup_requests, warmup_records, request_bytes,
  * duration_ms, p50_ms, p99_ms, errors, first_error}`; latencies are per request (send to body read).
  *
  * Run: deno run --allow-net=127.0.0.1:PORT bench/load_client.ts --url http://127.0.0.1:PORT \
- *   --concurrency 16 --duration-ms 5000 [--warmup-ms 1000] [--records 1] [--value-chars 128]
+ *   --concurrency 16 --duration-ms 5000 [--warmup-ms 1000] [--records 1] [--value-chars 128] \
+ *   [--format json|ndjson]
  */
 
 import { percentile } from "./results.ts";
@@ -42,21 +45,33 @@ export interface LoadOptions {
   warmupMs: number;
   recordsPerRequest: number;
   valueChars: number;
+  /** How the records travel (default `json`). */
+  format?: "json" | "ndjson";
 }
 
-function requestBody(recordsPerRequest: number, value: string): string {
-  const records = Array.from({ length: recordsPerRequest }, () => ({
-    op: "put",
-    collection: COLLECTION,
-    key: `key:${String(Math.floor(Math.random() * KEY_SPACE)).padStart(12, "0")}`,
-    value,
-  }));
+function _record(value: string): { op: string; collection: string; key: string; value: string } {
+  const key = `key:${String(Math.floor(Math.random() * KEY_SPACE)).padStart(12, "0")}`;
+  return { op: "put", collection: COLLECTION, key, value };
+}
+
+/** One request's body: a JSON object with the records, or one record per line. */
+function requestBody(recordsPerRequest: number, value: string, format: "json" | "ndjson"): string {
+  if (format === "ndjson") {
+    let text = "";
+    for (let i = 0; i < recordsPerRequest; i++) text += JSON.stringify(_record(value)) + "\n";
+    return text;
+  }
+  const records = Array.from({ length: recordsPerRequest }, () => _record(value));
   return JSON.stringify({ records, commit_policy: "local" });
 }
 
 /** Runs the loops and returns what they measured. */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const endpoint = `${options.url}/v1/records`;
+  const format = options.format ?? "json";
+  const endpoint = format === "ndjson"
+    ? `${options.url}/v1/records?commit_policy=local`
+    : `${options.url}/v1/records`;
+  const contentType = format === "ndjson" ? "application/x-ndjson" : "application/json";
   const value = "x".repeat(options.valueChars);
   const encoder = new TextEncoder();
   const latencies: number[] = [];
@@ -71,12 +86,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   const loop = async () => {
     while (performance.now() < deadline) {
-      const body = encoder.encode(requestBody(options.recordsPerRequest, value));
+      const body = encoder.encode(requestBody(options.recordsPerRequest, value, format));
       const sent = performance.now();
       try {
         const response = await fetch(endpoint, {
           method: "POST",
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": contentType },
           body,
         });
         const text = await response.text();
@@ -124,6 +139,11 @@ function flags(argv: readonly string[]): Map<string, string> {
   return out;
 }
 
+function _format(text: string | undefined): "json" | "ndjson" {
+  if (text === undefined || text === "json" || text === "ndjson") return text ?? "json";
+  throw new Error("--format must be json or ndjson");
+}
+
 if (import.meta.main) {
   const args = flags(Deno.args);
   const number = (name: string, fallback?: number): number => {
@@ -143,6 +163,7 @@ if (import.meta.main) {
     warmupMs: number("warmup-ms", 0),
     recordsPerRequest: number("records", 1),
     valueChars: number("value-chars", 128),
+    format: _format(args.get("format")),
   });
   console.log(JSON.stringify(result));
 }

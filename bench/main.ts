@@ -7,6 +7,8 @@ import { runSpoolBench } from "./spool_bench.ts";
 import { runCatchupBench, runFanoutBench, runResumeBench } from "./replication_bench.ts";
 import { runBatchBench, runWritesBench } from "./write_bench.ts";
 import { runCrashLoopBench } from "./crash_loop_bench.ts";
+import { runStateBench } from "./state_bench.ts";
+import { runEventsBench } from "./events_bench.ts";
 
 const BENCHES: Record<string, () => Promise<void>> = {
   spool: runSpoolBench,
@@ -16,6 +18,8 @@ const BENCHES: Record<string, () => Promise<void>> = {
   fanout: runFanoutBench,
   resume: runResumeBench,
   crashloop: runCrashLoopBench,
+  state: runStateBench,
+  events: runEventsBench,
 };
 
 // Arguments starting with "--" are options the benchmarks read themselves (e.g. --quick).

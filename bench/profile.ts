@@ -19,14 +19,15 @@ interface ProfileNode {
   children?: number[];
 }
 
-interface Profile {
+/** A V8 CPU profile as `Profiler.stop` returns it. */
+export interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
 }
 
 /** A minimal Chrome DevTools Protocol session over the inspector's WebSocket. */
-async function connect(
+export async function connect(
   inspectPort: number,
 ): Promise<{ send: (method: string, params?: unknown) => Promise<unknown>; close: () => void }> {
   let targets: Array<{ webSocketDebuggerUrl: string }> = [];
@@ -54,7 +55,8 @@ async function connect(
   return { send, close: () => socket.close() };
 }
 
-function selfTimes(profile: Profile): Array<[string, number]> {
+/** Self time per function (name and source line), most first. */
+export function selfTimes(profile: Profile): Array<[string, number]> {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const totals = new Map<string, number>();
   profile.samples.forEach((id, i) => {

@@ -20,6 +20,9 @@ import { SnapshotServer } from "../replication/snapshot.ts";
 import { SlotStore } from "../slots/slot_store.ts";
 import { StateApplier } from "../state/applier.ts";
 import { Spool } from "../wal/spool.ts";
+import { EventHub, publishingLogger } from "../core/events.ts";
+import { statusView } from "../http/views.ts";
+import { PRIMARY_EVENTS, startTicks } from "./events.ts";
 import { openPrimaryKv } from "./primary_kv.ts";
 import type { Listener } from "./listener.ts";
 import { loadSecurity } from "./security.ts";
@@ -35,13 +38,17 @@ interface _Opened {
   state: StateApplier;
   primary: Primary;
   metrics: Metrics;
+  events: EventHub;
+  ticks: { stop(): void };
 }
 
 /**
  * Opens the primary's stores in order, serves until a signal, then closes them in reverse. Returns
  * 2 when the security rules refuse the start; a setting that cannot work throws `StartupError`.
  */
-export async function runPrimary(config: Config, logger: Logger): Promise<number> {
+export async function runPrimary(config: Config, baseLogger: Logger): Promise<number> {
+  const events = new EventHub();
+  const logger = publishingLogger(baseLogger, events, PRIMARY_EVENTS);
   const security = await loadSecurity(config, logger);
   if (!security) return 2;
   const commitPolicyFloor = _commitFloor(config);
@@ -49,7 +56,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<number
   const lock = await lockUsableDataDir(config.dataDir);
   try {
     await checkDataDirTimeline(config.dataDir, config.timeline);
-    const opened = await _open(config, logger, commitPolicyFloor);
+    const opened = await _open(config, logger, { floor: commitPolicyFloor, events });
     let ready = false;
     const app = _app(config, logger, opened, {
       auth: security.auth,
@@ -99,10 +106,16 @@ function _app(
     logger,
     state: opened.state,
     snapshots,
+    events: opened.events,
   });
 }
 
-async function _open(config: Config, logger: Logger, floor: CommitPolicy): Promise<_Opened> {
+async function _open(
+  config: Config,
+  logger: Logger,
+  parts: { floor: CommitPolicy; events: EventHub },
+): Promise<_Opened> {
+  const { floor, events } = parts;
   const metrics = new Metrics();
   const spool = await Spool.open({
     walDir: joinPath(config.dataDir, "wal"),
@@ -128,10 +141,19 @@ async function _open(config: Config, logger: Logger, floor: CommitPolicy): Promi
   metrics.attachPrimary(primary, {
     appliedLsn: () => state.appliedLsn(),
     skippedRecords: () => state.skippedRecords,
+    events,
   });
   primary.start();
   state.start();
-  return { spool, kv, slots, state, primary, metrics };
+  const ticks = startTicks(events, {
+    status: () =>
+      statusView(primary, {
+        appliedLsn: state.appliedLsn(),
+        commitPolicy: primary.commitPolicyFloor,
+      }),
+    currentLsn: () => spool.currentLsn(),
+  });
+  return { spool, kv, slots, state, primary, metrics, events, ticks };
 }
 
 function _newPrimary(
@@ -160,6 +182,7 @@ function _newPrimary(
     retentionIntervalMs: config.retentionIntervalMs,
     walRetainBytesMin: config.walRetainBytesMin,
     slotReclaimAfterMs: config.slotReclaimAfterMs,
+    slotEtaWarnS: config.slotEtaWarnS,
     healthyWithinMs: config.healthyWithinMs,
     commitPolicyFloor: parts.floor,
     commitTimeoutMs: config.commitTimeoutMs,
@@ -193,6 +216,8 @@ async function _close(opened: _Opened, server: Listener, logger: Logger): Promis
   primary.waiter.close();
   state.applied.close();
   primary.epoch.close();
+  opened.ticks.stop();
+  opened.events.close();
   await serverDone;
   await _closeStores(opened);
   logger.info("ferry.stopped", { current_lsn: spool.currentLsn(), slots: opened.slots.size });
@@ -200,6 +225,7 @@ async function _close(opened: _Opened, server: Listener, logger: Logger): Promis
 
 /** Closes what `_open` opened, in reverse order. */
 async function _closeStores(opened: _Opened): Promise<void> {
+  opened.ticks.stop();
   await opened.primary.stop();
   await opened.state.stop();
   await opened.slots.close();

@@ -11,9 +11,11 @@
 import type { Config } from "../core/config.ts";
 import { ConfigError, StartupError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { EventHub, publishingLogger } from "../core/events.ts";
 import { FerryClient } from "../client/client.ts";
 import { createReplicaApp } from "../http/replica_app.ts";
 import { ReplicaRuntime } from "../replica/runtime.ts";
+import { REPLICA_EVENTS, startTicks } from "./events.ts";
 import type { Listener } from "./listener.ts";
 import { loadSecurity, type Security } from "./security.ts";
 import { serveUntilSignal } from "./serve.ts";
@@ -24,7 +26,9 @@ import { PrimaryCa } from "./tls.ts";
  * Opens the replica's store, serves reads, and follows the primary until a signal. Returns 2 when
  * the security rules refuse the start; a setting that cannot work throws `StartupError`.
  */
-export async function runReplica(config: Config, logger: Logger): Promise<number> {
+export async function runReplica(config: Config, baseLogger: Logger): Promise<number> {
+  const events = new EventHub();
+  const logger = publishingLogger(baseLogger, events, REPLICA_EVENTS);
   const security = await loadSecurity(config, logger);
   if (!security) return 2;
   const primaryCa = await _loadPrimaryCa(config);
@@ -32,7 +36,7 @@ export async function runReplica(config: Config, logger: Logger): Promise<number
     probeListenAddress(config);
     const lock = await lockUsableDataDir(config.dataDir);
     try {
-      return await _run(config, logger, { security, primaryCa });
+      return await _run(config, logger, { security, primaryCa, events });
     } finally {
       lock.release();
     }
@@ -44,9 +48,9 @@ export async function runReplica(config: Config, logger: Logger): Promise<number
 async function _run(
   config: Config,
   logger: Logger,
-  parts: { security: Security; primaryCa: PrimaryCa | undefined },
+  parts: { security: Security; primaryCa: PrimaryCa | undefined; events: EventHub },
 ): Promise<number> {
-  const { security, primaryCa } = parts;
+  const { security, primaryCa, events } = parts;
   const runtime = await ReplicaRuntime.open({
     dataDir: config.dataDir,
     replicaId: config.replicaId!,
@@ -59,7 +63,16 @@ async function _run(
     logger,
   });
   let ready = false;
-  const app = createReplicaApp(runtime, { auth: security.auth, logger, isReady: () => ready });
+  const app = createReplicaApp(runtime, {
+    auth: security.auth,
+    logger,
+    isReady: () => ready,
+    events,
+  });
+  const ticks = startTicks(events, {
+    status: () => ({ ...runtime.status() }),
+    currentLsn: () => runtime.appliedLsn(),
+  });
   let server: Listener;
   try {
     server = await serveUntilSignal(config, logger, {
@@ -78,6 +91,7 @@ async function _run(
       onReload: primaryCa && (() => _reloadPrimaryCa(primaryCa, logger)),
     });
   } catch (error) {
+    ticks.stop();
     await runtime.stop();
     throw error;
   }
@@ -85,6 +99,8 @@ async function _run(
   // Held `min_lsn` reads are answered (and no new one held) before waiting for the server.
   const serverDone = server.shutdown();
   runtime.applied.close();
+  ticks.stop();
+  events.close();
   await serverDone;
   await runtime.stop();
   logger.info("ferry.stopped", { applied_lsn: runtime.appliedLsn() });

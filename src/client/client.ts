@@ -16,23 +16,18 @@ import { RESPONSE_BODY_BYTES_MAX } from "../core/limits.ts";
 import {
   formatSnapshotCursor,
   FRAMES_MEDIA_TYPE,
-  HEADER_CURRENT_LSN,
-  HEADER_OLDEST_LSN,
-  HEADER_RECORD_COUNT,
-  HEADER_START_LSN,
-  HEADER_TERM,
-  HEADER_TIMELINE,
+  HEADER_SNAPSHOT_ENTRIES,
   JSON_MEDIA_TYPE,
   NDJSON_MEDIA_TYPE,
 } from "../model/wire.ts";
 import { checkSnapshotOrder, ndjsonLines, parseSnapshotLine } from "./ndjson.ts";
 import {
   asObject,
-  decodeFrames,
   fieldReader,
+  framePullOf,
   httpErrorOf,
+  jsonPullOf,
   readBody,
-  uintHeader,
   writeResponseOf,
 } from "./responses.ts";
 import type {
@@ -163,7 +158,7 @@ export class FerryClient {
 
   /**
    * Pulls raw frames (`GET /v1/wal`, `Accept: application/x-ferry-frames`) and decodes each one,
-   * CRC-checked (v2 and v3 only). Decoding stops at the first frame that is not "ok": `frames`
+   * CRC-checked (v2 and v3 only), in one pass over the body (`framePullOf`). Decoding stops at the first frame that is not "ok": `frames`
    * holds the ones before it and `corrupt` says where and why. A body that ends after fewer frames
    * than `x-ferry-record-count` announced is reported the same way.
    *
@@ -180,24 +175,7 @@ export class FerryClient {
       accept: FRAMES_MEDIA_TYPE,
       signal: options.signal,
     });
-    const contentType = response.headers.get("content-type") ?? "";
-    if (!contentType.includes(FRAMES_MEDIA_TYPE)) {
-      await response.body?.cancel();
-      throw new FerryResponseError(`pull: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
-    }
-    const header = (name: string) => uintHeader(response.headers, name);
-    const position = {
-      currentLsn: header(HEADER_CURRENT_LSN),
-      oldestLsn: header(HEADER_OLDEST_LSN),
-      term: header(HEADER_TERM),
-      timeline: header(HEADER_TIMELINE),
-      startLsn: header(HEADER_START_LSN),
-    };
-    const countHeader = response.headers.get(HEADER_RECORD_COUNT);
-    const expectedCount = countHeader === null ? undefined : header(HEADER_RECORD_COUNT);
-    const bytes = await readBody(response, RESPONSE_BODY_BYTES_MAX);
-    const { frames, corrupt } = decodeFrames(bytes, expectedCount);
-    return corrupt ? { frames, corrupt, ...position } : { frames, ...position };
+    return await framePullOf(response);
   }
 
   /**
@@ -215,26 +193,7 @@ export class FerryClient {
       query: _pullQuery(options),
       signal: options.signal,
     });
-    const field = fieldReader(body, "pull");
-    const records = field.array("records").map((item, index) => {
-      const record = fieldReader(
-        asObject(item, `pull: records[${index}]`),
-        `pull: records[${index}]`,
-      );
-      return {
-        lsn: record.uint("lsn"),
-        term: record.uint("term"),
-        timestampMs: record.uint("timestamp_ms"),
-        record: (item as Record<string, unknown>).record ?? null,
-      };
-    });
-    return {
-      records,
-      currentLsn: field.uint("current_lsn"),
-      oldestLsn: field.uint("oldest_lsn"),
-      term: field.uint("term"),
-      timeline: field.uint("timeline"),
-    };
+    return jsonPullOf(body);
   }
 
   /**
@@ -335,12 +294,16 @@ export class FerryClient {
       signal: options.signal,
     });
     if (response.body === null) throw new SnapshotFormatError("the snapshot answer has no body");
+    const hint = Number(response.headers.get(HEADER_SNAPSHOT_ENTRIES) ?? "NaN");
     let previous: SnapshotLine["type"] | undefined;
     let lineNumber = 0;
     for await (const text of ndjsonLines(response.body)) {
       lineNumber += 1;
       const line = parseSnapshotLine(text, lineNumber);
       checkSnapshotOrder(previous, line.type, lineNumber);
+      if (line.type === "header" && Number.isSafeInteger(hint) && hint >= 0) {
+        line.entriesHint = hint;
+      }
       previous = line.type;
       yield line;
     }
@@ -389,6 +352,33 @@ export class FerryClient {
         };
       }),
     };
+  }
+
+  /**
+   * Every replication slot (`GET /v1/slots`, admin), as sent (snake_case, SPEC.md 4 names plus
+   * `retained_bytes`, `growth_bytes_per_s`, `eta_invalidation_s`).
+   *
+   * @example
+   * ```ts
+   * for (const slot of await client.slots()) console.log(slot.replica_id, slot.restart_lsn);
+   * ```
+   */
+  async slots(): Promise<Record<string, unknown>[]> {
+    const body = await this.#json("GET", "/v1/slots");
+    return fieldReader(body, "slots").array("slots").map((slot) => asObject(slot, "slots"));
+  }
+
+  /**
+   * Drops the slot of `replicaId` (`DELETE /v1/slots/:id`, admin; persisted before the answer). A
+   * slot that does not exist is a `FerryHttpError` 404.
+   *
+   * @example
+   * ```ts
+   * await client.dropSlot("edge-gone");
+   * ```
+   */
+  async dropSlot(replicaId: string): Promise<void> {
+    await this.#json("DELETE", `/v1/slots/${encodeURIComponent(replicaId)}`);
   }
 
   /**

@@ -7,10 +7,23 @@
  */
 
 import { FerryHttpError, FerryResponseError } from "../core/errors.ts";
-import { ERROR_BODY_BYTES_MAX, QUOTED_VALUE_CHARS_MAX } from "../core/limits.ts";
+import {
+  ERROR_BODY_BYTES_MAX,
+  QUOTED_VALUE_CHARS_MAX,
+  RESPONSE_BODY_BYTES_MAX,
+} from "../core/limits.ts";
+import {
+  FRAMES_MEDIA_TYPE,
+  HEADER_CURRENT_LSN,
+  HEADER_OLDEST_LSN,
+  HEADER_RECORD_COUNT,
+  HEADER_START_LSN,
+  HEADER_TERM,
+  HEADER_TIMELINE,
+} from "../model/wire.ts";
 import { concatBytes } from "../core/bytes.ts";
-import { type DecodedFrame, decodeFrame } from "../wal/frame.ts";
-import type { WriteResponse } from "./types.ts";
+import { type DecodedFrame, decodeFrameRun } from "../wal/frame.ts";
+import type { FramePull, JsonPull, WriteResponse } from "./types.ts";
 
 const MS_PER_SECOND = 1000;
 
@@ -42,7 +55,9 @@ export async function* readChunks(
 
 /**
  * The body's bytes, at most `maxBytes`: a larger body is cancelled there and is a
- * `FerryResponseError`, or, with `truncate`, its first `maxBytes` bytes.
+ * `FerryResponseError`, or, with `truncate`, its first `maxBytes` bytes. A body whose length is
+ * declared (`content-length`, no `content-encoding`) is read straight into one buffer of that
+ * size, with no chunk list and no copy; anything past the declared length is still read and bound.
  */
 export async function readBody(
   response: Response,
@@ -50,8 +65,12 @@ export async function readBody(
   options: { truncate?: boolean } = {},
 ): Promise<Uint8Array> {
   if (response.body === null) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  const declared = _declaredLength(response.headers);
+  const head = declared !== undefined && declared <= maxBytes
+    ? await _readDeclared(response.body, declared)
+    : undefined;
+  const chunks: Uint8Array[] = head === undefined ? [] : [head];
+  let total = head?.byteLength ?? 0;
   for await (const value of readChunks(response.body)) {
     if (total + value.byteLength > maxBytes && options.truncate) {
       chunks.push(value.subarray(0, maxBytes - total));
@@ -66,7 +85,46 @@ export async function readBody(
     }
     chunks.push(value);
   }
-  return concatBytes(chunks, total);
+  return chunks.length === 1 ? chunks[0]! : concatBytes(chunks, total);
+}
+
+/** The `content-length` of a body sent as is, or undefined. */
+function _declaredLength(headers: Headers): number | undefined {
+  const value = headers.get("content-length");
+  if (value === null || headers.has("content-encoding") || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
+}
+
+/**
+ * Up to `length` bytes of `body`, read with a BYOB reader straight into one buffer of that size;
+ * undefined, with nothing read, when `body` is not a byte stream.
+ */
+async function _readDeclared(
+  body: ReadableStream<Uint8Array>,
+  length: number,
+): Promise<Uint8Array | undefined> {
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = body.getReader({ mode: "byob" });
+  } catch (error) {
+    if (error instanceof TypeError) return undefined;
+    throw error;
+  }
+  let buffer = new ArrayBuffer(length);
+  let filled = 0;
+  try {
+    while (filled < length) {
+      const view: Uint8Array<ArrayBuffer> = new Uint8Array(buffer, filled, length - filled);
+      const { done, value } = await reader.read(view);
+      // A read transfers the buffer it fills: keep the one it hands back.
+      if (value !== undefined) buffer = value.buffer;
+      if (done || value === undefined) break;
+      filled += value.byteLength;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return new Uint8Array(buffer, 0, filled);
 }
 
 /** The `FerryHttpError` of a non-2xx answer (its body read up to `ERROR_BODY_BYTES_MAX`). */
@@ -110,28 +168,76 @@ export function uintHeader(headers: Headers, name: string): number {
   return parsed;
 }
 
-/** Decodes frames until the first that is not "ok" or the body ends. */
+/**
+ * Checks and decodes a raw-frame body in one pass (`decodeFrameRun`: one CRC-32 per frame, the
+ * LSN from two u32 reads), until the first frame that is not "ok" or the body ends. The frames
+ * before a damaged one are returned with `corrupt` saying where and why; so is a body that ends
+ * before `expectedCount` frames.
+ */
 export function decodeFrames(
   bytes: Uint8Array,
   expectedCount: number | undefined,
 ): { frames: DecodedFrame[]; corrupt?: { offset: number; reason: string } } {
-  const frames: DecodedFrame[] = [];
-  let offset = 0;
-  while (offset < bytes.byteLength) {
-    const result = decodeFrame(bytes, offset);
-    if (result.status === "incomplete") {
-      const reason = `truncated frame: ${result.bytesNeeded} more bytes needed`;
-      return { frames, corrupt: { offset, reason } };
-    }
-    if (result.status === "corrupt") return { frames, corrupt: { offset, reason: result.reason } };
-    frames.push(result.frame);
-    offset += result.frame.byteLength;
+  const { frames, offset, stop } = decodeFrameRun(bytes);
+  if (stop?.status === "incomplete") {
+    const reason = `truncated frame: ${stop.bytesNeeded} more bytes needed`;
+    return { frames, corrupt: { offset, reason } };
   }
+  if (stop?.status === "corrupt") return { frames, corrupt: { offset, reason: stop.reason } };
   if (expectedCount !== undefined && frames.length < expectedCount) {
     const reason = `the body ended after ${frames.length} of ${expectedCount} frames`;
     return { frames, corrupt: { offset, reason } };
   }
   return { frames };
+}
+
+/**
+ * The `FramePull` of a raw-frame pull's answer: its content type and position headers checked,
+ * its body read (bounded) and checked in one pass (`decodeFrames`).
+ */
+export async function framePullOf(response: Response): Promise<FramePull> {
+  const contentType = response.headers.get("content-type") ?? "";
+  if (!contentType.includes(FRAMES_MEDIA_TYPE)) {
+    await response.body?.cancel();
+    throw new FerryResponseError(`pull: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
+  }
+  const header = (name: string) => uintHeader(response.headers, name);
+  const position = {
+    currentLsn: header(HEADER_CURRENT_LSN),
+    oldestLsn: header(HEADER_OLDEST_LSN),
+    term: header(HEADER_TERM),
+    timeline: header(HEADER_TIMELINE),
+    startLsn: header(HEADER_START_LSN),
+  };
+  const countHeader = response.headers.get(HEADER_RECORD_COUNT);
+  const expectedCount = countHeader === null ? undefined : header(HEADER_RECORD_COUNT);
+  const bytes = await readBody(response, RESPONSE_BODY_BYTES_MAX);
+  const { frames, corrupt } = decodeFrames(bytes, expectedCount);
+  return corrupt ? { frames, corrupt, ...position } : { frames, ...position };
+}
+
+/** The `JsonPull` of a JSON pull's answer, field by field. */
+export function jsonPullOf(body: Record<string, unknown>): JsonPull {
+  const field = fieldReader(body, "pull");
+  const records = field.array("records").map((item, index) => {
+    const record = fieldReader(
+      asObject(item, `pull: records[${index}]`),
+      `pull: records[${index}]`,
+    );
+    return {
+      lsn: record.uint("lsn"),
+      term: record.uint("term"),
+      timestampMs: record.uint("timestamp_ms"),
+      record: (item as Record<string, unknown>).record ?? null,
+    };
+  });
+  return {
+    records,
+    currentLsn: field.uint("current_lsn"),
+    oldestLsn: field.uint("oldest_lsn"),
+    term: field.uint("term"),
+    timeline: field.uint("timeline"),
+  };
 }
 
 /** The `WriteResponse` of a write's JSON answer, its commit outcome checked. */

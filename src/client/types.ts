@@ -148,6 +148,8 @@ export interface SnapshotHeader {
   term: number;
   timeline: number;
   format: number;
+  /** Entries the primary's state held when the snapshot started (`x-ferry-snapshot-entries`). */
+  entriesHint?: number;
 }
 
 /** One key of a snapshot stream. */

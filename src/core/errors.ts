@@ -164,6 +164,13 @@ export class PayloadTooLargeError extends FerryError {
   }
 }
 
+/** A body in a media type the route does not take (HTTP 415); the message names those it takes. */
+export class UnsupportedMediaTypeError extends FerryError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("unsupported_media_type", message, details);
+  }
+}
+
 /** Still starting, or draining for shutdown (HTTP 503). */
 export class NotReadyError extends FerryError {
   constructor(message = "ferry is starting or draining") {

@@ -131,12 +131,15 @@ class _DenoFileHandle implements FileHandle {
 /**
  * Replaces the file at `path` with `bytes` atomically: a temp file beside it is written and
  * fdatasynced, renamed over `path`, and the directory fsynced. A crash leaves the old file or the
- * new one, never a mix. Needs read and write access to the directory of `path`.
+ * new one, never a mix. With `syncDir: false` the caller fsyncs the directory itself, right after
+ * (one fsync for several changes of one directory). Needs read and write access to the directory
+ * of `path`.
  */
 export async function writeFileAtomic(
   fs: FileSystem,
   path: string,
   bytes: Uint8Array,
+  options: { syncDir?: boolean } = {},
 ): Promise<void> {
   const temp = path + ".tmp";
   const file = await fs.open(temp, { write: true, create: true });
@@ -148,7 +151,34 @@ export async function writeFileAtomic(
     file.close();
   }
   await fs.rename(temp, path);
-  await fs.syncDir(parentDir(path));
+  if (options.syncDir ?? true) await fs.syncDir(parentDir(path));
+}
+
+/**
+ * The whole content of a small file, or undefined when it does not exist or is larger than
+ * `bytesMax` (a file that cannot be what the caller expects). Needs read access to `path`.
+ */
+export async function readFileIfExists(
+  fs: FileSystem,
+  path: string,
+  bytesMax: number,
+): Promise<Uint8Array | undefined> {
+  let file: FileHandle;
+  try {
+    file = await fs.open(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  try {
+    const size = await file.size();
+    if (size > bytesMax) return undefined;
+    const bytes = new Uint8Array(size);
+    const got = await file.readAt(bytes, 0);
+    return bytes.subarray(0, got);
+  } finally {
+    file.close();
+  }
 }
 
 /** The real file system, through Deno's file APIs. */

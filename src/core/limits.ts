@@ -35,6 +35,10 @@ export const TAIL_BYTES_DEFAULT = 64 * MIB_BYTES;
 export const TAIL_BYTES_MAX = 4 * GIB_BYTES;
 /** Every this many records of a segment, the seek index keeps a checkpoint. */
 export const SEEK_INDEX_INTERVAL_RECORDS = 64;
+/** Largest seek-index sidecar (`<lsn>.idx`) read: a larger one is damaged and ignored. */
+export const SEEK_SIDECAR_BYTES_MAX = 8 * MIB_BYTES;
+/** Largest segment manifest; a timeline with more sealed segments than fit keeps none. */
+export const SEGMENT_MANIFEST_BYTES_MAX = 16 * MIB_BYTES;
 /** Frame bytes one group commit writes at most (one write, one fdatasync). */
 export const GROUP_COMMIT_BYTES_MAX = 8 * MIB_BYTES;
 /** Records one group commit writes at most. */
@@ -43,6 +47,13 @@ export const GROUP_COMMIT_RECORDS_MAX = 16_384;
 export const APPEND_QUEUE_BYTES_MAX = 256 * MIB_BYTES;
 /** Bytes read from a segment file per read call when serving a range. */
 export const READ_CHUNK_BYTES = 1 * MIB_BYTES;
+/**
+ * Smallest and largest first read of a raw range read (a raw-frame pull served from a segment
+ * file): it reads what the budget is expected to need, at least this little and at most this
+ * much; a frame larger than what was read is read whole by a second read.
+ */
+export const RANGE_READ_BYTES_MIN = 64 * KIB_BYTES;
+export const RANGE_READ_BYTES_MAX = 72 * MIB_BYTES;
 /** Append-time samples kept in memory for lag estimates (two numbers each). */
 export const COMMIT_TIME_SAMPLES_MAX = 65_536;
 /** Long-poll waiters the spool keeps at once; more are refused. */
@@ -62,6 +73,12 @@ export const JSON_DEPTH_MAX = 64;
 export const REQUEST_RECORDS_DEFAULT = 1000;
 /** Default largest body of one write request. */
 export const REQUEST_BYTES_DEFAULT = 4 * MIB_BYTES;
+/**
+ * Size of the slabs small write requests encode their records into (each request takes the next
+ * unused bytes of the current slab; a request whose records may need more than a quarter of a
+ * slab gets a buffer of its own). One allocation per slab instead of one per request.
+ */
+export const WRITE_ENCODE_SLAB_BYTES = 64 * KIB_BYTES;
 
 // ---- replication (SPEC.md sections 4 to 7) ----
 
@@ -91,6 +108,14 @@ export const COMMIT_POLICY_CHARS_MAX = "regions=".length +
 export const COMMIT_WAITS_MAX = 100_000;
 /** Longest commit wait one request may ask for. */
 export const COMMIT_TIMEOUT_MS_MAX = 600_000;
+/** How far back a slot's growth rate looks (a bursty writer is judged by its average). */
+export const SLOT_GROWTH_WINDOW_MS = 300_000;
+/** Samples kept per slot for its growth rate (one per health sweep, about a second apart). */
+export const SLOT_GROWTH_SAMPLES_MAX = 600;
+/** A growth rate needs samples at least this far apart. */
+export const SLOT_GROWTH_SPAN_MS_MIN = 2000;
+/** Default: warn when a slot's predicted invalidation is closer than this. */
+export const SLOT_ETA_WARN_S_DEFAULT = 600;
 /** How often the health sweep runs at least (a tiny health window must not spin it). */
 export const HEALTH_SWEEP_MS_MIN = 10;
 /** How often the health sweep runs at most. */
@@ -98,9 +123,20 @@ export const HEALTH_SWEEP_MS_MAX = 1000;
 
 // ---- materialised state and snapshots (SPEC.md section 8) ----
 
-/** Records and bytes the state applier reads from the spool per batch. */
-export const STATE_APPLY_BATCH_RECORDS = 1000;
+/**
+ * Records and bytes the state applier reads from the spool per batch (KvState cuts a batch into
+ * commits of Deno KV's size and advances the applied LSN after each).
+ */
+export const STATE_APPLY_BATCH_RECORDS = 16_384;
 export const STATE_APPLY_BATCH_BYTES = 8 * MIB_BYTES;
+/** A backlog smaller than this lingers (`STATE_APPLY_LINGER_MS`) to gather more per commit. */
+export const STATE_APPLY_LINGER_BELOW_RECORDS = 1000;
+/**
+ * Entries one range listing of the state reads at most while finding the current entries of the
+ * keys a commit writes (state/current_mains.ts): a listing that answers no more keys than a point
+ * read would is the last one of its commit.
+ */
+export const STATE_RANGE_READ_ENTRIES = 128;
 /** How long the state applier lets a small backlog gather (unless a min_lsn read waits). */
 export const STATE_APPLY_LINGER_MS = 20;
 /** Pause after a failed apply before trying again. */
@@ -114,14 +150,19 @@ export const SNAPSHOT_CHUNK_BYTES = 64 * KIB_BYTES;
 
 // ---- the replica role ----
 
-/** Records a replica asks for per pull, and how long it lets the primary hold a pull. */
-export const REPLICA_PULL_RECORDS = 1000;
+/**
+ * Records a replica asks for per pull (the most a pull serves: catching up costs one round trip
+ * per 10 000 records, not per 1000), and how long it lets the primary hold a pull.
+ */
+export const REPLICA_PULL_RECORDS = 10_000;
 export const REPLICA_PULL_WAIT_MS = 25_000;
 /** How long past its hold a pull may take before the replica gives up on it. */
 export const REPLICA_PULL_GRACE_MS = 10_000;
 /** Backoff after errors: doubles from the minimum to the maximum, with jitter. */
 export const REPLICA_BACKOFF_MS_MIN = 100;
 export const REPLICA_BACKOFF_MS_MAX = 5000;
+/** How often a re-bootstrap logs its progress. */
+export const REPLICA_PROGRESS_LOG_MS = 5000;
 /** Attempts to finish one snapshot (resuming after cuts) before starting over. */
 export const REPLICA_SNAPSHOT_ATTEMPTS_MAX = 20;
 /**
@@ -144,6 +185,15 @@ export const PULL_WAIT_MS_MAX = 30_000;
 export const SMALL_BODY_BYTES_MAX = 64 * KIB_BYTES;
 /** Longest bearer token accepted in an `Authorization` header. */
 export const BEARER_TOKEN_CHARS_MAX = 4096;
+/** Event-stream subscribers at once (`GET /v1/events`); more are refused. */
+export const EVENTS_SUBSCRIBERS_MAX = 64;
+/** Events and bytes a subscriber may fall behind before it is dropped (it never slows writes). */
+export const EVENTS_SUBSCRIBER_BUFFER_EVENTS_MAX = 1024;
+export const EVENTS_SUBSCRIBER_BUFFER_BYTES_MAX = 4 * MIB_BYTES;
+/** How often the event stream carries a status tick (writes/s, lag, slots). */
+export const EVENTS_TICK_MS = 1000;
+/** Random bytes of a token `main.ts token` makes (printed as hex). */
+export const CLI_TOKEN_BYTES = 32;
 /** Most tokens a tokens file may hold. */
 export const TOKENS_MAX = 10_000;
 /** How long a TLS reload waits for the replaced listener to close before it reports the reload. */
@@ -243,6 +293,8 @@ export const RESPONSE_BODY_BYTES_MAX = PULL_BYTES_MAX + FRAME_PAYLOAD_BYTES_MAX;
 export const QUOTED_VALUE_CHARS_MAX = 80;
 
 assert(PULL_RECORDS_DEFAULT <= PULL_RECORDS_MAX && PULL_BYTES_DEFAULT <= PULL_BYTES_MAX);
+assert(REPLICA_PULL_RECORDS <= PULL_RECORDS_MAX, "a replica's pull is not clamped");
+assert(RANGE_READ_BYTES_MIN <= READ_CHUNK_BYTES && PULL_BYTES_MAX < RANGE_READ_BYTES_MAX);
 assert(
   REPLICA_ID_BYTES_MAX <= CATALOG_REPLICA_ID_BYTES_MAX,
   "every registered id fits the catalog",
@@ -257,6 +309,15 @@ assert(RECORD_BYTES_DEFAULT <= FRAME_PAYLOAD_BYTES_MAX);
 assert(REQUEST_BYTES_DEFAULT <= GROUP_COMMIT_BYTES_MAX, "one request must fit one group commit");
 assert(GROUP_COMMIT_BYTES_MAX <= APPEND_QUEUE_BYTES_MAX);
 assert(READ_CHUNK_BYTES <= GROUP_COMMIT_BYTES_MAX);
+/** The smallest frame of any version (v1: magic, version, LSN, length; no payload, no CRC). */
+const _FRAME_BYTES_MIN = 21;
+assert(
+  Math.ceil(
+            (SEGMENT_BYTES_MAX + GROUP_COMMIT_BYTES_MAX) / _FRAME_BYTES_MIN /
+              SEEK_INDEX_INTERVAL_RECORDS,
+          ) * 8 + 64 <= SEEK_SIDECAR_BYTES_MAX,
+  "the sidecar of the largest segment fits",
+);
 
 assert(KV_INLINE_VALUE_BYTES + KV_OBJECT_OVERHEAD_BYTES <= DENO_KV_VALUE_BYTES_MAX);
 assert(KV_CHUNK_BYTES <= DENO_KV_VALUE_BYTES_MAX);
@@ -266,6 +327,11 @@ assert(KV_COMMIT_KEY_BYTES_MAX < DENO_KV_COMMIT_KEY_BYTES_MAX);
 assert(KV_META_BYTES_MAX + 2 * KV_CHUNK_BYTES <= KV_COMMIT_BYTES_MAX, "a commit fits chunks");
 assert(KV_CHUNK_BYTES <= KV_SUB_BATCH_CHUNK_BYTES_MAX);
 assert(KV_SCAN_BATCH_ENTRIES_DEFAULT <= DENO_KV_LIST_BATCH_ENTRIES_MAX);
+assert(
+  DENO_KV_GET_MANY_KEYS_MAX < STATE_RANGE_READ_ENTRIES &&
+    STATE_RANGE_READ_ENTRIES <= DENO_KV_LIST_BATCH_ENTRIES_MAX,
+  "a range listing can answer more keys than a point read, in one list batch",
+);
 /** Bytes of one slot entry in Deno KV at most (its key, its fields and the id twice). */
 const _SLOT_KV_ENTRY_BYTES_MAX = 2 * REPLICA_ID_BYTES_MAX + 512;
 assert(

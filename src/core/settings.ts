@@ -15,6 +15,7 @@ import {
   SEGMENT_BYTES_DEFAULT,
   SEGMENT_BYTES_MAX,
   SEGMENT_BYTES_MIN,
+  SLOT_ETA_WARN_S_DEFAULT,
   SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT,
   TAIL_BYTES_DEFAULT,
   TAIL_BYTES_MAX,
@@ -52,6 +53,7 @@ export interface Config {
   readonly failOnCommitTimeout: boolean;
   readonly snapshotConcurrencyMax: number;
   readonly slotReclaimAfterMs: number;
+  readonly slotEtaWarnS: number;
   readonly snapshotStallTimeoutMs: number;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
@@ -304,6 +306,16 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 365 * _DAY_MS,
     help: "drop an invalidated slot this long after its invalidation (0 = never)",
+    only: "primary",
+  },
+  {
+    key: "slotEtaWarnS",
+    flag: "slot-eta-warn-s",
+    kind: "int",
+    byDefault: SLOT_ETA_WARN_S_DEFAULT,
+    min: 0,
+    max: 365 * 24 * 3600,
+    help: "warn when a slot's predicted invalidation is closer than this (0 = never)",
     only: "primary",
   },
   {

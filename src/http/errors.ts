@@ -22,6 +22,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   stale_term: 409,
   term_ahead: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   insufficient_storage: 507,
   overloaded: 503,
   not_ready: 503,

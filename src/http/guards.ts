@@ -14,22 +14,24 @@ import { FerryError, ForbiddenError, UnauthorizedError } from "../core/errors.ts
 const _HEAD_ALLOWED = new Set(["/healthz", "/readyz"]);
 
 /**
- * The first middleware of both apps (primary and replica): HEAD only on the health routes, then
- * the caller resolved from its bearer token for the guards below. With auth off every caller is
- * admin.
+ * The first step of every request in both apps (primary and replica): HEAD only on the health
+ * routes, then the caller resolved from its bearer token for the guards below. With auth off
+ * every caller is admin.
  */
+export function authenticateRequest(c: Context<AppEnv>, auth: Auth): void {
+  // Hono answers HEAD by running the GET handler: pulls, snapshots and reads have effects.
+  if (c.req.method === "HEAD" && !_HEAD_ALLOWED.has(new URL(c.req.url).pathname)) {
+    c.header("allow", "GET");
+    throw new FerryError("method_not_allowed", "HEAD is not supported on this route; use GET");
+  }
+  c.set("auth", auth.authenticate(c.req.header("authorization")));
+}
+
+/** `authenticateRequest` as the first middleware of an app. */
 export function authenticateRequests(auth: Auth): MiddlewareHandler<AppEnv>[] {
   return [
     async (c, next) => {
-      // Hono answers HEAD by running the GET handler: pulls, snapshots and reads have effects.
-      if (c.req.method === "HEAD" && !_HEAD_ALLOWED.has(new URL(c.req.url).pathname)) {
-        c.header("allow", "GET");
-        throw new FerryError("method_not_allowed", "HEAD is not supported on this route; use GET");
-      }
-      await next();
-    },
-    async (c, next) => {
-      c.set("auth", auth.authenticate(c.req.header("authorization")));
+      authenticateRequest(c, auth);
       await next();
     },
   ];

@@ -7,19 +7,22 @@
  */
 
 import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { EventHub } from "../core/events.ts";
 import type { Logger } from "../core/log.ts";
 import { replicaMetrics } from "../metrics/replica_metrics.ts";
 import type { ReplicaRuntime } from "../replica/runtime.ts";
 import type { Auth } from "./auth.ts";
 import { authenticateRequests, requireRole, roleGuard } from "./guards.ts";
 import { type AppEnv, finishApp, newRouter } from "./router.ts";
+import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { uiRoutes } from "./routes/ui.ts";
 import { recordReadRoutes } from "./routes/record_read.ts";
 
 /** The replica's app over a running runtime. No I/O happens here; `app/` serves it. */
 export function createReplicaApp(
   runtime: ReplicaRuntime,
-  options: { auth: Auth; logger: Logger; isReady: () => boolean },
+  options: { auth: Auth; logger: Logger; isReady: () => boolean; events?: EventHub },
 ): OpenAPIHono<AppEnv> {
   const app = newRouter();
   const registry = replicaMetrics(runtime);
@@ -35,6 +38,8 @@ export function createReplicaApp(
     "/",
     recordReadRoutes({ reader: () => runtime, authorize: (c) => requireRole(c, "writer") }),
   );
+  app.route("/", eventRoutes(options));
+  app.route("/", uiRoutes(options));
   app.use("/openapi.json", roleGuard("admin"));
   app.doc("/openapi.json", {
     openapi: "3.0.0",

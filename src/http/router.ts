@@ -8,6 +8,7 @@
  */
 
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { EventHub } from "../core/events.ts";
 import type { Logger } from "../core/log.ts";
 import type { Metrics } from "../metrics/primary_metrics.ts";
 import type { Primary } from "../replication/primary.ts";
@@ -41,6 +42,8 @@ export interface AppDeps {
   state?: StateReader;
   /** Snapshot streams, when this primary serves them. */
   snapshots?: SnapshotServer;
+  /** Live events (`GET /v1/events`), when enabled. */
+  events?: EventHub;
 }
 
 /** A sub-app with ferry's validation hook. */
@@ -48,13 +51,34 @@ export function newRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 }
 
-/** The last handlers of an app: a JSON 404 for unknown routes and the one error mapping. */
+/**
+ * The last handlers of an app: a known path with another method is 405 with `Allow` (SPEC.md
+ * 13.5), an unknown path a JSON 404, and every error goes through the one error mapping.
+ */
 export function finishApp(app: OpenAPIHono<AppEnv>, logger: Logger): void {
-  app.notFound((c) =>
-    c.json({
-      error: "not_found",
-      message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}`,
-    }, 404)
-  );
+  const routes = app.routes
+    .filter((route) => route.method !== "ALL" && !route.path.includes("*"))
+    .map((route) => ({ method: route.method, pattern: _pathPattern(route.path) }));
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      c.header("allow", allowed.sort().join(", "));
+      return c.json({
+        error: "method_not_allowed",
+        message: `${c.req.method} is not allowed on ${path}; use ${allowed.join(" or ")}`,
+        allow: allowed,
+      }, 405);
+    }
+    return c.json({ error: "not_found", message: `no route for ${c.req.method} ${path}` }, 404);
+  });
   app.onError((error, c) => errorResponse(c, error, logger));
+}
+
+/** A route path (`/v1/replicas/:id`) as a regular expression of the paths it matches. */
+function _pathPattern(path: string): RegExp {
+  const escaped = path.split("/").map((part) =>
+    part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+  );
+  return new RegExp(`^${escaped.join("/")}$`);
 }

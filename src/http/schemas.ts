@@ -8,12 +8,11 @@
 import { z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { decodeUtf8Strict } from "../core/bytes.ts";
 import { BadRequestError, PayloadTooLargeError } from "../core/errors.ts";
 import { QUERY_NUMBER_DIGITS_MAX, U64_SAFE_MAX } from "../core/limits.ts";
 import { assertJsonShape } from "../model/records.ts";
 import { REGION_PATTERN, REPLICA_ID_PATTERN } from "../model/ids.ts";
-
-const _strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** A whole number in a query string: 0..2^53-1, digits only. */
 export const queryUint = z
@@ -94,7 +93,7 @@ export function jsonBody(maxBytes: number): MiddlewareHandler[] {
       let body: unknown;
       try {
         // Strict UTF-8: a body that is not is refused, never read with replacement characters.
-        body = JSON.parse(_strictUtf8.decode(await c.req.arrayBuffer()));
+        body = JSON.parse(decodeUtf8Strict(new Uint8Array(await c.req.arrayBuffer())));
       } catch (error) {
         if (error instanceof PayloadTooLargeError) throw error;
         throw new BadRequestError("the request body is not valid UTF-8 JSON");

@@ -27,12 +27,15 @@ export function replicaView(
   };
 }
 
-/** A slot with the WAL it retains. */
+/** A slot with the WAL it retains, its growth and when it is predicted to be invalidated. */
 export function slotView(primary: Primary, slot: Slot): Record<string, unknown> {
+  const forecast = primary.slotForecast(slot.replicaId);
   return {
     ...slotRecord(slot),
     active: isLive(slot),
     retained_bytes: isLive(slot) ? primary.spool.retainedBytesAfter(slot.restartLsn) : 0,
+    growth_bytes_per_s: forecast.growthBytesPerS,
+    eta_invalidation_s: forecast.etaInvalidationS,
   };
 }
 
@@ -59,6 +62,7 @@ export function statusView(
     full_resync_total: counters.fullResyncTotal,
     partial_resync_total: counters.partialResyncTotal,
     slot_invalidations: counters.invalidations,
+    commit_waits: primary.waiter.counters(),
     replication_lag_lsn: progress?.lagLsn ?? 0,
     safe_replay_lsn: progress?.safeReplayLsn ?? null,
     retention_floor_lsn: primary.slots.persistedFloor() ?? null,

@@ -27,6 +27,7 @@
 
 import assert from "node:assert/strict";
 import client from "prom-client";
+import type { EventHub } from "../core/events.ts";
 import type { Primary } from "../replication/primary.ts";
 import type { ReplicaState } from "../replication/registry.ts";
 import { INVALIDATION_REASONS, isLive, type Slot } from "../slots/slot.ts";
@@ -43,6 +44,7 @@ interface _Source {
   primary: Primary;
   appliedLsn: () => number;
   skippedRecords: () => number;
+  events: EventHub | undefined;
 }
 
 /** Handed to the metric builders: where to register, and what to read at scrape time. */
@@ -66,7 +68,8 @@ interface _ReplicaGaugeSpec {
 interface _SlotGaugeSpec {
   name: string;
   help: string;
-  read: (slot: Slot, source: _Source) => number;
+  /** The slot's value; null leaves its series out (nothing to report, e.g. no predicted end). */
+  read: (slot: Slot, source: _Source) => number | null;
 }
 
 interface _MirroredCounterSpec {
@@ -132,6 +135,11 @@ const _SCALAR_GAUGES: readonly _GaugeSpec[] = [
     name: "ferry_commit_watermark_lsn",
     help: "Highest LSN that meets the server's commit-policy floor.",
     read: (s) => s.primary.commitWatermark(),
+  },
+  {
+    name: "ferry_event_subscribers",
+    help: "Live event streams (GET /v1/events) open.",
+    read: (s) => s.events?.subscribers ?? 0,
   },
   {
     name: "ferry_commit_waits_pending",
@@ -201,6 +209,17 @@ const _REPLICA_GAUGES: readonly _ReplicaGaugeSpec[] = [
 
 const _SLOT_GAUGES: readonly _SlotGaugeSpec[] = [
   {
+    name: "ferry_slot_invalidation_eta_seconds",
+    help:
+      "Predicted seconds until the slot crosses a cap (lag, bytes, or idle timeout); absent when none applies.",
+    read: (slot, s) => s.primary.slotForecast(slot.replicaId).etaInvalidationS,
+  },
+  {
+    name: "ferry_slot_growth_bytes_per_second",
+    help: "Growth of the WAL the slot retains, over the last minutes.",
+    read: (slot, s) => s.primary.slotForecast(slot.replicaId).growthBytesPerS,
+  },
+  {
     name: "ferry_slot_restart_lsn",
     help: "LSN after which the slot retains WAL and the replica resumes.",
     read: (slot) => slot.restartLsn,
@@ -237,6 +256,11 @@ const _MIRRORED_COUNTERS: readonly _MirroredCounterSpec[] = [
     },
   },
   {
+    name: "ferry_event_subscribers_dropped_total",
+    help: "Event streams ended because their reader fell behind (writes never wait for them).",
+    read: (s) => s.events?.droppedTotal ?? 0,
+  },
+  {
     name: "ferry_state_skipped_records_total",
     help:
       "Logged records the materialised state passed over: their payload is not a change record.",
@@ -264,7 +288,8 @@ export class Metrics {
   /** The `Content-Type` of `render()`'s text. */
   readonly contentType: string;
   #source: _Source | undefined;
-  #httpRequests: client.Counter<"route" | "status">;
+  /** Responses by route pattern, then status: counted here, copied into the counter at scrape. */
+  #httpCounts = new Map<string, Map<number, number>>();
 
   constructor() {
     this.registry = new client.Registry();
@@ -277,22 +302,41 @@ export class Metrics {
     for (const spec of _MIRRORED_COUNTERS) _mirroredCounter(context, spec);
     this.spoolObserver = spoolObserver(this.registry);
     this.slotStoreObserver = slotStoreObserver(this.registry);
-    this.#httpRequests = new client.Counter({
+    const httpCounts = this.#httpCounts;
+    new client.Counter({
       name: "ferry_http_requests_total",
       help: "HTTP responses, by route pattern and status code.",
       labelNames: ["route", "status"],
       registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [route, byStatus] of httpCounts) {
+          for (const [status, count] of byStatus) {
+            this.inc({ route, status: String(status) }, count);
+          }
+        }
+      },
     });
   }
 
-  /** Counts one HTTP response: `route` is the route pattern (`/v1/replicas/:id/ack`). */
+  /**
+   * Counts one HTTP response: `route` is the route pattern (`/v1/replicas/:id/ack`). Called on
+   * every request, so it only bumps a number in a map; the counter reads the map at scrape time
+   * (prom-client would hash the labels on every call).
+   */
   observeHttp(route: string, status: number): void {
-    assert(route.length > 0, "observeHttp() needs the route pattern");
-    assert(
-      Number.isInteger(status) && status >= HTTP_STATUS_MIN && status <= HTTP_STATUS_MAX,
-      `observeHttp() got status ${status}`,
-    );
-    this.#httpRequests.inc({ route, status: String(status) });
+    if (
+      route.length === 0 || !Number.isInteger(status) || status < HTTP_STATUS_MIN ||
+      status > HTTP_STATUS_MAX
+    ) {
+      assert.fail(`observeHttp() needs a route pattern and a status, got "${route}" ${status}`);
+    }
+    let byStatus = this.#httpCounts.get(route);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      this.#httpCounts.set(route, byStatus);
+    }
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
   }
 
   /**
@@ -302,13 +346,14 @@ export class Metrics {
    */
   attachPrimary(
     primary: Primary,
-    extra: { appliedLsn?: () => number; skippedRecords?: () => number } = {},
+    extra: { appliedLsn?: () => number; skippedRecords?: () => number; events?: EventHub } = {},
   ): void {
     assert.equal(this.#source, undefined, "attachPrimary() is called once");
     this.#source = {
       primary,
       appliedLsn: extra.appliedLsn ?? (() => 0),
       skippedRecords: extra.skippedRecords ?? (() => 0),
+      events: extra.events,
     };
   }
 
@@ -373,7 +418,8 @@ function _slotGauge(context: _Context, spec: _SlotGaugeSpec): void {
       const source = context.source();
       if (!source) return;
       for (const slot of source.primary.slots.all()) {
-        this.set({ replica_id: slot.replicaId }, spec.read(slot, source));
+        const value = spec.read(slot, source);
+        if (value !== null) this.set({ replica_id: slot.replicaId }, value);
       }
     },
   });

@@ -5,7 +5,8 @@
  */
 
 import client from "prom-client";
-import type { ReplicaRuntime, ReplicaStateName } from "../replica/runtime.ts";
+import type { ReplicaRuntime } from "../replica/runtime.ts";
+import type { ReplicaStateName } from "../replica/status.ts";
 
 const _STATES: readonly ReplicaStateName[] = [
   "connecting",

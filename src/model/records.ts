@@ -10,6 +10,7 @@
 
 // The zod of @hono/zod-openapi (zod with `.openapi()`), so route schemas can embed this one.
 import { z } from "@hono/zod-openapi";
+import { decodeUtf8Strict } from "../core/bytes.ts";
 import { BadRequestError, CorruptFrameError } from "../core/errors.ts";
 import {
   COLLECTION_BYTES_MAX,
@@ -59,32 +60,45 @@ export const changeRecordSchema = z
   });
 
 /**
- * True when `value` nests at most `maxDepth` arrays/objects deep (checked without recursion).
- * Strings with lone surrogates anywhere are refused too: they cannot round-trip through UTF-8. So
- * are numbers JSON.parse made infinite (`1e400`): JSON.stringify would store them as `null`.
+ * True when `value` nests at most `maxDepth` arrays/objects deep (checked without recursion): a
+ * bare array or object is one level. Strings with lone surrogates anywhere are refused too: they
+ * cannot round-trip through UTF-8. So are numbers JSON.parse made infinite (`1e400`):
+ * JSON.stringify would store them as `null`.
  */
 export function jsonShapeWithin(value: unknown, maxDepth = JSON_DEPTH_MAX): boolean {
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop()!;
-    if (typeof current === "string") {
-      if (!current.isWellFormed()) return false;
-      continue;
-    }
-    if (typeof current === "number") {
-      if (!Number.isFinite(current)) return false;
-      continue;
-    }
-    if (typeof current !== "object" || current === null) continue;
+  if (typeof value === "string") return value.isWellFormed();
+  if (typeof value === "number") return Number.isFinite(value);
+  if (typeof value !== "object" || value === null) return true;
+  // Two parallel stacks instead of a [value, depth] pair per node: no allocation per node.
+  const values: object[] = [value];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const current = values.pop()!;
+    const depth = depths.pop()!;
     if (depth >= maxDepth) return false;
     if (Array.isArray(current)) {
-      for (const item of current) stack.push([item, depth + 1]);
+      for (let i = 0; i < current.length; i++) {
+        if (!_leafWithin(current[i], values, depths, depth + 1)) return false;
+      }
     } else {
-      for (const [key, item] of Object.entries(current)) {
-        if (!key.isWellFormed()) return false;
-        stack.push([item, depth + 1]);
+      const object = current as Record<string, unknown>;
+      for (const key in object) {
+        if (!key.isWellFormed() || !_leafWithin(object[key], values, depths, depth + 1)) {
+          return false;
+        }
       }
     }
+  }
+  return true;
+}
+
+/** Checks a leaf at once; pushes a container (at `depth`) for the loop of `jsonShapeWithin`. */
+function _leafWithin(item: unknown, values: object[], depths: number[], depth: number): boolean {
+  if (typeof item === "string") return item.isWellFormed();
+  if (typeof item === "number") return Number.isFinite(item);
+  if (typeof item === "object" && item !== null) {
+    values.push(item);
+    depths.push(depth);
   }
   return true;
 }
@@ -153,8 +167,6 @@ export function stampRecord(
   return record;
 }
 
-const _decoder = new TextDecoder("utf-8", { fatal: true });
-
 /**
  * Decodes and validates a payload pulled from the log; throws `CorruptFrameError` when it is not a
  * valid change record (a replica must not apply it). With `trusted` (the primary reading its own
@@ -166,7 +178,7 @@ export function decodeChangeRecord(
 ): ChangeRecord {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(_decoder.decode(payload));
+    parsed = JSON.parse(decodeUtf8Strict(payload));
   } catch {
     throw new CorruptFrameError("payload is not UTF-8 JSON");
   }
@@ -195,9 +207,13 @@ function _trustedRecord(parsed: unknown): ChangeRecord {
   return r as ChangeRecord;
 }
 
-/** Throws `BadRequestError` unless `body` nests within the JSON depth limit. */
+/**
+ * Throws `BadRequestError` unless `body` nests within the JSON depth limit. A write body holds its
+ * values three levels down (body, `records`, record): the same {@link JSON_DEPTH_MAX} levels a
+ * replica allows in a value (`decodeChangeRecord`), no more.
+ */
 export function assertJsonShape(body: unknown): void {
-  if (!jsonShapeWithin(body, JSON_DEPTH_MAX + 4)) {
+  if (!jsonShapeWithin(body, JSON_DEPTH_MAX + 3)) {
     throw new BadRequestError(
       `the JSON nests deeper than ${JSON_DEPTH_MAX} levels in a value, or holds a string that is not well-formed Unicode or a number beyond the range of a double (like 1e400)`,
     );

@@ -20,6 +20,8 @@ export const HEADER_TIMELINE = "x-ferry-timeline";
 export const HEADER_START_LSN = "x-ferry-start-lsn";
 export const HEADER_RECORD_COUNT = "x-ferry-record-count";
 export const HEADER_LSN = "x-ferry-lsn";
+/** Entries the state held when a snapshot started (a progress hint; the snapshot is fuzzy). */
+export const HEADER_SNAPSHOT_ENTRIES = "x-ferry-snapshot-entries";
 
 /** The only snapshot format written and read. */
 export const SNAPSHOT_FORMAT = 1;

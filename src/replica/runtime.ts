@@ -40,17 +40,9 @@ import {
   writeCurrent,
 } from "./store_dir.ts";
 import { type LoadedSnapshot, loadSnapshot } from "./snapshot_loader.ts";
+import { RebootstrapProgress } from "./rebootstrap_progress.ts";
+import type { ReplicaStateName, ReplicaStatus } from "./status.ts";
 import { PrimaryLsn } from "./primary_lsn.ts";
-
-/** What the replica is doing (SPEC.md 9.7). */
-export type ReplicaStateName =
-  | "connecting"
-  | "healthy"
-  | "rebootstrapping"
-  | "gap"
-  | "divergence"
-  | "stale_term"
-  | "apply_error";
 
 /** Options of `ReplicaRuntime.open`. */
 export interface ReplicaRuntimeOptions {
@@ -71,25 +63,6 @@ export interface ReplicaRuntimeOptions {
   backoffMsMax?: number;
   logger?: Logger;
   fs?: FileSystem;
-}
-
-/** The replica's status document (SPEC.md 9.7). */
-export interface ReplicaStatus {
-  role: "replica";
-  replica_id: string;
-  region: string | null;
-  primary_url: string;
-  state: ReplicaStateName;
-  applied_lsn: number;
-  durable_lsn: number;
-  primary_current_lsn: number;
-  term: number;
-  timeline: number;
-  apply_errors_total: number;
-  divergence_total: number;
-  rebootstraps_total: number;
-  last_error: string | null;
-  applied_records_total: number;
 }
 
 /** A replica: its store, its position, and the loop that keeps it in step with the primary. */
@@ -120,6 +93,8 @@ export class ReplicaRuntime implements StateReader {
   #rebootstrapReason: string | undefined;
   /** Re-bootstrap attempts since the 409 (each failure starts over with a fresh snapshot). */
   #rebootstrapAttempts = 0;
+  /** The current re-bootstrap attempt's progress. */
+  #progress: RebootstrapProgress | undefined;
   /** Registered with the primary since the last connection error (register carries the region). */
   #registered = false;
 
@@ -209,6 +184,9 @@ export class ReplicaRuntime implements StateReader {
       rebootstraps_total: this.#rebootstraps,
       last_error: this.#lastError,
       applied_records_total: this.#appliedRecords,
+      ...(this.#state === "rebootstrapping" && this.#progress
+        ? { rebootstrap: this.#progress.view() }
+        : {}),
     };
   }
 
@@ -427,6 +405,7 @@ export class ReplicaRuntime implements StateReader {
    */
   async #rebootstrap(reason: string): Promise<void> {
     this.#rebootstrapAttempts += 1;
+    const progress = this.#progress = new RebootstrapProgress();
     await this.#client.setRebootstrapping(this.#options.replicaId, true).catch(() => undefined);
     const index = this.#storeIndex + 1;
     await removeStoreFiles(this.#options.dataDir, index);
@@ -441,7 +420,11 @@ export class ReplicaRuntime implements StateReader {
         logger: this.#logger,
         backoff: (atLeastMs) => this.#backoff(atLeastMs),
         attemptsMax: this.#options.snapshotAttemptsMax ?? REPLICA_SNAPSHOT_ATTEMPTS_MAX,
-        onHeader: (header) => this.#primaryLsn.atLeast(header.startLsn),
+        onHeader: (header) => {
+          this.#primaryLsn.atLeast(header.startLsn);
+          progress.expect(header.entriesHint);
+        },
+        onStored: (entries, bytes) => progress.stored(entries, bytes, this.#logger),
       });
       store = new KvState(kv);
       await store.setMeta({

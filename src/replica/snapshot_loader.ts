@@ -31,6 +31,8 @@ export interface SnapshotLoaderOptions {
   attemptsMax?: number;
   /** Told each response's header as it arrives (the primary's position at that moment). */
   onHeader?: (header: SnapshotHeader) => void;
+  /** Told each batch stored: its entries and the bytes of their lines. */
+  onStored?: (entries: number, bytes: number) => void;
 }
 
 /** A snapshot loaded whole: where the log resumes after it, and how many entries it held. */
@@ -103,6 +105,7 @@ async function _loadSnapshotPart(
     const last = batch[batch.length - 1]!;
     progress.after = { collection: last.collection, key: last.key };
     progress.entries += batch.length;
+    options.onStored?.(batch.length, batchBytes);
     batch = [];
     batchBytes = 0;
   };

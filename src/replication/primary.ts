@@ -13,14 +13,15 @@ import {
   NotFoundError,
   OverloadedError,
   RebootstrapRequiredError,
-  TermMismatchError,
-  WalRemovedError,
 } from "../core/errors.ts";
-import { HEALTH_SWEEP_MS_MAX, HEALTH_SWEEP_MS_MIN } from "../core/limits.ts";
+import {
+  HEALTH_SWEEP_MS_MAX,
+  HEALTH_SWEEP_MS_MIN,
+  SLOT_ETA_WARN_S_DEFAULT,
+} from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { ackSlot, isLive, newSlot, touchSlot } from "../slots/slot.ts";
 import type { SlotStore } from "../slots/slot_store.ts";
-import type { DecodedFrame } from "../wal/frame.ts";
 import type { AppendResult, PruneResult, Spool } from "../wal/spool.ts";
 import { CommitWaiter } from "./commit_waiter.ts";
 import { checkPolicyAgainstFloor, type CommitPolicy, policyWatermark } from "./commit_policy.ts";
@@ -35,14 +36,17 @@ import {
 } from "./registry.ts";
 import { Retention } from "./retention.ts";
 import { ResyncCounters } from "./resume.ts";
+import { PullServer } from "./pulls.ts";
 import {
   type AckRequest,
   type PrimaryOptions,
   type PullRequest,
   type PullResult,
+  type RawPullResult,
   type RegisterResult,
   type WriteResult,
 } from "./types.ts";
+import { type SlotForecast, SlotHealth, slotReadings } from "./slot_health.ts";
 
 /** The replication core of a primary. */
 export class Primary {
@@ -54,8 +58,10 @@ export class Primary {
   #logger: Logger;
   #clock: () => number;
   #registry: ReplicaRegistry;
+  #slotHealth: SlotHealth;
   #retention: Retention;
   #resyncs: ResyncCounters;
+  #pulls: PullServer;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #retentionRunning: Promise<unknown> | undefined;
 
@@ -72,6 +78,20 @@ export class Primary {
       epoch: this.epoch,
       logger: this.#logger,
       healthyWithinMs: options.healthyWithinMs,
+    });
+    this.#pulls = new PullServer({
+      spool: this.spool,
+      registry: this.#registry,
+      resyncs: this.#resyncs,
+      clock: this.#clock,
+      term: () => this.term,
+      timeline: () => this.timeline,
+      planResume: (id, sinceLsn) => this.planResume(id, sinceLsn),
+    });
+    this.#slotHealth = new SlotHealth({
+      caps: options.caps,
+      warnBelowS: options.slotEtaWarnS ?? SLOT_ETA_WARN_S_DEFAULT,
+      logger: this.#logger,
     });
     this.#retention = new Retention({
       ...options,
@@ -246,68 +266,16 @@ export class Primary {
   }
 
   /**
-   * Serves a pull: term check, resume planning for an identified replica, an optional long-poll
-   * wait for the next record, then the records (from the tail or the segments).
+   * Serves a pull (`PullServer`): term check, resume planning for an identified replica, an
+   * optional long-poll wait for the next record, then the records, decoded and CRC-checked.
    */
-  async pull(request: PullRequest): Promise<PullResult> {
-    if (request.term !== undefined && request.term !== this.term) {
-      throw new TermMismatchError(request.term, this.term);
-    }
-    const { replicaId } = request;
-    let start: number;
-    if (replicaId !== undefined) start = this.planResume(replicaId, request.sinceLsn);
-    else {
-      start = request.sinceLsn ?? 0;
-      this.#resyncs.assertServable(start);
-    }
-    if (request.awaitTimeoutMs > 0 && this.spool.currentLsn() <= start) {
-      await this.#holdPull(replicaId, start, request);
-    }
-    let frames: DecodedFrame[];
-    try {
-      frames = await this.spool.readSince(start, request.maxCount, request.maxBytes);
-    } catch (error) {
-      if (error instanceof WalRemovedError) {
-        throw this.#resyncs.rebootstrap("wal-removed", error.message);
-      }
-      throw error;
-    }
-    if (replicaId !== undefined) this.#noteSent(replicaId, frames);
-    return {
-      frames,
-      startLsn: start,
-      currentLsn: this.spool.currentLsn(),
-      oldestLsn: this.spool.oldestLsn(),
-      term: this.term,
-      timeline: this.timeline,
-    };
+  pull(request: PullRequest): Promise<PullResult> {
+    return this.#pulls.pull(request);
   }
 
-  /** Holds a pull until a record after `start` lands; the replica counts as seen meanwhile. */
-  async #holdPull(
-    replicaId: string | undefined,
-    start: number,
-    request: PullRequest,
-  ): Promise<void> {
-    const replica = replicaId === undefined ? undefined : this.#registry.get(replicaId);
-    if (replica) this.#registry.pullOpened(replica);
-    try {
-      await this.spool.waitForAppend(start, {
-        timeoutMs: request.awaitTimeoutMs,
-        signal: request.signal,
-      });
-    } finally {
-      if (replica) this.#registry.pullClosed(replica, this.#clock());
-    }
-  }
-
-  #noteSent(id: string, frames: readonly DecodedFrame[]): void {
-    const replica = this.#registry.get(id);
-    if (!replica) return;
-    const last = frames[frames.length - 1];
-    if (last) replica.lastSentLsn = Math.max(replica.lastSentLsn, last.lsn);
-    // The slot was touched when the pull was planned; the registry keeps the exact last-seen time.
-    this.#registry.touch(replica, this.#clock());
+  /** Serves a raw-frame pull like `pull`, the records as the bytes stored (`PullServer`). */
+  pullRaw(request: PullRequest): Promise<RawPullResult> {
+    return this.#pulls.pullRaw(request);
   }
 
   // ---- acks ----
@@ -404,12 +372,19 @@ export class Primary {
    * a place in the registry for ever.
    */
   sweepHealth(): void {
-    this.#registry.sweepHealth(this.#clock());
+    const now = this.#clock();
+    this.#registry.sweepHealth(now);
     for (const replica of this.#registry.values()) {
       if (replica.healthy || this.slots.get(replica.id)) continue;
       this.#registry.delete(replica.id, "forgotten");
       this.waiter.dropReplica(replica.id);
     }
+    this.#slotHealth.sample(now, slotReadings(this.spool, this.slots, this.#registry));
+  }
+
+  /** Growth and predicted invalidation of the slot of `id`, as of the last sweep. */
+  slotForecast(id: string): SlotForecast {
+    return this.#slotHealth.forecastOf(id);
   }
 
   // ---- observation ----

@@ -27,6 +27,14 @@ import { type StateEntry } from "../state/kv_state.ts";
 
 const _utf8 = new TextEncoder();
 
+/** An opened snapshot: its NDJSON body, its start, and how many entries the state held then. */
+export interface SnapshotOpened {
+  body: ReadableStream<Uint8Array>;
+  startLsn: number;
+  /** A hint for progress (the snapshot is fuzzy): `x-ferry-snapshot-entries`. */
+  entries: number;
+}
+
 /** Serves snapshot streams with bounded concurrency. */
 export class SnapshotServer {
   #primary: Primary;
@@ -60,19 +68,22 @@ export class SnapshotServer {
   async open(
     replicaId: string,
     after?: { collection: string; key: string },
-  ): Promise<ReadableStream<Uint8Array>> {
+  ): Promise<SnapshotOpened> {
     if (this.#active >= this.#concurrencyMax) throw new SnapshotBusyError(this.#concurrencyMax);
     this.#active += 1;
     try {
       const startLsn = after === undefined
         ? await this.#pin(replicaId)
         : this.#existingPin(replicaId);
+      // The entry count when it starts: a hint for the replica's progress, not a promise (fuzzy).
+      const entries = (await this.#state.state.meta()).entries ?? 0;
       this.#logger.info("snapshot.started", {
         replica_id: replicaId,
         start_lsn: startLsn,
+        entries,
         resumed: after !== undefined,
       });
-      return this.#stream(startLsn, after);
+      return { body: this.#stream(startLsn, after), startLsn, entries };
     } catch (error) {
       this.#active -= 1;
       throw error;

@@ -11,6 +11,7 @@ import type { RetentionCaps } from "../slots/slot.ts";
 import type { SlotStore } from "../slots/slot_store.ts";
 import type { DecodedFrame } from "../wal/frame.ts";
 import type { AppendResult, Spool } from "../wal/spool.ts";
+import type { RawFrames } from "../wal/range_read.ts";
 import type { CommitPolicy } from "./commit_policy.ts";
 import type { CommitWaiter } from "./commit_waiter.ts";
 
@@ -36,6 +37,8 @@ export interface PrimaryOptions {
   stateFloor?: () => number;
   /** An invalidated slot is dropped this long after its invalidation (0 = never). */
   slotReclaimAfterMs?: number;
+  /** Warn when a slot's predicted invalidation is closer than this many seconds (0 = never). */
+  slotEtaWarnS?: number;
 }
 
 /** Answer to a register call. */
@@ -57,14 +60,23 @@ export interface PullRequest {
   signal?: AbortSignal;
 }
 
-/** What a pull serves. */
-export interface PullResult {
-  frames: DecodedFrame[];
+/** Where the primary stands, sent with every pull. */
+export interface PullPosition {
   startLsn: number;
   currentLsn: number;
   oldestLsn: number;
   term: number;
   timeline: number;
+}
+
+/** What a pull serves: decoded, CRC-checked frames (JSON pulls). */
+export interface PullResult extends PullPosition {
+  frames: DecodedFrame[];
+}
+
+/** What a raw-frame pull serves: the records as the bytes stored. */
+export interface RawPullResult extends PullPosition {
+  raw: RawFrames;
 }
 
 /** An ack, after HTTP validation. */

@@ -11,6 +11,7 @@ import { KvState, type StateEntry } from "./kv_state.ts";
 import {
   STATE_APPLY_BATCH_BYTES,
   STATE_APPLY_BATCH_RECORDS,
+  STATE_APPLY_LINGER_BELOW_RECORDS,
   STATE_APPLY_LINGER_MS,
   STATE_IDLE_WAIT_MS,
   STATE_RETRY_MS,
@@ -103,11 +104,11 @@ export class StateApplier implements StateReader {
   /**
    * Waits a little before applying a small backlog, so one KV commit (an fsync of its own) covers
    * many group commits instead of competing with each spool fdatasync; not when a `min_lsn` read
-   * is already waiting, nor when a full batch is there.
+   * is already waiting, nor when a commit's worth is there.
    */
   async #linger(signal: AbortSignal): Promise<void> {
     const backlog = this.#spool.currentLsn() - this.applied.value;
-    if (this.applied.waiters > 0 || backlog >= STATE_APPLY_BATCH_RECORDS) return;
+    if (this.applied.waiters > 0 || backlog >= STATE_APPLY_LINGER_BELOW_RECORDS) return;
     await sleep(STATE_APPLY_LINGER_MS, signal);
   }
 
@@ -132,8 +133,11 @@ export class StateApplier implements StateReader {
       }
     }
     const last = frames[frames.length - 1]!;
-    const meta = (lsn: number) => ({ applied_lsn: lsn, last_term: last.term, last_hash: null });
-    await this.state.apply(records, meta);
+    // Frames come in LSN order without gaps: the term of `lsn` is at its offset from the first.
+    const termOf = (lsn: number) => frames[lsn - frames[0]!.lsn]?.term ?? last.term;
+    const meta = (lsn: number) => ({ applied_lsn: lsn, last_term: termOf(lsn), last_hash: null });
+    // Each commit is visible when it lands: readers and retention need not wait for the batch.
+    await this.state.apply(records, meta, { onCommitted: (lsn) => this.applied.advance(lsn) });
     // Skipped records at the end of the batch still count as applied.
     if (records[records.length - 1]?.lsn !== last.lsn) await this.state.setMeta(meta(last.lsn));
     this.applied.advance(last.lsn);

@@ -24,6 +24,7 @@ import { checkedMain, metaValue } from "./integrity.ts";
 import {
   type ChunkedMain,
   chunkKey,
+  keyId,
   KV_STATE_META_KEY,
   mainKey,
   type StateMeta,
@@ -104,7 +105,13 @@ export function prepare(item: WriteItem): PreparedWrite {
   } catch (error) {
     assert.fail(`the value of ${item.collection}/${item.key} is not JSON: ${error}`);
   }
-  assert(typeof json === "string", `the value of ${item.collection}/${item.key} is not JSON`);
+  if (typeof json !== "string") {
+    assert.fail(`the value of ${item.collection}/${item.key} is not JSON`);
+  }
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most values are inline without being encoded.
+  if (3 * json.length <= KV_INLINE_VALUE_BYTES) {
+    return { kind: "inline", json, storedBytes: _serializedTextBytes(json) };
+  }
   const text = _encoder.encode(json);
   if (text.byteLength <= KV_INLINE_VALUE_BYTES) {
     const storedBytes = _serializedTextBytes(json);
@@ -254,11 +261,32 @@ export function keyBytesOf(key: Deno.KvKey): number {
       bytes += 9;
       continue;
     }
-    assert(typeof part === "string", "state keys hold strings and numbers");
-    const utf8 = _encoder.encode(part);
-    bytes += 2 + utf8.byteLength + utf8.filter((byte) => byte === 0).length;
+    if (typeof part !== "string") assert.fail("state keys hold strings and numbers");
+    bytes += 2 + _escapedUtf8Bytes(part);
   }
   return bytes;
+}
+
+/**
+ * UTF-8 bytes of `text` with each NUL counted twice, without encoding it (this runs for every key
+ * applied). A lone surrogate counts 3, as `TextEncoder` writes U+FFFD for it.
+ */
+function _escapedUtf8Bytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += unit === 0 ? 2 : 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && _isLowSurrogate(text.charCodeAt(i + 1))) {
+      bytes += 4;
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+function _isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
 }
 
 /** A stored object's size, estimated from its JSON text plus V8's overhead. */
@@ -268,5 +296,5 @@ function _objectBytes(value: object): number {
 
 /** Which key an item writes, as a map key: items of one key collapse to the last. */
 export function itemId(item: WriteItem): string {
-  return JSON.stringify([item.collection, item.key]);
+  return keyId(item.collection, item.key);
 }

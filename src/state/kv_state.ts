@@ -51,6 +51,7 @@ import {
   ZERO_COST,
 } from "./commit_plan.ts";
 import { isLsn, parseJson, parseMain, parseMeta } from "./integrity.ts";
+import { readCurrentMains } from "./current_mains.ts";
 import {
   chunkKey,
   KV_STATE_META_KEY,
@@ -103,6 +104,9 @@ export class KvState {
   #kv: Deno.Kv;
   /** Main entries in the store, as the last commit left them (loaded with the meta). */
   #entries: number | undefined;
+  /** Commits of main entries so far, and whether one is under way (see `meta`). */
+  #writes = 0;
+  #writing = false;
 
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
@@ -110,9 +114,12 @@ export class KvState {
 
   /** The meta of the last apply (or `setMeta`); all zero and `last_hash: null` when absent. */
   async meta(): Promise<StateMeta> {
+    const writes = this.#writes;
     const entry = await this.#kv.get<unknown>(KV_STATE_META_KEY);
     const meta = entry.value === null ? { ..._EMPTY_META } : parseMeta(entry.value);
-    this.#entries = meta.entries ?? 0;
+    // A read that raced a commit of this store's writer may be older than what it counts now.
+    const current = writes === this.#writes && !this.#writing;
+    if (current || this.#entries === undefined) this.#entries = meta.entries ?? 0;
     return meta;
   }
 
@@ -122,25 +129,31 @@ export class KvState {
    * commit limits; several records for one key collapse to the last. Large values are chunked,
    * their chunks committed first; the chunks of replaced versions are deleted in the same commit
    * when they fit, else right after it. Applying the same records again converges to the same
-   * state.
+   * state. `onCommitted(lastLsn)` is called after each sub-batch is committed (visible).
    */
   async apply(
     records: readonly AppliedRecord[],
     metaAfter: (lastLsn: number) => StateMeta,
+    options: { onCommitted?: (lastLsn: number) => void } = {},
   ): Promise<void> {
     let previousLsn = 0;
     const items = records.map(({ lsn, record }): WriteItem => {
-      assert(isLsn(lsn) && lsn > previousLsn, `LSN ${lsn} does not follow ${previousLsn}`);
+      // `assert.fail` only on failure: a message built per record costs the apply path.
+      if (!isLsn(lsn) || lsn <= previousLsn) {
+        assert.fail(`LSN ${lsn} does not follow ${previousLsn}`);
+      }
       previousLsn = lsn;
       const deleted = record.op === "delete";
-      assert(deleted || (record.op === "put" && record.value !== undefined), "a put has a value");
+      if (!deleted && (record.op !== "put" || record.value === undefined)) {
+        assert.fail("a put has a value");
+      }
       return { collection: record.collection, key: record.key, lsn, value: record.value, deleted };
     });
     await this.#writeItems(items, (lastLsn) => {
       const meta = metaAfter(lastLsn);
       assert.equal(meta.applied_lsn, lastLsn, "the meta of a sub-batch names its last LSN");
       return meta;
-    });
+    }, options.onCommitted);
   }
 
   /** Reads one key; `undefined` when it is absent. Throws `KvCorruptError` on corruption. */
@@ -242,76 +255,59 @@ export class KvState {
 
   /**
    * Writes items in sub-batches. A first cut by the main entries' cost picks the keys whose
-   * current entries are read; a second cut adds the deletes of their stale chunks.
+   * current entries are read; a second cut adds the deletes of their stale chunks (when there are
+   * any). The next sub-batch's first cut runs while the previous one commits; its reads wait for
+   * that commit, so they see it.
    */
   async #writeItems(
     items: readonly WriteItem[],
     metaAfter: ((lastLsn: number) => StateMeta) | undefined,
+    onCommitted?: (lastLsn: number) => void,
   ): Promise<void> {
-    const prepared = new Map<number, PreparedWrite>();
-    const mainCosts: CommitCost[] = [];
-    const prepareAt = (index: number): PreparedWrite => {
-      let value = prepared.get(index);
-      if (value === undefined) {
-        value = prepare(items[index]!);
-        prepared.set(index, value);
+    const plan = _planner(items, metaAfter === undefined ? ZERO_COST : metaReserve());
+    let committing: Promise<void> | undefined;
+    this.#writing = true;
+    try {
+      let start = 0;
+      let rough = plan.cut(start, items.length, plan.mainCostAt);
+      while (start < items.length) {
+        await committing;
+        const current = await readCurrentMains(
+          this.#kv,
+          [...rough.finals.values()].map((index) => items[index]!),
+        );
+        const staleKeys = (index: number) =>
+          staleChunkKeys(items[index]!, plan.mainCostAt(index), current.get(itemId(items[index]!)));
+        const stale = [...rough.finals.values()].some((index) => staleKeys(index).length > 0);
+        const cut = !stale ? rough : plan.cut(start, rough.end, (index) => {
+          return plus(plan.mainCostAt(index), deletesCost(staleKeys(index)));
+        });
+        const finals = [...cut.finals.values()].map((index): FinalWrite => ({
+          item: items[index]!,
+          prepared: plan.prepareAt(index),
+          staleChunkKeys: staleKeys(index),
+        }));
+        if (this.#entries === undefined) await this.meta();
+        const entries = this.#entries! + entriesDelta(finals, current);
+        const lastLsn = items[cut.end - 1]!.lsn;
+        const meta = metaAfter?.(lastLsn);
+        committing = this.#commitSubBatch(finals, meta && { ...meta, entries }).then(() => {
+          this.#entries = entries;
+          this.#writes += 1;
+          onCommitted?.(lastLsn);
+        });
+        plan.forget(start, cut.end);
+        start = cut.end;
+        if (start < items.length) rough = plan.cut(start, items.length, plan.mainCostAt);
       }
-      return value;
-    };
-    const mainCostAt = (index: number) =>
-      mainCosts[index] ??= mainCost(items[index]!, prepareAt(index));
-    const release = (index: number) => prepared.delete(index);
-    const reserve = metaAfter === undefined ? ZERO_COST : metaReserve();
-    let start = 0;
-    while (start < items.length) {
-      const rough = cutSubBatch(items, {
-        start,
-        end: items.length,
-        reserve,
-        costOf: mainCostAt,
-        release,
-      });
-      const current = await this.#readMains(items, rough.finals.values());
-      const staleKeys = (index: number) =>
-        staleChunkKeys(items[index]!, mainCostAt(index), current.get(itemId(items[index]!)));
-      const cut = cutSubBatch(items, {
-        start,
-        end: rough.end,
-        reserve,
-        costOf: (index) => plus(mainCostAt(index), deletesCost(staleKeys(index))),
-        release,
-      });
-      const finals = [...cut.finals.values()].map((index): FinalWrite => ({
-        item: items[index]!,
-        prepared: prepareAt(index),
-        staleChunkKeys: staleKeys(index),
-      }));
-      if (this.#entries === undefined) await this.meta();
-      const entries = this.#entries! + entriesDelta(finals, current);
-      const meta = metaAfter?.(items[cut.end - 1]!.lsn);
-      await this.#commitSubBatch(finals, meta && { ...meta, entries });
-      this.#entries = entries;
-      for (let index = start; index < cut.end; index++) prepared.delete(index);
-      start = cut.end;
+      await committing;
+    } catch (error) {
+      await committing?.catch(() => undefined);
+      throw error;
+    } finally {
+      this.#writes += 1;
+      this.#writing = false;
     }
-  }
-
-  /** Reads the current main entries of the given items' keys, `DENO_KV_GET_MANY_KEYS_MAX` a call. */
-  async #readMains(
-    items: readonly WriteItem[],
-    indexes: Iterable<number>,
-  ): Promise<Map<string, StoredMain | undefined>> {
-    const keys = [...indexes].map((index) => mainKey(items[index]!.collection, items[index]!.key));
-    const mains = new Map<string, StoredMain | undefined>();
-    for (let first = 0; first < keys.length; first += DENO_KV_GET_MANY_KEYS_MAX) {
-      const group = keys.slice(first, first + DENO_KV_GET_MANY_KEYS_MAX);
-      const entries = await this.#kv.getMany<unknown[]>(group);
-      for (const entry of entries) {
-        const main = entry.value === null ? undefined : parseMain(entry.value, entry.key);
-        mains.set(JSON.stringify(entry.key.slice(1)), main);
-      }
-    }
-    return mains;
   }
 
   /**
@@ -391,6 +387,33 @@ export class KvState {
     if (offset !== main.bytes || crc32(text) !== main.crc32) return undefined;
     return { value: parseJson(_decoder.decode(text), collection, key) };
   }
+}
+
+/** Sub-batch cuts over `items`, each item prepared (serialized) once and costed once. */
+function _planner(items: readonly WriteItem[], reserve: CommitCost) {
+  const prepared = new Map<number, PreparedWrite>();
+  const mainCosts: CommitCost[] = [];
+  const prepareAt = (index: number): PreparedWrite => {
+    let value = prepared.get(index);
+    if (value === undefined) {
+      value = prepare(items[index]!);
+      prepared.set(index, value);
+    }
+    return value;
+  };
+  const mainCostAt = (index: number) =>
+    mainCosts[index] ??= mainCost(items[index]!, prepareAt(index));
+  const release = (index: number) => prepared.delete(index);
+  return {
+    prepareAt,
+    mainCostAt,
+    cut: (start: number, end: number, costOf: (index: number) => CommitCost) =>
+      cutSubBatch(items, { start, end, reserve, costOf, release }),
+    /** Drops what was kept for items before `end` (committed or superseded). */
+    forget(start: number, end: number): void {
+      for (let index = start; index < end; index++) prepared.delete(index);
+    },
+  };
 }
 
 async function _commit(atomic: Deno.AtomicOperation): Promise<void> {

@@ -8,9 +8,19 @@
 
 import assert from "node:assert/strict";
 import { WalCorruptionError } from "../core/errors.ts";
-import type { FileHandle, FileSystem } from "../core/files.ts";
-import { READ_CHUNK_BYTES, SEEK_INDEX_INTERVAL_RECORDS } from "../core/limits.ts";
+import {
+  type FileHandle,
+  type FileSystem,
+  readFileIfExists,
+  writeFileAtomic,
+} from "../core/files.ts";
+import {
+  READ_CHUNK_BYTES,
+  SEEK_INDEX_INTERVAL_RECORDS,
+  SEEK_SIDECAR_BYTES_MAX,
+} from "../core/limits.ts";
 import { type DecodedFrame, decodeFrame } from "./frame.ts";
+import { decodeSidecar, encodeSidecar, sidecarPath } from "./seek_sidecar.ts";
 
 /** Digits of the first LSN in a segment file name. */
 const _SEGMENT_NAME_DIGITS = 20;
@@ -48,6 +58,17 @@ export class SeekIndex {
 
   /** Byte offset of the latest checkpoint whose LSN is ≤ `lsn`, or 0 when there is none. */
   floorOffset(lsn: number): number {
+    const found = this.#floorAt(lsn);
+    return found < 0 ? 0 : this.offsets[found]!;
+  }
+
+  /** LSN of the latest checkpoint whose LSN is ≤ `lsn` (where `floorOffset` points), if any. */
+  floorLsn(lsn: number): number | undefined {
+    const found = this.#floorAt(lsn);
+    return found < 0 ? undefined : this.lsns[found]!;
+  }
+
+  #floorAt(lsn: number): number {
     let low = 0;
     let high = this.lsns.length - 1;
     let found = -1;
@@ -60,7 +81,7 @@ export class SeekIndex {
         high = mid - 1;
       }
     }
-    return found < 0 ? 0 : this.offsets[found]!;
+    return found;
   }
 
   /** The checkpoints as `[lsn, offset]` pairs. */
@@ -81,18 +102,22 @@ type _Visit = (frame: DecodedFrame, offset: number) => boolean;
 
 /**
  * Decodes frames from `start` to `end` of `file`, reading `READ_CHUNK_BYTES` at a time (more when
- * a single frame is larger). Frames handed to `visit` are views into the chunk buffers.
+ * a single frame is larger). Frames handed to `visit` are views into the chunk buffers; with
+ * `reuse`, one buffer serves every read (a scan that keeps no frame: repair, index builds), which
+ * spares allocating and zeroing a chunk per read.
  */
 async function _scanFrames(
   file: FileHandle,
-  range: { start: number; end: number },
+  range: { start: number; end: number; reuse?: boolean },
   visit: _Visit,
 ): Promise<_ScanEnd> {
   let position = range.start;
   let chunkBytes = READ_CHUNK_BYTES;
+  let buffer = new Uint8Array(0);
   while (position < range.end) {
     const wanted = Math.min(chunkBytes, range.end - position);
-    const chunk = new Uint8Array(wanted);
+    if (!range.reuse || buffer.byteLength < wanted) buffer = new Uint8Array(wanted);
+    const chunk = buffer.subarray(0, wanted);
     const got = await file.readAt(chunk, position);
     const bytes = chunk.subarray(0, got);
     const atEnd = position + got >= range.end || got < wanted;
@@ -159,6 +184,13 @@ export class Segment {
   recordCount: number | undefined;
   #index: SeekIndex | undefined;
   #indexBuilding: Promise<SeekIndex> | undefined;
+  /** True when the index came from the sidecar: no scan has verified the whole file yet. */
+  #fromSidecar = false;
+  /**
+   * Damage a read found in a segment whose index came from its sidecar: as if the verifying scan
+   * that built the index had failed, every later use of the segment (a raw read too) fails.
+   */
+  #damage: WalCorruptionError | undefined;
 
   constructor(
     fields: {
@@ -194,21 +226,23 @@ export class Segment {
   }
 
   /**
-   * Scans the newest segment through `file` (opened for writing) and truncates it, then fsyncs, at
-   * the first frame that is torn or corrupt (a crash mid-write leaves exactly that). A valid frame
-   * with the wrong LSN is not a torn tail and throws. Every valid frame is passed to `onFrame`.
+   * Scans the newest segment through `file` (opened for writing), checking every frame's CRC, and
+   * truncates it, then fsyncs, at the first frame that is torn or corrupt (a crash mid-write
+   * leaves exactly that). A valid frame with the wrong LSN is not a torn tail and throws. Each
+   * valid frame's LSN and time go to `onRecord` (no frame is kept: one buffer serves the scan).
    * Needs read and write access to the segment.
    */
   static async repairNewest(
     file: FileHandle,
     fields: { path: string; firstLsn: number },
-    onFrame: (frame: DecodedFrame) => void,
+    onRecord: (lsn: number, timestampMs: number) => void,
   ): Promise<{ segment: Segment; report: RepairReport }> {
     const size = await file.size();
     const index = new SeekIndex();
     let count = 0;
     let lsnError: string | undefined;
-    const end = await _scanFrames(file, { start: 0, end: size }, (frame, offset) => {
+    const range = { start: 0, end: size, reuse: true };
+    const end = await _scanFrames(file, range, (frame, offset) => {
       const expected = fields.firstLsn + count;
       if (frame.lsn !== expected) {
         lsnError = `expected LSN ${expected} at offset ${offset}, found ${frame.lsn}`;
@@ -216,7 +250,7 @@ export class Segment {
       }
       index.note(count, frame.lsn, offset);
       count += 1;
-      onFrame(frame);
+      onRecord(frame.lsn, frame.timestampMs);
       return true;
     });
     if (lsnError !== undefined) {
@@ -240,15 +274,67 @@ export class Segment {
   }
 
   /**
-   * The seek index, built on first use for a sealed segment by one verifying scan: every CRC, LSN
-   * continuity from the file name, and the last LSN the next segment implies. Needs read access.
+   * The seek index of a sealed segment, loaded on first use from its sidecar (`seek_sidecar.ts`)
+   * when that checks out against this segment, else built by one verifying scan (every CRC, LSN
+   * continuity from the file name, and the last LSN the next segment implies) and then written to
+   * a new sidecar. Frames read through a loaded index are checked as they are read (CRC, and the
+   * LSN each checkpoint promises). Needs read access, and write access for the sidecar.
    */
   ensureIndex(fs: FileSystem): Promise<SeekIndex> {
+    if (this.#damage) return Promise.reject(this.#damage);
     if (this.#index) return Promise.resolve(this.#index);
-    this.#indexBuilding ??= this.#buildIndex(fs).finally(() => {
+    this.#indexBuilding ??= this.#loadOrBuildIndex(fs).finally(() => {
       this.#indexBuilding = undefined;
     });
     return this.#indexBuilding;
+  }
+
+  async #loadOrBuildIndex(fs: FileSystem): Promise<SeekIndex> {
+    const loaded = await this.#loadSidecar(fs);
+    if (loaded) {
+      this.recordCount = this.lastLsn - this.firstLsn + 1;
+      this.#fromSidecar = true;
+      this.#index = loaded;
+      return loaded;
+    }
+    const built = await this.#buildIndex(fs);
+    // Best effort: a sidecar that is not written is rebuilt by the next start's first read.
+    await this.writeSidecar(fs).catch(() => undefined);
+    return built;
+  }
+
+  /** The index from the sidecar, or undefined when it is missing or does not check out. */
+  async #loadSidecar(fs: FileSystem): Promise<SeekIndex | undefined> {
+    const bytes = await readFileIfExists(fs, sidecarPath(this.path), SEEK_SIDECAR_BYTES_MAX);
+    if (bytes === undefined) return undefined;
+    const decoded = decodeSidecar(bytes, this);
+    if ("reason" in decoded) return undefined;
+    const index = new SeekIndex();
+    decoded.offsets.forEach((offset, i) => {
+      index.note(
+        i * SEEK_INDEX_INTERVAL_RECORDS,
+        this.firstLsn + i * SEEK_INDEX_INTERVAL_RECORDS,
+        offset,
+      );
+    });
+    return index;
+  }
+
+  /**
+   * Writes this segment's index to its sidecar (`writeFileAtomic`; `syncDir: false` when the
+   * caller fsyncs the directory right after). Only for a sealed segment whose index is complete.
+   * Needs read and write access to its directory.
+   */
+  async writeSidecar(fs: FileSystem, options: { syncDir?: boolean } = {}): Promise<void> {
+    const index = this.#index;
+    assert(index !== undefined && this.recordCount === this.lastLsn - this.firstLsn + 1);
+    const bytes = encodeSidecar({
+      firstLsn: this.firstLsn,
+      lastLsn: this.lastLsn,
+      sizeBytes: this.sizeBytes,
+      offsets: index.offsets,
+    });
+    await writeFileAtomic(fs, sidecarPath(this.path), bytes, options);
   }
 
   async #buildIndex(fs: FileSystem): Promise<SeekIndex> {
@@ -257,7 +343,8 @@ export class Segment {
       const index = new SeekIndex();
       let count = 0;
       let lsnError: string | undefined;
-      const end = await _scanFrames(file, { start: 0, end: this.sizeBytes }, (frame, offset) => {
+      const range = { start: 0, end: this.sizeBytes, reuse: true };
+      const end = await _scanFrames(file, range, (frame, offset) => {
         if (frame.lsn !== this.firstLsn + count) {
           lsnError = `expected LSN ${
             this.firstLsn + count
@@ -283,10 +370,20 @@ export class Segment {
   }
 
   #corruption(message: string, offset?: number): WalCorruptionError {
-    return new WalCorruptionError(`segment ${this.path}: ${message}`, {
+    const error = new WalCorruptionError(`segment ${this.path}: ${message}`, {
       path: this.path,
       offset,
     });
+    if (this.#fromSidecar) this.#damage = error;
+    return error;
+  }
+
+  /**
+   * False while the index came from the sidecar and no scan has checked every frame: a reader
+   * that leaves CRCs to its receiver (raw range reads) checks the frames it serves itself then.
+   */
+  get verified(): boolean {
+    return !this.#fromSidecar;
   }
 
   #throwIfDamaged(end: _ScanEnd, lsnError: string | undefined): void {
@@ -308,11 +405,12 @@ export class Segment {
     if (start >= size) return false;
     const file = await fs.open(this.path);
     let full = false;
-    let expected = -1;
+    // The frame at a checkpoint must carry the checkpoint's LSN (a sidecar is not taken on trust).
+    let expected = index.floorLsn(sinceLsn + 1) ?? this.firstLsn;
     let lsnError: string | undefined;
     try {
       const end = await _scanFrames(file, { start, end: size }, (frame, offset) => {
-        if (expected >= 0 && frame.lsn !== expected) {
+        if (frame.lsn !== expected) {
           lsnError = `expected LSN ${expected} at offset ${offset}, found ${frame.lsn}`;
           return false;
         }

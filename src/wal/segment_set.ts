@@ -18,6 +18,8 @@ import {
   Segment,
   segmentFileName,
 } from "./segment.ts";
+import { sidecarPath } from "./seek_sidecar.ts";
+import { readManifestSizes, writeManifest } from "./segment_manifest.ts";
 
 /** What opening the spool found and repaired. */
 export interface RecoveryReport {
@@ -44,24 +46,36 @@ export class SegmentSet {
   #segments: Segment[];
   #activeFile: FileHandle;
   #retainedBytes: number;
+  #logger: Logger;
+  /** Manifest writes, one at a time (a roll and a prune may both write it). */
+  #manifestWrites: Promise<void> = Promise.resolve();
 
-  private constructor(fs: FileSystem, dir: string, segments: Segment[], activeFile: FileHandle) {
+  private constructor(
+    fs: FileSystem,
+    fields: { dir: string; segments: Segment[]; activeFile: FileHandle; logger: Logger },
+  ) {
     this.#fs = fs;
-    this.dir = dir;
-    this.#segments = segments;
-    this.#activeFile = activeFile;
-    this.#retainedBytes = segments.reduce((sum, s) => sum + s.sizeBytes, 0);
+    this.dir = fields.dir;
+    this.#segments = fields.segments;
+    this.#activeFile = fields.activeFile;
+    this.#logger = fields.logger;
+    this.#retainedBytes = fields.segments.reduce((sum, s) => sum + s.sizeBytes, 0);
   }
 
   /**
    * Opens the segments of `dir` (created when missing, the new directory entries fsynced, with a
-   * first empty segment). Sealed segments are listed and sized from metadata; the newest is scanned,
-   * its torn tail truncated and fsynced, and each of its frames handed to `onFrame`. Needs read and
-   * write access to `dir`, and read access to the directory it is created in.
+   * first empty segment). Sealed segments are listed and sized from the manifest (or from metadata
+   * when it disagrees with the listing), never read; the newest is scanned once, its torn tail
+   * truncated and fsynced, and each of its records' LSN and time handed to `onRecord`. Needs read
+   * and write access to `dir`, and read access to the directory it is created in.
    */
   static async open(
     fs: FileSystem,
-    options: { dir: string; logger: Logger; onFrame: (frame: DecodedFrame) => void },
+    options: {
+      dir: string;
+      logger: Logger;
+      onRecord: (lsn: number, timestampMs: number) => void;
+    },
   ): Promise<{ set: SegmentSet; recovery: RecoveryReport }> {
     const { dir } = options;
     const listed = await _listSegments(fs, dir);
@@ -73,19 +87,21 @@ export class SegmentSet {
       if (listed !== undefined) await fs.syncDir(parentDir(dir));
       firstLsns.push(1);
     }
-    const sealed = await _sealedSegments(fs, dir, firstLsns);
+    const { sealed, fromManifest } = await _sealedSegments(fs, dir, firstLsns);
     const newestFirstLsn = firstLsns[firstLsns.length - 1]!;
     const newestPath = joinPath(dir, segmentFileName(newestFirstLsn));
     const activeFile = await fs.open(newestPath, { write: true });
     let repaired;
     try {
       const newest = { path: newestPath, firstLsn: newestFirstLsn };
-      repaired = await Segment.repairNewest(activeFile, newest, options.onFrame);
+      repaired = await Segment.repairNewest(activeFile, newest, options.onRecord);
     } catch (error) {
       activeFile.close();
       throw error;
     }
-    const set = new SegmentSet(fs, dir, [...sealed, repaired.segment], activeFile);
+    const segments = [...sealed, repaired.segment];
+    const set = new SegmentSet(fs, { dir, segments, activeFile, logger: options.logger });
+    if (!fromManifest && sealed.length > 0) await set.#writeManifest({ syncDir: true });
     const recovery: RecoveryReport = {
       segments: sealed.length + 1,
       oldestLsn: set.oldestLsn(),
@@ -144,6 +160,10 @@ export class SegmentSet {
    */
   async rollIfFull(segmentBytesMax: number, nextLsn: number): Promise<void> {
     if (this.active.sizeBytes < segmentBytesMax) return;
+    // Sealed: every byte was fdatasynced by its last group commit, and it never changes. Its
+    // sidecar and the manifest share the new segment's directory fsync.
+    await this.#writeSidecar(this.active);
+    await this.#writeManifest({ syncDir: false, sealing: true });
     const file = await _createSegmentFile(this.#fs, this.dir, nextLsn);
     this.#activeFile.close();
     this.#activeFile = file;
@@ -218,6 +238,14 @@ export class SegmentSet {
   }
 
   /**
+   * The segments holding records after `lsn`, oldest first (a copy: a prune may remove one
+   * meanwhile), and the file system to read them through: for raw range reads.
+   */
+  readersAfter(lsn: number): { fs: FileSystem; segments: Segment[] } {
+    return { fs: this.#fs, segments: this.#segments.filter((segment) => segment.lastLsn > lsn) };
+  }
+
+  /**
    * Deletes whole sealed segments whose last LSN is ≤ `lsn`, oldest first, keeping at least
    * `retainBytesMin` bytes, then fsyncs the directory. Segments are forgotten before their files
    * go, so no new read starts on one. Returns the last LSN removed (0 when none) and the bytes.
@@ -237,11 +265,16 @@ export class SegmentSet {
     this.#segments.splice(0, removable.length);
     const removedBytes = this.#retainedBytes - retained;
     this.#retainedBytes = retained;
+    // The manifest first: until the directory fsync below, it may list fewer segments than exist
+    // (an open then sizes them from metadata), never more.
+    await this.#writeManifest({ syncDir: false });
     for (const segment of removable) {
-      try {
-        await this.#fs.remove(segment.path);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      for (const path of [segment.path, sidecarPath(segment.path)]) {
+        try {
+          await this.#fs.remove(path);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+        }
       }
     }
     await this.#fs.syncDir(this.dir);
@@ -249,9 +282,36 @@ export class SegmentSet {
     return { removedSegments: removable.length, removedBytes, throughLsn };
   }
 
+  /** Writes a sealed segment's sidecar; a failure is logged (the first read rebuilds it). */
+  async #writeSidecar(sealed: Segment): Promise<void> {
+    try {
+      await sealed.writeSidecar(this.#fs, { syncDir: false });
+    } catch (error) {
+      this.#logger.warn("spool.sidecar_write_failed", { path: sealed.path, error });
+    }
+  }
+
+  /**
+   * Writes the manifest of the sealed segments (with `sealing`, the active one too: it is being
+   * sealed). A failure is logged: an open then sizes the segments from metadata.
+   */
+  #writeManifest(options: { syncDir: boolean; sealing?: boolean }): Promise<void> {
+    this.#manifestWrites = this.#manifestWrites.then(async () => {
+      const sealed = options.sealing ? this.#segments : this.#segments.slice(0, -1);
+      const entries = sealed.map((s) => ({ firstLsn: s.firstLsn, sizeBytes: s.sizeBytes }));
+      try {
+        await writeManifest(this.#fs, this.dir, entries, { syncDir: options.syncDir });
+      } catch (error) {
+        this.#logger.warn("spool.manifest_write_failed", { dir: this.dir, error });
+      }
+    });
+    return this.#manifestWrites;
+  }
+
   /** Closes the active file. */
-  close(): void {
+  close(): Promise<void> {
     this.#activeFile.close();
+    return Promise.resolve();
   }
 }
 
@@ -266,8 +326,8 @@ async function _listSegments(
   const ignoredFiles: string[] = [];
   for (const name of names) {
     const lsn = parseSegmentFileName(name);
-    if (lsn === undefined) ignoredFiles.push(name);
-    else firstLsns.push(lsn);
+    if (lsn !== undefined) firstLsns.push(lsn);
+    else if (!_METADATA_FILE_PATTERN.test(name)) ignoredFiles.push(name);
   }
   firstLsns.sort((a, b) => a - b);
   return { firstLsns, ignoredFiles };
@@ -299,16 +359,29 @@ async function _createDirs(fs: FileSystem, dir: string): Promise<void> {
   for (const path of created.reverse()) await fs.syncDir(parentDir(path));
 }
 
+/**
+ * Sidecars, the manifest (`SEGMENT_MANIFEST_FILE_NAME`) and their temp files (a crash may leave
+ * one): ferry's own files, not foreign ones.
+ */
+const _METADATA_FILE_PATTERN = /^(\d{20}\.idx|segments\.manifest)(\.tmp)?$/;
+
+/**
+ * The sealed segments, sized by the manifest when it lists exactly the listing's sealed segments,
+ * else by file metadata (one stat each). Never read.
+ */
 async function _sealedSegments(
   fs: FileSystem,
   dir: string,
   firstLsns: readonly number[],
-): Promise<Segment[]> {
-  // Sizes come from metadata only: listed and sized, never read.
+): Promise<{ sealed: Segment[]; fromManifest: boolean }> {
   const sealedLsns = firstLsns.slice(0, -1);
-  const sizes: number[] = [];
-  for (const lsn of sealedLsns) sizes.push(await fs.sizeOf(joinPath(dir, segmentFileName(lsn))));
-  return sealedLsns.map((firstLsn, i) =>
+  let sizes = sealedLsns.length === 0 ? [] : await readManifestSizes(fs, dir, sealedLsns);
+  const fromManifest = sizes !== undefined;
+  if (sizes === undefined) {
+    sizes = [];
+    for (const lsn of sealedLsns) sizes.push(await fs.sizeOf(joinPath(dir, segmentFileName(lsn))));
+  }
+  const sealed = sealedLsns.map((firstLsn, i) =>
     new Segment({
       path: joinPath(dir, segmentFileName(firstLsn)),
       firstLsn,
@@ -316,6 +389,7 @@ async function _sealedSegments(
       sizeBytes: sizes[i]!,
     })
   );
+  return { sealed, fromManifest };
 }
 
 /** Creates an empty segment file and makes its directory entry durable before it is used. */

@@ -25,7 +25,7 @@ import {
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { type DecodedFrame, frameV3ByteLength } from "./frame.ts";
-import { type ReadBudget, takeIntoBudget } from "./segment.ts";
+import { emptyRawFrames, type RawFrames, readFramesAcross, readRawAcross } from "./spool_reads.ts";
 import { FrameTail } from "./tail.ts";
 import { Waiters, type WaitOptions } from "../core/waiter.ts";
 import { type RecoveryReport, type SegmentInfo, SegmentSet } from "./segment_set.ts";
@@ -145,7 +145,7 @@ export class Spool {
 
   /**
    * Opens (creating when missing) the spool. Sealed segments are listed and sized, never read; the
-   * newest is scanned, its torn tail truncated and fsynced, and its frames loaded into the tail.
+   * newest is scanned once, its torn tail truncated and fsynced; the tail fills with new appends.
    * Needs read and write access to `walDir` and, to fsync its entry when it creates it, read
    * access to its parent (the data directory).
    */
@@ -155,10 +155,8 @@ export class Spool {
     const { set, recovery } = await SegmentSet.open(options.fs ?? denoFileSystem(), {
       dir: joinPath(options.walDir, timelineDirName(options.timeline)),
       logger: options.logger ?? silentLogger,
-      onFrame: (frame) => {
-        tail.push(frame);
-        commitTimes.note(frame.lsn, frame.timestampMs);
-      },
+      // The tail starts empty: the newest segment's records are read from its file when asked.
+      onRecord: (lsn, timestampMs) => commitTimes.note(lsn, timestampMs),
     });
     return new Spool({ options, files: set, tail, commitTimes, recovery });
   }
@@ -366,15 +364,10 @@ export class Spool {
    * fails verification. Needs read access to the spool directory.
    */
   async readSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<DecodedFrame[]> {
-    assert(Number.isSafeInteger(sinceLsn) && sinceLsn >= 0);
-    assert(Number.isSafeInteger(maxCount) && maxCount >= 0 && maxBytes >= 0);
-    if (this.#state === "closed") throw this.#unavailable();
-    if (sinceLsn >= this.#currentLsn || maxCount === 0) return [];
-    const oldest = this.oldestLsn();
-    if (sinceLsn + 1 < oldest) throw new WalRemovedError(sinceLsn, oldest);
+    if (!this.#startRead(sinceLsn, maxCount, maxBytes)) return [];
     if (this.#tail.has(sinceLsn + 1)) return this.#tail.readSince(sinceLsn, maxCount, maxBytes);
-    const budget: ReadBudget = { maxCount, maxBytes, usedBytes: 0, out: [] };
-    await this.#readFromSegments(sinceLsn, budget);
+    const budget = { maxCount, maxBytes, usedBytes: 0, out: [] as DecodedFrame[] };
+    await readFramesAcross(this.#files, this.#tail, sinceLsn, budget).catch(this.#readError);
     const first = budget.out[0];
     if (first !== undefined && first.lsn !== sinceLsn + 1) {
       throw this.#reportCorruption(
@@ -384,21 +377,31 @@ export class Spool {
     return budget.out;
   }
 
-  /** Reads from the files until the budget is full or the rest is in the tail, then the tail. */
-  async #readFromSegments(sinceLsn: number, budget: ReadBudget): Promise<void> {
-    let since: number;
-    try {
-      since = await this.#files.readInto(sinceLsn, budget, (next) => this.#tail.has(next));
-    } catch (error) {
-      if (error instanceof WalCorruptionError) throw this.#reportCorruption(error);
-      throw error;
-    }
-    if (!this.#tail.has(since + 1)) return;
-    const room = budget.maxCount - budget.out.length;
-    for (const frame of this.#tail.readSince(since, room, Infinity)) {
-      if (!takeIntoBudget(budget, frame)) break;
-    }
+  /**
+   * The records `readSince` returns (same budget, same errors) as the bytes stored, read with one
+   * read per segment (`readRawAcross`; CRCs left to the receiver). Needs read access to the spool.
+   */
+  async readRawSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<RawFrames> {
+    if (!this.#startRead(sinceLsn, maxCount, maxBytes)) return emptyRawFrames(sinceLsn);
+    return await readRawAcross(this.#files, this.#tail, sinceLsn, { maxCount, maxBytes })
+      .catch(this.#readError);
   }
+
+  /** Checks a read's arguments and start; false when there is nothing to read. */
+  #startRead(sinceLsn: number, maxCount: number, maxBytes: number): boolean {
+    assert(Number.isSafeInteger(sinceLsn) && sinceLsn >= 0);
+    assert(Number.isSafeInteger(maxCount) && maxCount >= 0 && maxBytes >= 0);
+    if (this.#state === "closed") throw this.#unavailable();
+    if (sinceLsn >= this.#currentLsn || maxCount === 0) return false;
+    const oldest = this.oldestLsn();
+    if (sinceLsn + 1 < oldest) throw new WalRemovedError(sinceLsn, oldest);
+    return true;
+  }
+
+  /** Rethrows a failed read's error; a corruption is reported (once per segment) on its way. */
+  #readError = (error: unknown): never => {
+    throw error instanceof WalCorruptionError ? this.#reportCorruption(error) : error;
+  };
 
   /** Logs and counts a corruption once per damaged segment; every read still gets the error. */
   #reportCorruption(error: WalCorruptionError): WalCorruptionError {
@@ -489,7 +492,7 @@ export class Spool {
     if (this.#state === "closed") return;
     await this.quiesce();
     await this.#pruneChain;
-    this.#files.close();
+    await this.#files.close();
     this.#state = "closed";
   }
 }

@@ -7,7 +7,8 @@ import { crc32 } from "node:zlib";
 import { FerryClient } from "../../src/client/client.ts";
 import type { SnapshotLine } from "../../src/client/types.ts";
 import { FerryHttpError, FerryResponseError, SnapshotFormatError } from "../../src/core/errors.ts";
-import { encodeFrameV3 } from "../../src/wal/frame.ts";
+import { decodeFrame, decodeFrameRun, encodeFrameV3 } from "../../src/wal/frame.ts";
+import { decodeFrames, readBody } from "../../src/client/responses.ts";
 import { type AppFixture, testAuth, TOKENS, withApp } from "../helpers/app_fixture.ts";
 import { SNAPSHOT_LINE_BYTES_MAX } from "../../src/core/limits.ts";
 import { replicaOf } from "../helpers/primary_fixture.ts";
@@ -655,4 +656,89 @@ Deno.test("pullFrames() reports a torn last frame, a short body, and refuses a n
     framesClient(bytes, { "x-ferry-term": "one" }).pullFrames({}),
     FerryResponseError,
   );
+});
+
+Deno.test("pullFrames() over a sealed segment with a flipped payload bit: the primary serves the file's bytes, the client's one-pass check stops at the damaged frame; a JSON pull fails whole", async () => {
+  await withApp({ spool: { segmentBytesMax: 4096, tailBytesMax: 0 } }, async ({ app, spool }) => {
+    const client = appClient(app);
+    for (let i = 0; i < 12; i++) {
+      await client.write(Array.from({ length: 5 }, (_, j) => put(`k${i}-${j}`, "x".repeat(200))));
+    }
+    // Every seek index built by a verifying read, as a primary that has served these before.
+    assert.equal((await spool.readSince(0, 100, 1 << 20)).length, 60);
+    const sealed = spool.segments()[1]!;
+    const path = `${spool.dir}/${String(sealed.firstLsn).padStart(20, "0")}.wal`;
+    const bytes = await Deno.readFile(path);
+    const damagedLsn = sealed.firstLsn + 2;
+    const target = decodeFrameRun(bytes).frames[2]!;
+    assert.equal(target.lsn, damagedLsn);
+    bytes[target.bytes.byteOffset + 60]! ^= 0x01; // a payload byte: only the CRC can tell
+    await Deno.writeFile(path, bytes);
+
+    const since = sealed.firstLsn - 3;
+    const pull = await client.pullFrames({ sinceLsn: since, maxCount: 20 });
+    assert.deepEqual(pull.frames.map((f) => f.lsn), [since + 1, since + 2, since + 3, since + 4]);
+    const offset = pull.frames.reduce((sum, f) => sum + f.byteLength, 0);
+    assert.deepEqual(pull.corrupt, { offset, reason: "crc mismatch" });
+
+    const json = await rejection(client.pullJson({ sinceLsn: since, maxCount: 20 }));
+    assert.equal(json.status, 500);
+    assert.equal(json.code, "wal_corrupt");
+  });
+});
+
+Deno.test("decodeFrames() (the client's one-pass check) agrees with decodeFrame() frame by frame on damaged bodies", () => {
+  const { bytes } = framesBody(6);
+  for (let bit = 0; bit < bytes.byteLength * 8; bit += 7) {
+    const damaged = bytes.slice();
+    damaged[bit >> 3]! ^= 1 << (bit & 7);
+    const expected: number[] = [];
+    let offset = 0;
+    let reason: string | undefined;
+    while (offset < damaged.byteLength) {
+      const result = decodeFrame(damaged, offset);
+      if (result.status === "incomplete") {
+        reason = `truncated frame: ${result.bytesNeeded} more bytes needed`;
+        break;
+      }
+      if (result.status === "corrupt") {
+        reason = result.reason;
+        break;
+      }
+      expected.push(result.frame.lsn);
+      offset += result.frame.byteLength;
+    }
+    const decoded = decodeFrames(damaged, undefined);
+    assert.deepEqual(decoded.frames.map((f) => f.lsn), expected, `bit ${bit}`);
+    assert.deepEqual(decoded.corrupt, reason === undefined ? undefined : { offset, reason });
+    assert.ok(decoded.corrupt !== undefined, `bit ${bit}: every flipped bit is detected`);
+  }
+});
+
+Deno.test("readBody() reads a declared length into one buffer, falls back for other streams, and bounds what goes past the declared length", async () => {
+  const bytes = utf8.encode("0123456789".repeat(100));
+  /** A byte stream (what `fetch` hands out, unlike `new Response(bytes)`), in a few chunks. */
+  const byteStream = () => {
+    const chunks = splitAt(bytes, [7, 400, 401]);
+    return new ReadableStream({
+      type: "bytes",
+      pull(controller) {
+        const chunk = chunks.shift();
+        if (chunk === undefined) return controller.close();
+        controller.enqueue(chunk);
+      },
+    });
+  };
+  const declared = { "content-length": String(bytes.byteLength) };
+  const exact = await readBody(new Response(byteStream(), { headers: declared }), 4096);
+  assert.deepEqual(exact, bytes);
+  const chunks = chunkedBody(splitAt(bytes, [1, 300, 301, 999]));
+  const fallback = await readBody(new Response(chunks.stream, { headers: declared }), 4096);
+  assert.deepEqual(fallback, bytes, "a stream without a BYOB reader is read chunk by chunk");
+  const understated = new Response(byteStream(), { headers: { "content-length": "10" } });
+  assert.deepEqual(await readBody(understated, 4096), bytes, "past the declared length too");
+  const tooLong = new Response(byteStream(), { headers: { "content-length": "10" } });
+  await assert.rejects(readBody(tooLong, 500), FerryResponseError);
+  const truncated = new Response(byteStream(), { headers: { "content-length": "10" } });
+  assert.deepEqual(await readBody(truncated, 500, { truncate: true }), bytes.subarray(0, 500));
 });

@@ -19,6 +19,11 @@ import { makeTestPki, opensslAvailable, trustingFetch } from "../helpers/tls.ts"
 import { tokenHash } from "../helpers/tokens.ts";
 
 const OPENSSL = await opensslAvailable();
+if (!OPENSSL && Deno.env.get("FERRY_REQUIRE_OPENSSL") === "1") {
+  throw new Error(
+    "FERRY_REQUIRE_OPENSSL=1 but openssl is not installed: the TLS tests may not skip",
+  );
+}
 const NEEDS_OPENSSL = OPENSSL
   ? ""
   : " (skipped: openssl is not installed, no certificate can be made)";

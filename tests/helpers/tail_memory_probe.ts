@@ -101,7 +101,10 @@ function trackingFileSystem(buffers: LiveBuffers): FileSystem {
   };
 }
 
-/** Writes a 32 MiB segment, reopens it (the tail fills from read chunks), then appends more. */
+/**
+ * Writes a 32 MiB segment, reopens it (its scan keeps no frame: the tail starts empty), then
+ * appends 128 MiB more, reading each group commit back: everything passes through the tail.
+ */
 async function fillSpool(walDir: string, buffers: LiveBuffers): Promise<Spool> {
   const options = { walDir, timeline: 1, term: 1, segmentBytesMax: 256 * MIB };
   const writer = await Spool.open({ ...options, tailBytesMax: 0 });
@@ -109,7 +112,7 @@ async function fillSpool(walDir: string, buffers: LiveBuffers): Promise<Spool> {
   await writer.close();
   const fs = trackingFileSystem(buffers);
   const spool = await Spool.open({ ...options, fs, tailBytesMax: BUDGET_BYTES });
-  for (let i = 0; i < 32; i++) {
+  for (let i = 0; i < 128; i++) {
     const payloads = Array.from({ length: 4 }, () => new Uint8Array(256 * 1024).fill(i));
     const { firstLsn, lastLsn } = await spool.append(payloads);
     for (const frame of await spool.readSince(firstLsn - 1, 4, Infinity)) {

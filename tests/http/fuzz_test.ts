@@ -1392,7 +1392,9 @@ async function _verifyState(fixture: AppFixture, stats: RunStats): Promise<void>
   assert.equal(state.appliedLsn(), spool.currentLsn(), "the state caught up");
   assert.equal(state.skippedRecords, 0, "every logged record is a change record");
   const last = new Map<string, Record<string, unknown>>();
-  for (const write of stats.writes) {
+  // In LSN order: writes of one burst are answered in any order, and the log decides which is last.
+  const byLsn = [...stats.writes].sort((a, b) => a.firstLsn - b.firstLsn);
+  for (const write of byLsn) {
     for (const record of write.records) {
       last.set(JSON.stringify([record.collection, record.key]), record);
     }

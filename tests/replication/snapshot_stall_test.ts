@@ -31,7 +31,7 @@ Deno.test("a snapshot whose reader stalls ends and gives its place back", async 
         concurrencyMax: 1,
         stallTimeoutMs: STALL_MS,
       });
-      const stalled = (await snapshots.open("r1")).getReader();
+      const stalled = (await snapshots.open("r1")).body.getReader();
       await stalled.read(); // the header; then this reader takes nothing more
       await assert.rejects(snapshots.open("r2"), SnapshotBusyError, "one place, taken");
       const deadline = Date.now() + WAIT_BOUND_MS;
@@ -40,7 +40,8 @@ Deno.test("a snapshot whose reader stalls ends and gives its place back", async 
       }
       assert.equal(snapshots.active, 0, "the stalled stream gave its place back");
       const next = await snapshots.open("r2");
-      const text = await new Response(next).text();
+      assert.equal(next.entries, ENTRIES, "the entry count as the snapshot starts");
+      const text = await new Response(next.body).text();
       const trailer = JSON.parse(text.trimEnd().split("\n").at(-1)!);
       assert.deepEqual(
         [trailer.type, trailer.count],

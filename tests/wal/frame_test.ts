@@ -5,9 +5,11 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   decodeFrame,
+  decodeFrameRun,
   decodeWholeFrame,
   encodeFrameV3,
   FRAME_V3_HEADER_BYTES,
+  frameHeaderAt,
   frameV3ByteLength,
 } from "../../src/wal/frame.ts";
 import { CorruptFrameError } from "../../src/core/errors.ts";
@@ -226,4 +228,84 @@ Deno.test("property: frames decode at any offset inside a larger buffer", () => 
     }),
     { numRuns: 100 },
   );
+});
+
+/** What `decodeFrame` says frame by frame along `bytes`, until the first frame that is not ok. */
+function decodeOneByOne(bytes: Uint8Array) {
+  const frames = [];
+  let offset = 0;
+  while (offset < bytes.byteLength) {
+    const result = decodeFrame(bytes, offset);
+    if (result.status !== "ok") return { frames, offset, stop: result };
+    frames.push(result.frame);
+    offset += result.frame.byteLength;
+  }
+  return { frames, offset };
+}
+
+Deno.test("decodeFrameRun() reads v2 and v3 frames back to back, and stops at v1 as decodeFrame does", () => {
+  const mixed = new Uint8Array([...GOLDEN_V3, ...GOLDEN_V2, ...GOLDEN_V3, ...GOLDEN_V1]);
+  const run = decodeFrameRun(mixed);
+  assert.deepEqual(run.frames.map((f) => f.version), [3, 2, 3]);
+  assert.deepEqual(run, decodeOneByOne(mixed));
+  assert.deepEqual(run.stop, { status: "corrupt", reason: "v1 frame (no CRC) not accepted" });
+});
+
+Deno.test("property: decodeFrameRun() gives what decodeFrame() gives frame by frame, intact, flipped or cut", () => {
+  fc.assert(
+    fc.property(
+      fc.array(frameFields, { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      fc.integer({ min: 0, max: 7 }),
+      fc.constantFrom("intact", "flipped", "cut"),
+      (fieldsList, at, bit, damage) => {
+        const frames = fieldsList.map((fields) => encodeFrameV3(fields));
+        const bytes = new Uint8Array(frames.reduce((n, f) => n + f.byteLength, 0));
+        frames.reduce((offset, f) => (bytes.set(f, offset), offset + f.byteLength), 0);
+        const index = at % bytes.byteLength;
+        if (damage === "flipped") bytes[index]! ^= 1 << bit;
+        const body = damage === "cut" ? bytes.subarray(0, index) : bytes;
+        const run = decodeFrameRun(body);
+        assert.deepEqual(run, decodeOneByOne(body));
+        if (damage === "intact") assert.equal(run.frames.length, frames.length);
+        if (damage === "flipped") assert.ok(run.stop !== undefined, "a flipped bit is detected");
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("frameHeaderAt() reads LSN and length of v2 and v3 frames without their CRC, and refuses what decodeFrame refuses", () => {
+  const bytes = new Uint8Array([...GOLDEN_V3, ...GOLDEN_V2, ...GOLDEN_V1]);
+  const view = new DataView(bytes.buffer);
+  assert.deepEqual(frameHeaderAt(bytes, view, 0), {
+    status: "ok",
+    lsn: GOLDEN_V3_FIELDS.lsn,
+    byteLength: GOLDEN_V3.byteLength,
+  });
+  assert.deepEqual(frameHeaderAt(bytes, view, GOLDEN_V3.byteLength), {
+    status: "ok",
+    lsn: 0x2a,
+    byteLength: GOLDEN_V2.byteLength,
+  });
+  const v1At = GOLDEN_V3.byteLength + GOLDEN_V2.byteLength;
+  assert.deepEqual(frameHeaderAt(bytes, view, v1At), {
+    status: "corrupt",
+    reason: "v1 frame (no CRC) not accepted",
+  });
+  const payloadFlipped = GOLDEN_V3.slice();
+  payloadFlipped[50]! ^= 1;
+  const flippedView = new DataView(payloadFlipped.buffer);
+  assert.equal(frameHeaderAt(payloadFlipped, flippedView, 0).status, "ok", "the CRC is not read");
+  const magic = GOLDEN_V3.slice();
+  magic[0]! ^= 1;
+  assert.deepEqual(frameHeaderAt(magic, new DataView(magic.buffer), 0), {
+    status: "corrupt",
+    reason: "bad magic",
+  });
+  const header = GOLDEN_V3.subarray(0, 30);
+  assert.deepEqual(frameHeaderAt(header, new DataView(header.buffer, 0, 30), 0), {
+    status: "incomplete",
+    bytesNeeded: 11,
+  });
 });

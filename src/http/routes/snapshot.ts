@@ -6,7 +6,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { BadRequestError, UnavailableError } from "../../core/errors.ts";
 import { COLLECTION_PATTERN, isRecordKey } from "../../model/ids.ts";
-import { NDJSON_MEDIA_TYPE, parseSnapshotCursor } from "../../model/wire.ts";
+import {
+  HEADER_SNAPSHOT_ENTRIES,
+  NDJSON_MEDIA_TYPE,
+  parseSnapshotCursor,
+} from "../../model/wire.ts";
 import { type AppDeps, newRouter } from "../router.ts";
 import { boundReplicaId } from "../guards.ts";
 import { errorResponses, replicaIdSchema } from "../schemas.ts";
@@ -50,8 +54,11 @@ export function snapshotRoutes(deps: AppDeps) {
       );
     }
     if (!deps.snapshots) throw new UnavailableError("snapshots are not served by this process");
-    const stream = await deps.snapshots.open(replicaId, after);
-    return c.body(stream, 200, { "content-type": NDJSON_MEDIA_TYPE }) as never;
+    const opened = await deps.snapshots.open(replicaId, after);
+    return c.body(opened.body, 200, {
+      "content-type": NDJSON_MEDIA_TYPE,
+      [HEADER_SNAPSHOT_ENTRIES]: String(opened.entries),
+    }) as never;
   });
   return app;
 }

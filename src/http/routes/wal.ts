@@ -14,7 +14,7 @@ import {
   PULL_RECORDS_MAX,
   PULL_WAIT_MS_MAX,
 } from "../../core/limits.ts";
-import type { PullResult } from "../../replication/types.ts";
+import type { RawPullResult } from "../../replication/types.ts";
 import type { DecodedFrame } from "../../wal/frame.ts";
 import { type AppDeps, newRouter } from "../router.ts";
 import { boundReplicaId } from "../guards.ts";
@@ -68,33 +68,11 @@ function _recordOf(frame: DecodedFrame): unknown {
 }
 
 /**
- * The frames as few `Uint8Array` views as possible: adjacent frames that sit next to each other in
- * one buffer (a group commit, a read chunk) become one view, with no copy.
+ * A raw-frame answer: the records as the bytes stored (the tail's buffers or a segment file's
+ * byte range), with the position headers. The primary checked no CRC: the client does.
  */
-export function coalesceFrames(frames: readonly DecodedFrame[]): Uint8Array[] {
-  const views: Uint8Array[] = [];
-  let current: Uint8Array | undefined;
-  for (const { bytes } of frames) {
-    if (
-      current && current.buffer === bytes.buffer &&
-      current.byteOffset + current.byteLength === bytes.byteOffset
-    ) {
-      current = new Uint8Array(
-        current.buffer,
-        current.byteOffset,
-        current.byteLength + bytes.byteLength,
-      );
-    } else {
-      if (current) views.push(current);
-      current = bytes;
-    }
-  }
-  if (current) views.push(current);
-  return views;
-}
-
-function _framesResponse(c: Context<AppEnv>, result: PullResult): Response {
-  const views = coalesceFrames(result.frames);
+function _framesResponse(c: Context<AppEnv>, result: RawPullResult): Response {
+  const { chunks, count, byteLength } = result.raw;
   const headers = {
     "content-type": FRAMES_MEDIA_TYPE,
     [HEADER_CURRENT_LSN]: String(result.currentLsn),
@@ -102,19 +80,18 @@ function _framesResponse(c: Context<AppEnv>, result: PullResult): Response {
     [HEADER_TERM]: String(result.term),
     [HEADER_TIMELINE]: String(result.timeline),
     [HEADER_START_LSN]: String(result.startLsn),
-    [HEADER_RECORD_COUNT]: String(result.frames.length),
+    [HEADER_RECORD_COUNT]: String(count),
   };
-  if (views.length <= 1) {
-    return c.body((views[0] ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, 200, headers);
+  if (chunks.length <= 1) {
+    return c.body((chunks[0] ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, 200, headers);
   }
-  const total = views.reduce((sum, view) => sum + view.byteLength, 0);
-  if (total <= FRAMES_SINGLE_WRITE_BYTES_MAX) {
+  if (byteLength <= FRAMES_SINGLE_WRITE_BYTES_MAX) {
     // One write: several small writes of one response meet Nagle and delayed ACKs (a 40 ms stall).
-    return c.body(concatBytes(views, total) as Uint8Array<ArrayBuffer>, 200, headers);
+    return c.body(concatBytes(chunks, byteLength) as Uint8Array<ArrayBuffer>, 200, headers);
   }
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
-      for (const view of views) controller.enqueue(view);
+      for (const chunk of chunks) controller.enqueue(chunk);
       controller.close();
     },
   });
@@ -143,7 +120,7 @@ export function walRoutes(deps: AppDeps) {
   app.openapi(pull, async (c) => {
     const query = c.req.valid("query");
     const replicaId = boundReplicaId(c, query.replica_id, "pull");
-    const result = await deps.primary.pull({
+    const request = {
       replicaId,
       sinceLsn: query.since_lsn,
       maxCount: query.max_count ?? PULL_RECORDS_DEFAULT,
@@ -151,10 +128,12 @@ export function walRoutes(deps: AppDeps) {
       awaitTimeoutMs: query.await_timeout_ms ?? 0,
       term: query.term,
       signal: c.req.raw.signal,
-    });
+    };
     if ((c.req.header("accept") ?? "").includes(FRAMES_MEDIA_TYPE)) {
-      return _framesResponse(c, result) as never;
+      return _framesResponse(c, await deps.primary.pullRaw(request)) as never;
     }
+    // JSON pulls decode every frame, CRC-checked: a damaged record fails the whole pull.
+    const result = await deps.primary.pull(request);
     return c.json({
       records: result.frames.map((frame) => ({
         lsn: frame.lsn,
