@@ -18,6 +18,8 @@ import { appendResults, formatNumber } from "./results.ts";
 const CONCURRENCY = 16;
 const STALLED_SUBSCRIBERS = 8;
 const STORM_LOOPS = 2;
+/** Events the storm publishes per second (each one a flip of a replica's flag). */
+const STORM_EVENTS_PER_S = 2000;
 const RUN_MS = 6000;
 const QUICK_RUN_MS = 1500;
 const WARMUP_MS = 1000;
@@ -60,8 +62,15 @@ async function storm(base: string, signal: AbortSignal): Promise<number> {
     .body
     ?.cancel();
   let flips = 0;
+  const intervalMs = STORM_LOOPS * 1000 / STORM_EVENTS_PER_S;
   const loop = async () => {
+    let next = performance.now();
     for (let on = true; !signal.aborted; on = !on) {
+      // Paced: the same event rate beside every measurement, so the storm's own requests cost
+      // the writers the same whether subscribers are stalled or not.
+      next += intervalMs;
+      const wait = next - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       const response = await fetch(`${base}/v1/replicas/storm/rebootstrapping`, {
         method: "PUT",
         headers: json,
@@ -143,7 +152,7 @@ export async function runEventsBench(): Promise<void> {
     const seconds = durationMs / 1000;
     const ratio = perS(m.withStalled) / perS(m.withStorm);
     const lines = [
-      `Durable single-record writes (commit policy \`local\`, ${CONCURRENCY} clients in a separate process, ${seconds} s each) to one primary, three times: alone; beside an event storm (${STORM_LOOPS} loops flipping a replica's \`rebootstrapping\` flag, each flip one event); beside the same storm with ${STALLED_SUBSCRIBERS} subscribers that opened \`GET /v1/events\` and read nothing.`,
+      `Durable single-record writes (commit policy \`local\`, ${CONCURRENCY} clients in a separate process, ${seconds} s each) to one primary, three times: alone; beside an event storm (${STORM_LOOPS} loops flipping a replica's \`rebootstrapping\` flag, paced at ${STORM_EVENTS_PER_S} flips/s, each flip one event); beside the same storm with ${STALLED_SUBSCRIBERS} subscribers that opened \`GET /v1/events\` and read nothing.`,
       "",
       "| writes | writes/s | p99 ms | events published/s |",
       "|---|---:|---:|---:|",
