@@ -9,6 +9,7 @@ import { runBatchBench, runWritesBench } from "./write_bench.ts";
 import { runCrashLoopBench } from "./crash_loop_bench.ts";
 import { runStateBench } from "./state_bench.ts";
 import { runEventsBench } from "./events_bench.ts";
+import { runEtcdBench } from "./etcd_bench.ts";
 
 const BENCHES: Record<string, () => Promise<void>> = {
   spool: runSpoolBench,
@@ -20,6 +21,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   crashloop: runCrashLoopBench,
   state: runStateBench,
   events: runEventsBench,
+  etcd: runEtcdBench,
 };
 
 // Arguments starting with "--" are options the benchmarks read themselves (e.g. --quick).

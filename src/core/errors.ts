@@ -274,3 +274,10 @@ export class SnapshotFormatError extends FerryError {
     super("snapshot_format", message, details);
   }
 }
+
+/** etcd did not answer, or refused (a cluster node cannot renew, read or elect). */
+export class EtcdUnavailableError extends FerryError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super("etcd_unavailable", message, details);
+  }
+}
