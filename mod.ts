@@ -27,15 +27,24 @@
  */
 
 export { FerryClient } from "./src/client/client.ts";
+export { SegmentClient } from "./src/client/segments.ts";
+export type { SegmentClientOptions, SegmentDownload, SegmentRef } from "./src/client/segments.ts";
 export type {
   ClientOptions,
   FramePull,
+  FrameStream,
+  FrameStreamItem,
   ReadResponse,
   SnapshotLine,
   WriteRecord,
   WriteResponse,
 } from "./src/client/types.ts";
-export { FerryHttpError } from "./src/core/errors.ts";
+export { FerryHttpError, StreamRefusedError } from "./src/core/errors.ts";
+export {
+  type ControlRecord,
+  decodeStreamRun,
+  encodeControlRecord,
+} from "./src/wal/stream_codec.ts";
 export {
   type DecodedFrame,
   decodeFrame,

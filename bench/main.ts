@@ -4,11 +4,13 @@
  */
 
 import { runSpoolBench } from "./spool_bench.ts";
-import { runCatchupBench, runFanoutBench, runResumeBench } from "./replication_bench.ts";
+import { runCatchupBench, runResumeBench } from "./replication_bench.ts";
+import { runFanoutBench } from "./fanout_bench.ts";
 import { runBatchBench, runWritesBench } from "./write_bench.ts";
 import { runCrashLoopBench } from "./crash_loop_bench.ts";
 import { runStateBench } from "./state_bench.ts";
 import { runEventsBench } from "./events_bench.ts";
+import { runSegmentsBench } from "./segments_bench.ts";
 import { runEtcdBench } from "./etcd_bench.ts";
 
 const BENCHES: Record<string, () => Promise<void>> = {
@@ -21,6 +23,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   crashloop: runCrashLoopBench,
   state: runStateBench,
   events: runEventsBench,
+  segments: runSegmentsBench,
   etcd: runEtcdBench,
 };
 

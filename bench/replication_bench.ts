@@ -5,13 +5,11 @@
  * - "catchup": one puller drains a backlog of 128-byte records as raw frames (every CRC checked),
  *   against a NATS JetStream pull consumer (nats-server from Debian, file storage) draining the
  *   same count, measured in the same run.
- * - "fanout": long-polling replicas in separate processes while a writer process sustains a fixed
- *   rate of single-record writes; end-to-end lag per (replica, record), and the primary's CPU and
- *   RSS.
+ * - "fanout" (streams vs long-polls vs NATS) lives in bench/fanout_bench.ts.
  * - "resume": a ~1 GiB spool of ~1 KiB records: primary start-up time with it vs with an empty
  *   spool, and the time of a pull from the middle (cold, then warm seek index) vs from the tail.
  *
- * Run: `deno task bench catchup` (or fanout, resume); `--quick` or FERRY_BENCH_QUICK=1 for small
+ * Run: `deno task bench catchup` (or resume); `--quick` or FERRY_BENCH_QUICK=1 for small
  * sizes that only validate the script.
  */
 
@@ -40,13 +38,6 @@ import {
   startNatsServer,
   stopNatsServer,
 } from "./catchup_nats.ts";
-import {
-  nowMs,
-  type PeerTask,
-  type ReplicasOutput,
-  type WriteReceipt,
-  type WriterOutput,
-} from "./replication_peers.ts";
 
 // ---- sizes (full / quick) ----
 
@@ -87,24 +78,6 @@ const FLOOR_START_TIMEOUT_MS = 60_000;
 /** Acceptance targets: ferry vs NATS at its best, and vs the floor. */
 const TARGET_VS_NATS = 3.0;
 const TARGET_VS_FLOOR = 0.8;
-
-const FANOUT_REPLICAS_FULL = 100;
-const FANOUT_REPLICAS_QUICK = 10;
-const FANOUT_WRITES_PER_SECOND = 200;
-const FANOUT_SECONDS_FULL = 30;
-const FANOUT_SECONDS_QUICK = 5;
-/** Replica processes the replicas are spread over (the machine has 2 cores). */
-const FANOUT_REPLICA_PROCESSES = 2;
-/** Each replica acks its position at most this often (ferry's own replica acks every pull). */
-const FANOUT_ACK_INTERVAL_MS = 1000;
-/** Time between spawning the writer and its first write (its own start-up is not measured). */
-const FANOUT_WRITER_LEAD_MS = 2000;
-/** Extra time the peers get past the planned end before they give up. */
-const FANOUT_DEADLINE_SLACK_MS = 120_000;
-/** How often the primary's RSS is sampled. */
-const RSS_SAMPLE_MS = 100;
-/** How long the replicas may take to park their first long-poll. */
-const FANOUT_READY_TIMEOUT_MS = 60_000;
 
 const RESUME_SPOOL_BYTES_FULL = GIB_BYTES;
 const RESUME_SPOOL_BYTES_QUICK = 100 * 1000 * 1000;
@@ -222,7 +195,7 @@ async function commandOk(command: string, args: string[]): Promise<boolean> {
 }
 
 /** Installs Debian's nats-server when it is missing (apt-get update only if the install fails). */
-async function ensureNatsServer(): Promise<void> {
+export async function ensureNatsServer(): Promise<void> {
   if (await commandOk("nats-server", ["--version"])) return;
   const root = Deno.uid() === 0;
   const apt = (args: string[]) =>
@@ -574,293 +547,6 @@ async function reportCatchup(figures: CatchupFigures, quick: boolean): Promise<v
   );
 }
 
-// ---- fanout ----
-
-interface Peer {
-  child: Deno.ChildProcess;
-  output: Promise<Deno.CommandOutput>;
-}
-
-const PEERS_SCRIPT = "bench/replication_peers.ts";
-
-/** Starts a peer process (bench/replication_peers.ts) allowed to reach the primary only. */
-function spawnPeer(port: number, task: PeerTask): Peer {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-net=127.0.0.1:${port}`,
-      PEERS_SCRIPT,
-      JSON.stringify(task),
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  return { child, output: child.output() };
-}
-
-async function peerOutput<T>(peer: Peer, what: string): Promise<T> {
-  const output = await peer.output;
-  const decoder = new TextDecoder();
-  if (!output.success) {
-    throw new Error(`${what} exited ${output.code}:\n${decoder.decode(output.stderr)}`);
-  }
-  return JSON.parse(decoder.decode(output.stdout).trim().split("\n").pop()!) as T;
-}
-
-async function killPeer(peer: Peer): Promise<void> {
-  try {
-    peer.child.kill("SIGKILL");
-  } catch {
-    // already gone
-  }
-  await peer.output.catch(() => undefined);
-}
-
-/** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-/** VmRSS of a process, in KiB. */
-async function rssKib(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
-  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(match[1]);
-}
-
-/** Clock ticks per second (`getconf CLK_TCK`; 100 when getconf is missing). */
-async function clockTicksPerSecond(): Promise<number> {
-  const DEFAULT_CLK_TCK = 100;
-  try {
-    const { stdout, success } = await new Deno.Command("getconf", {
-      args: ["CLK_TCK"],
-      stdout: "piped",
-    }).output();
-    const value = Number(new TextDecoder().decode(stdout).trim());
-    return success && value > 0 ? value : DEFAULT_CLK_TCK;
-  } catch {
-    return DEFAULT_CLK_TCK;
-  }
-}
-
-/** Held long-polls on the primary (`ferry_pull_waiters`). */
-async function heldPulls(base: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  return Number(/^ferry_pull_waiters (\d+)/m.exec(text)?.[1] ?? 0);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-/** The p-th percentile of an already sorted array (same rank rule as results.ts `percentile`). */
-function sortedPercentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index]!;
-}
-
-interface LagSummary {
-  min: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-function summarize(values: Float64Array): LagSummary {
-  values.sort();
-  return {
-    min: values[0] ?? 0,
-    p50: sortedPercentile(values, 50),
-    p99: sortedPercentile(values, 99),
-    max: values[values.length - 1] ?? 0,
-  };
-}
-
-function lagCell(lag: LagSummary): string {
-  const spread = lag.p50 > 0 ? (lag.p99 / lag.p50).toFixed(2) : "n/a (p50 ≤ 0)";
-  return `${lag.min.toFixed(2)} | ${lag.p50.toFixed(2)} | ${lag.p99.toFixed(2)} | ${
-    lag.max.toFixed(2)
-  } | ${spread}`;
-}
-
-/** Fan-out: long-polling replicas in separate processes while a writer sustains a fixed rate. */
-export async function runFanoutBench(): Promise<void> {
-  const quick = quickMode();
-  const replicaCount = quick ? FANOUT_REPLICAS_QUICK : FANOUT_REPLICAS_FULL;
-  const seconds = quick ? FANOUT_SECONDS_QUICK : FANOUT_SECONDS_FULL;
-  const writeCount = FANOUT_WRITES_PER_SECOND * seconds;
-  const processes = Math.min(FANOUT_REPLICA_PROCESSES, replicaCount);
-  const dir = await Deno.makeTempDir({ prefix: "ferry-bench-fanout-" });
-  let primary: Node | undefined;
-  const peers: Peer[] = [];
-  let sampler: ReturnType<typeof setInterval> | undefined;
-  try {
-    primary = await startPrimary(joinPath(dir, "ferry"));
-    const { base, port } = primary;
-    const pid = primary.process.child.pid;
-    const ids = Array.from({ length: replicaCount }, (_, i) => `fanout-${i}`);
-    const deadlineMs = nowMs() + FANOUT_WRITER_LEAD_MS + seconds * 1000 +
-      FANOUT_DEADLINE_SLACK_MS;
-    const replicaPeers: Peer[] = [];
-    for (let p = 0; p < processes; p++) {
-      const peer = spawnPeer(port, {
-        role: "replicas",
-        base,
-        ids: ids.filter((_, i) => i % processes === p),
-        untilLsn: writeCount,
-        ackIntervalMs: FANOUT_ACK_INTERVAL_MS,
-        deadlineMs,
-      });
-      replicaPeers.push(peer);
-      peers.push(peer);
-    }
-    const readyBy = Date.now() + FANOUT_READY_TIMEOUT_MS;
-    while (await heldPulls(base) < replicaCount) {
-      if (Date.now() > readyBy) throw new Error("the replicas did not all park a long-poll");
-      await sleep(50);
-    }
-    const rssIdleKib = await rssKib(pid);
-    const startAtMs = nowMs() + FANOUT_WRITER_LEAD_MS;
-    const writer = spawnPeer(port, {
-      role: "writer",
-      base,
-      ratePerSecond: FANOUT_WRITES_PER_SECOND,
-      count: writeCount,
-      startAtMs,
-      deadlineMs,
-    });
-    peers.push(writer);
-    await sleep(startAtMs - nowMs());
-    const ticksBefore = await cpuTicks(pid);
-    const pullerPids = replicaPeers.map((peer) => peer.child.pid);
-    const pullerTicksBefore = await Promise.all(pullerPids.map(cpuTicks));
-    const windowStart = nowMs();
-    let rssMaxKib = rssIdleKib;
-    sampler = setInterval(() => {
-      rssKib(pid).then((kib) => (rssMaxKib = Math.max(rssMaxKib, kib)), () => undefined);
-    }, RSS_SAMPLE_MS);
-    const { writes } = await peerOutput<WriterOutput>(writer, "writer");
-    const ticksAfter = await cpuTicks(pid);
-    const pullerTicksAfter = await Promise.all(pullerPids.map(cpuTicks));
-    const windowSeconds = (nowMs() - windowStart) / 1000;
-    rssMaxKib = Math.max(rssMaxKib, await rssKib(pid));
-    clearInterval(sampler);
-    sampler = undefined;
-    const outputs = await Promise.all(
-      replicaPeers.map((peer) => peerOutput<ReplicasOutput>(peer, "replicas")),
-    );
-
-    const sentAt = new Float64Array(writeCount + 1);
-    const ackedAt = new Float64Array(writeCount + 1);
-    const byLsn = [...writes].sort((a: WriteReceipt, b: WriteReceipt) => a[0] - b[0]);
-    byLsn.forEach(([lsn, sent, acked], i) => {
-      if (lsn !== i + 1) throw new Error(`write ${i} got LSN ${lsn} (expected ${i + 1})`);
-      sentAt[lsn] = sent;
-      ackedAt[lsn] = acked;
-    });
-    const pairs = replicaCount * writeCount;
-    const fromAck = new Float64Array(pairs);
-    const fromSend = new Float64Array(pairs);
-    let filled = 0;
-    let pulls = 0;
-    let acks = 0;
-    for (const replica of outputs.flatMap((output) => output.replicas)) {
-      acks += replica.acks;
-      pulls += replica.pulls.length;
-      for (const [first, last, receivedMs] of replica.pulls) {
-        for (let lsn = first; lsn <= last; lsn++) {
-          fromAck[filled] = receivedMs - ackedAt[lsn]!;
-          fromSend[filled] = receivedMs - sentAt[lsn]!;
-          filled += 1;
-        }
-      }
-    }
-    if (filled !== pairs) throw new Error(`${filled} receipts, expected ${pairs}`);
-    const ackLag = summarize(fromAck);
-    const sendLag = summarize(fromSend);
-    const writeLatency = summarize(
-      Float64Array.from(writes, ([, sent, acked]) => acked - sent),
-    );
-    const sends = writes.map(([, sent]) => sent);
-    const achievedRate = (writeCount - 1) / ((Math.max(...sends) - Math.min(...sends)) / 1000);
-    const ticksPerSecond = await clockTicksPerSecond();
-    const cpuPercent = ((ticksAfter - ticksBefore) / ticksPerSecond) / windowSeconds * 100;
-    // The pulling processes' own CPU says whether the lag is the primary's or the pullers'.
-    const pullerPercents = pullerTicksAfter.map((after, i) =>
-      ((after - pullerTicksBefore[i]!) / ticksPerSecond) / windowSeconds * 100
-    );
-    const pullers = pullerPercents.map((p) => `${p.toFixed(0)}%`).join(" + ");
-    const mib = (kib: number) => (kib / 1024).toFixed(1);
-
-    console.log(
-      `${replicaCount} replicas in ${processes} processes, ${formatNumber(writeCount)} writes at ${
-        achievedRate.toFixed(1)
-      }/s (target ${FANOUT_WRITES_PER_SECOND})`,
-    );
-    console.log(
-      `lag from write ack to replica receipt: p50 ${ackLag.p50.toFixed(2)} ms, p99 ${
-        ackLag.p99.toFixed(2)
-      } ms, max ${ackLag.max.toFixed(2)} ms (p99/p50 ${ratio(ackLag.p99, ackLag.p50)})`,
-    );
-    console.log(
-      `lag from write send to replica receipt: p50 ${sendLag.p50.toFixed(2)} ms, p99 ${
-        sendLag.p99.toFixed(2)
-      } ms (p99/p50 ${ratio(sendLag.p99, sendLag.p50)})`,
-    );
-    console.log(
-      `write latency (send to ack): p50 ${writeLatency.p50.toFixed(2)} ms, p99 ${
-        writeLatency.p99.toFixed(2)
-      } ms`,
-    );
-    console.log(
-      `primary: ${cpuPercent.toFixed(1)}% of one core over ${windowSeconds.toFixed(1)} s; RSS ${
-        mib(rssIdleKib)
-      } MiB before writes, max ${mib(rssMaxKib)} MiB`,
-    );
-    console.log(`records per pull: ${(pairs / pulls).toFixed(2)}; acks sent: ${acks}`);
-    console.log(`pulling processes: ${pullers} of one core each`);
-    await appendResults(`Replication: fan-out to long-polling replicas${quick ? " (quick)" : ""}`, [
-      `${replicaCount} raw-frame replicas (each its own \`replica_id\`, long-poll ` +
-      `\`await_timeout_ms\` 25000, every CRC checked, acking at most every ` +
-      `${FANOUT_ACK_INTERVAL_MS} ms) in ${processes} Deno processes; one writer process sends ` +
-      `${formatNumber(writeCount)} single-record writes at ${FANOUT_WRITES_PER_SECOND}/s ` +
-      `(open loop; achieved ${achievedRate.toFixed(1)}/s) to a real primary (default settings). ` +
-      "Lag is taken per (replica, record) pair: the time the replica's pull carrying that LSN was " +
-      "decoded, minus the time the writer got the write's answer (or sent it), all on one machine " +
-      "(`performance.timeOrigin + performance.now()`). A replica may see a record before the " +
-      "writer reads its own answer, so lag from the ack can be negative.",
-      "",
-      "| lag, ms | min | p50 | p99 | max | p99/p50 |",
-      "|---|---:|---:|---:|---:|---:|",
-      `| write ack → replica receipt | ${lagCell(ackLag)} |`,
-      `| write send → replica receipt | ${lagCell(sendLag)} |`,
-      `| write send → write ack | ${lagCell(writeLatency)} |`,
-      "",
-      `Primary over the write phase (${windowSeconds.toFixed(1)} s): CPU ` +
-      `${cpuPercent.toFixed(1)}% of one core (utime+stime from /proc); RSS ${
-        mib(rssIdleKib)
-      } MiB with the pulls parked before the writes, max ${mib(rssMaxKib)} MiB sampled every ` +
-      `${RSS_SAMPLE_MS} ms. ${(pairs / pulls).toFixed(2)} records per pull on average; ` +
-      `${
-        formatNumber(acks)
-      } acks. The ${processes} pulling processes used ${pullers} of one core ` +
-      `each over the same window (the machine has ${navigator.hardwareConcurrency} cores): when ` +
-      "they are near 100%, the lag measures the pullers, not the primary.",
-    ]);
-  } finally {
-    if (sampler !== undefined) clearInterval(sampler);
-    for (const peer of peers) await killPeer(peer);
-    await stopQuietly(primary);
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 // ---- resume ----
 
 interface TimedPull {
@@ -1013,7 +699,6 @@ export async function runResumeBench(): Promise<void> {
 if (import.meta.main) {
   const benches: Record<string, () => Promise<void>> = {
     catchup: runCatchupBench,
-    fanout: runFanoutBench,
     resume: runResumeBench,
   };
   for (const name of Deno.args.filter((arg) => !arg.startsWith("--"))) await benches[name]?.();

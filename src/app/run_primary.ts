@@ -10,6 +10,7 @@
 import type { Config } from "../core/config.ts";
 import { ConfigError, FerryError } from "../core/errors.ts";
 import { joinPath } from "../core/files.ts";
+import { SHUTDOWN_GRACE_MS } from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";
 import type { Auth } from "../http/auth.ts";
 import { createApp } from "../http/primary_app.ts";
@@ -183,6 +184,8 @@ function _newPrimary(
     walRetainBytesMin: config.walRetainBytesMin,
     slotReclaimAfterMs: config.slotReclaimAfterMs,
     slotEtaWarnS: config.slotEtaWarnS,
+    streamMaxMs: config.streamMaxMs,
+    streamUnsentBytesMax: config.streamUnsentBytesMax,
     healthyWithinMs: config.healthyWithinMs,
     commitPolicyFloor: parts.floor,
     commitTimeoutMs: config.commitTimeoutMs,
@@ -205,22 +208,43 @@ function _logRecovered(config: Config, logger: Logger, spool: Spool, slots: Slot
 
 /**
  * Shutdown. Stop accepting; quiesce the spool (queued appends finish, new ones are refused, held
- * pulls answered); then answer every held wait and hold no new one (commit waits, `min_lsn` reads,
- * topology), so no request can keep the server open; then wait for the server, and close the rest
- * in the reverse order of opening.
+ * pulls answered, streams fed the last group commits); end every stream and answer every held
+ * wait, holding no new one (commit waits, `min_lsn` reads, topology), so no request can keep the
+ * server open; then wait for the server, and close the rest in the reverse order of opening.
  */
 async function _close(opened: _Opened, server: Listener, logger: Logger): Promise<void> {
   const { spool, state, primary } = opened;
   const serverDone = server.shutdown();
   await spool.quiesce();
+  primary.streams.endAll("shutdown");
   primary.waiter.close();
   state.applied.close();
   primary.epoch.close();
   opened.ticks.stop();
   opened.events.close();
-  await serverDone;
+  await _serverDone(serverDone, logger);
   await _closeStores(opened);
   logger.info("ferry.stopped", { current_lsn: spool.currentLsn(), slots: opened.slots.size });
+}
+
+/**
+ * Waits for the server to finish its requests, but not for the last bytes of a response to a
+ * client that does not read them (a stopped process behind a stream or a snapshot): the server
+ * cannot finish that response, so past the grace shutdown goes on and the exit drops it.
+ */
+async function _serverDone(serverDone: Promise<void>, logger: Logger): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const grace = new Promise<"grace">((resolve) => {
+    timer = setTimeout(() => resolve("grace"), SHUTDOWN_GRACE_MS);
+  });
+  const outcome = await Promise.race([serverDone, grace]);
+  clearTimeout(timer);
+  if (outcome === "grace") {
+    logger.warn("ferry.shutdown_grace_passed", {
+      grace_ms: SHUTDOWN_GRACE_MS,
+      message: "a client is not reading the end of its response; its connection is dropped at exit",
+    });
+  }
 }
 
 /** Closes what `_open` opened, in reverse order. */

@@ -13,6 +13,7 @@ import { ConfigError, StartupError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { EventHub, publishingLogger } from "../core/events.ts";
 import { FerryClient } from "../client/client.ts";
+import { SegmentClient } from "../client/segments.ts";
 import { createReplicaApp } from "../http/replica_app.ts";
 import { ReplicaRuntime } from "../replica/runtime.ts";
 import { REPLICA_EVENTS, startTicks } from "./events.ts";
@@ -60,6 +61,13 @@ async function _run(
       token: config.replicaToken,
       fetch: primaryCa?.fetch,
     }),
+    segments: new SegmentClient({
+      primaryUrl: config.primaryUrl!,
+      segmentsUrl: config.segmentsUrl,
+      token: config.replicaToken,
+      fetch: primaryCa?.fetch,
+    }),
+    streamPulls: config.streamPulls,
     logger,
   });
   let ready = false;

@@ -67,7 +67,8 @@ export async function reloadTokens(
   if (config.tokensFile === undefined) return;
   try {
     const tokens = await security.auth.reload(config.tokensFile);
-    logger.info("tokens.reloaded", { path: config.tokensFile, tokens });
+    const keys = security.auth.urlSigner.size;
+    logger.info("tokens.reloaded", { path: config.tokensFile, tokens, url_signing_keys: keys });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     logger.error("tokens.reload_failed", {

@@ -21,6 +21,8 @@ import {
   NDJSON_MEDIA_TYPE,
 } from "../model/wire.ts";
 import { checkSnapshotOrder, ndjsonLines, parseSnapshotLine } from "./ndjson.ts";
+import { pullQuery, type Query, queryString, replicaPath } from "./requests.ts";
+import { openFrameStream } from "./frame_stream.ts";
 import {
   asObject,
   fieldReader,
@@ -35,6 +37,7 @@ import type {
   AckResponse,
   ClientOptions,
   FramePull,
+  FrameStream,
   JsonPull,
   PullOptions,
   ReadOptions,
@@ -43,6 +46,7 @@ import type {
   RegisterResponse,
   SnapshotLine,
   SnapshotOptions,
+  StreamOptions,
   Topology,
   TopologyOptions,
   WriteOptions,
@@ -53,10 +57,8 @@ import type {
 /** User agent sent when `ClientOptions.userAgent` is not set. */
 export const DEFAULT_USER_AGENT = "ferry-client/1";
 
-type _Query = Record<string, string | number | undefined>;
-
 interface _RequestOptions {
-  query?: _Query;
+  query?: Query;
   json?: unknown;
   accept?: string;
   signal?: AbortSignal;
@@ -171,11 +173,36 @@ export class FerryClient {
    */
   async pullFrames(options: PullOptions): Promise<FramePull> {
     const response = await this.#send("GET", "/v1/wal", {
-      query: _pullQuery(options),
+      query: pullQuery(options),
       accept: FRAMES_MEDIA_TYPE,
       signal: options.signal,
     });
     return await framePullOf(response);
+  }
+
+  /**
+   * Opens a streaming pull (`GET /v1/wal?stream=1`, raw frames, SPEC.md 13.1): the frames after
+   * `sinceLsn`, then each later group commit's as it becomes durable, with control records (the
+   * primary's position) between them; every item is CRC-checked in one pass as it arrives. A
+   * server that does not stream (its answer does not open with a control record) throws
+   * `StreamRefusedError`: fall back to `pullFrames`. After any end, resume from the last LSN.
+   *
+   * @example
+   * ```ts
+   * const stream = await client.streamFrames({ replicaId: "edge-1", sinceLsn: 41 });
+   * for await (const item of stream) {
+   *   if (item.kind === "frames") for (const frame of item.frames) console.log(frame.lsn);
+   *   else if (item.kind === "corrupt") break;
+   * }
+   * ```
+   */
+  async streamFrames(options: StreamOptions): Promise<FrameStream> {
+    const response = await this.#send("GET", "/v1/wal", {
+      query: { ...pullQuery(options), stream: 1 },
+      accept: FRAMES_MEDIA_TYPE,
+      signal: options.signal,
+    });
+    return await openFrameStream(response);
   }
 
   /**
@@ -190,7 +217,7 @@ export class FerryClient {
    */
   async pullJson(options: PullOptions): Promise<JsonPull> {
     const body = await this.#json("GET", "/v1/wal", {
-      query: _pullQuery(options),
+      query: pullQuery(options),
       signal: options.signal,
     });
     return jsonPullOf(body);
@@ -209,7 +236,7 @@ export class FerryClient {
     const json: Record<string, unknown> = {};
     if (body.region !== undefined) json.region = body.region;
     if (body.sinceLsn !== undefined) json.since_lsn = body.sinceLsn;
-    const answer = await this.#json("PUT", _replicaPath(replicaId), { json });
+    const answer = await this.#json("PUT", replicaPath(replicaId), { json });
     const field = fieldReader(answer, "register");
     return {
       resumeLsn: field.uint("resume_lsn"),
@@ -232,7 +259,7 @@ export class FerryClient {
     if (ack.durableLsn !== undefined) json.durable_lsn = ack.durableLsn;
     if (ack.applyErrorsTotal !== undefined) json.apply_errors_total = ack.applyErrorsTotal;
     if (ack.divergenceTotal !== undefined) json.divergence_total = ack.divergenceTotal;
-    const answer = await this.#json("POST", `${_replicaPath(replicaId)}/ack`, { json });
+    const answer = await this.#json("POST", `${replicaPath(replicaId)}/ack`, { json });
     const field = fieldReader(answer, "ack");
     return {
       replicaId: field.string("replica_id"),
@@ -252,7 +279,7 @@ export class FerryClient {
    * ```
    */
   async setRebootstrapping(replicaId: string, rebootstrapping: boolean): Promise<void> {
-    const path = `${_replicaPath(replicaId)}/rebootstrapping`;
+    const path = `${replicaPath(replicaId)}/rebootstrapping`;
     await this.#json("PUT", path, { json: { rebootstrapping } });
   }
 
@@ -266,7 +293,7 @@ export class FerryClient {
    * ```
    */
   async unregister(replicaId: string): Promise<void> {
-    await this.#json("DELETE", _replicaPath(replicaId));
+    await this.#json("DELETE", replicaPath(replicaId));
   }
 
   /**
@@ -443,36 +470,9 @@ export class FerryClient {
       body = JSON.stringify(options.json);
       headers["content-type"] = JSON_MEDIA_TYPE;
     }
-    const url = `${this.#baseUrl}${path}${_queryString(options.query)}`;
+    const url = `${this.#baseUrl}${path}${queryString(options.query)}`;
     const response = await this.#fetch(url, { method, headers, body, signal: options.signal });
     if (response.ok) return response;
     throw await httpErrorOf(response, `${method} ${path}`);
   }
-}
-
-// ---- requests ----
-
-/** `?a=1&b=x` of the defined values, or "" when there are none. */
-function _queryString(query: _Query | undefined): string {
-  const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(query ?? {})) {
-    if (value !== undefined) params.set(name, String(value));
-  }
-  const text = params.toString();
-  return text === "" ? "" : `?${text}`;
-}
-
-function _pullQuery(options: PullOptions): _Query {
-  return {
-    since_lsn: options.sinceLsn,
-    max_count: options.maxCount,
-    max_bytes: options.maxBytes,
-    replica_id: options.replicaId,
-    term: options.term,
-    await_timeout_ms: options.awaitTimeoutMs,
-  };
-}
-
-function _replicaPath(replicaId: string): string {
-  return `/v1/replicas/${encodeURIComponent(replicaId)}`;
 }

@@ -6,6 +6,7 @@
  */
 
 import type { DecodedFrame } from "../wal/frame.ts";
+import type { ControlRecord } from "../wal/stream_codec.ts";
 import type { CommitOutcome } from "../model/commit.ts";
 
 /** Options of `new FerryClient()`. */
@@ -86,6 +87,31 @@ export interface FramePull extends PullPosition {
   corrupt?: { offset: number; reason: string };
   /** The LSN the primary served after (`x-ferry-start-lsn`). */
   startLsn: number;
+}
+
+/** Query of a streaming pull (SPEC.md 13.1): a pull's, with no hold (a stream never ends idle). */
+export type StreamOptions = Omit<PullOptions, "awaitTimeoutMs">;
+
+/**
+ * One item of a streaming pull, each checked in one pass: frames (views into the received bytes),
+ * a control record (the primary's position, sent at the start and at least every 5 s while idle),
+ * or, last, the first thing that did not decode (a flipped bit, an unknown record): the stream
+ * is cancelled there, and nothing after it is yielded.
+ */
+export type FrameStreamItem =
+  | { kind: "frames"; frames: DecodedFrame[] }
+  | { kind: "control"; control: ControlRecord }
+  | { kind: "corrupt"; offset: number; reason: string };
+
+/**
+ * An open streaming pull: where the primary stood when it opened, and its items. Iterating ends
+ * when the primary ends the stream (resume from the last LSN received); a cut connection throws
+ * the `TypeError` of `fetch`, and a body cut inside an item a `FerryResponseError`, after every
+ * whole item before. Breaking out of the loop, or `cancel()`, closes it.
+ */
+export interface FrameStream extends AsyncIterable<FrameStreamItem> {
+  position: PullPosition & { startLsn: number };
+  cancel(): Promise<void>;
 }
 
 /** One record of a JSON pull. */

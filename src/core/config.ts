@@ -142,12 +142,14 @@ function _validate(config: Config): void {
         throw new ConfigError(`a replica needs --${flag} (or ${envName(flag)})`);
       }
     }
-    try {
-      new URL(config.primaryUrl!);
-    } catch {
-      throw new ConfigError(
-        `setting --primary-url has a bad value "${config.primaryUrl}": not a URL`,
-      );
+    const urls = { "primary-url": config.primaryUrl, "segments-url": config.segmentsUrl };
+    for (const [flag, url] of Object.entries(urls)) {
+      if (url === undefined) continue;
+      try {
+        new URL(url);
+      } catch {
+        throw new ConfigError(`setting --${flag} has a bad value "${url}": not a URL`);
+      }
     }
   }
 }

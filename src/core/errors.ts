@@ -157,6 +157,15 @@ export class ForbiddenError extends FerryError {
   }
 }
 
+/** A byte range that starts past the end of what is served (HTTP 416); `size` is its length. */
+export class RangeNotSatisfiableError extends FerryError {
+  constructor(size: number) {
+    super("range_not_satisfiable", `no byte of the range is within the ${size} bytes served`, {
+      size,
+    });
+  }
+}
+
 /** A record or request above its size limit (HTTP 413). */
 export class PayloadTooLargeError extends FerryError {
   constructor(message: string, details: ErrorDetails = {}) {
@@ -265,6 +274,16 @@ export class FerryHttpError extends Error {
 export class FerryResponseError extends FerryError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super("bad_response", message, details);
+  }
+}
+
+/**
+ * The server answered a streaming pull (`stream=1`) with a plain pull: it does not stream (an older
+ * primary, or something between that drops the query). The client falls back to long-polls.
+ */
+export class StreamRefusedError extends FerryError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super("stream_refused", message, details);
   }
 }
 

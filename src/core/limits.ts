@@ -171,6 +171,44 @@ export const REPLICA_SNAPSHOT_ATTEMPTS_MAX = 20;
  */
 export const REPLICA_SNAPSHOT_BATCH_BYTES_MAX = 8 * MIB_BYTES;
 
+// ---- streaming pulls (SPEC.md 13.1) ----
+
+/** Default, smallest and largest life of one stream (then it ends and the client resumes). */
+export const STREAM_MAX_MS_DEFAULT = 300_000;
+export const STREAM_MAX_MS_MIN = 100;
+export const STREAM_MAX_MS_MAX = 3_600_000;
+/**
+ * Default, smallest and largest number of bytes a stream may hold queued and not yet sent: past it
+ * the reader is not keeping up, the stream ends and the reader resumes from its last LSN.
+ */
+export const STREAM_UNSENT_BYTES_DEFAULT = 8 * MIB_BYTES;
+export const STREAM_UNSENT_BYTES_MIN = 4 * KIB_BYTES;
+export const STREAM_UNSENT_BYTES_MAX = 1 * GIB_BYTES;
+/** A stream carries a control record at least this often while nothing else flows. */
+export const STREAM_CONTROL_INTERVAL_MS = 5000;
+/** How often the stream hub looks over its streams (control records, life, slots). */
+export const STREAM_TICK_MS = 1000;
+/** Streams open at once; more are refused (overloaded). */
+export const STREAMS_MAX = 1024;
+/** Largest JSON payload of a control record; a longer one is corrupt. */
+export const CONTROL_PAYLOAD_BYTES_MAX = 1 * MIB_BYTES;
+/** A streaming replica acks at least this often, even with nothing new: acks are how it is seen. */
+export const REPLICA_STREAM_ACK_MS = 2000;
+/** A stream that brings nothing (no frame, no control record) for this long is given up. */
+export const REPLICA_STREAM_IDLE_MS = 3 * STREAM_CONTROL_INTERVAL_MS;
+/** A stream cut sooner than this after it opened counts as broken (so does one that brought nothing). */
+export const REPLICA_STREAM_SHORT_MS = 10_000;
+/**
+ * How long shutdown waits for the server to finish its responses once every stream has ended and
+ * every held wait was answered: a client that stopped reading (a stopped process) would otherwise
+ * hold the exit for ever.
+ */
+export const SHUTDOWN_GRACE_MS = 1000;
+/** Broken streams in a row before the replica falls back to long-polls. */
+export const REPLICA_STREAM_BREAKS_MAX = 3;
+/** How long a replica that fell back to long-polls keeps to them before trying a stream again. */
+export const REPLICA_STREAM_RETRY_MS = 300_000;
+
 // ---- HTTP (SPEC.md section 9) ----
 
 /** Default and largest `max_count` of a pull (larger is clamped). */
@@ -202,6 +240,24 @@ export const TLS_SWAP_SETTLE_MS = 100;
 export const TOKENS_FILE_BYTES_MAX = 4 * MIB_BYTES;
 /** Largest PEM file (`--tls-cert`, `--tls-key`, `--primary-ca`): a long chain or CA bundle fits. */
 export const PEM_FILE_BYTES_MAX = 1 * MIB_BYTES;
+
+// ---- sealed segments as immutable, cacheable objects (SPEC.md 13.2) ----
+
+/** Bytes read from a sealed segment per read while serving it (one buffer in flight per request). */
+export const SEGMENT_SERVE_CHUNK_BYTES = 256 * KIB_BYTES;
+/** `max-age` of a sealed segment's answer: a content-addressed URL never changes its bytes. */
+export const SEGMENT_CACHE_MAX_AGE_S = 31_536_000;
+/** Hex digits of a segment's SHA-256 in its URL (the name is content-addressed). */
+export const SEGMENT_URL_HASH_CHARS = 16;
+/** Most URL signing keys a tokens file may list (every one verifies, the first signs). */
+export const URL_SIGNING_KEYS_MAX = 16;
+/** Shortest and longest URL signing key, in characters (its UTF-8 bytes are the HMAC key). */
+export const URL_SIGNING_KEY_CHARS_MIN = 32;
+export const URL_SIGNING_KEY_CHARS_MAX = 512;
+/** A signed URL's `exp` is the start of the next period plus one period, so it lives ≥ 1 h. */
+export const URL_SIGNATURE_PERIOD_S = 3600;
+/** Largest segment listing (`GET /v1/segments`) a replica reads. */
+export const SEGMENT_LIST_BYTES_MAX = 16 * MIB_BYTES;
 
 // ---- spool and segment files (SPEC.md section 3) ----
 
@@ -293,6 +349,16 @@ export const RESPONSE_BODY_BYTES_MAX = PULL_BYTES_MAX + FRAME_PAYLOAD_BYTES_MAX;
 export const QUOTED_VALUE_CHARS_MAX = 80;
 
 assert(PULL_RECORDS_DEFAULT <= PULL_RECORDS_MAX && PULL_BYTES_DEFAULT <= PULL_BYTES_MAX);
+assert(
+  STREAM_MAX_MS_MIN <= STREAM_MAX_MS_DEFAULT && STREAM_MAX_MS_DEFAULT <= STREAM_MAX_MS_MAX &&
+    STREAM_UNSENT_BYTES_MIN <= STREAM_UNSENT_BYTES_DEFAULT &&
+    STREAM_UNSENT_BYTES_DEFAULT <= STREAM_UNSENT_BYTES_MAX,
+);
+assert(STREAM_TICK_MS < STREAM_CONTROL_INTERVAL_MS, "a tick can send a control record in time");
+assert(
+  REPLICA_STREAM_IDLE_MS > STREAM_CONTROL_INTERVAL_MS + STREAM_TICK_MS,
+  "a live stream always brings something within the replica's idle limit",
+);
 assert(REPLICA_PULL_RECORDS <= PULL_RECORDS_MAX, "a replica's pull is not clamped");
 assert(RANGE_READ_BYTES_MIN <= READ_CHUNK_BYTES && PULL_BYTES_MAX < RANGE_READ_BYTES_MAX);
 assert(
@@ -315,7 +381,7 @@ assert(
   Math.ceil(
             (SEGMENT_BYTES_MAX + GROUP_COMMIT_BYTES_MAX) / _FRAME_BYTES_MIN /
               SEEK_INDEX_INTERVAL_RECORDS,
-          ) * 8 + 64 <= SEEK_SIDECAR_BYTES_MAX,
+          ) * 8 + 72 <= SEEK_SIDECAR_BYTES_MAX,
   "the sidecar of the largest segment fits",
 );
 
@@ -339,3 +405,5 @@ assert(
     (REPLICAS_MAX + 1) * _SLOT_KV_ENTRY_BYTES_MAX <= KV_COMMIT_BYTES_MAX,
   "every slot fits one Deno KV commit",
 );
+assert(SEGMENT_SERVE_CHUNK_BYTES <= READ_CHUNK_BYTES);
+assert(URL_SIGNING_KEY_CHARS_MIN <= URL_SIGNING_KEY_CHARS_MAX);

@@ -22,8 +22,9 @@ export function hostPortOf(url: string): string {
 }
 
 /**
- * Everything `config` needs: its data directory, its listen address, its primary, and read access
- * to its tokens file, TLS certificate and key, and the primary's CA bundle (each re-read on SIGHUP).
+ * Everything `config` needs: its data directory, its listen address, its primary (and the cache its
+ * segments come through), and read access to its tokens file, TLS certificate and key, and the
+ * primary's CA bundle (each re-read on SIGHUP).
  */
 export function neededPermissions(config: Config): NeededPermission[] {
   const needed: NeededPermission[] = [
@@ -41,8 +42,9 @@ export function neededPermissions(config: Config): NeededPermission[] {
     if (path === undefined) continue;
     needed.push({ descriptor: { name: "read", path }, flag: `--allow-read=${path}` });
   }
-  if (config.role === "replica" && config.primaryUrl !== undefined) {
-    const target = hostPortOf(config.primaryUrl);
+  for (const url of [config.primaryUrl, config.segmentsUrl]) {
+    if (config.role !== "replica" || url === undefined) continue;
+    const target = hostPortOf(url);
     needed.push({ descriptor: { name: "net", host: target }, flag: `--allow-net=${target}` });
   }
   return needed;

@@ -17,6 +17,12 @@ import {
   SEGMENT_BYTES_MIN,
   SLOT_ETA_WARN_S_DEFAULT,
   SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT,
+  STREAM_MAX_MS_DEFAULT,
+  STREAM_MAX_MS_MAX,
+  STREAM_MAX_MS_MIN,
+  STREAM_UNSENT_BYTES_DEFAULT,
+  STREAM_UNSENT_BYTES_MAX,
+  STREAM_UNSENT_BYTES_MIN,
   TAIL_BYTES_DEFAULT,
   TAIL_BYTES_MAX,
 } from "./limits.ts";
@@ -55,6 +61,9 @@ export interface Config {
   readonly slotReclaimAfterMs: number;
   readonly slotEtaWarnS: number;
   readonly snapshotStallTimeoutMs: number;
+  readonly streamMaxMs: number;
+  readonly streamUnsentBytesMax: number;
+  readonly streamPulls: boolean;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
   readonly insecurePlainHttp: boolean;
@@ -62,6 +71,7 @@ export interface Config {
   readonly replicaId: string | undefined;
   readonly replicaToken: string | undefined;
   readonly primaryCa: string | undefined;
+  readonly segmentsUrl: string | undefined;
 }
 
 type _Kind = "string" | "int" | "bytes" | "bool";
@@ -329,6 +339,34 @@ export const SETTINGS: readonly Setting[] = [
     only: "primary",
   },
   {
+    key: "streamMaxMs",
+    flag: "stream-max-ms",
+    kind: "int",
+    byDefault: STREAM_MAX_MS_DEFAULT,
+    min: STREAM_MAX_MS_MIN,
+    max: STREAM_MAX_MS_MAX,
+    help: "end a streaming pull after this long (the replica resumes from its last LSN)",
+    only: "primary",
+  },
+  {
+    key: "streamUnsentBytesMax",
+    flag: "stream-unsent-bytes-max",
+    kind: "bytes",
+    byDefault: STREAM_UNSENT_BYTES_DEFAULT,
+    min: STREAM_UNSENT_BYTES_MIN,
+    max: STREAM_UNSENT_BYTES_MAX,
+    help: "end a streaming pull whose reader leaves more than this unsent",
+    only: "primary",
+  },
+  {
+    key: "streamPulls",
+    flag: "stream-pulls",
+    kind: "bool",
+    byDefault: true,
+    help: "follow the primary with a streaming pull (false: long-polls only)",
+    only: "replica",
+  },
+  {
     key: "tlsCert",
     flag: "tls-cert",
     kind: "string",
@@ -379,6 +417,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: "string",
     byDefault: undefined,
     help: "PEM CA bundle that signs the primary's certificate",
+    only: "replica",
+  },
+  {
+    key: "segmentsUrl",
+    flag: "segments-url",
+    kind: "string",
+    byDefault: undefined,
+    help: "fetch sealed segments through this HTTP cache or CDN (default: the primary)",
     only: "replica",
   },
 ];

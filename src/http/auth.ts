@@ -1,7 +1,9 @@
 /**
  * Bearer-token auth (SPEC.md section 10). A tokens file lists SHA-256 hashes of tokens with a role;
  * a replica token is bound to one replica id. Tokens are compared in constant time. Without a
- * tokens file every caller is admin, and ferry only listens on loopback.
+ * tokens file every caller is admin, and ferry only listens on loopback. The same file lists the
+ * keys that sign segment URLs (`url_signing_keys`, SPEC.md 13.2; `url_signing.ts`), reloaded with
+ * the tokens.
  *
  * @module
  */
@@ -10,8 +12,16 @@ import assert from "node:assert/strict";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.ts";
-import { BEARER_TOKEN_CHARS_MAX, TOKENS_FILE_BYTES_MAX, TOKENS_MAX } from "../core/limits.ts";
+import {
+  BEARER_TOKEN_CHARS_MAX,
+  TOKENS_FILE_BYTES_MAX,
+  TOKENS_MAX,
+  URL_SIGNING_KEY_CHARS_MAX,
+  URL_SIGNING_KEY_CHARS_MIN,
+  URL_SIGNING_KEYS_MAX,
+} from "../core/limits.ts";
 import { REPLICA_ID_PATTERN } from "../model/ids.ts";
+import { URL_SIGNING_KID_PATTERN, UrlSigner } from "./url_signing.ts";
 
 /** What a caller may do. `admin` may do everything. */
 export type AuthRole = "admin" | "writer" | "replica";
@@ -37,7 +47,18 @@ const _tokenEntrySchema = z.object({
   message: "replica_id is required for role replica and only for it",
 });
 
-const _tokensFileSchema = z.object({ tokens: z.array(_tokenEntrySchema).max(TOKENS_MAX) }).strict();
+const _signingKeySchema = z.object({
+  kid: z.string().regex(URL_SIGNING_KID_PATTERN, "kid must be 1..64 characters of [A-Za-z0-9_.-]"),
+  key: z.string().min(URL_SIGNING_KEY_CHARS_MIN).max(URL_SIGNING_KEY_CHARS_MAX),
+}).strict();
+
+const _tokensFileSchema = z.object({
+  tokens: z.array(_tokenEntrySchema).max(TOKENS_MAX),
+  url_signing_keys: z.array(_signingKeySchema).max(URL_SIGNING_KEYS_MAX)
+    .refine((keys) => new Set(keys.map((k) => k.kid)).size === keys.length, {
+      message: "each kid is listed once",
+    }).optional(),
+}).strict();
 
 interface _Entry {
   hash: Uint8Array;
@@ -48,15 +69,22 @@ interface _Entry {
 export class Auth {
   readonly enabled: boolean;
   #entries: _Entry[];
+  #signer: UrlSigner;
 
-  private constructor(enabled: boolean, entries: _Entry[]) {
+  private constructor(enabled: boolean, entries: _Entry[], signer = new UrlSigner([])) {
     this.enabled = enabled;
     this.#entries = entries;
+    this.#signer = signer;
   }
 
   /** Auth off: every caller is admin (ferry then refuses to listen beyond loopback). */
   static disabled(): Auth {
     return new Auth(false, []);
+  }
+
+  /** The URL signing keys of the tokens file (none without one); swapped by `reload`. */
+  get urlSigner(): UrlSigner {
+    return this.#signer;
   }
 
   /** Auth from the parsed content of a tokens file; throws `ConfigError` when it is malformed. */
@@ -74,7 +102,7 @@ export class Auth {
         ? { role: entry.role, replicaId: entry.replica_id! }
         : { role: entry.role },
     }));
-    return new Auth(true, entries);
+    return new Auth(true, entries, new UrlSigner(parsed.data.url_signing_keys ?? []));
   }
 
   /**
@@ -105,13 +133,15 @@ export class Auth {
   }
 
   /**
-   * SIGHUP: re-reads the tokens file and swaps in its tokens, returning how many it holds. A file
-   * that does not load throws `ConfigError` and the tokens in use stay. Needs read access to `path`.
+   * SIGHUP: re-reads the tokens file and swaps in its tokens and URL signing keys, returning how
+   * many tokens it holds. A file that does not load throws `ConfigError` and the tokens and keys in
+   * use stay. Needs read access to `path`.
    */
   async reload(path: string): Promise<number> {
     assert(this.enabled, "only a tokens file can be reloaded");
     const next = await Auth.load(path);
     this.#entries = next.#entries;
+    this.#signer = next.#signer;
     return this.#entries.length;
   }
 

@@ -10,6 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { BadRequestError, FerryError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { RETRY_AFTER_S } from "../core/limits.ts";
+import { CACHE_CONTROL_NO_STORE, HEADER_CACHE_CONTROL } from "../model/wire.ts";
 
 /** HTTP status of each domain error code. */
 const STATUS_BY_CODE: Record<string, number> = {
@@ -22,6 +23,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   stale_term: 409,
   term_ahead: 409,
   payload_too_large: 413,
+  range_not_satisfiable: 416,
   unsupported_media_type: 415,
   insufficient_storage: 507,
   overloaded: 503,
@@ -49,8 +51,12 @@ function _codeOfStatus(status: number): string {
   return "internal";
 }
 
-/** Writes the one JSON error shape: `{"error", "message", ...details}`. */
+/**
+ * Writes the one JSON error shape: `{"error", "message", ...details}`, with `Cache-Control:
+ * no-store` (SPEC.md 13.2): no cache in front of ferry may keep an error in place of an object.
+ */
 export function errorResponse(c: Context, error: unknown, logger: Logger): Response {
+  c.header(HEADER_CACHE_CONTROL, CACHE_CONTROL_NO_STORE);
   if (error instanceof FerryError) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
     if (status === 503) c.header("retry-after", String(RETRY_AFTER_S));

@@ -17,6 +17,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { recordReadRoutes } from "./routes/record_read.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { replicaRoutes } from "./routes/replicas.ts";
+import { segmentRoutes } from "./routes/segments.ts";
 import { slotRoutes } from "./routes/slots.ts";
 import { snapshotRoutes } from "./routes/snapshot.ts";
 import { statusRoutes } from "./routes/status.ts";
@@ -67,6 +68,7 @@ function _mountRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   app.route("/", snapshotRoutes(deps));
   app.route("/", walRoutes(deps));
   app.route("/", replicaRoutes(deps));
+  app.route("/", segmentRoutes(deps));
   app.route("/", topologyRoutes(deps));
   app.route("/", statusRoutes(deps));
   app.route("/", slotRoutes(deps));

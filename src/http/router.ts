@@ -16,6 +16,7 @@ import type { SnapshotServer } from "../replication/snapshot.ts";
 import type { StateReader } from "../state/reader.ts";
 import type { Auth, AuthResult } from "./auth.ts";
 import { errorResponse, validationHook } from "./errors.ts";
+import { CACHE_CONTROL_NO_STORE, HEADER_CACHE_CONTROL } from "../model/wire.ts";
 
 /** Hono variables every route may read. */
 export type AppEnv = { Variables: { auth: AuthResult } };
@@ -61,6 +62,7 @@ export function finishApp(app: OpenAPIHono<AppEnv>, logger: Logger): void {
     .map((route) => ({ method: route.method, pattern: _pathPattern(route.path) }));
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname;
+    c.header(HEADER_CACHE_CONTROL, CACHE_CONTROL_NO_STORE);
     const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))];
     if (allowed.length > 0) {
       c.header("allow", allowed.sort().join(", "));

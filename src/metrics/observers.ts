@@ -96,3 +96,41 @@ export function slotStoreObserver(registry: client.Registry): SlotStoreObserver 
     loadFallback: (source) => loadFallback.inc({ source }),
   };
 }
+
+/** What the origin served: sealed segments as objects (SPEC.md 13.2), and pulls. */
+export interface TransferObserver {
+  /** One answer of `GET /v1/segments/:timeline/:name`, by status (200, 206, 304, 404, ...). */
+  segmentAnswered(status: number): void;
+  /** Bytes of a sealed segment's body handed on to the connection. */
+  segmentBytes(bytes: number): void;
+  /** Frame bytes (as stored) that a pull (`GET /v1/wal`) served. */
+  pullBytes(bytes: number): void;
+}
+
+/**
+ * The origin's transfer counters, registered in `registry`: what a cache in front of ferry saved
+ * shows as segment requests and bytes that never reached it.
+ */
+export function transferObserver(registry: client.Registry): TransferObserver {
+  const requests = new client.Counter({
+    name: "ferry_segment_requests_total",
+    help: "Answers to requests for a sealed segment served by this process, by status.",
+    labelNames: ["status"],
+    registers: [registry],
+  });
+  const segmentBytes = new client.Counter({
+    name: "ferry_segment_bytes_total",
+    help: "Bytes of sealed segments served by this process (bodies of 200 and 206 answers).",
+    registers: [registry],
+  });
+  const pullBytes = new client.Counter({
+    name: "ferry_pull_bytes_total",
+    help: "Frame bytes served by pulls (GET /v1/wal), as stored.",
+    registers: [registry],
+  });
+  return {
+    segmentAnswered: (status) => requests.inc({ status: String(status) }),
+    segmentBytes: (bytes) => segmentBytes.inc(bytes),
+    pullBytes: (bytes) => pullBytes.inc(bytes),
+  };
+}

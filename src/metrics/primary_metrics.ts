@@ -33,7 +33,12 @@ import type { ReplicaState } from "../replication/registry.ts";
 import { INVALIDATION_REASONS, isLive, type Slot } from "../slots/slot.ts";
 import type { SlotStoreObserver } from "../slots/slot_store.ts";
 import type { SpoolObserver } from "../wal/spool.ts";
-import { slotStoreObserver, spoolObserver } from "./observers.ts";
+import {
+  slotStoreObserver,
+  spoolObserver,
+  type TransferObserver,
+  transferObserver,
+} from "./observers.ts";
 
 /** Lowest and highest HTTP status code `observeHttp()` accepts. */
 const HTTP_STATUS_MIN = 100;
@@ -110,6 +115,11 @@ const _SCALAR_GAUGES: readonly _GaugeSpec[] = [
     name: "ferry_pull_waiters",
     help: "Pulls held in a long-poll wait for the next record.",
     read: (s) => s.primary.spool.stats().waiters,
+  },
+  {
+    name: "ferry_wal_streams",
+    help: "Streaming pulls open (they are not held pulls: a replica is seen by its acks).",
+    read: (s) => s.primary.streams.size,
   },
   {
     name: "ferry_replica_count",
@@ -267,6 +277,12 @@ const _MIRRORED_COUNTERS: readonly _MirroredCounterSpec[] = [
     read: (s) => s.skippedRecords(),
   },
   {
+    name: "ferry_wal_streams_ended_total",
+    help: "Streaming pulls ended, by reason (the client resumes from its last LSN).",
+    labelName: "reason",
+    read: (s) => s.primary.streams.endedByReason(),
+  },
+  {
     name: "ferry_slot_invalidations_total",
     help: "Replication slots invalidated, by reason.",
     labelName: "reason",
@@ -285,6 +301,8 @@ export class Metrics {
   readonly spoolObserver: SpoolObserver;
   /** Pass to `SlotStore.open({ observer })`. */
   readonly slotStoreObserver: SlotStoreObserver;
+  /** What the routes served: sealed segments and pulls (`ferry_segment_*`, `ferry_pull_bytes`). */
+  readonly transfers: TransferObserver;
   /** The `Content-Type` of `render()`'s text. */
   readonly contentType: string;
   #source: _Source | undefined;
@@ -302,6 +320,7 @@ export class Metrics {
     for (const spec of _MIRRORED_COUNTERS) _mirroredCounter(context, spec);
     this.spoolObserver = spoolObserver(this.registry);
     this.slotStoreObserver = slotStoreObserver(this.registry);
+    this.transfers = transferObserver(this.registry);
     const httpCounts = this.#httpCounts;
     new client.Counter({
       name: "ferry_http_requests_total",

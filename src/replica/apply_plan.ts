@@ -45,6 +45,40 @@ export type ApplyStop =
   | { kind: "stale_term"; lsn: number; term: number; appliedTerm: number }
   | { kind: "bad_record"; lsn: number; reason: string };
 
+/** What a stop means for the replica: the state it fails closed in, why, and what it counts. */
+export function stopOutcome(stop: ApplyStop): {
+  state: "gap" | "divergence" | "stale_term" | "apply_error";
+  error: string;
+  counts: "divergence" | "apply_error" | "nothing";
+} {
+  switch (stop.kind) {
+    case "divergence":
+      return {
+        state: "divergence",
+        error: `LSN ${stop.lsn} differs from what this replica applied`,
+        counts: "divergence",
+      };
+    case "stale_term":
+      return {
+        state: "stale_term",
+        error: `frame ${stop.lsn} has term ${stop.term}, older than ${stop.appliedTerm}`,
+        counts: "nothing",
+      };
+    case "gap":
+      return {
+        state: "gap",
+        error: `expected LSN ${stop.expectedLsn}, got ${stop.gotLsn}`,
+        counts: "apply_error",
+      };
+    case "bad_record":
+      return {
+        state: "apply_error",
+        error: `record ${stop.lsn}: ${stop.reason}`,
+        counts: "apply_error",
+      };
+  }
+}
+
 /** The plan for one pulled batch: what to apply, what was already there, and where it stopped. */
 export interface ApplyPlan {
   applies: PlannedApply[];

@@ -1,7 +1,8 @@
 /**
- * The replica role (SPEC.md sections 7, 8, 9.7): pull raw frames (long-poll) → check every CRC →
- * judge each frame (`planApply`) → apply into this replica's own Deno KV (records and applied LSN
- * move together in each atomic commit) → ack applied and durable. On 409 `rebootstrap_required`
+ * The replica role (SPEC.md 7, 8, 9.7, 13.1): stream raw frames (`stream_follower.ts`; long-polls
+ * when streams do not work) → check every CRC → judge each frame (`planApply`) → apply into this
+ * replica's own Deno KV (records and applied LSN move together in each atomic commit) → ack
+ * applied and durable (while streaming, at least every 2 s). On 409 `rebootstrap_required`
  * it loads a snapshot into a fresh KV while still serving reads from the old one, then swaps
  * in-process and carries on from the snapshot's start. A re-bootstrap that fails (the slot pin
  * lost, the primary down past the snapshot's attempts, a full disk) is logged, shown in the status,
@@ -15,7 +16,7 @@
 
 import { denoFileSystem, type FileSystem } from "../core/files.ts";
 import { FerryHttpError } from "../core/errors.ts";
-import { KvState, type StateEntry } from "../state/kv_state.ts";
+import type { KvState, StateEntry } from "../state/kv_state.ts";
 import {
   REPLICA_BACKOFF_MS_MAX,
   REPLICA_BACKOFF_MS_MIN,
@@ -23,47 +24,28 @@ import {
   REPLICA_PULL_RECORDS,
   REPLICA_PULL_WAIT_MS,
   REPLICA_SNAPSHOT_ATTEMPTS_MAX,
+  REPLICA_STREAM_ACK_MS,
+  REPLICA_STREAM_IDLE_MS,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { LsnSignal } from "../state/lsn_signal.ts";
 import type { StateReader } from "../state/reader.ts";
-import { type ApplierPosition, type ApplyStop, planApply } from "./apply_plan.ts";
+import { type ApplierPosition, type ApplyStop, planApply, stopOutcome } from "./apply_plan.ts";
 import { FerryClient } from "../client/client.ts";
 import { sleep } from "../core/waiter.ts";
-import {
-  clearOtherStores,
-  openStore,
-  readCurrent,
-  removeStoreFiles,
-  storeName,
-  storePath,
-  writeCurrent,
-} from "./store_dir.ts";
-import { type LoadedSnapshot, loadSnapshot } from "./snapshot_loader.ts";
+import { clearOtherStores, openStore, readCurrent, storeName } from "./store_dir.ts";
+import { loadIntoNewStore } from "./snapshot_loader.ts";
 import { RebootstrapProgress } from "./rebootstrap_progress.ts";
 import type { ReplicaStateName, ReplicaStatus } from "./status.ts";
 import { PrimaryLsn } from "./primary_lsn.ts";
+import { followStream, StreamPolicy } from "./stream_follower.ts";
+import { applyToStore } from "./apply_store.ts";
+import type { DecodedFrame } from "../wal/frame.ts";
+import type { ReplicaRuntimeOptions } from "./runtime_options.ts";
+import { catchUpFromSegments } from "./segment_catchup.ts";
+import { LiveStore } from "./live_store.ts";
 
-/** Options of `ReplicaRuntime.open`. */
-export interface ReplicaRuntimeOptions {
-  dataDir: string;
-  replicaId: string;
-  region?: string;
-  primaryUrl: string;
-  token?: string;
-  /** A client to use instead of one built from `primaryUrl` and `token` (tests). */
-  client?: FerryClient;
-  pullWaitMs?: number;
-  pullMaxCount?: number;
-  /** Snapshot responses to try before a re-bootstrap starts over; `REPLICA_SNAPSHOT_ATTEMPTS_MAX`. */
-  snapshotAttemptsMax?: number;
-  /** First backoff after an error (it doubles, with jitter); `REPLICA_BACKOFF_MS_MIN`. */
-  backoffMsMin?: number;
-  /** Longest backoff; `REPLICA_BACKOFF_MS_MAX`. */
-  backoffMsMax?: number;
-  logger?: Logger;
-  fs?: FileSystem;
-}
+export type { ReplicaRuntimeOptions } from "./runtime_options.ts";
 
 /** A replica: its store, its position, and the loop that keeps it in step with the primary. */
 export class ReplicaRuntime implements StateReader {
@@ -72,9 +54,7 @@ export class ReplicaRuntime implements StateReader {
   #client: FerryClient;
   #logger: Logger;
   #fs: FileSystem;
-  #kv: Deno.Kv;
-  #store: KvState;
-  #storeIndex: number;
+  #live: LiveStore;
   #position: ApplierPosition;
   #state: ReplicaStateName = "connecting";
   #lastError: string | null = null;
@@ -97,6 +77,8 @@ export class ReplicaRuntime implements StateReader {
   #progress: RebootstrapProgress | undefined;
   /** Registered with the primary since the last connection error (register carries the region). */
   #registered = false;
+  /** Streams or long-polls (`stream_follower.ts`). */
+  #streams: StreamPolicy;
 
   private constructor(
     options: ReplicaRuntimeOptions,
@@ -109,9 +91,11 @@ export class ReplicaRuntime implements StateReader {
     this.#backoffMsMin = options.backoffMsMin ?? REPLICA_BACKOFF_MS_MIN;
     this.#backoffMsMax = options.backoffMsMax ?? REPLICA_BACKOFF_MS_MAX;
     this.#backoffMs = this.#backoffMsMin;
-    this.#kv = opened.kv;
-    this.#store = opened.store;
-    this.#storeIndex = opened.index;
+    this.#streams = new StreamPolicy({
+      enabled: options.streamPulls ?? true,
+      logger: this.#logger,
+    });
+    this.#live = new LiveStore(opened, options.dataDir, this.#logger);
     this.#position = opened.position;
     this.applied = new LsnSignal(opened.position.lastLsn);
   }
@@ -158,9 +142,9 @@ export class ReplicaRuntime implements StateReader {
     return this.applied.waitFor(lsn, options);
   }
 
-  /** Reads from the current store; during a re-bootstrap that is still the old one. */
+  /** Reads from the live store; during a re-bootstrap that is still the old one (`LiveStore`). */
   get(collection: string, key: string): Promise<StateEntry | undefined> {
-    return this.#store.get(collection, key);
+    return this.#live.get(collection, key);
   }
 
   get state(): ReplicaStateName {
@@ -200,7 +184,7 @@ export class ReplicaRuntime implements StateReader {
     this.#stop.abort();
     await this.#loop;
     this.applied.releaseAll();
-    this.#kv.close();
+    this.#live.close();
   }
 
   #setState(state: ReplicaStateName, error?: string): void {
@@ -237,7 +221,7 @@ export class ReplicaRuntime implements StateReader {
     }
   }
 
-  /** One pull, its applies, and the ack (after registering, once per connection). */
+  /** One pull or one stream, its applies and acks (after registering, once per connection). */
   async #step(): Promise<void> {
     if (!this.#registered) {
       const registered = await this.#client.register(this.#options.replicaId, {
@@ -246,16 +230,15 @@ export class ReplicaRuntime implements StateReader {
       });
       this.#primaryLsn.exact(registered.currentLsn);
       this.#registered = true;
+      if (this.#options.segments) await this.#catchUpFromSegments(registered.timeline);
     }
+    if (this.#streams.useStream()) return await this.#follow();
     // Only a healthy replica lets the primary hold its pull: a reconnect learns where it stands at once.
     const holdMs = this.#state === "healthy"
       ? (this.#options.pullWaitMs ?? REPLICA_PULL_WAIT_MS)
       : 0;
     const pull = await this.#client.pullFrames({
-      replicaId: this.#options.replicaId,
-      sinceLsn: this.#position.lastLsn,
-      maxCount: this.#options.pullMaxCount ?? REPLICA_PULL_RECORDS,
-      term: this.#position.lastTerm > 0 ? this.#position.lastTerm : undefined,
+      ...this.#pullRequest(),
       awaitTimeoutMs: holdMs,
       // A held pull on a dead path must not hang for ever: give up a little after the hold.
       signal: AbortSignal.any([
@@ -265,58 +248,101 @@ export class ReplicaRuntime implements StateReader {
     });
     this.#primaryLsn.exact(pull.currentLsn);
     this.#timeline = pull.timeline;
-    const plan = planApply(this.#position, pull.frames);
+    const { applied, halted } = await this.#applyBatch(pull.frames, pull.corrupt);
+    if (applied > 0 || this.#backoffMs !== this.#backoffMsMin || halted) await this.#ack();
+    if (halted && this.#state !== "divergence") await this.#backoff();
+    else this.#backoffMs = this.#backoffMsMin;
+  }
+
+  #pullRequest(): { replicaId: string; sinceLsn: number; maxCount: number; term?: number } {
+    return {
+      replicaId: this.#options.replicaId,
+      sinceLsn: this.#position.lastLsn,
+      maxCount: this.#options.pullMaxCount ?? REPLICA_PULL_RECORDS,
+      term: this.#position.lastTerm > 0 ? this.#position.lastTerm : undefined,
+    };
+  }
+
+  /** Follows one stream until it ends (`stream_follower.ts`); the loop resumes from the last LSN. */
+  async #follow(): Promise<void> {
+    const end = await followStream(this.#streams, {
+      client: this.#client,
+      request: this.#pullRequest(),
+      signal: this.#stop.signal,
+      ackEveryMs: this.#options.streamAckMs ?? REPLICA_STREAM_ACK_MS,
+      idleMs: this.#options.streamIdleMs ?? REPLICA_STREAM_IDLE_MS,
+      apply: (frames, corrupt) => this.#applyBatch(frames, corrupt),
+      ack: () => this.#ack(),
+      primaryAt: (lsn, timeline) => {
+        this.#primaryLsn.exact(lsn);
+        this.#timeline = timeline;
+      },
+      logger: this.#logger,
+    });
+    if (end === "halted" && this.#state !== "divergence") await this.#backoff();
+    else if (end !== "halted") this.#backoffMs = this.#backoffMsMin;
+  }
+
+  /**
+   * Judges pulled or streamed frames (`planApply`) and applies the run (records and applied LSN
+   * in one atomic commit each), then sets the state: `apply_error` when a damaged frame ends the
+   * run, the stop's state when one stops it, else healthy. `halted`: stop following for now.
+   */
+  async #applyBatch(
+    frames: DecodedFrame[],
+    corrupt?: { offset: number; reason: string },
+  ): Promise<{ applied: number; halted: boolean }> {
+    const plan = planApply(this.#position, frames);
     if (plan.applies.length > 0) {
-      const term = plan.position.lastTerm;
-      await this.#store.apply(
-        plan.applies.map((a) => ({ lsn: a.lsn, record: a.record })),
-        (lsn) => ({
-          applied_lsn: lsn,
-          last_term: term,
-          last_hash: plan.applies.find((a) => a.lsn === lsn)?.hash ?? null,
-        }),
-      );
+      await applyToStore(this.#live.store, plan);
       this.#position = plan.position;
       this.#appliedRecords += plan.applies.length;
       this.applied.advance(plan.position.lastLsn);
     }
-    if (pull.corrupt) {
+    if (corrupt) {
       this.#applyErrors += 1;
-      this.#setState(
-        "apply_error",
-        `frame after LSN ${this.#position.lastLsn} failed its check: ${pull.corrupt.reason}`,
-      );
-    } else if (plan.stop) {
-      this.#onStop(plan.stop);
-    } else {
-      this.#setState("healthy");
+      const where = `frame after LSN ${this.#position.lastLsn}`;
+      this.#setState("apply_error", `${where} failed its check: ${corrupt.reason}`);
+    } else if (plan.stop) this.#onStop(plan.stop);
+    else this.#setState("healthy");
+    const halted = corrupt !== undefined || plan.stop !== undefined;
+    return { applied: plan.applies.length, halted };
+  }
+
+  /**
+   * After a register, the sealed segments this replica lacks (`segment_catchup.ts`), applied and
+   * acked slice by slice; one that fails its checks is not applied and fails closed (`apply_error`)
+   * as a damaged pull does, then the pulls go on.
+   */
+  async #catchUpFromSegments(timeline: number): Promise<void> {
+    const end = await catchUpFromSegments(this.#position, {
+      segments: this.#options.segments!,
+      store: this.#live.store,
+      timeline,
+      signal: this.#stop.signal,
+      logger: this.#logger,
+      applied: (position, records) => {
+        this.#position = position;
+        this.#appliedRecords += records;
+        this.applied.advance(position.lastLsn);
+        return this.#ack();
+      },
+    });
+    if (end.kind === "done") return;
+    if (end.kind === "stop") this.#onStop(end.stop);
+    else {
+      this.#applyErrors += 1;
+      this.#setState("apply_error", end.reason);
     }
-    if (
-      plan.applies.length > 0 || this.#backoffMs !== this.#backoffMsMin || pull.corrupt ||
-      plan.stop
-    ) {
-      await this.#ack();
-    }
-    if (pull.corrupt || (plan.stop && plan.stop.kind !== "divergence")) await this.#backoff();
-    else this.#backoffMs = this.#backoffMsMin;
+    await this.#ack();
+    await this.#backoff();
   }
 
   #onStop(stop: ApplyStop): void {
-    if (stop.kind === "divergence") {
-      this.#divergences += 1;
-      this.#setState("divergence", `LSN ${stop.lsn} differs from what this replica applied`);
-    } else if (stop.kind === "stale_term") {
-      this.#setState(
-        "stale_term",
-        `frame ${stop.lsn} has term ${stop.term}, older than ${stop.appliedTerm}`,
-      );
-    } else if (stop.kind === "gap") {
-      this.#applyErrors += 1;
-      this.#setState("gap", `expected LSN ${stop.expectedLsn}, got ${stop.gotLsn}`);
-    } else {
-      this.#applyErrors += 1;
-      this.#setState("apply_error", `record ${stop.lsn}: ${stop.reason}`);
-    }
+    const outcome = stopOutcome(stop);
+    if (outcome.counts === "divergence") this.#divergences += 1;
+    if (outcome.counts === "apply_error") this.#applyErrors += 1;
+    this.#setState(outcome.state, outcome.error);
   }
 
   async #ack(): Promise<void> {
@@ -407,37 +433,23 @@ export class ReplicaRuntime implements StateReader {
     this.#rebootstrapAttempts += 1;
     const progress = this.#progress = new RebootstrapProgress();
     await this.#client.setRebootstrapping(this.#options.replicaId, true).catch(() => undefined);
-    const index = this.#storeIndex + 1;
-    await removeStoreFiles(this.#options.dataDir, index);
-    const kv = await Deno.openKv(storePath(this.#options.dataDir, index));
-    let loaded: LoadedSnapshot;
-    let store: KvState;
-    try {
-      loaded = await loadSnapshot(new KvState(kv), {
-        client: this.#client,
-        replicaId: this.#options.replicaId,
-        signal: this.#stop.signal,
-        logger: this.#logger,
-        backoff: (atLeastMs) => this.#backoff(atLeastMs),
-        attemptsMax: this.#options.snapshotAttemptsMax ?? REPLICA_SNAPSHOT_ATTEMPTS_MAX,
-        onHeader: (header) => {
-          this.#primaryLsn.atLeast(header.startLsn);
-          progress.expect(header.entriesHint);
-        },
-        onStored: (entries, bytes) => progress.stored(entries, bytes, this.#logger),
-      });
-      store = new KvState(kv);
-      await store.setMeta({
-        applied_lsn: loaded.startLsn,
-        last_term: loaded.term,
-        last_hash: null,
-      });
-      await writeCurrent(this.#fs, this.#options.dataDir, index);
-    } catch (error) {
-      kv.close();
-      await removeStoreFiles(this.#options.dataDir, index);
-      throw error;
-    }
+    const index = this.#live.index + 1;
+    const { kv, store, loaded } = await loadIntoNewStore(this.#fs, {
+      dataDir: this.#options.dataDir,
+      index,
+    }, {
+      client: this.#client,
+      replicaId: this.#options.replicaId,
+      signal: this.#stop.signal,
+      logger: this.#logger,
+      backoff: (atLeastMs) => this.#backoff(atLeastMs),
+      attemptsMax: this.#options.snapshotAttemptsMax ?? REPLICA_SNAPSHOT_ATTEMPTS_MAX,
+      onHeader: (header) => {
+        this.#primaryLsn.atLeast(header.startLsn);
+        progress.expect(header.entriesHint);
+      },
+      onStored: (entries, bytes) => progress.stored(entries, bytes, this.#logger),
+    });
     await this.#swap({ kv, store, index, startLsn: loaded.startLsn, term: loaded.term });
     this.#rebootstrapReason = undefined;
     this.#registered = false;
@@ -455,21 +467,9 @@ export class ReplicaRuntime implements StateReader {
   async #swap(
     fresh: { kv: Deno.Kv; store: KvState; index: number; startLsn: number; term: number },
   ): Promise<void> {
-    const oldKv = this.#kv;
-    const oldIndex = this.#storeIndex;
-    this.#kv = fresh.kv;
-    this.#store = fresh.store;
-    this.#storeIndex = fresh.index;
     this.#position = { lastLsn: fresh.startLsn, lastTerm: fresh.term, lastHash: null };
     this.applied.reset(fresh.startLsn);
-    oldKv.close();
-    // The swap is done: an old store left behind is only disk, and the next open removes it.
-    await removeStoreFiles(this.#options.dataDir, oldIndex).catch((error) => {
-      this.#logger.warn("replica.store_remove_failed", {
-        store: storeName(oldIndex),
-        error: (error as Error).message,
-      });
-    });
+    await this.#live.swap(fresh);
     await this.#ack().catch(() => undefined);
   }
 }

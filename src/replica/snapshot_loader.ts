@@ -14,7 +14,9 @@ import {
   SNAPSHOT_PAGE_ENTRIES,
 } from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";
-import type { KvState, StateEntry } from "../state/kv_state.ts";
+import { KvState, type StateEntry } from "../state/kv_state.ts";
+import type { FileSystem } from "../core/files.ts";
+import { removeStoreFiles, storePath, writeCurrent } from "./store_dir.ts";
 import type { FerryClient } from "../client/client.ts";
 import type { SnapshotHeader } from "../client/types.ts";
 
@@ -40,6 +42,33 @@ export interface LoadedSnapshot {
   startLsn: number;
   term: number;
   entries: number;
+}
+
+/**
+ * Loads a snapshot into a new store `index` of `dataDir` (removed first if a crash left one),
+ * stamps its applied LSN with the snapshot's start, and makes `CURRENT` name it. Until then a
+ * failure removes it and throws, so the store in use stays the only one. Needs read and write
+ * access to `dataDir`.
+ */
+export async function loadIntoNewStore(
+  fs: FileSystem,
+  target: { dataDir: string; index: number },
+  options: SnapshotLoaderOptions,
+): Promise<{ kv: Deno.Kv; store: KvState; loaded: LoadedSnapshot }> {
+  const { dataDir, index } = target;
+  await removeStoreFiles(dataDir, index);
+  const kv = await Deno.openKv(storePath(dataDir, index));
+  try {
+    const store = new KvState(kv);
+    const loaded = await loadSnapshot(store, options);
+    await store.setMeta({ applied_lsn: loaded.startLsn, last_term: loaded.term, last_hash: null });
+    await writeCurrent(fs, dataDir, index);
+    return { kv, store, loaded };
+  } catch (error) {
+    kv.close();
+    await removeStoreFiles(dataDir, index);
+    throw error;
+  }
 }
 
 /** How far a (possibly cut and resumed) snapshot got. */

@@ -18,6 +18,7 @@ import {
   HEALTH_SWEEP_MS_MAX,
   HEALTH_SWEEP_MS_MIN,
   SLOT_ETA_WARN_S_DEFAULT,
+  STREAM_TICK_MS,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { ackSlot, isLive, newSlot, touchSlot } from "../slots/slot.ts";
@@ -37,6 +38,8 @@ import {
 import { Retention } from "./retention.ts";
 import { ResyncCounters } from "./resume.ts";
 import { PullServer } from "./pulls.ts";
+import { primaryStreamHub, type StreamHub } from "./stream_hub.ts";
+import type { ControlRecord } from "../wal/stream_codec.ts";
 import {
   type AckRequest,
   type PrimaryOptions,
@@ -44,6 +47,8 @@ import {
   type PullResult,
   type RawPullResult,
   type RegisterResult,
+  type StreamOpened,
+  type StreamRequest,
   type WriteResult,
 } from "./types.ts";
 import { type SlotForecast, SlotHealth, slotReadings } from "./slot_health.ts";
@@ -54,6 +59,8 @@ export class Primary {
   readonly slots: SlotStore;
   readonly waiter: CommitWaiter;
   readonly epoch: TopologyEpoch;
+  /** The open streaming pulls (SPEC.md 13.1). */
+  readonly streams: StreamHub;
   #options: PrimaryOptions;
   #logger: Logger;
   #clock: () => number;
@@ -88,6 +95,14 @@ export class Primary {
       timeline: () => this.timeline,
       planResume: (id, sinceLsn) => this.planResume(id, sinceLsn),
     });
+    this.streams = primaryStreamHub({
+      ...options,
+      pulls: this.#pulls,
+      registry: this.#registry,
+      control: () => this.controlRecord(),
+      logger: this.#logger,
+      clock: this.#clock,
+    });
     this.#slotHealth = new SlotHealth({
       caps: options.caps,
       warnBelowS: options.slotEtaWarnS ?? SLOT_ETA_WARN_S_DEFAULT,
@@ -98,6 +113,7 @@ export class Primary {
       waiter: this.waiter,
       logger: this.#logger,
       clock: this.#clock,
+      onInvalidated: (id) => this.streams.endFor(id, "slot_invalidated"),
     });
   }
 
@@ -121,6 +137,7 @@ export class Primary {
       Math.max(HEALTH_SWEEP_MS_MIN, this.#options.healthyWithinMs / 2),
     );
     this.#timers.push(setInterval(() => this.sweepHealth(), sweepMs));
+    this.#timers.push(setInterval(() => this.streams.tick(), STREAM_TICK_MS));
     this.#timers.push(setInterval(() => {
       if (this.#retentionRunning) return;
       this.#retentionRunning = this.runRetention()
@@ -129,8 +146,9 @@ export class Primary {
     }, this.#options.retentionIntervalMs));
   }
 
-  /** Stops the timers, waits for a running retention pass, answers held topology waits. */
+  /** Ends the streams, stops the timers, waits for a running retention, answers topology waits. */
   async stop(): Promise<void> {
+    this.streams.endAll("shutdown");
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
     await this.#retentionRunning;
     this.epoch.releaseAll();
@@ -227,6 +245,7 @@ export class Primary {
     const existed = this.slots.delete(id);
     if (!existed) return false;
     this.waiter.dropReplica(id);
+    this.streams.endFor(id, "slot_dropped");
     await this.slots.flushNow();
     this.#logger.info("slot.dropped", { replica_id: id });
     return true;
@@ -276,6 +295,22 @@ export class Primary {
   /** Serves a raw-frame pull like `pull`, the records as the bytes stored (`PullServer`). */
   pullRaw(request: PullRequest): Promise<RawPullResult> {
     return this.#pulls.pullRaw(request);
+  }
+
+  /**
+   * Opens a streaming pull (SPEC.md 13.1): planned as a pull is (term check, resume), then fed each
+   * durable group commit by `streams` until one of its end conditions.
+   */
+  async openStream(request: StreamRequest): Promise<StreamOpened> {
+    const startLsn = this.#pulls.planStart(request);
+    const body = await this.streams.open({ ...request, startLsn });
+    return { body, ...this.#pulls.position(startLsn) };
+  }
+
+  /** What a stream's control record says now; with no cluster yet, committed = current. */
+  controlRecord(): ControlRecord {
+    const current = this.spool.currentLsn();
+    return { currentLsn: current, commitLsn: current, term: this.term, timeline: this.timeline };
   }
 
   // ---- acks ----

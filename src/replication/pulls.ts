@@ -12,6 +12,7 @@ import { TermMismatchError, WalRemovedError } from "../core/errors.ts";
 import type { Spool } from "../wal/spool.ts";
 import type { ReplicaRegistry } from "./registry.ts";
 import type { ResyncCounters } from "./resume.ts";
+import type { RawFrames } from "../wal/range_read.ts";
 import type { PullPosition, PullRequest, PullResult, RawPullResult } from "./types.ts";
 
 /** What the pull server uses of the primary. */
@@ -40,7 +41,7 @@ export class PullServer {
     const frames = await this.#deps.spool.readSince(start, request.maxCount, request.maxBytes)
       .catch(this.#readError);
     this.#noteSent(request.replicaId, frames[frames.length - 1]?.lsn ?? 0);
-    return { frames, ...this.#position(start) };
+    return { frames, ...this.position(start) };
   }
 
   /**
@@ -52,11 +53,31 @@ export class PullServer {
     const raw = await this.#deps.spool.readRawSince(start, request.maxCount, request.maxBytes)
       .catch(this.#readError);
     this.#noteSent(request.replicaId, raw.count > 0 ? raw.lastLsn : 0);
-    return { raw, ...this.#position(start) };
+    return { raw, ...this.position(start) };
+  }
+
+  /**
+   * The records after `sinceLsn` as stored, for a stream's catch-up: `pullRaw`'s read and errors,
+   * with no planning and no hold (the stream was planned when it opened).
+   */
+  readRaw(sinceLsn: number, maxCount: number, maxBytes: number): Promise<RawFrames> {
+    return this.#deps.spool.readRawSince(sinceLsn, maxCount, maxBytes).catch(this.#readError);
   }
 
   /** Term check, resume planning, and the long-poll hold of a pull; returns where it starts. */
   async #open(request: PullRequest): Promise<number> {
+    const start = this.planStart(request);
+    if (request.awaitTimeoutMs > 0 && this.#deps.spool.currentLsn() <= start) {
+      await this.#hold(request.replicaId, start, request);
+    }
+    return start;
+  }
+
+  /**
+   * Where a pull or a stream of `request` starts: the term check, then resume planning for an
+   * identified replica (SPEC.md 7), else `since_lsn` when the spool still holds what follows it.
+   */
+  planStart(request: Pick<PullRequest, "replicaId" | "sinceLsn" | "term">): number {
     const term = this.#deps.term();
     if (request.term !== undefined && request.term !== term) {
       throw new TermMismatchError(request.term, term);
@@ -68,9 +89,6 @@ export class PullServer {
       start = request.sinceLsn ?? 0;
       this.#deps.resyncs.assertServable(start);
     }
-    if (request.awaitTimeoutMs > 0 && this.#deps.spool.currentLsn() <= start) {
-      await this.#hold(replicaId, start, request);
-    }
     return start;
   }
 
@@ -80,7 +98,8 @@ export class PullServer {
     throw this.#deps.resyncs.rebootstrap("wal-removed", error.message);
   };
 
-  #position(startLsn: number): PullPosition {
+  /** Where the primary stands, for a pull or stream that starts after `startLsn`. */
+  position(startLsn: number): PullPosition {
     return {
       startLsn,
       currentLsn: this.#deps.spool.currentLsn(),

@@ -134,6 +134,15 @@ export class ReplicaRegistry {
     this.touch(replica, nowMs);
   }
 
+  /**
+   * Frames through `lsn` went to `id` on a stream: noted for progress, but not a sign of life (a
+   * replica is seen by its requests and acks, never by an open socket: SPEC.md 13.1).
+   */
+  noteSent(id: string, lsn: number): void {
+    const replica = this.#replicas.get(id);
+    if (replica) replica.lastSentLsn = Math.max(replica.lastSentLsn, lsn);
+  }
+
   /** Sets the `rebootstrapping` flag; a change moves the epoch. */
   setRebootstrapping(id: string, rebootstrapping: boolean): ReplicaState {
     const replica = this.#replicas.get(id);

@@ -33,6 +33,8 @@ export interface RetentionOptions {
   slotReclaimAfterMs?: number;
   logger: Logger;
   clock: () => number;
+  /** Told of each invalidation at once (the slot's streams end). */
+  onInvalidated?: (replicaId: string) => void;
 }
 
 /** Invalidation and pruning for one primary. */
@@ -62,6 +64,7 @@ export class Retention {
       head_lsn: spool.currentLsn(),
       retained_bytes: spool.retainedBytesAfter(slot.restartLsn),
     });
+    this.#options.onInvalidated?.(slot.replicaId);
   }
 
   /** Invalidates every live slot past a cap (lag, bytes, idleness); returns their ids. */

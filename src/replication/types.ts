@@ -39,6 +39,15 @@ export interface PrimaryOptions {
   slotReclaimAfterMs?: number;
   /** Warn when a slot's predicted invalidation is closer than this many seconds (0 = never). */
   slotEtaWarnS?: number;
+  /** A stream ends after this long (`STREAM_MAX_MS_DEFAULT`). */
+  streamMaxMs?: number;
+  /** A stream ends past this many unsent bytes (`STREAM_UNSENT_BYTES_DEFAULT`). */
+  streamUnsentBytesMax?: number;
+  /**
+   * Fencing (SPEC.md 13.4): false once this node may no longer serve frames (its lease is past
+   * its deadline); streams check it before serving and end ("fenced"). Always true by default.
+   */
+  mayServe?: () => boolean;
 }
 
 /** Answer to a register call. */
@@ -77,6 +86,23 @@ export interface PullResult extends PullPosition {
 /** What a raw-frame pull serves: the records as the bytes stored. */
 export interface RawPullResult extends PullPosition {
   raw: RawFrames;
+}
+
+/** A streaming pull request (SPEC.md 13.1), after HTTP validation. */
+export interface StreamRequest {
+  replicaId?: string;
+  sinceLsn?: number;
+  /** Records and bytes of each catch-up read (the stream itself has no such bound). */
+  maxCount: number;
+  maxBytes: number;
+  term?: number;
+  /** Aborts when the client goes away: the stream ends at once. */
+  signal?: AbortSignal;
+}
+
+/** An open stream: its body (frames and control records) and where the primary stood. */
+export interface StreamOpened extends PullPosition {
+  body: ReadableStream<Uint8Array>;
 }
 
 /** An ack, after HTTP validation. */

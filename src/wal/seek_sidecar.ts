@@ -1,9 +1,10 @@
 /**
  * The seek index of a sealed segment, kept beside it in `<first lsn>.idx` (SPEC.md section 3: "its
  * seek index is built on first read (or persisted)"), so that the first read from the middle of a
- * sealed segment after a start costs no scan of the segment. Written (temp, fdatasync, rename,
+ * sealed segment after a start costs no scan of the segment; and the SHA-256 of its bytes, which
+ * names it as an immutable object (SPEC.md 13.2), computed once. Written (temp, fdatasync, rename,
  * directory fsync) when the segment is sealed, and after a verifying scan rebuilt a missing or
- * damaged one; deleted with its segment.
+ * damaged one (or one of version 1, which has no digest); deleted with its segment.
  *
  * Never trusted blindly: the file carries a CRC-32 over everything before it and the segment's
  * first LSN, last LSN and size; a sidecar that fails its CRC, or names another first LSN, last LSN
@@ -11,23 +12,27 @@
  * many records has (one every 64 records, offsets rising from 0 and inside the file) is ignored,
  * and the index is rebuilt by a scan.
  *
- * Layout (little-endian): magic `FRIX` (4) | version u8 = 1 | 3 zero bytes | first LSN u64 |
- * last LSN u64 | size u64 | checkpoints u32 | per checkpoint: offset u64 | CRC-32 u32 of all before.
+ * Layout (little-endian): magic `FRIX` (4) | version u8 = 2 | 3 zero bytes | first LSN u64 |
+ * last LSN u64 | size u64 | SHA-256 of the segment (32) | checkpoints u32 | per checkpoint:
+ * offset u64 | CRC-32 u32 of all before.
  * The checkpoint LSNs are not stored: in a segment they are first LSN + 64·i.
  *
  * @module
  */
 
+import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { SEEK_INDEX_INTERVAL_RECORDS, SEEK_SIDECAR_BYTES_MAX } from "../core/limits.ts";
 
 const _MAGIC = [0x46, 0x52, 0x49, 0x58]; // "FRIX"
-const _VERSION = 1;
-const _HEADER_BYTES = 40;
+const _VERSION = 2;
+const _HEADER_BYTES = 68;
 const _FIRST_LSN_OFFSET = 8;
 const _LAST_LSN_OFFSET = 16;
 const _SIZE_OFFSET = 24;
-const _COUNT_OFFSET = 32;
+const _SHA256_OFFSET = 32;
+const _SHA256_BYTES = 32;
+const _COUNT_OFFSET = 64;
 const _CHECKPOINT_BYTES = 8;
 const _CRC_BYTES = 4;
 
@@ -36,6 +41,8 @@ export interface SidecarIndex {
   firstLsn: number;
   lastLsn: number;
   sizeBytes: number;
+  /** SHA-256 of the segment's bytes, 64 lowercase hex digits. */
+  sha256: string;
   /** Byte offset of the records with ordinal 0, 64, 128 ... */
   offsets: number[];
 }
@@ -61,6 +68,8 @@ export function encodeSidecar(index: SidecarIndex): Uint8Array {
   view.setBigUint64(_FIRST_LSN_OFFSET, BigInt(index.firstLsn), true);
   view.setBigUint64(_LAST_LSN_OFFSET, BigInt(index.lastLsn), true);
   view.setBigUint64(_SIZE_OFFSET, BigInt(index.sizeBytes), true);
+  assert.match(index.sha256, /^[0-9a-f]{64}$/);
+  bytes.set(index.sha256.match(/../g)!.map((pair) => parseInt(pair, 16)), _SHA256_OFFSET);
   view.setUint32(_COUNT_OFFSET, index.offsets.length, true);
   index.offsets.forEach((offset, i) => {
     view.setBigUint64(_HEADER_BYTES + i * _CHECKPOINT_BYTES, BigInt(offset), true);
@@ -72,12 +81,12 @@ export function encodeSidecar(index: SidecarIndex): Uint8Array {
 
 /**
  * Decodes a sidecar and checks it against the segment it must describe; returns the checkpoint
- * offsets, or a reason why it cannot be used. Pure.
+ * offsets and the segment's digest, or a reason why it cannot be used. Pure.
  */
 export function decodeSidecar(
   bytes: Uint8Array,
   expected: { firstLsn: number; lastLsn: number; sizeBytes: number },
-): { offsets: number[] } | { reason: string } {
+): { offsets: number[]; sha256: string } | { reason: string } {
   if (bytes.byteLength < _HEADER_BYTES + _CRC_BYTES || bytes.byteLength > SEEK_SIDECAR_BYTES_MAX) {
     return { reason: `implausible size ${bytes.byteLength}` };
   }
@@ -109,5 +118,9 @@ export function decodeSidecar(
     if (!rising || offset >= sizeBytes) return { reason: `checkpoint ${i} at offset ${offset}` };
     offsets.push(offset);
   }
-  return { offsets };
+  const sha256 = Array.from(
+    bytes.subarray(_SHA256_OFFSET, _SHA256_OFFSET + _SHA256_BYTES),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
+  return { offsets, sha256 };
 }

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { createHash, type Hash } from "node:crypto";
 import { WalCorruptionError } from "../core/errors.ts";
 import {
   type FileHandle,
@@ -104,13 +105,15 @@ type _Visit = (frame: DecodedFrame, offset: number) => boolean;
  * Decodes frames from `start` to `end` of `file`, reading `READ_CHUNK_BYTES` at a time (more when
  * a single frame is larger). Frames handed to `visit` are views into the chunk buffers; with
  * `reuse`, one buffer serves every read (a scan that keeps no frame: repair, index builds), which
- * spares allocating and zeroing a chunk per read.
+ * spares allocating and zeroing a chunk per read. `onBytes` is handed the bytes of every frame
+ * the scan went past, in order (a digest of exactly the frames kept).
  */
 async function _scanFrames(
   file: FileHandle,
-  range: { start: number; end: number; reuse?: boolean },
+  range: { start: number; end: number; reuse?: boolean; onBytes?: (bytes: Uint8Array) => void },
   visit: _Visit,
 ): Promise<_ScanEnd> {
+  const passed = (bytes: Uint8Array, upTo: number) => range.onBytes?.(bytes.subarray(0, upTo));
   let position = range.start;
   let chunkBytes = READ_CHUNK_BYTES;
   let buffer = new Uint8Array(0);
@@ -125,18 +128,24 @@ async function _scanFrames(
     while (offset < bytes.byteLength) {
       const result = decodeFrame(bytes, offset);
       if (result.status === "corrupt") {
+        passed(bytes, offset);
         return { kind: "corrupt", offset: position + offset, reason: result.reason };
       }
       if (result.status === "incomplete") {
-        if (atEnd) return { kind: "torn", offset: position + offset, reason: "incomplete frame" };
+        if (atEnd) {
+          passed(bytes, offset);
+          return { kind: "torn", offset: position + offset, reason: "incomplete frame" };
+        }
         if (offset === 0) chunkBytes = got + result.bytesNeeded;
         break;
       }
       if (!visit(result.frame, position + offset)) {
+        passed(bytes, offset);
         return { kind: "stopped", offset: position + offset };
       }
       offset += result.frame.byteLength;
     }
+    passed(bytes, offset);
     if (got === 0) return { kind: "torn", offset: position, reason: "file shorter than expected" };
     position += offset;
     if (offset > 0) chunkBytes = READ_CHUNK_BYTES;
@@ -182,6 +191,13 @@ export class Segment {
   sizeBytes: number;
   /** Records in the segment, when known (always for the active segment). */
   recordCount: number | undefined;
+  /**
+   * SHA-256 (hex) of the sealed segment's bytes: computed as they were written and set when it is
+   * sealed, else read from its sidecar or computed by the verifying scan that rebuilds one.
+   */
+  sha256: string | undefined;
+  /** The active segment's running SHA-256 over its durable bytes. */
+  #running: Hash | undefined;
   #index: SeekIndex | undefined;
   #indexBuilding: Promise<SeekIndex> | undefined;
   /** True when the index came from the sidecar: no scan has verified the whole file yet. */
@@ -200,6 +216,8 @@ export class Segment {
       sizeBytes: number;
       index?: SeekIndex;
       recordCount?: number;
+      /** The running digest of an active segment (its durable bytes hashed so far). */
+      running?: Hash;
     },
   ) {
     assert(fields.lastLsn >= fields.firstLsn - 1);
@@ -209,6 +227,20 @@ export class Segment {
     this.sizeBytes = fields.sizeBytes;
     this.#index = fields.index;
     this.recordCount = fields.recordCount;
+    this.#running = fields.running;
+  }
+
+  /** Adds bytes that were just made durable at the end of the active segment to its digest. */
+  noteWritten(bytes: Uint8Array): void {
+    assert(this.#running !== undefined, "only the active segment takes writes");
+    this.#running.update(bytes);
+  }
+
+  /** Seals the active segment: its digest is final from now on (it never changes again). */
+  seal(): void {
+    assert(this.#running !== undefined, "only the active segment is sealed");
+    this.sha256 = this.#running.digest("hex");
+    this.#running = undefined;
   }
 
   /** The seek index if it was built (always for the active segment). */
@@ -241,7 +273,13 @@ export class Segment {
     const index = new SeekIndex();
     let count = 0;
     let lsnError: string | undefined;
-    const range = { start: 0, end: size, reuse: true };
+    const running = createHash("sha256");
+    const range = {
+      start: 0,
+      end: size,
+      reuse: true,
+      onBytes: (b: Uint8Array) => running.update(b),
+    };
     const end = await _scanFrames(file, range, (frame, offset) => {
       const expected = fields.firstLsn + count;
       if (frame.lsn !== expected) {
@@ -269,6 +307,7 @@ export class Segment {
       sizeBytes: end.offset,
       index,
       recordCount: count,
+      running,
     });
     return { segment, report };
   }
@@ -287,6 +326,18 @@ export class Segment {
       this.#indexBuilding = undefined;
     });
     return this.#indexBuilding;
+  }
+
+  /**
+   * The SHA-256 (hex) of a sealed segment: known since it was sealed, else loaded with its index
+   * (`ensureIndex`: from the sidecar, or by the verifying scan that rebuilds it), never computed
+   * again once known. Needs read access, and write access for the sidecar.
+   */
+  async ensureDigest(fs: FileSystem): Promise<string> {
+    if (this.sha256 !== undefined && this.#damage === undefined) return this.sha256;
+    await this.ensureIndex(fs);
+    assert(this.sha256 !== undefined, "a sealed segment's digest comes with its index");
+    return this.sha256;
   }
 
   async #loadOrBuildIndex(fs: FileSystem): Promise<SeekIndex> {
@@ -309,6 +360,7 @@ export class Segment {
     if (bytes === undefined) return undefined;
     const decoded = decodeSidecar(bytes, this);
     if ("reason" in decoded) return undefined;
+    this.sha256 = decoded.sha256;
     const index = new SeekIndex();
     decoded.offsets.forEach((offset, i) => {
       index.note(
@@ -328,10 +380,12 @@ export class Segment {
   async writeSidecar(fs: FileSystem, options: { syncDir?: boolean } = {}): Promise<void> {
     const index = this.#index;
     assert(index !== undefined && this.recordCount === this.lastLsn - this.firstLsn + 1);
+    assert(this.sha256 !== undefined, "a sealed segment's digest is known with its index");
     const bytes = encodeSidecar({
       firstLsn: this.firstLsn,
       lastLsn: this.lastLsn,
       sizeBytes: this.sizeBytes,
+      sha256: this.sha256,
       offsets: index.offsets,
     });
     await writeFileAtomic(fs, sidecarPath(this.path), bytes, options);
@@ -343,7 +397,9 @@ export class Segment {
       const index = new SeekIndex();
       let count = 0;
       let lsnError: string | undefined;
-      const range = { start: 0, end: this.sizeBytes, reuse: true };
+      const digest = createHash("sha256");
+      const onBytes = (bytes: Uint8Array) => digest.update(bytes);
+      const range = { start: 0, end: this.sizeBytes, reuse: true, onBytes };
       const end = await _scanFrames(file, range, (frame, offset) => {
         if (frame.lsn !== this.firstLsn + count) {
           lsnError = `expected LSN ${
@@ -362,6 +418,7 @@ export class Segment {
         );
       }
       this.recordCount = count;
+      this.sha256 = digest.digest("hex");
       this.#index = index;
       return index;
     } finally {

@@ -7,6 +7,8 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { WalCorruptionError, WalRemovedError } from "../core/errors.ts";
 import { type FileHandle, type FileSystem, joinPath, parentDir } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
@@ -49,6 +51,8 @@ export class SegmentSet {
   #logger: Logger;
   /** Manifest writes, one at a time (a roll and a prune may both write it). */
   #manifestWrites: Promise<void> = Promise.resolve();
+  /** The bytes of the last `writeAtEnd`, hashed into the active segment once they are durable. */
+  #written: Uint8Array | undefined;
 
   private constructor(
     fs: FileSystem,
@@ -143,6 +147,11 @@ export class SegmentSet {
     return bytes;
   }
 
+  /** The sealed segments, oldest first (a copy), and the file system to read them through. */
+  sealed(): { fs: FileSystem; segments: Segment[]; active: Segment } {
+    return { fs: this.#fs, segments: this.#segments.slice(0, -1), active: this.active };
+  }
+
   /** The segments, oldest first. */
   infos(): SegmentInfo[] {
     const last = this.#segments.length - 1;
@@ -161,7 +170,8 @@ export class SegmentSet {
   async rollIfFull(segmentBytesMax: number, nextLsn: number): Promise<void> {
     if (this.active.sizeBytes < segmentBytesMax) return;
     // Sealed: every byte was fdatasynced by its last group commit, and it never changes. Its
-    // sidecar and the manifest share the new segment's directory fsync.
+    // sidecar (with its digest) and the manifest share the new segment's directory fsync.
+    this.active.seal();
     await this.#writeSidecar(this.active);
     await this.#writeManifest({ syncDir: false, sealing: true });
     const file = await _createSegmentFile(this.#fs, this.dir, nextLsn);
@@ -175,6 +185,7 @@ export class SegmentSet {
         sizeBytes: 0,
         index: new SeekIndex(),
         recordCount: 0,
+        running: createHash("sha256"),
       }),
     );
   }
@@ -182,6 +193,7 @@ export class SegmentSet {
   /** Writes `bytes` after the active segment's durable end; returns where they start. */
   async writeAtEnd(bytes: Uint8Array): Promise<number> {
     const offset = this.active.sizeBytes;
+    this.#written = bytes;
     await this.#activeFile.writeAt(bytes, offset);
     return offset;
   }
@@ -199,6 +211,10 @@ export class SegmentSet {
   /** Makes synced frames readable: the active segment's index, size and the retained bytes. */
   noteDurable(frames: readonly DecodedFrame[], offset: number, bytes: number): void {
     const active = this.active;
+    const written = this.#written;
+    assert(written !== undefined && written.byteLength === bytes, "the bytes written last");
+    active.noteWritten(written);
+    this.#written = undefined;
     let frameOffset = offset;
     for (const frame of frames) {
       active.noteAppended(frame, frameOffset);

@@ -19,7 +19,6 @@ import {
 import { denoFileSystem, type FileSystem, joinPath } from "../core/files.ts";
 import {
   APPEND_QUEUE_BYTES_MAX,
-  APPEND_WAITERS_MAX,
   SEGMENT_BYTES_DEFAULT,
   TAIL_BYTES_DEFAULT,
 } from "../core/limits.ts";
@@ -27,10 +26,13 @@ import { type Logger, silentLogger } from "../core/log.ts";
 import { type DecodedFrame, frameV3ByteLength } from "./frame.ts";
 import { emptyRawFrames, type RawFrames, readFramesAcross, readRawAcross } from "./spool_reads.ts";
 import { FrameTail } from "./tail.ts";
-import { Waiters, type WaitOptions } from "../core/waiter.ts";
+import type { WaitOptions } from "../core/waiter.ts";
+import { CommitFeed, type CommitListener } from "./commit_feed.ts";
 import { type RecoveryReport, type SegmentInfo, SegmentSet } from "./segment_set.ts";
 import { encodeGroupCommit, type PendingAppend, takeGroupCommit } from "./group_commit.ts";
 import { CommitTimes } from "./commit_times.ts";
+import { SealedSegments } from "./sealed_segments.ts";
+import { timelineDirName } from "./timelines.ts";
 
 /** Hooks for metrics; the spool imports no metrics library. */
 export interface SpoolObserver {
@@ -73,11 +75,7 @@ export interface PruneResult {
 
 type _State = "open" | "closing" | "closed" | "failed";
 
-/** Name of a timeline directory: 8 lowercase hex digits. */
-export function timelineDirName(timeline: number): string {
-  assert(Number.isSafeInteger(timeline) && timeline >= 1 && timeline <= 0xffff_ffff);
-  return timeline.toString(16).padStart(8, "0");
-}
+export { timelineDirName } from "./timelines.ts";
 
 /**
  * The durable, segmented, group-committed log.
@@ -95,6 +93,8 @@ export class Spool {
   readonly term: number;
   readonly segmentBytesMax: number;
   readonly recovery: RecoveryReport;
+  /** The sealed segments as immutable objects (SPEC.md 13.2): their listing and reads. */
+  readonly sealed: SealedSegments;
   #logger: Logger;
   #observer: SpoolObserver;
   #clock: () => number;
@@ -111,11 +111,8 @@ export class Spool {
   #idle: Array<() => void> = [];
   #state: _State = "open";
   #failure: Error | undefined;
-  #waiters = new Waiters({ max: APPEND_WAITERS_MAX, what: "held pulls" });
-  /** Waiters of ferry's own components (the state applier), not counted as held pulls. */
-  #internalWaiters = new Waiters({ max: APPEND_WAITERS_MAX, what: "internal waiters" });
-  /** The pending wake of long-poll waiters after a group commit. */
-  #wakeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Long-poll waiters and streams, woken after each group commit. */
+  #feed = new CommitFeed();
   #pruneChain: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -141,6 +138,7 @@ export class Spool {
     this.#commitTimes = fields.commitTimes;
     this.#currentLsn = fields.recovery.currentLsn;
     this.#queueBytesMax = options.queueBytesMax ?? APPEND_QUEUE_BYTES_MAX;
+    this.sealed = new SealedSegments(this.#files, (error) => this.#reportCorruption(error));
   }
 
   /**
@@ -187,12 +185,19 @@ export class Spool {
   }
 
   /** Memory and queue figures for status and metrics. */
-  stats(): { tailRecords: number; tailBytes: number; queuedBytes: number; waiters: number } {
+  stats(): {
+    tailRecords: number;
+    tailBytes: number;
+    queuedBytes: number;
+    waiters: number;
+    commitListeners: number;
+  } {
     return {
       tailRecords: this.#tail.count,
       tailBytes: this.#tail.byteLength,
       queuedBytes: this.#queuedBytes,
-      waiters: this.#waiters.size,
+      waiters: this.#feed.waiters,
+      commitListeners: this.#feed.listeners,
     };
   }
 
@@ -295,12 +300,8 @@ export class Spool {
     this.#observer.fsyncSeconds?.((performance.now() - syncStarted) / 1000);
     this.#publish(frames, offset, buffer.byteLength);
     this.#resolveBatch(batch, frames[0]!.lsn, timestampMs);
-    // Writers first, then long-polls: the wake waits for the next turn of the event loop, so the
-    // writers' handlers answer before the (possibly hundreds of) pulls this batch wakes.
-    this.#wakeTimer ??= setTimeout(() => {
-      this.#wakeTimer = undefined;
-      this.#wakeWaiters();
-    }, 0);
+    // Writers first: the feed wakes long-polls and streams on the next turn of the event loop.
+    this.#feed.published({ firstLsn: frames[0]!.lsn, lastLsn: this.#currentLsn, bytes: buffer });
   }
 
   /** Makes a durable batch visible: index, sizes, tail, current LSN. */
@@ -353,7 +354,7 @@ export class Spool {
     this.#logger.error("spool.failed", { during, error });
     for (const pending of this.#queue.splice(0)) pending.reject(this.#failure);
     this.#queuedBytes = 0;
-    this.#releaseWaiters();
+    this.#feed.releaseAll();
   }
 
   /**
@@ -425,18 +426,16 @@ export class Spool {
   ): Promise<boolean> {
     if (this.#currentLsn > afterLsn) return true;
     if (this.#state !== "open") return false;
-    const waiters = options.internal ? this.#internalWaiters : this.#waiters;
-    return await waiters.wait(undefined, () => this.#currentLsn > afterLsn, options);
+    return await this.#feed.wait(() => this.#currentLsn > afterLsn, options);
   }
 
-  #wakeWaiters(): void {
-    this.#waiters.wake();
-    this.#internalWaiters.wake();
-  }
-
-  #releaseWaiters(): void {
-    this.#waiters.releaseAll();
-    this.#internalWaiters.releaseAll();
+  /**
+   * Calls `listener` with each group commit made durable from now on (its frames as the one buffer
+   * written, on the turn after the writers were answered), in LSN order, until the returned
+   * function unsubscribes it. A streaming pull's feed.
+   */
+  onCommit(listener: CommitListener): () => void {
+    return this.#feed.subscribe(listener);
   }
 
   /**
@@ -482,9 +481,7 @@ export class Spool {
   async quiesce(): Promise<void> {
     if (this.#state === "open") this.#state = "closing";
     if (this.#draining) await new Promise<void>((resolve) => this.#idle.push(resolve));
-    if (this.#wakeTimer !== undefined) clearTimeout(this.#wakeTimer);
-    this.#wakeTimer = undefined;
-    this.#releaseWaiters();
+    this.#feed.releaseAll();
   }
 
   /** Quiesces, waits for a running prune, and closes the segment file. */

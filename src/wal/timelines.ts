@@ -4,9 +4,16 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import type { FileSystem } from "../core/files.ts";
 
 const _TIMELINE_DIR_PATTERN = /^[0-9a-f]{8}$/;
+
+/** Name of a timeline directory: 8 lowercase hex digits. */
+export function timelineDirName(timeline: number): string {
+  assert(Number.isSafeInteger(timeline) && timeline >= 1 && timeline <= 0xffff_ffff);
+  return timeline.toString(16).padStart(8, "0");
+}
 
 /**
  * The timelines with a directory under `walDir`, sorted; none when `walDir` does not exist.

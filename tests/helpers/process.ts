@@ -23,12 +23,24 @@ export function startTaskArgs(dataDir: string, port: number): string[] {
   ).concat(["--data-dir", dataDir, "--port", String(port)]);
 }
 
-/** A port nobody listens on right now. */
+/** Below Linux's ephemeral range (32768-60999): an outgoing connection never takes these. */
+const TEST_PORT_MIN = 20_000;
+const TEST_PORT_SPAN = 12_000;
+
+/**
+ * A port nobody listens on right now, picked below the ephemeral range: a port the kernel handed
+ * out for `port: 0` can be taken by any outgoing connection before the child process binds it.
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+  for (;;) {
+    const port = TEST_PORT_MIN + Math.floor(Math.random() * TEST_PORT_SPAN);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
 }
 
 /** A running ferry process and its log lines. */

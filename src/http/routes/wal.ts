@@ -1,7 +1,8 @@
 /**
  * `GET /v1/wal` (SPEC.md 9.3): pulls, as JSON or as raw frames (`application/x-ferry-frames`, the
  * frames byte for byte as stored), with an optional long-poll hold released the moment the client
- * goes away. A replica token pulls only as its own replica id.
+ * goes away; with `stream=1` (raw frames only, SPEC.md 13.1) the answer stays open and carries each
+ * later group commit. A replica token pulls only as its own replica id.
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
@@ -14,14 +15,19 @@ import {
   PULL_RECORDS_MAX,
   PULL_WAIT_MS_MAX,
 } from "../../core/limits.ts";
-import type { RawPullResult } from "../../replication/types.ts";
+import { BadRequestError } from "../../core/errors.ts";
+import type { PullPosition, RawPullResult, StreamOpened } from "../../replication/types.ts";
 import type { DecodedFrame } from "../../wal/frame.ts";
 import { type AppDeps, newRouter } from "../router.ts";
 import { boundReplicaId } from "../guards.ts";
 import type { AppEnv } from "../router.ts";
 import { errorResponses, queryUint, queryUintClamped, replicaIdSchema } from "../schemas.ts";
 import {
+  ACCEL_BUFFERING_OFF,
+  CACHE_CONTROL_NO_STORE,
   FRAMES_MEDIA_TYPE,
+  HEADER_ACCEL_BUFFERING,
+  HEADER_CACHE_CONTROL,
   HEADER_CURRENT_LSN,
   HEADER_OLDEST_LSN,
   HEADER_RECORD_COUNT,
@@ -38,6 +44,9 @@ const pullQuery = z.object({
   replica_id: replicaIdSchema.optional(),
   term: queryUint.optional(),
   await_timeout_ms: queryUintClamped(PULL_WAIT_MS_MAX).optional(),
+  stream: z.enum(["0", "1"]).optional().openapi({
+    description: "1: keep the answer open and stream each later group commit (raw frames only)",
+  }),
 });
 
 const pulledRecord = z.object({
@@ -73,15 +82,7 @@ function _recordOf(frame: DecodedFrame): unknown {
  */
 function _framesResponse(c: Context<AppEnv>, result: RawPullResult): Response {
   const { chunks, count, byteLength } = result.raw;
-  const headers = {
-    "content-type": FRAMES_MEDIA_TYPE,
-    [HEADER_CURRENT_LSN]: String(result.currentLsn),
-    [HEADER_OLDEST_LSN]: String(result.oldestLsn),
-    [HEADER_TERM]: String(result.term),
-    [HEADER_TIMELINE]: String(result.timeline),
-    [HEADER_START_LSN]: String(result.startLsn),
-    [HEADER_RECORD_COUNT]: String(count),
-  };
+  const headers = { ..._positionHeaders(result), [HEADER_RECORD_COUNT]: String(count) };
   if (chunks.length <= 1) {
     return c.body((chunks[0] ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, 200, headers);
   }
@@ -98,6 +99,30 @@ function _framesResponse(c: Context<AppEnv>, result: RawPullResult): Response {
   return c.body(body, 200, headers);
 }
 
+/** The raw-frame headers of a pull or stream: the media type and where the primary stands. */
+function _positionHeaders(position: PullPosition): Record<string, string> {
+  return {
+    "content-type": FRAMES_MEDIA_TYPE,
+    [HEADER_CURRENT_LSN]: String(position.currentLsn),
+    [HEADER_OLDEST_LSN]: String(position.oldestLsn),
+    [HEADER_TERM]: String(position.term),
+    [HEADER_TIMELINE]: String(position.timeline),
+    [HEADER_START_LSN]: String(position.startLsn),
+  };
+}
+
+/**
+ * A streaming answer (chunked: no length): the pull's headers, and none that would let a cache
+ * keep it or a proxy buffer it.
+ */
+function _streamResponse(c: Context<AppEnv>, opened: StreamOpened): Response {
+  return c.body(opened.body, 200, {
+    ..._positionHeaders(opened),
+    [HEADER_CACHE_CONTROL]: CACHE_CONTROL_NO_STORE,
+    [HEADER_ACCEL_BUFFERING]: ACCEL_BUFFERING_OFF,
+  });
+}
+
 /** Pull routes (replica role). */
 export function walRoutes(deps: AppDeps) {
   const app = newRouter();
@@ -108,7 +133,8 @@ export function walRoutes(deps: AppDeps) {
     request: { query: pullQuery },
     responses: {
       200: {
-        description: "records after since_lsn (none when the hold timed out)",
+        description: "records after since_lsn (none when the hold timed out); with stream=1, " +
+          "frames and RDLC control records until the stream ends",
         content: {
           "application/json": { schema: pullResponse },
           [FRAMES_MEDIA_TYPE]: { schema: z.string().openapi({ format: "binary" }) },
@@ -129,11 +155,23 @@ export function walRoutes(deps: AppDeps) {
       term: query.term,
       signal: c.req.raw.signal,
     };
-    if ((c.req.header("accept") ?? "").includes(FRAMES_MEDIA_TYPE)) {
-      return _framesResponse(c, await deps.primary.pullRaw(request)) as never;
+    const frames = (c.req.header("accept") ?? "").includes(FRAMES_MEDIA_TYPE);
+    if (query.stream === "1") {
+      if (!frames) {
+        throw new BadRequestError(
+          `a stream carries raw frames only: send accept: ${FRAMES_MEDIA_TYPE} with stream=1`,
+        );
+      }
+      return _streamResponse(c, await deps.primary.openStream(request)) as never;
+    }
+    if (frames) {
+      const raw = await deps.primary.pullRaw(request);
+      deps.metrics?.transfers.pullBytes(raw.raw.byteLength);
+      return _framesResponse(c, raw) as never;
     }
     // JSON pulls decode every frame, CRC-checked: a damaged record fails the whole pull.
     const result = await deps.primary.pull(request);
+    deps.metrics?.transfers.pullBytes(result.frames.reduce((sum, f) => sum + f.byteLength, 0));
     return c.json({
       records: result.frames.map((frame) => ({
         lsn: frame.lsn,

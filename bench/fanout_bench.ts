@@ -1,0 +1,395 @@
+/**
+ * Fan-out (SPEC.md 13.1): 100 replicas following one primary while a writer sustains 1000
+ * single-record writes per second (open loop), in three modes measured in the same run:
+ *
+ * - ferry, streaming pulls (`stream=1`, one chunk per group commit per stream);
+ * - ferry, long-polls (`await_timeout_ms` 25 000), the mode streams replace;
+ * - NATS JetStream driven the same way: 100 durable pull consumers in two Deno processes, a
+ *   publisher awaiting each PubAck (bench/fanout_nats.ts).
+ *
+ * Lag is taken per (replica, record) pair, from the writer's answer (ferry's durable answer, NATS's
+ * PubAck) to the moment the reader decoded that record, all on one machine. The server's CPU
+ * (utime+stime from /proc) over the write phase, divided by the records delivered, gives its cost
+ * per delivered record; the readers' own CPU says when the 2-core machine, not the server, is the
+ * limit. A last phase writes ~1 GB past a client that reads nothing (tests/helpers/stream_memory.ts)
+ * and reports the primary's RSS against the same writes with no stream.
+ *
+ * Run: `deno task bench fanout` (`--quick` or FERRY_BENCH_QUICK=1: 10 replicas, 5 s, 100 MB).
+ */
+
+import { joinPath } from "../src/core/files.ts";
+import { type Node, startPrimary, stop } from "../tests/helpers/cluster.ts";
+import { runStreamMemory, type StreamMemoryResult } from "../tests/helpers/stream_memory.ts";
+import { startNatsServer, stopNatsServer } from "./catchup_nats.ts";
+import {
+  createFanoutStream,
+  type NatsReadersOutput,
+  type NatsWriterOutput,
+} from "./fanout_nats.ts";
+import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts";
+import { cpuMeter, type LagSummary, type Peer, spawnPeer, summarize } from "./proc_stats.ts";
+import { appendResults, formatNumber } from "./results.ts";
+import { ensureNatsServer, quickMode } from "./replication_bench.ts";
+
+const REPLICAS_FULL = 100;
+const REPLICAS_QUICK = 10;
+const WRITES_PER_SECOND = 1000;
+const SECONDS_FULL = 20;
+const SECONDS_QUICK = 5;
+/** Reader processes the replicas are spread over (the machine has 2 cores). */
+const READER_PROCESSES = 2;
+/** Time between spawning the writer and its first write (its own start-up is not measured). */
+const WRITER_LEAD_MS = 3000;
+const DEADLINE_SLACK_MS = 180_000;
+const READY_TIMEOUT_MS = 60_000;
+/** The writer must reach this share of its target rate, or the run says so. */
+const RATE_SHARE_MIN = 0.97;
+const MEMORY_BYTES_FULL = 1e9;
+const MEMORY_BYTES_QUICK = 100e6;
+/** Targets of the issue. */
+const TARGET_STREAM_P99_MS = 50;
+const TARGET_CPU_SHARE_OF_POLL = 0.25;
+
+const FERRY_PEERS = "bench/fanout_peers.ts";
+const NATS_PEERS = "bench/fanout_nats.ts";
+
+/** One mode's figures. */
+interface ModeResult {
+  name: string;
+  achievedRate: number;
+  ackLag: LagSummary;
+  sendLag: LagSummary;
+  writeLatency: LagSummary;
+  windowS: number;
+  serverCpuS: number;
+  readerCpuS: number[];
+  delivered: number;
+  notes: string;
+}
+
+interface Plan {
+  replicas: number;
+  writes: number;
+  dir: string;
+}
+
+/** The ids of the replicas, spread over the reader processes. */
+function idsOf(plan: Plan, prefix: string): string[][] {
+  const ids = Array.from({ length: plan.replicas }, (_, i) => `${prefix}-${i}`);
+  return Array.from(
+    { length: READER_PROCESSES },
+    (_, p) => ids.filter((_, i) => i % READER_PROCESSES === p),
+  );
+}
+
+async function metric(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+}
+
+async function untilTrue(what: string, check: () => Promise<boolean>): Promise<void> {
+  const giveUpAt = Date.now() + READY_TIMEOUT_MS;
+  while (!(await check())) {
+    if (Date.now() > giveUpAt) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function rateOf(sends: readonly number[]): number {
+  return (sends.length - 1) / ((Math.max(...sends) - Math.min(...sends)) / 1000);
+}
+
+/** Lag per (replica, record) from per-record receipt times. */
+function lags(
+  writes: ReadonlyArray<[number, number, number]>,
+  receipts: (visit: (lsn: number, receivedMs: number) => void) => void,
+  pairs: number,
+): { ackLag: LagSummary; sendLag: LagSummary; writeLatency: LagSummary } {
+  const sentAt = new Float64Array(writes.length + 1);
+  const ackedAt = new Float64Array(writes.length + 1);
+  for (const [seq, sent, acked] of writes) {
+    sentAt[seq] = sent;
+    ackedAt[seq] = acked;
+  }
+  const fromAck = new Float64Array(pairs);
+  const fromSend = new Float64Array(pairs);
+  let filled = 0;
+  receipts((lsn, receivedMs) => {
+    fromAck[filled] = receivedMs - ackedAt[lsn]!;
+    fromSend[filled] = receivedMs - sentAt[lsn]!;
+    filled += 1;
+  });
+  if (filled !== pairs) throw new Error(`${filled} receipts, expected ${pairs}`);
+  return {
+    ackLag: summarize(fromAck),
+    sendLag: summarize(fromSend),
+    writeLatency: summarize(Float64Array.from(writes, ([, sent, acked]) => acked - sent)),
+  };
+}
+
+/** ferry, streaming or long-polling, against a fresh primary. */
+async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult> {
+  const peers: Peer[] = [];
+  let primary: Node | undefined;
+  try {
+    primary = await startPrimary(joinPath(plan.dir, `ferry-${mode}`));
+    const { base, port } = primary;
+    const flags = [`--allow-net=127.0.0.1:${port}`];
+    const deadlineMs = nowMs() + WRITER_LEAD_MS + plan.writes + DEADLINE_SLACK_MS;
+    const readers = idsOf(plan, mode).map((ids) =>
+      spawnPeer(FERRY_PEERS, flags, {
+        role: "readers",
+        mode,
+        base,
+        ids,
+        untilLsn: plan.writes,
+        deadlineMs,
+      })
+    );
+    peers.push(...readers);
+    await Promise.all(readers.map((reader) => reader.ready));
+    const gauge = mode === "stream" ? "ferry_wal_streams" : "ferry_pull_waiters";
+    await untilTrue(
+      `${plan.replicas} readers on the primary`,
+      async () => (await metric(base, gauge)) === plan.replicas,
+    );
+    const startAtMs = nowMs() + WRITER_LEAD_MS;
+    const writer = spawnPeer(FERRY_PEERS, flags, {
+      role: "writer",
+      base,
+      ratePerSecond: WRITES_PER_SECOND,
+      count: plan.writes,
+      startAtMs,
+      deadlineMs,
+    });
+    peers.push(writer);
+    await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
+    const meter = await cpuMeter([primary.process.child.pid, ...readers.map((r) => r.child.pid)]);
+    const { writes } = await writer.output<WriterOutput>();
+    const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
+    const [serverCpuS, ...readerCpuS] = await meter.stop();
+    const windowS = (nowMs() - startAtMs) / 1000;
+    const replicas = outputs.flatMap((output) => output.replicas);
+    const figures = lags(writes, (visit) => {
+      for (const replica of replicas) {
+        for (const [first, last, at] of replica.receipts) {
+          for (let l = first; l <= last; l++) visit(l, at);
+        }
+      }
+    }, plan.replicas * plan.writes);
+    const receipts = replicas.reduce((n, r) => n + r.receipts.length, 0);
+    const acks = replicas.reduce((n, r) => n + r.acks, 0);
+    const reconnects = replicas.reduce((n, r) => n + r.reconnects, 0);
+    return {
+      name: mode === "stream" ? "ferry, streaming pulls" : "ferry, long-polls",
+      achievedRate: rateOf(writes.map(([, sent]) => sent)),
+      ...figures,
+      windowS,
+      serverCpuS: serverCpuS!,
+      readerCpuS,
+      delivered: plan.replicas * plan.writes,
+      notes: `${(plan.replicas * plan.writes / receipts).toFixed(2)} records per ${
+        mode === "stream" ? "received run" : "pull"
+      }; ${formatNumber(acks)} acks; ${reconnects} stream ends`,
+    };
+  } finally {
+    for (const peer of peers) await peer.kill();
+    if (primary) await stop(primary).catch((error) => console.error(`stopping primary: ${error}`));
+  }
+}
+
+/** NATS JetStream, driven the same way. */
+async function runNats(plan: Plan): Promise<ModeResult & { version: string }> {
+  await ensureNatsServer();
+  const peers: Peer[] = [];
+  const storeDir = joinPath(plan.dir, "nats");
+  await Deno.mkdir(storeDir);
+  const server = await startNatsServer(storeDir);
+  try {
+    const groups = idsOf(plan, "nats");
+    await createFanoutStream(server.port, groups.flat());
+    const flags = [
+      `--allow-net=127.0.0.1:${server.port}`,
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+    ];
+    const deadlineMs = nowMs() + WRITER_LEAD_MS + plan.writes + DEADLINE_SLACK_MS;
+    const readers = groups.map((consumers) =>
+      spawnPeer(NATS_PEERS, flags, {
+        role: "nats-readers",
+        port: server.port,
+        consumers,
+        untilSeq: plan.writes,
+        deadlineMs,
+      })
+    );
+    peers.push(...readers);
+    await Promise.all(readers.map((reader) => reader.ready));
+    const startAtMs = nowMs() + WRITER_LEAD_MS;
+    const writer = spawnPeer(NATS_PEERS, flags, {
+      role: "nats-writer",
+      port: server.port,
+      ratePerSecond: WRITES_PER_SECOND,
+      count: plan.writes,
+      startAtMs,
+      deadlineMs,
+    });
+    peers.push(writer);
+    await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
+    const meter = await cpuMeter([server.child.pid, ...readers.map((r) => r.child.pid)]);
+    const { writes } = await writer.output<NatsWriterOutput>();
+    const outputs = await Promise.all(readers.map((r) => r.output<NatsReadersOutput>()));
+    const [serverCpuS, ...readerCpuS] = await meter.stop();
+    const windowS = (nowMs() - startAtMs) / 1000;
+    const consumers = outputs.flatMap((output) => output.consumers);
+    const figures = lags(writes, (visit) => {
+      for (const consumer of consumers) consumer.receivedMs.forEach((at, i) => visit(i + 1, at));
+    }, plan.replicas * plan.writes);
+    return {
+      name: "NATS JetStream",
+      version: server.version,
+      achievedRate: rateOf(writes.map(([, sent]) => sent)),
+      ...figures,
+      windowS,
+      serverCpuS: serverCpuS!,
+      readerCpuS,
+      delivered: plan.replicas * plan.writes,
+      notes: "durable pull consumers (`consume`, 1000 messages asked at a time), ack policy none",
+    };
+  } finally {
+    for (const peer of peers) await peer.kill();
+    await stopNatsServer(server);
+  }
+}
+
+function ms(value: number): string {
+  return value.toFixed(1);
+}
+
+function row(result: ModeResult): string {
+  const cpuPercent = (result.serverCpuS / result.windowS) * 100;
+  const usPerRecord = (result.serverCpuS / result.delivered) * 1e6;
+  const readers = result.readerCpuS.map((s) => `${((s / result.windowS) * 100).toFixed(0)}%`)
+    .join(" + ");
+  return `| ${result.name} | ${result.achievedRate.toFixed(0)} | ${ms(result.ackLag.p50)} | ${
+    ms(result.ackLag.p99)
+  } | ${ms(result.ackLag.max)} | ${ms(result.sendLag.p99)} | ${ms(result.writeLatency.p99)} | ${
+    cpuPercent.toFixed(1)
+  }% | ${usPerRecord.toFixed(2)} | ${readers} |`;
+}
+
+function usPerRecord(result: ModeResult): number {
+  return (result.serverCpuS / result.delivered) * 1e6;
+}
+
+/** Fan-out: ferry streaming vs long-polling vs NATS JetStream, and the stalled-reader memory run. */
+export async function runFanoutBench(): Promise<void> {
+  const quick = quickMode();
+  const dir = await Deno.makeTempDir({ prefix: "ferry-bench-fanout-" });
+  const plan: Plan = {
+    replicas: quick ? REPLICAS_QUICK : REPLICAS_FULL,
+    writes: WRITES_PER_SECOND * (quick ? SECONDS_QUICK : SECONDS_FULL),
+    dir,
+  };
+  try {
+    const stream = await runFerry(plan, "stream");
+    console.log(row(stream));
+    const poll = await runFerry(plan, "poll");
+    console.log(row(poll));
+    const nats = await runNats(plan);
+    console.log(row(nats));
+    const bytes = quick ? MEMORY_BYTES_QUICK : MEMORY_BYTES_FULL;
+    const memory = {
+      without: await runStreamMemory(joinPath(dir, "memory-without"), {
+        bytes,
+        stalledStream: false,
+      }),
+      stalled: await runStreamMemory(joinPath(dir, "memory-stalled"), {
+        bytes,
+        stalledStream: true,
+      }),
+    };
+    await report({ plan, stream, poll, nats, memory, quick });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function verdict(met: boolean): string {
+  return met ? "met" : "NOT met";
+}
+
+async function report(figures: {
+  plan: Plan;
+  stream: ModeResult;
+  poll: ModeResult;
+  nats: ModeResult & { version: string };
+  memory: { without: StreamMemoryResult; stalled: StreamMemoryResult };
+  quick: boolean;
+}): Promise<void> {
+  const { plan, stream, poll, nats, memory } = figures;
+  const cpuShare = usPerRecord(stream) / usPerRecord(poll);
+  const vsNats = stream.ackLag.p99 / nats.ackLag.p99;
+  const rates = [stream, poll, nats].map((r) => r.achievedRate / WRITES_PER_SECOND);
+  const targets = [
+    `stream lag p99 ${ms(stream.ackLag.p99)} ms (target < ${TARGET_STREAM_P99_MS}): ${
+      verdict(stream.ackLag.p99 < TARGET_STREAM_P99_MS)
+    }`,
+    `primary CPU per delivered record, stream / long-poll: ${
+      cpuShare.toFixed(3)
+    } (target ≤ ${TARGET_CPU_SHARE_OF_POLL}): ${verdict(cpuShare <= TARGET_CPU_SHARE_OF_POLL)}`,
+    `ferry stream p99 / NATS p99: ${vsNats.toFixed(2)} (target ≤ 1): ${verdict(vsNats <= 1)}`,
+    `writer rate reached (≥ ${RATE_SHARE_MIN * 100}% of ${WRITES_PER_SECOND}/s) in every mode: ${
+      verdict(rates.every((share) => share >= RATE_SHARE_MIN))
+    }`,
+  ];
+  for (const line of targets) console.log(line);
+  const mib = (kib: number) => (kib / 1024).toFixed(0);
+  const grew = (r: StreamMemoryResult) => mib(r.rssMaxKib - r.rssBeforeKib);
+  await appendResults(
+    `Replication: fan-out, streaming pulls vs long-polls vs NATS JetStream${
+      figures.quick ? " (quick)" : ""
+    }`,
+    [
+      `${plan.replicas} replicas in ${READER_PROCESSES} Deno processes follow one server while one ` +
+      `writer process sends ${
+        formatNumber(plan.writes)
+      } single-record writes at ${WRITES_PER_SECOND}/s ` +
+      "(open loop: a write goes out at its time whether or not earlier ones were answered). ferry: a " +
+      "real primary (start task, default settings); each reader CRC-checks every frame through " +
+      "`FerryClient` (`streamFrames`, or `pullFrames` long-polls of up to 1000 records held 25 s) and " +
+      "acks its position every 2 s, as a streaming replica does. NATS: nats-server " +
+      `${nats.version} (Debian) with JetStream, file storage, one durable pull consumer per reader ` +
+      "(`@nats-io/jetstream@3`), a publisher awaiting each PubAck. NATS 2.9 cannot fsync each " +
+      "message (its file store syncs every 2 minutes by default); ferry answers a write after its " +
+      "fdatasync. Lag per (reader, record): when the reader decoded it minus when the writer got its " +
+      "answer (or sent it); CPU: utime+stime from /proc over the write phase (until every reader " +
+      "held everything).",
+      "",
+      "| mode | writes/s | lag p50 ms | lag p99 ms | lag max ms | from send p99 ms | write p99 ms | server CPU (of one core) | server CPU µs per delivered record | readers' CPU (each process, of one core) |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+      row(stream),
+      row(poll),
+      row(nats),
+      "",
+      `Notes: ${stream.name}: ${stream.notes}. ${poll.name}: ${poll.notes}. ${nats.name}: ${nats.notes}.`,
+      "",
+      `Targets: ${targets.join("; ")}.`,
+      "",
+      `Memory: a client opens a stream and reads nothing while ${
+        formatNumber(memory.stalled.writtenBytes / 1e6)
+      } MB are written (large records, 2 writers; tail ${
+        memory.stalled.tailBytesMax / 1048576
+      } MiB, ` +
+      `unsent-bytes cap ${memory.stalled.unsentBytesMax / 1048576} MiB): the stream ended by ` +
+      `${JSON.stringify(memory.stalled.endedBy)}; the primary's RSS grew ${
+        grew(memory.stalled)
+      } MiB ` +
+      `(from ${mib(memory.stalled.rssBeforeKib)} MiB, sampled every 100 ms), against ${
+        grew(memory.without)
+      } MiB for the same writes with no stream open (the rest is the write path and the ` +
+      "materialised state).",
+    ],
+  );
+}

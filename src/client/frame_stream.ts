@@ -1,0 +1,110 @@
+/**
+ * Reading a streaming pull (SPEC.md 13.1): the body is v3 frames and RDLC control records,
+ * decoded and CRC-checked in one pass per received chunk (`decodeStreamRun`), with the bytes of an
+ * item split across chunks carried over to the next one. A stream always opens with a control
+ * record: an answer that does not is a plain pull from a server that does not stream.
+ *
+ * @module
+ */
+
+import { FerryResponseError, StreamRefusedError } from "../core/errors.ts";
+import { concatBytes } from "../core/bytes.ts";
+import {
+  FRAMES_MEDIA_TYPE,
+  HEADER_CURRENT_LSN,
+  HEADER_OLDEST_LSN,
+  HEADER_START_LSN,
+  HEADER_TERM,
+  HEADER_TIMELINE,
+} from "../model/wire.ts";
+import { decodeStreamRun } from "../wal/stream_codec.ts";
+import { uintHeader } from "./responses.ts";
+import type { FrameStream, FrameStreamItem } from "./types.ts";
+
+/**
+ * The `FrameStream` of a streaming pull's 2xx answer: its media type and position headers checked,
+ * and its first item read, which must be a control record; otherwise the body is cancelled and
+ * `StreamRefusedError` thrown (the server answered a plain pull: it does not stream).
+ */
+export async function openFrameStream(response: Response): Promise<FrameStream> {
+  const contentType = response.headers.get("content-type") ?? "";
+  if (!contentType.includes(FRAMES_MEDIA_TYPE) || response.body === null) {
+    await response.body?.cancel();
+    throw new FerryResponseError(`stream: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
+  }
+  const header = (name: string) => uintHeader(response.headers, name);
+  const position = {
+    currentLsn: header(HEADER_CURRENT_LSN),
+    oldestLsn: header(HEADER_OLDEST_LSN),
+    term: header(HEADER_TERM),
+    timeline: header(HEADER_TIMELINE),
+    startLsn: header(HEADER_START_LSN),
+  };
+  const reader = new _StreamReader(response.body);
+  const items = reader.items();
+  const first = await items.next();
+  if (first.done || first.value.kind !== "control") {
+    await reader.cancel();
+    throw new StreamRefusedError("the server answered a plain pull, not a stream", {
+      first: first.done ? "end of body" : first.value.kind,
+    });
+  }
+  return {
+    position,
+    cancel: () => reader.cancel(),
+    async *[Symbol.asyncIterator]() {
+      yield first.value;
+      yield* items;
+    },
+  };
+}
+
+/** The items of one stream body, and a way to stop reading it from outside the loop. */
+class _StreamReader {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #cancelled = false;
+
+  constructor(body: ReadableStream<Uint8Array>) {
+    this.#reader = body.getReader();
+  }
+
+  /** Cancels the body; a read waiting for bytes ends at once. */
+  async cancel(): Promise<void> {
+    this.#cancelled = true;
+    await this.#reader.cancel().catch(() => undefined);
+  }
+
+  /**
+   * Each decoded item, in order; a damaged one is yielded as "corrupt", last. The body is
+   * cancelled whenever the loop stops before its end.
+   */
+  async *items(): AsyncGenerator<FrameStreamItem, void, undefined> {
+    let pending: Uint8Array | undefined;
+    let consumed = 0;
+    let finished = false;
+    try {
+      for (;;) {
+        const { done, value } = await this.#reader.read();
+        if (done) break;
+        const bytes = pending === undefined ? value : concatBytes([pending, value]);
+        const run = decodeStreamRun(bytes);
+        yield* run.items;
+        if (run.stop?.status === "corrupt") {
+          yield { kind: "corrupt", offset: consumed + run.offset, reason: run.stop.reason };
+          return;
+        }
+        consumed += run.offset;
+        pending = run.offset < bytes.byteLength ? bytes.subarray(run.offset) : undefined;
+      }
+      finished = true;
+      if (pending !== undefined && !this.#cancelled) {
+        throw new FerryResponseError(
+          `stream: the body ended ${pending.byteLength} bytes into an item (cut on the way)`,
+          { offset: consumed },
+        );
+      }
+    } finally {
+      if (!finished) await this.#reader.cancel().catch(() => undefined);
+    }
+  }
+}

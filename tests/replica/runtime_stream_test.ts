@@ -1,0 +1,267 @@
+// The replica follows the primary with streaming pulls (SPEC.md 13.1): it applies each run as it
+// arrives, acks at least every interval even with nothing new, resumes from its last LSN after any
+// end, keeps the pull's guarantees (a damaged frame stops it in apply_error with no ack past it),
+// and falls back to long-polls when the server does not stream or streams keep breaking. Driven by
+// a scripted primary; each check waits for a request or a state, never for time to pass.
+
+import assert from "node:assert/strict";
+import { ReplicaRuntime } from "../../src/replica/runtime.ts";
+import { concatBytes } from "../../src/core/bytes.ts";
+import { encodeFrameV3 } from "../../src/wal/frame.ts";
+import { encodeControlRecord } from "../../src/wal/stream_codec.ts";
+import { createMemoryLogger } from "../helpers/memory_logger.ts";
+import {
+  errorResponse,
+  framesResponse,
+  idlePull,
+  type ScriptedPrimary,
+  scriptedPrimary,
+  type ScriptedRequest,
+} from "../helpers/scripted_primary.ts";
+import { withTempDir } from "../helpers/temp.ts";
+import { eventually } from "../helpers/stream_tap.ts";
+
+const utf8 = new TextEncoder();
+const CURRENT_LSN = 4;
+
+function frame(lsn: number): Uint8Array {
+  const payload = utf8.encode(
+    JSON.stringify({ op: "put", collection: "c", key: `k${lsn}`, value: lsn, ts: 1 }),
+  );
+  return encodeFrameV3({ term: 1, ownershipEpoch: 0, lsn, timestampMs: 1, payload });
+}
+
+const FRAMES = [1, 2, 3, 4].map(frame);
+
+function control(lsn = CURRENT_LSN): Uint8Array {
+  return encodeControlRecord({ currentLsn: lsn, commitLsn: lsn, term: 1, timeline: 1 });
+}
+
+function isStream(request: ScriptedRequest): boolean {
+  return request.query.get("stream") === "1";
+}
+
+/**
+ * A stream answer sending `chunks`, one per read, then: "open" stays open until the request is
+ * aborted, "end" ends the body cleanly, "cut" fails the connection.
+ */
+function streamResponse(
+  request: ScriptedRequest,
+  chunks: readonly Uint8Array[],
+  then: "open" | "end" | "cut" = "open",
+): Response {
+  let next = 0;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      request.signal?.addEventListener("abort", () => {
+        try {
+          controller.error(request.signal!.reason);
+        } catch {
+          // Already closed.
+        }
+      }, { once: true });
+    },
+    pull(controller) {
+      const chunk = chunks[next++];
+      if (chunk !== undefined) return controller.enqueue(chunk);
+      if (then === "end") controller.close();
+      if (then === "cut") controller.error(new TypeError("connection reset (scripted)"));
+      return new Promise<void>(() => {});
+    },
+  }, { highWaterMark: 0 });
+  const response = framesResponse(new Uint8Array(0), CURRENT_LSN);
+  return new Response(body, { headers: response.headers });
+}
+
+/** The frames after `since` (of `frames`), as one chunk. */
+function after(since: number, frames: readonly Uint8Array[] = FRAMES): Uint8Array {
+  const served = frames.slice(since);
+  return concatBytes(served, served.reduce((n, f) => n + f.byteLength, 0));
+}
+
+async function withRuntime(
+  primary: ScriptedPrimary,
+  fn: (runtime: ReplicaRuntime, logger: ReturnType<typeof createMemoryLogger>) => Promise<void>,
+): Promise<void> {
+  const logger = createMemoryLogger();
+  await withTempDir(async (dataDir) => {
+    const runtime = await ReplicaRuntime.open({
+      dataDir,
+      replicaId: "r1",
+      primaryUrl: "http://primary.test",
+      client: primary.client,
+      logger,
+      backoffMsMin: 1,
+      backoffMsMax: 5,
+      streamAckMs: 20,
+    });
+    runtime.start();
+    try {
+      await fn(runtime, logger);
+    } finally {
+      await runtime.stop();
+    }
+  });
+}
+
+Deno.test("ReplicaRuntime streams by default: each run is applied as it arrives, and acked", async () => {
+  const primary = scriptedPrimary({
+    currentLsn: CURRENT_LSN,
+    wal: (request) => streamResponse(request, [control(), after(0).slice(), FRAMES[3]!]),
+  });
+  await withRuntime(primary, async (runtime) => {
+    await primary.waitFor("ack", (r) => r.json?.applied_lsn === 4);
+    const first = primary.requests.find((r) => r.route === "wal")!;
+    assert.ok(isStream(first), "the first request is a stream");
+    assert.equal(first.query.get("since_lsn"), "0");
+    assert.equal(first.query.get("await_timeout_ms"), null, "a stream is not held");
+    assert.equal(runtime.status().state, "healthy");
+    assert.equal(runtime.status().primary_current_lsn, 4);
+    assert.equal((await runtime.get("c", "k4"))?.value, 4);
+    assert.equal(primary.requests.filter((r) => r.route === "wal").length, 1, "one stream");
+  });
+});
+
+Deno.test("a streaming replica acks at every interval even when nothing new arrives", async () => {
+  const primary = scriptedPrimary({
+    currentLsn: CURRENT_LSN,
+    wal: (request) => streamResponse(request, [control(), after(0)]),
+  });
+  await withRuntime(primary, async () => {
+    await primary.waitFor("ack", (r) => r.json?.applied_lsn === 4);
+    const seen = primary.requests.filter((r) => r.route === "ack").length;
+    // Nothing more will arrive on this stream: every further ack is one of the interval's.
+    await primary.waitFor("ack", (r) => r.index >= seen + 3);
+    const acks = primary.requests.filter((r) => r.route === "ack");
+    assert.ok(acks.slice(seen).every((ack) => ack.json?.durable_lsn === 4));
+    assert.equal(primary.requests.filter((r) => r.route === "wal").length, 1, "the same stream");
+  });
+});
+
+Deno.test("a stream that ends, cleanly or cut mid-frame, is resumed from the last LSN applied", async () => {
+  const primary = scriptedPrimary({
+    currentLsn: CURRENT_LSN,
+    wal: (request) => {
+      const since = Number(request.query.get("since_lsn"));
+      if (request.index === 0) {
+        return streamResponse(request, [control(), after(0, FRAMES.slice(0, 1))], "end");
+      }
+      if (request.index === 1) {
+        // LSN 2 whole, then the first bytes of LSN 3 and the connection fails.
+        return streamResponse(request, [
+          control(),
+          concatBytes([FRAMES[1]!, FRAMES[2]!.subarray(0, 9)]),
+        ], "cut");
+      }
+      return streamResponse(request, [control(), after(since)]);
+    },
+  });
+  await withRuntime(primary, async (runtime) => {
+    const third = await primary.waitFor("wal", (r) => r.index === 2);
+    assert.equal(primary.requests.filter((r) => r.route === "wal")[1]!.query.get("since_lsn"), "1");
+    assert.equal(third.query.get("since_lsn"), "2", "resumed after the last whole frame");
+    assert.ok(isStream(third));
+    await eventually("everything applied", () => runtime.appliedLsn() === 4);
+    assert.equal(runtime.status().apply_errors_total, 0, "a cut is not damage");
+  });
+});
+
+Deno.test("a damaged frame in a stream: the frames before it applied, apply_error, no ack past it", async () => {
+  const damaged = FRAMES[2]!.slice();
+  damaged[50]! ^= 0x08;
+  let healed = false;
+  const primary = scriptedPrimary({
+    currentLsn: CURRENT_LSN,
+    wal: (request) => {
+      const since = Number(request.query.get("since_lsn"));
+      const frames = healed ? FRAMES : [FRAMES[0]!, FRAMES[1]!, damaged, FRAMES[3]!];
+      return streamResponse(request, [control(), after(since, frames)]);
+    },
+  });
+  await withRuntime(primary, async (runtime) => {
+    await primary.waitFor("wal", (r) => r.index > 0 && r.query.get("since_lsn") === "2");
+    const status = runtime.status();
+    assert.equal(status.state, "apply_error");
+    assert.equal(status.applied_lsn, 2);
+    assert.ok(status.apply_errors_total >= 1);
+    assert.equal(await runtime.get("c", "k4"), undefined, "nothing after the damage");
+    const acks = primary.requests.filter((r) => r.route === "ack");
+    assert.ok(acks.some((ack) => (ack.json?.apply_errors_total as number) >= 1), "reported");
+    assert.ok(acks.every((ack) => (ack.json?.applied_lsn as number) <= 2), "no ack past it");
+    healed = true;
+    await primary.waitFor("ack", (r) => r.json?.applied_lsn === 4);
+    await eventually("healthy again", () => runtime.status().state === "healthy");
+  });
+});
+
+Deno.test("a server that refuses stream=1 (a 400, or a plain pull) gets long-polls instead", async () => {
+  for (const refusal of ["400", "plain"] as const) {
+    const primary = scriptedPrimary({
+      currentLsn: CURRENT_LSN,
+      wal: (request) => {
+        const since = Number(request.query.get("since_lsn"));
+        if (isStream(request) && refusal === "400") {
+          return errorResponse(400, "bad_request", "unknown query parameter stream");
+        }
+        // An older primary ignores stream=1 and answers a plain pull.
+        return since >= CURRENT_LSN ? idlePull(request, CURRENT_LSN) : framesResponse(
+          after(since) as Uint8Array<ArrayBuffer>,
+          CURRENT_LSN,
+        );
+      },
+    });
+    await withRuntime(primary, async (runtime, logger) => {
+      await primary.waitFor("wal", (r) => r.query.get("since_lsn") === "4");
+      const walRequests = primary.requests.filter((r) => r.route === "wal");
+      assert.ok(isStream(walRequests[0]!), refusal);
+      assert.ok(walRequests.slice(1).every((r) => !isStream(r)), `${refusal}: long-polls after`);
+      assert.equal(runtime.appliedLsn(), 4);
+      assert.equal(runtime.status().state, "healthy");
+      assert.ok(logger.lines.some((line) => line.event === "replica.stream_fallback"));
+    });
+  }
+});
+
+Deno.test("streams that keep breaking (cut at once, or bringing nothing) fall back to long-polls", async () => {
+  for (const breakage of ["cut", "silent"] as const) {
+    const primary = scriptedPrimary({
+      currentLsn: CURRENT_LSN,
+      wal: (request) => {
+        const since = Number(request.query.get("since_lsn"));
+        if (isStream(request)) {
+          // A proxy that cuts each stream, or one that holds its bytes back.
+          return breakage === "cut"
+            ? streamResponse(request, [control()], "cut")
+            : new Promise<Response>(() => {});
+        }
+        return since >= CURRENT_LSN ? idlePull(request, CURRENT_LSN) : framesResponse(
+          after(since) as Uint8Array<ArrayBuffer>,
+          CURRENT_LSN,
+        );
+      },
+    });
+    await withTempDir(async (dataDir) => {
+      const logger = createMemoryLogger();
+      const runtime = await ReplicaRuntime.open({
+        dataDir,
+        replicaId: "r1",
+        primaryUrl: "http://primary.test",
+        client: primary.client,
+        logger,
+        backoffMsMin: 1,
+        backoffMsMax: 5,
+        streamIdleMs: 30,
+      });
+      runtime.start();
+      try {
+        await primary.waitFor("wal", (r) => !isStream(r));
+        const streams = primary.requests.filter((r) => r.route === "wal" && isStream(r));
+        assert.equal(streams.length, 3, `${breakage}: three broken streams, then long-polls`);
+        await eventually("the long-polls to bring everything", () => runtime.appliedLsn() === 4);
+        assert.ok(logger.lines.some((line) => line.event === "replica.stream_fallback"));
+      } finally {
+        await runtime.stop();
+      }
+    });
+  }
+});
