@@ -19,6 +19,7 @@ import {
 import { CLI_COMMANDS, runCli } from "./src/app/cli.ts";
 import { runPrimary } from "./src/app/run_primary.ts";
 import { runReplica } from "./src/app/run_replica.ts";
+import { runRelay } from "./src/app/run_relay.ts";
 
 const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --help lists them)\n" +
   "       main.ts status|slots|drop-slot <id>|token <role> [--url u] [--token t] [--json]";
@@ -49,7 +50,9 @@ export async function main(args: readonly string[]): Promise<number> {
     return 2;
   }
   try {
-    return role === "primary" ? await runPrimary(config, logger) : await runReplica(config, logger);
+    if (role === "primary") return await runPrimary(config, logger);
+    // A replica that keeps the log runs a primary's serving side over it (SPEC.md 13.3).
+    return config.keepWal ? await runRelay(config, logger) : await runReplica(config, logger);
   } catch (error) {
     if (!(error instanceof FerryError)) throw error;
     logger.error("ferry.start_failed", {

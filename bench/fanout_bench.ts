@@ -40,6 +40,11 @@ const SECONDS_QUICK = 5;
 const READER_PROCESSES = 2;
 /** Time between spawning the writer and its first write (its own start-up is not measured). */
 const WRITER_LEAD_MS = 3000;
+/**
+ * Time between spawning the readers and the first write: the readers report the CPU they use from
+ * then on themselves (a process that has exited has no /proc entry left to read).
+ */
+const READERS_LEAD_MS = 12_000;
 const DEADLINE_SLACK_MS = 180_000;
 const READY_TIMEOUT_MS = 60_000;
 /** The writer must reach this share of its target rate, or the run says so. */
@@ -127,6 +132,14 @@ function lags(
   };
 }
 
+/** Throws when the readers took so long to get ready that the writer has no time to start. */
+function _leadLeft(startAtMs: number): void {
+  const left = startAtMs - nowMs();
+  if (left < WRITER_LEAD_MS) {
+    throw new Error(`the readers were ready ${WRITER_LEAD_MS - left} ms too late for the writer`);
+  }
+}
+
 /** ferry, streaming or long-polling, against a fresh primary. */
 async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult> {
   const peers: Peer[] = [];
@@ -135,7 +148,8 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
     primary = await startPrimary(joinPath(plan.dir, `ferry-${mode}`));
     const { base, port } = primary;
     const flags = [`--allow-net=127.0.0.1:${port}`];
-    const deadlineMs = nowMs() + WRITER_LEAD_MS + plan.writes + DEADLINE_SLACK_MS;
+    const startAtMs = nowMs() + READERS_LEAD_MS;
+    const deadlineMs = startAtMs + plan.writes + DEADLINE_SLACK_MS;
     const readers = idsOf(plan, mode).map((ids) =>
       spawnPeer(FERRY_PEERS, flags, {
         role: "readers",
@@ -143,6 +157,7 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
         base,
         ids,
         untilLsn: plan.writes,
+        measureFromMs: startAtMs,
         deadlineMs,
       })
     );
@@ -153,7 +168,7 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
       `${plan.replicas} readers on the primary`,
       async () => (await metric(base, gauge)) === plan.replicas,
     );
-    const startAtMs = nowMs() + WRITER_LEAD_MS;
+    _leadLeft(startAtMs);
     const writer = spawnPeer(FERRY_PEERS, flags, {
       role: "writer",
       base,
@@ -164,10 +179,11 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
     });
     peers.push(writer);
     await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
-    const meter = await cpuMeter([primary.process.child.pid, ...readers.map((r) => r.child.pid)]);
+    const meter = await cpuMeter([primary.process.child.pid]);
     const { writes } = await writer.output<WriterOutput>();
     const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
-    const [serverCpuS, ...readerCpuS] = await meter.stop();
+    const [serverCpuS] = await meter.stop();
+    const readerCpuS = outputs.map((output) => output.cpuS);
     const windowS = (nowMs() - startAtMs) / 1000;
     const replicas = outputs.flatMap((output) => output.replicas);
     const figures = lags(writes, (visit) => {
@@ -214,19 +230,21 @@ async function runNats(plan: Plan): Promise<ModeResult & { version: string }> {
       "--allow-read",
       "--allow-sys",
     ];
-    const deadlineMs = nowMs() + WRITER_LEAD_MS + plan.writes + DEADLINE_SLACK_MS;
+    const startAtMs = nowMs() + READERS_LEAD_MS;
+    const deadlineMs = startAtMs + plan.writes + DEADLINE_SLACK_MS;
     const readers = groups.map((consumers) =>
       spawnPeer(NATS_PEERS, flags, {
         role: "nats-readers",
         port: server.port,
         consumers,
         untilSeq: plan.writes,
+        measureFromMs: startAtMs,
         deadlineMs,
       })
     );
     peers.push(...readers);
     await Promise.all(readers.map((reader) => reader.ready));
-    const startAtMs = nowMs() + WRITER_LEAD_MS;
+    _leadLeft(startAtMs);
     const writer = spawnPeer(NATS_PEERS, flags, {
       role: "nats-writer",
       port: server.port,
@@ -237,10 +255,11 @@ async function runNats(plan: Plan): Promise<ModeResult & { version: string }> {
     });
     peers.push(writer);
     await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
-    const meter = await cpuMeter([server.child.pid, ...readers.map((r) => r.child.pid)]);
+    const meter = await cpuMeter([server.child.pid]);
     const { writes } = await writer.output<NatsWriterOutput>();
     const outputs = await Promise.all(readers.map((r) => r.output<NatsReadersOutput>()));
-    const [serverCpuS, ...readerCpuS] = await meter.stop();
+    const [serverCpuS] = await meter.stop();
+    const readerCpuS = outputs.map((output) => output.cpuS);
     const windowS = (nowMs() - startAtMs) / 1000;
     const consumers = outputs.flatMap((output) => output.consumers);
     const figures = lags(writes, (visit) => {

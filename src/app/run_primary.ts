@@ -31,8 +31,8 @@ import { checkDataDirTimeline } from "./timeline_check.ts";
 import { serveUntilSignal } from "./serve.ts";
 import { lockUsableDataDir, probeListenAddress } from "./start_checks.ts";
 
-/** What a running primary holds, in the order it was opened. */
-interface _Opened {
+/** What a running primary (or relay) holds, in the order it was opened. */
+export interface OpenedServing {
   spool: Spool;
   kv: Deno.Kv;
   slots: SlotStore;
@@ -57,9 +57,9 @@ export async function runPrimary(config: Config, baseLogger: Logger): Promise<nu
   const lock = await lockUsableDataDir(config.dataDir);
   try {
     await checkDataDirTimeline(config.dataDir, config.timeline);
-    const opened = await _open(config, logger, { floor: commitPolicyFloor, events });
+    const opened = await openServing(config, logger, { floor: commitPolicyFloor, events });
     let ready = false;
-    const app = _app(config, logger, opened, {
+    const app = servingApp(config, logger, opened, {
       auth: security.auth,
       isReady: () => ready && opened.spool.isWritable(),
     });
@@ -75,22 +75,30 @@ export async function runPrimary(config: Config, baseLogger: Logger): Promise<nu
         security,
       });
     } catch (error) {
-      await _closeStores(opened);
+      await closeStores(opened);
       throw error;
     }
     ready = false;
-    await _close(opened, server, logger);
+    await closeServing(opened, server, logger);
     return 0;
   } finally {
     lock.release();
   }
 }
 
-function _app(
+/** A relay's parts of the app (SPEC.md 13.3): writes go upstream, status shows the follower. */
+export interface RelayAppParts {
+  writesGoTo: () => string;
+  upstream: () => Record<string, unknown>;
+  servesLog: boolean;
+}
+
+/** The primary's app over what `openServing` opened; a relay's with `relay`. */
+export function servingApp(
   config: Config,
   logger: Logger,
-  opened: _Opened,
-  parts: { auth: Auth; isReady: () => boolean },
+  opened: OpenedServing,
+  parts: { auth: Auth; isReady: () => boolean; relay?: RelayAppParts },
 ): ReturnType<typeof createApp> {
   const snapshots = new SnapshotServer(opened.primary, opened.state, {
     concurrencyMax: config.snapshotConcurrencyMax,
@@ -108,14 +116,19 @@ function _app(
     state: opened.state,
     snapshots,
     events: opened.events,
+    ...parts.relay,
   });
 }
 
-async function _open(
+/**
+ * Opens the stores in order (spool, KV, slots, state) and starts the replication core. A relay
+ * passes `mirror`: its term follows its upstream, and its log takes records from upstream only.
+ */
+export async function openServing(
   config: Config,
   logger: Logger,
-  parts: { floor: CommitPolicy; events: EventHub },
-): Promise<_Opened> {
+  parts: { floor: CommitPolicy; events: EventHub; mirror?: { term: () => number } },
+): Promise<OpenedServing> {
   const { floor, events } = parts;
   const metrics = new Metrics();
   const spool = await Spool.open({
@@ -138,7 +151,7 @@ async function _open(
   });
   _logRecovered(config, logger, spool, slots);
   const state = await StateApplier.open({ spool, kv, logger });
-  const primary = _newPrimary(config, { spool, slots, state, floor, logger });
+  const primary = _newPrimary(config, { spool, slots, state, floor, logger, mirror: parts.mirror });
   metrics.attachPrimary(primary, {
     appliedLsn: () => state.appliedLsn(),
     skippedRecords: () => state.skippedRecords,
@@ -165,13 +178,15 @@ function _newPrimary(
     state: StateApplier;
     floor: CommitPolicy;
     logger: Logger;
+    mirror?: { term: () => number };
   },
 ): Primary {
   return new Primary({
     spool: parts.spool,
     slots: parts.slots,
     stateFloor: () => parts.state.appliedLsn(),
-    term: config.term,
+    term: parts.mirror?.term ?? config.term,
+    mirror: parts.mirror !== undefined,
     timeline: config.timeline,
     region: config.region,
     advertiseUrl: config.advertiseUrl,
@@ -212,7 +227,11 @@ function _logRecovered(config: Config, logger: Logger, spool: Spool, slots: Slot
  * wait, holding no new one (commit waits, `min_lsn` reads, topology), so no request can keep the
  * server open; then wait for the server, and close the rest in the reverse order of opening.
  */
-async function _close(opened: _Opened, server: Listener, logger: Logger): Promise<void> {
+export async function closeServing(
+  opened: OpenedServing,
+  server: Listener,
+  logger: Logger,
+): Promise<void> {
   const { spool, state, primary } = opened;
   const serverDone = server.shutdown();
   await spool.quiesce();
@@ -223,7 +242,7 @@ async function _close(opened: _Opened, server: Listener, logger: Logger): Promis
   opened.ticks.stop();
   opened.events.close();
   await _serverDone(serverDone, logger);
-  await _closeStores(opened);
+  await closeStores(opened);
   logger.info("ferry.stopped", { current_lsn: spool.currentLsn(), slots: opened.slots.size });
 }
 
@@ -247,8 +266,8 @@ async function _serverDone(serverDone: Promise<void>, logger: Logger): Promise<v
   }
 }
 
-/** Closes what `_open` opened, in reverse order. */
-async function _closeStores(opened: _Opened): Promise<void> {
+/** Closes what `openServing` opened, in reverse order. */
+export async function closeStores(opened: OpenedServing): Promise<void> {
   opened.ticks.stop();
   await opened.primary.stop();
   await opened.state.stop();

@@ -32,7 +32,7 @@ export async function runReplica(config: Config, baseLogger: Logger): Promise<nu
   const logger = publishingLogger(baseLogger, events, REPLICA_EVENTS);
   const security = await loadSecurity(config, logger);
   if (!security) return 2;
-  const primaryCa = await _loadPrimaryCa(config);
+  const primaryCa = await loadPrimaryCa(config);
   try {
     probeListenAddress(config);
     const lock = await lockUsableDataDir(config.dataDir);
@@ -96,7 +96,7 @@ async function _run(
         ready = true;
       },
       security,
-      onReload: primaryCa && (() => _reloadPrimaryCa(primaryCa, logger)),
+      onReload: primaryCa && (() => reloadPrimaryCa(primaryCa, logger)),
     });
   } catch (error) {
     ticks.stop();
@@ -115,7 +115,7 @@ async function _run(
   return 0;
 }
 
-async function _loadPrimaryCa(config: Config): Promise<PrimaryCa | undefined> {
+export async function loadPrimaryCa(config: Config): Promise<PrimaryCa | undefined> {
   if (config.primaryCa === undefined) return undefined;
   try {
     return await PrimaryCa.load(config.primaryCa);
@@ -126,7 +126,7 @@ async function _loadPrimaryCa(config: Config): Promise<PrimaryCa | undefined> {
 }
 
 /** SIGHUP: re-reads the CA bundle; one that does not parse keeps the bundle in use. */
-async function _reloadPrimaryCa(primaryCa: PrimaryCa, logger: Logger): Promise<void> {
+export async function reloadPrimaryCa(primaryCa: PrimaryCa, logger: Logger): Promise<void> {
   try {
     await primaryCa.reload();
     logger.info("primary_ca.reloaded", { path: primaryCa.path });

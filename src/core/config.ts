@@ -8,7 +8,15 @@
 
 import { ConfigError } from "./errors.ts";
 import { GIB_BYTES, MIB_BYTES } from "./limits.ts";
-import { type Config, envName, type Role, type Setting, SETTINGS, settingsOf } from "./settings.ts";
+import {
+  type Config,
+  envName,
+  type Role,
+  type Setting,
+  SETTINGS,
+  settingsOf,
+  takesSetting,
+} from "./settings.ts";
 
 export { type Config, envName, type Role, SETTINGS, settingsOf };
 
@@ -100,7 +108,7 @@ export function parseConfig(
   const flags = _parseFlags(role, args);
   const values: Record<string, unknown> = { role };
   for (const setting of SETTINGS) {
-    if (setting.only !== undefined && setting.only !== role) {
+    if (!takesSetting(role, setting)) {
       // The other role's setting keeps its default, so every Config has every field.
       const fallback = setting.byDefault;
       values[setting.key] = typeof fallback === "function" ? fallback(role) : fallback;
@@ -118,8 +126,10 @@ export function parseConfig(
   }
   const scheme = values.tlsCert === undefined ? "http" : "https";
   values.advertiseUrl ??= `${scheme}://${values.host}:${values.port}`;
+  if (values.serveWal === true) values.keepWal = true;
   const config = Object.freeze(values) as unknown as Config;
   _validate(config);
+  _checkRelayFlags(config, flags);
   return config;
 }
 
@@ -154,6 +164,18 @@ function _validate(config: Config): void {
   }
 }
 
+/** A primary's setting given as a flag to a replica that keeps no log: refused, not ignored. */
+function _checkRelayFlags(config: Config, flags: Map<string, string>): void {
+  if (config.role !== "replica" || config.keepWal) return;
+  const given = SETTINGS.find((s) => s.relay === true && flags.has(s.flag));
+  if (given) {
+    throw new ConfigError(
+      `--${given.flag} applies to a replica only with --keep-wal or --serve-wal (its own log)`,
+      { setting: given.flag },
+    );
+  }
+}
+
 /** Why a flag is refused: another role's setting, or no setting at all. */
 function _unknownFlagMessage(role: Role, name: string): string {
   const other = SETTINGS.find((s) => s.flag === name);
@@ -168,7 +190,8 @@ export function settingsHelp(role: Role): string {
   const lines = settingsOf(role).map((s) => {
     const fallback = typeof s.byDefault === "function" ? s.byDefault(role) : s.byDefault;
     const shown = fallback === undefined ? "" : ` (default ${fallback})`;
-    return `  --${s.flag.padEnd(26)} ${envName(s.flag).padEnd(32)} ${s.help}${shown}`;
+    const relay = role === "replica" && s.relay ? " [with --keep-wal or --serve-wal]" : "";
+    return `  --${s.flag.padEnd(26)} ${envName(s.flag).padEnd(32)} ${s.help}${shown}${relay}`;
   });
   return [`usage: main.ts ${role} [settings]`, ...lines].join("\n");
 }

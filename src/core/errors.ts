@@ -300,3 +300,16 @@ export class EtcdUnavailableError extends FerryError {
     super("etcd_unavailable", message, details);
   }
 }
+
+/**
+ * Frames handed to a spool that keeps another node's log (`Spool.appendFrames`) do not follow its
+ * last LSN one by one: nothing of them is written, and the follower resumes from the spool's LSN.
+ */
+export class LsnGapError extends FerryError {
+  constructor(expectedLsn: number, gotLsn: number) {
+    super("lsn_gap", `expected LSN ${expectedLsn} next, got ${gotLsn}; nothing was written`, {
+      expected_lsn: expectedLsn,
+      got_lsn: gotLsn,
+    });
+  }
+}

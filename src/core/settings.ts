@@ -64,6 +64,10 @@ export interface Config {
   readonly streamMaxMs: number;
   readonly streamUnsentBytesMax: number;
   readonly streamPulls: boolean;
+  /** A replica that keeps the log in its own spool (SPEC.md 13.3). */
+  readonly keepWal: boolean;
+  /** A relay: a replica that serves its log downstream (implies `keepWal`). */
+  readonly serveWal: boolean;
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
   readonly insecurePlainHttp: boolean;
@@ -87,6 +91,8 @@ export interface Setting {
   help: string;
   /** The one role the setting belongs to; both when absent. */
   only?: Role;
+  /** A primary's setting that a replica keeping the log (`--keep-wal`, `--serve-wal`) takes too. */
+  relay?: true;
 }
 
 const _DAY_MS = 24 * 60 * 60 * 1000;
@@ -131,6 +137,7 @@ export const SETTINGS: readonly Setting[] = [
     byDefault: undefined,
     help: "URL advertised in topology",
     only: "primary",
+    relay: true,
   },
   {
     key: "term",
@@ -151,6 +158,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 0xffff_ffff,
     help: "WAL timeline",
     only: "primary",
+    relay: true,
   },
   {
     key: "segmentBytesMax",
@@ -161,6 +169,7 @@ export const SETTINGS: readonly Setting[] = [
     max: SEGMENT_BYTES_MAX,
     help: "seal a segment past this size",
     only: "primary",
+    relay: true,
   },
   {
     key: "tailBytesMax",
@@ -171,6 +180,7 @@ export const SETTINGS: readonly Setting[] = [
     max: TAIL_BYTES_MAX,
     help: "in-memory tail budget",
     only: "primary",
+    relay: true,
   },
   {
     key: "recordBytesMax",
@@ -211,6 +221,7 @@ export const SETTINGS: readonly Setting[] = [
     max: Number.MAX_SAFE_INTEGER,
     help: "invalidate a slot this far behind (0 = off)",
     only: "primary",
+    relay: true,
   },
   {
     key: "slotRetainedBytesMax",
@@ -221,6 +232,7 @@ export const SETTINGS: readonly Setting[] = [
     max: Number.MAX_SAFE_INTEGER,
     help: "invalidate a slot retaining more WAL (0 = off)",
     only: "primary",
+    relay: true,
   },
   {
     key: "slotIdleTimeoutMs",
@@ -231,6 +243,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 365 * _DAY_MS,
     help: "invalidate a slot idle this long (0 = off)",
     only: "primary",
+    relay: true,
   },
   {
     key: "retentionIntervalMs",
@@ -241,6 +254,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 3_600_000,
     help: "how often retention runs",
     only: "primary",
+    relay: true,
   },
   {
     key: "walRetainBytesMin",
@@ -251,6 +265,7 @@ export const SETTINGS: readonly Setting[] = [
     max: Number.MAX_SAFE_INTEGER,
     help: "recent WAL always kept",
     only: "primary",
+    relay: true,
   },
   {
     key: "slotFlushIntervalMs",
@@ -261,6 +276,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 60_000,
     help: "coalescing window for slot persistence",
     only: "primary",
+    relay: true,
   },
   {
     key: "healthyWithinMs",
@@ -271,6 +287,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 3_600_000,
     help: "a replica seen within this is healthy",
     only: "primary",
+    relay: true,
   },
   {
     key: "commitPolicy",
@@ -307,6 +324,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 64,
     help: "snapshots served at once",
     only: "primary",
+    relay: true,
   },
   {
     key: "slotReclaimAfterMs",
@@ -317,6 +335,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 365 * _DAY_MS,
     help: "drop an invalidated slot this long after its invalidation (0 = never)",
     only: "primary",
+    relay: true,
   },
   {
     key: "slotEtaWarnS",
@@ -327,6 +346,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 365 * 24 * 3600,
     help: "warn when a slot's predicted invalidation is closer than this (0 = never)",
     only: "primary",
+    relay: true,
   },
   {
     key: "snapshotStallTimeoutMs",
@@ -337,6 +357,7 @@ export const SETTINGS: readonly Setting[] = [
     max: 3_600_000,
     help: "end a snapshot stream whose reader takes nothing for this long",
     only: "primary",
+    relay: true,
   },
   {
     key: "streamMaxMs",
@@ -347,6 +368,7 @@ export const SETTINGS: readonly Setting[] = [
     max: STREAM_MAX_MS_MAX,
     help: "end a streaming pull after this long (the replica resumes from its last LSN)",
     only: "primary",
+    relay: true,
   },
   {
     key: "streamUnsentBytesMax",
@@ -357,6 +379,7 @@ export const SETTINGS: readonly Setting[] = [
     max: STREAM_UNSENT_BYTES_MAX,
     help: "end a streaming pull whose reader leaves more than this unsent",
     only: "primary",
+    relay: true,
   },
   {
     key: "streamPulls",
@@ -386,6 +409,22 @@ export const SETTINGS: readonly Setting[] = [
     kind: "bool",
     byDefault: false,
     help: "allow plain HTTP beyond loopback (tokens travel in clear text)",
+  },
+  {
+    key: "keepWal",
+    flag: "keep-wal",
+    kind: "bool",
+    byDefault: false,
+    help: "also keep every frame received in this replica's own spool, durable before the ack",
+    only: "replica",
+  },
+  {
+    key: "serveWal",
+    flag: "serve-wal",
+    kind: "bool",
+    byDefault: false,
+    help: "relay: serve pulls, streams, segments and snapshots downstream (implies --keep-wal)",
+    only: "replica",
   },
   {
     key: "primaryUrl",
@@ -429,9 +468,15 @@ export const SETTINGS: readonly Setting[] = [
   },
 ];
 
+/** Whether `role` takes `setting` (a replica takes a relay's settings: `relay`). */
+export function takesSetting(role: Role, setting: Setting): boolean {
+  return setting.only === undefined || setting.only === role ||
+    (setting.relay === true && role === "replica");
+}
+
 /** The settings of `role`. */
 export function settingsOf(role: Role): Setting[] {
-  return SETTINGS.filter((setting) => setting.only === undefined || setting.only === role);
+  return SETTINGS.filter((setting) => takesSetting(role, setting));
 }
 
 /** Environment name of a setting: `FERRY_` + flag in UPPER_SNAKE. */

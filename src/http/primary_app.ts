@@ -65,10 +65,12 @@ function _mountRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
       recordReadRoutes({ reader: () => state, authorize: (c) => requireRole(c, "writer") }),
     );
   }
-  app.route("/", snapshotRoutes(deps));
-  app.route("/", walRoutes(deps));
-  app.route("/", replicaRoutes(deps));
-  app.route("/", segmentRoutes(deps));
+  if (deps.servesLog !== false) {
+    app.route("/", snapshotRoutes(deps));
+    app.route("/", walRoutes(deps));
+    app.route("/", replicaRoutes(deps));
+    app.route("/", segmentRoutes(deps));
+  }
   app.route("/", topologyRoutes(deps));
   app.route("/", statusRoutes(deps));
   app.route("/", slotRoutes(deps));

@@ -45,6 +45,12 @@ export interface AppDeps {
   snapshots?: SnapshotServer;
   /** Live events (`GET /v1/events`), when enabled. */
   events?: EventHub;
+  /** Where writes go instead (a relay's upstream URL): `POST /v1/records` answers 307 there. */
+  writesGoTo?: () => string | undefined;
+  /** A relay's follower, shown in `/v1/status` as `upstream`. */
+  upstream?: () => Record<string, unknown>;
+  /** False on a replica that keeps its log without serving it (`--keep-wal` alone). */
+  servesLog?: boolean;
 }
 
 /** A sub-app with ferry's validation hook. */

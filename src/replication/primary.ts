@@ -118,7 +118,8 @@ export class Primary {
   }
 
   get term(): number {
-    return this.#options.term;
+    const term = this.#options.term;
+    return typeof term === "function" ? term() : term;
   }
 
   get timeline(): number {
@@ -364,6 +365,7 @@ export class Primary {
     payloads: readonly Uint8Array[],
     options: { policy?: CommitPolicy; timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<WriteResult> {
+    assert(!this.#options.mirror, "a relay's log takes records from upstream only");
     const floor = this.#options.commitPolicyFloor;
     const policy = options.policy ?? floor;
     if (options.policy) checkPolicyAgainstFloor(options.policy, floor);

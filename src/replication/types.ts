@@ -20,8 +20,11 @@ export interface PrimaryOptions {
   spool: Spool;
   slots: SlotStore;
   waiter?: CommitWaiter;
-  term: number;
+  /** The term served; a relay's follows its upstream's frames (a function). */
+  term: number | (() => number);
   timeline: number;
+  /** A relay's log: records come from upstream (`Spool.appendFrames`), never from `append`. */
+  mirror?: boolean;
   region: string;
   advertiseUrl: string;
   caps: RetentionCaps;

@@ -6,12 +6,23 @@
  * @module
  */
 
+import { LsnGapError } from "../core/errors.ts";
 import { GROUP_COMMIT_BYTES_MAX, GROUP_COMMIT_RECORDS_MAX } from "../core/limits.ts";
-import { type DecodedFrame, FRAME_V3, FRAME_V3_HEADER_BYTES, writeFrameV3 } from "./frame.ts";
+import {
+  type DecodedFrame,
+  FRAME_CRC_BYTES,
+  FRAME_V3,
+  FRAME_V3_HEADER_BYTES,
+  writeFrameV3,
+} from "./frame.ts";
 
-/** One queued `append()`: its payloads, their encoded size, and how to answer it. */
+/**
+ * One queued `append()`: its payloads, their encoded size, and how to answer it. A mirrored append
+ * (`appendFrames`) also carries the frames as another node wrote them: they are copied as they are.
+ */
 export interface PendingAppend<R> {
   payloads: readonly Uint8Array[];
+  frames?: readonly DecodedFrame[];
   frameBytes: number;
   resolve: (result: R) => void;
   reject: (error: Error) => void;
@@ -41,7 +52,8 @@ export function takeGroupCommit<R>(
 
 /**
  * Encodes every payload of `batch` as v3 frames with consecutive LSNs after `previousLsn`, into
- * one buffer; each returned frame is a view into it.
+ * one buffer; each returned frame is a view into it. Mirrored frames are copied byte for byte
+ * (their term and timestamp kept); one that does not follow the LSN before it throws `LsnGapError`.
  */
 export function encodeGroupCommit<R>(
   batch: readonly PendingAppend<R>[],
@@ -54,6 +66,16 @@ export function encodeGroupCommit<R>(
   let lsn = stamp.previousLsn;
   let offset = 0;
   for (const pending of batch) {
+    if (pending.frames) {
+      for (const frame of pending.frames) {
+        lsn += 1;
+        if (frame.lsn !== lsn) throw new LsnGapError(lsn, frame.lsn);
+        buffer.set(frame.bytes, offset);
+        frames.push(_copiedFrame(frame, buffer.subarray(offset, offset + frame.byteLength)));
+        offset += frame.byteLength;
+      }
+      continue;
+    }
     for (const payload of pending.payloads) {
       lsn += 1;
       const fields = {
@@ -77,4 +99,13 @@ export function encodeGroupCommit<R>(
     }
   }
   return { buffer, frames };
+}
+
+/** `frame` as a view into `bytes`, its copy in the group commit's buffer. */
+function _copiedFrame(frame: DecodedFrame, bytes: Uint8Array): DecodedFrame {
+  // A v1 frame (no CRC) ends with its payload; v2 and v3 end with the CRC.
+  const crcBytes = frame.version === 1 ? 0 : FRAME_CRC_BYTES;
+  const payloadStart = frame.byteLength - frame.payload.byteLength - crcBytes;
+  const payload = bytes.subarray(payloadStart, payloadStart + frame.payload.byteLength);
+  return { ...frame, payload, bytes };
 }

@@ -11,10 +11,10 @@ import assert from "node:assert/strict";
 import {
   DiskFullError,
   isDiskFullError,
+  LsnGapError,
   OverloadedError,
   UnavailableError,
   WalCorruptionError,
-  WalRemovedError,
 } from "../core/errors.ts";
 import { denoFileSystem, type FileSystem, joinPath } from "../core/files.ts";
 import {
@@ -24,7 +24,7 @@ import {
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { type DecodedFrame, frameV3ByteLength } from "./frame.ts";
-import { emptyRawFrames, type RawFrames, readFramesAcross, readRawAcross } from "./spool_reads.ts";
+import { type RawFrames, SpoolReads } from "./spool_reads.ts";
 import { FrameTail } from "./tail.ts";
 import type { WaitOptions } from "../core/waiter.ts";
 import { CommitFeed, type CommitListener } from "./commit_feed.ts";
@@ -103,8 +103,7 @@ export class Spool {
   #commitTimes: CommitTimes;
   #currentLsn: number;
   #queueBytesMax: number;
-  /** Segments whose corruption was reported (once each: a log line and the metric). */
-  #reportedCorruptions = new Set<string>();
+  #reads: SpoolReads;
   #queue: PendingAppend<AppendResult>[] = [];
   #queuedBytes = 0;
   #draining = false;
@@ -138,7 +137,14 @@ export class Spool {
     this.#commitTimes = fields.commitTimes;
     this.#currentLsn = fields.recovery.currentLsn;
     this.#queueBytesMax = options.queueBytesMax ?? APPEND_QUEUE_BYTES_MAX;
-    this.sealed = new SealedSegments(this.#files, (error) => this.#reportCorruption(error));
+    this.#reads = new SpoolReads(this.#files, this.#tail, {
+      currentLsn: () => this.#currentLsn,
+      closed: () => this.#state === "closed",
+      unavailable: () => this.#unavailable(),
+      logger: this.#logger,
+      observer: this.#observer,
+    });
+    this.sealed = new SealedSegments(this.#files, (error) => this.#reads.reportCorruption(error));
   }
 
   /**
@@ -240,6 +246,28 @@ export class Spool {
     });
   }
 
+  /**
+   * Appends frames another node wrote (a relay's or a standby's copy of its upstream's log, SPEC.md
+   * 13.3): the same LSNs and bytes, their terms and timestamps kept, under `append`'s durability
+   * contract and errors. The first must follow `currentLsn()` and each the one before, else
+   * `LsnGapError` and nothing is written. One caller, one call at a time: the follower.
+   */
+  appendFrames(frames: readonly DecodedFrame[]): Promise<AppendResult> {
+    if (this.#state !== "open") return Promise.reject(this.#unavailable());
+    assert(frames.length >= 1, "appendFrames needs at least one frame");
+    if (!this.#draining && frames[0]!.lsn !== this.#currentLsn + 1) {
+      return Promise.reject(new LsnGapError(this.#currentLsn + 1, frames[0]!.lsn));
+    }
+    let frameBytes = 0;
+    for (const frame of frames) frameBytes += frame.byteLength;
+    const payloads = frames.map((frame) => frame.payload);
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#queue.push({ payloads, frames, frameBytes, resolve, reject });
+      this.#queuedBytes += frameBytes;
+      this.#scheduleDrain();
+    });
+  }
+
   #unavailable(): Error {
     return this.#failure ?? new UnavailableError("the spool is closed");
   }
@@ -276,11 +304,19 @@ export class Spool {
       return;
     }
     const timestampMs = this.#clock();
-    const { buffer, frames } = encodeGroupCommit(batch, {
-      term: this.term,
-      previousLsn: this.#currentLsn,
-      timestampMs,
-    });
+    let encoded: { buffer: Uint8Array; frames: DecodedFrame[] };
+    try {
+      encoded = encodeGroupCommit(batch, {
+        term: this.term,
+        previousLsn: this.#currentLsn,
+        timestampMs,
+      });
+    } catch (error) {
+      // Mirrored frames out of order: nothing of this group commit is written.
+      for (const pending of batch) pending.reject(error as Error);
+      return;
+    }
+    const { buffer, frames } = encoded;
     let offset: number;
     try {
       offset = await this.#files.writeAtEnd(buffer);
@@ -359,60 +395,15 @@ export class Spool {
 
   /**
    * Records with LSN > `sinceLsn`, in order, at most `maxCount` and about `maxBytes` (at least one
-   * record when any is available). Served from the in-memory tail when it holds `sinceLsn + 1`,
-   * else from the segments through the seek index, stopping as soon as the budget is spent.
-   * Throws `WalRemovedError` when `sinceLsn + 1` was pruned, `WalCorruptionError` when a segment
-   * fails verification. Needs read access to the spool directory.
+   * record when any is available): see `SpoolReads.readSince`. Needs read access to the spool.
    */
-  async readSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<DecodedFrame[]> {
-    if (!this.#startRead(sinceLsn, maxCount, maxBytes)) return [];
-    if (this.#tail.has(sinceLsn + 1)) return this.#tail.readSince(sinceLsn, maxCount, maxBytes);
-    const budget = { maxCount, maxBytes, usedBytes: 0, out: [] as DecodedFrame[] };
-    await readFramesAcross(this.#files, this.#tail, sinceLsn, budget).catch(this.#readError);
-    const first = budget.out[0];
-    if (first !== undefined && first.lsn !== sinceLsn + 1) {
-      throw this.#reportCorruption(
-        new WalCorruptionError(`expected LSN ${sinceLsn + 1} first, read ${first.lsn}`),
-      );
-    }
-    return budget.out;
+  readSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<DecodedFrame[]> {
+    return this.#reads.readSince(sinceLsn, maxCount, maxBytes);
   }
 
-  /**
-   * The records `readSince` returns (same budget, same errors) as the bytes stored, read with one
-   * read per segment (`readRawAcross`; CRCs left to the receiver). Needs read access to the spool.
-   */
-  async readRawSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<RawFrames> {
-    if (!this.#startRead(sinceLsn, maxCount, maxBytes)) return emptyRawFrames(sinceLsn);
-    return await readRawAcross(this.#files, this.#tail, sinceLsn, { maxCount, maxBytes })
-      .catch(this.#readError);
-  }
-
-  /** Checks a read's arguments and start; false when there is nothing to read. */
-  #startRead(sinceLsn: number, maxCount: number, maxBytes: number): boolean {
-    assert(Number.isSafeInteger(sinceLsn) && sinceLsn >= 0);
-    assert(Number.isSafeInteger(maxCount) && maxCount >= 0 && maxBytes >= 0);
-    if (this.#state === "closed") throw this.#unavailable();
-    if (sinceLsn >= this.#currentLsn || maxCount === 0) return false;
-    const oldest = this.oldestLsn();
-    if (sinceLsn + 1 < oldest) throw new WalRemovedError(sinceLsn, oldest);
-    return true;
-  }
-
-  /** Rethrows a failed read's error; a corruption is reported (once per segment) on its way. */
-  #readError = (error: unknown): never => {
-    throw error instanceof WalCorruptionError ? this.#reportCorruption(error) : error;
-  };
-
-  /** Logs and counts a corruption once per damaged segment; every read still gets the error. */
-  #reportCorruption(error: WalCorruptionError): WalCorruptionError {
-    const where = String(error.details.path ?? error.message);
-    if (!this.#reportedCorruptions.has(where)) {
-      this.#reportedCorruptions.add(where);
-      this.#logger.error("spool.corruption", { message: error.message, ...error.details });
-      this.#observer.corruption?.(error);
-    }
-    return error;
+  /** The records `readSince` returns, as the bytes stored (`SpoolReads.readRawSince`). */
+  readRawSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<RawFrames> {
+    return this.#reads.readRawSince(sinceLsn, maxCount, maxBytes);
   }
 
   /**

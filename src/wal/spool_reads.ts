@@ -1,13 +1,16 @@
 /**
  * The spool's reads across segments and the in-memory tail (`Spool.readSince`, decoded and
  * CRC-checked, and `Spool.readRawSince`, the bytes as stored): each reads the segment files until
- * the budget is spent or the next record is in the tail, then takes the rest from the tail. The
- * spool checks the arguments first and reports corruption on the way out.
+ * the budget is spent or the next record is in the tail, then takes the rest from the tail.
+ * `SpoolReads` checks the arguments first and reports corruption on the way out.
  *
  * @module
  */
 
-import { WalRemovedError } from "../core/errors.ts";
+import assert from "node:assert/strict";
+import { WalCorruptionError, WalRemovedError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import type { DecodedFrame } from "./frame.ts";
 import {
   appendFrames,
   emptyRawFrames,
@@ -69,4 +72,86 @@ export async function readRawAcross(
     appendFrames(raw, tail.readSince(raw.lastLsn, budget.maxCount - raw.count, Infinity), budget);
   }
   return raw;
+}
+
+/** What the reads need of their spool. */
+export interface SpoolReadsHooks {
+  currentLsn(): number;
+  closed(): boolean;
+  unavailable(): Error;
+  logger: Logger;
+  observer: { corruption?(error: WalCorruptionError): void };
+}
+
+/** The spool's reads, and its report of a damaged segment (once per segment). */
+export class SpoolReads {
+  #files: SegmentSet;
+  #tail: FrameTail;
+  #hooks: SpoolReadsHooks;
+  /** Segments whose corruption was reported (once each: a log line and the metric). */
+  #reportedCorruptions = new Set<string>();
+
+  constructor(files: SegmentSet, tail: FrameTail, hooks: SpoolReadsHooks) {
+    this.#files = files;
+    this.#tail = tail;
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Records with LSN > `sinceLsn`, in order, at most `maxCount` and about `maxBytes` (at least one
+   * record when any is available). Served from the in-memory tail when it holds `sinceLsn + 1`,
+   * else from the segments through the seek index, stopping as soon as the budget is spent.
+   * Throws `WalRemovedError` when `sinceLsn + 1` was pruned, `WalCorruptionError` when a segment
+   * fails verification.
+   */
+  async readSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<DecodedFrame[]> {
+    if (!this.#startRead(sinceLsn, maxCount, maxBytes)) return [];
+    if (this.#tail.has(sinceLsn + 1)) return this.#tail.readSince(sinceLsn, maxCount, maxBytes);
+    const budget = { maxCount, maxBytes, usedBytes: 0, out: [] as DecodedFrame[] };
+    await readFramesAcross(this.#files, this.#tail, sinceLsn, budget).catch(this.#readError);
+    const first = budget.out[0];
+    if (first !== undefined && first.lsn !== sinceLsn + 1) {
+      throw this.reportCorruption(
+        new WalCorruptionError(`expected LSN ${sinceLsn + 1} first, read ${first.lsn}`),
+      );
+    }
+    return budget.out;
+  }
+
+  /**
+   * The records `readSince` returns (same budget, same errors) as the bytes stored, read with one
+   * read per segment (`readRawAcross`; CRCs left to the receiver).
+   */
+  async readRawSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<RawFrames> {
+    if (!this.#startRead(sinceLsn, maxCount, maxBytes)) return emptyRawFrames(sinceLsn);
+    return await readRawAcross(this.#files, this.#tail, sinceLsn, { maxCount, maxBytes })
+      .catch(this.#readError);
+  }
+
+  /** Logs and counts a corruption once per damaged segment; every read still gets the error. */
+  reportCorruption(error: WalCorruptionError): WalCorruptionError {
+    const where = String(error.details.path ?? error.message);
+    if (!this.#reportedCorruptions.has(where)) {
+      this.#reportedCorruptions.add(where);
+      this.#hooks.logger.error("spool.corruption", { message: error.message, ...error.details });
+      this.#hooks.observer.corruption?.(error);
+    }
+    return error;
+  }
+
+  /** Checks a read's arguments and start; false when there is nothing to read. */
+  #startRead(sinceLsn: number, maxCount: number, maxBytes: number): boolean {
+    assert(Number.isSafeInteger(sinceLsn) && sinceLsn >= 0);
+    assert(Number.isSafeInteger(maxCount) && maxCount >= 0 && maxBytes >= 0);
+    if (this.#hooks.closed()) throw this.#hooks.unavailable();
+    if (sinceLsn >= this.#hooks.currentLsn() || maxCount === 0) return false;
+    const oldest = this.#files.oldestLsn();
+    if (sinceLsn + 1 < oldest) throw new WalRemovedError(sinceLsn, oldest);
+    return true;
+  }
+
+  /** Rethrows a failed read's error; a corruption is reported (once per segment) on its way. */
+  #readError = (error: unknown): never => {
+    throw error instanceof WalCorruptionError ? this.reportCorruption(error) : error;
+  };
 }

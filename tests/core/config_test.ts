@@ -84,7 +84,9 @@ Deno.test("settingsHelp() lists only the settings of the role asked for", () => 
   assert.doesNotMatch(primary, /--primary-url|--replica-id|--replica-token|--primary-ca/);
   assert.match(replica, /--primary-url/);
   assert.match(replica, /--replica-id/);
-  assert.doesNotMatch(replica, /--segment-bytes-max|--commit-policy|--slot-lag-max-records/);
+  assert.doesNotMatch(replica, /--commit-policy|--record-bytes-max|--term /);
+  // A replica that keeps its log (a relay) takes the log's settings, and the help says when.
+  assert.match(replica, /--segment-bytes-max .*\[with --keep-wal or --serve-wal\]/);
   for (const shared of ["--data-dir", "--port", "--tokens-file", "--tls-cert"]) {
     assert.match(primary, new RegExp(shared));
     assert.match(replica, new RegExp(shared));
@@ -110,4 +112,45 @@ Deno.test("parseConfig() refuses the other role's setting, naming the role it be
     (error: unknown) =>
       error instanceof ConfigError && /--commit-policy is a primary setting/.test(error.message),
   );
+});
+
+Deno.test("parseConfig(): --serve-wal implies --keep-wal, and a relay takes a primary's log settings", () => {
+  const base = ["--primary-url", "http://127.0.0.1:8787", "--replica-id", "relay-1"];
+  const relay = parseConfig(
+    "replica",
+    [...base, "--serve-wal", "--slot-lag-max-records", "5"],
+    noEnv,
+  );
+  assert.equal(relay.serveWal, true);
+  assert.equal(relay.keepWal, true);
+  assert.equal(relay.slotLagMaxRecords, 5);
+  const keeper = parseConfig(
+    "replica",
+    [...base, "--keep-wal", "--segment-bytes-max", "1MiB"],
+    noEnv,
+  );
+  assert.deepEqual([keeper.keepWal, keeper.serveWal, keeper.segmentBytesMax], [
+    true,
+    false,
+    1 << 20,
+  ]);
+  const plain = parseConfig("replica", base, noEnv);
+  assert.deepEqual([plain.keepWal, plain.serveWal], [false, false]);
+});
+
+Deno.test("parseConfig(): a replica that keeps no log refuses a primary's log settings as flags", () => {
+  const base = ["--primary-url", "http://127.0.0.1:8787", "--replica-id", "r1"];
+  assert.throws(
+    () => parseConfig("replica", [...base, "--slot-lag-max-records", "5"], noEnv),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /--slot-lag-max-records applies to a replica only with --keep-wal/
+        .test(error.message),
+  );
+  // A primary's own settings (its writes) stay the primary's.
+  assert.throws(
+    () => parseConfig("replica", [...base, "--serve-wal", "--commit-policy", "local"], noEnv),
+    ConfigError,
+  );
+  assert.match(settingsHelp("replica"), /--serve-wal/);
 });

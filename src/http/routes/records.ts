@@ -135,6 +135,8 @@ export function recordRoutes(deps: AppDeps) {
   app.openAPIRegistry.registerPath(_writeRoute);
   app.post(_WRITE_PATH, async (c) => {
     requireRole(c, "writer");
+    const elsewhere = deps.writesGoTo?.();
+    if (elsewhere !== undefined) return _redirect(c, elsewhere);
     _appendQueueGuard(c, deps);
     const format = writeBodyFormat(c.req.header("content-type"));
     const bytes = await readWriteBody(c.req.raw, deps.limits.requestBytesMax);
@@ -149,6 +151,24 @@ export function recordRoutes(deps: AppDeps) {
     return _writeAnswer(result, deps.failOnCommitTimeout);
   });
   return app;
+}
+
+/**
+ * 307 to where writes go (a relay's upstream): the client repeats the same POST there, body and
+ * all. Nothing was read or written here.
+ */
+function _redirect(c: Context<AppEnv>, base: string): Response {
+  const url = new URL(c.req.url);
+  const location = new URL(`${base.replace(/\/+$/, "")}${url.pathname}${url.search}`);
+  return c.json(
+    {
+      error: "not_primary",
+      message: `this node takes no writes; send them to ${location.origin}`,
+      location: location.href,
+    },
+    307,
+    { location: location.href, "cache-control": "no-store" },
+  );
 }
 
 function _parse(

@@ -30,7 +30,9 @@ export function statusRoutes(deps: AppDeps) {
       appliedLsn: deps.state?.appliedLsn() ?? 0,
       commitPolicy: deps.primary.commitPolicyFloor,
     });
-    return c.json(view, 200);
+    // A relay (SPEC.md 13.3): its own log and slots, and where it stands with its upstream.
+    const upstream = deps.upstream?.();
+    return c.json(upstream ? { ...view, role: "relay", upstream } : view, 200);
   });
   return app;
 }

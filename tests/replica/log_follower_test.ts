@@ -1,0 +1,120 @@
+// The log follower of a replica that keeps the log (SPEC.md 13.3): frames go into its own spool
+// byte for byte before the ack says durable; a frame of a lower term than one kept is refused
+// (receivers fence, 13.4); a 409 `rebootstrap_required` stops it. Driven by a scripted primary
+// (long-polls: it answers `stream=1` with a plain pull); each check waits for a request.
+
+import assert from "node:assert/strict";
+import { concatBytes } from "../../src/core/bytes.ts";
+import { joinPath } from "../../src/core/files.ts";
+import { LogFollower } from "../../src/replica/log_follower.ts";
+import { encodeFrameV3 } from "../../src/wal/frame.ts";
+import { Spool } from "../../src/wal/spool.ts";
+import {
+  framesResponse,
+  idlePull,
+  rebootstrapResponse,
+  scriptedPrimary,
+  type ScriptedRequest,
+} from "../helpers/scripted_primary.ts";
+import { withTempDir } from "../helpers/temp.ts";
+import { waitUntil } from "../helpers/process.ts";
+
+const utf8 = new TextEncoder();
+
+function frame(lsn: number, term: number): Uint8Array {
+  const payload = utf8.encode(
+    JSON.stringify({ op: "put", collection: "c", key: `k${lsn}`, value: lsn, ts: 1 }),
+  );
+  return encodeFrameV3({ term, ownershipEpoch: 0, lsn, timestampMs: 1000 + lsn, payload });
+}
+
+function body(frames: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  return concatBytes(frames, frames.reduce((n, f) => n + f.byteLength, 0)) as Uint8Array<
+    ArrayBuffer
+  >;
+}
+
+/** Serves `frames` (LSN 1..n) after `since_lsn`, then holds. */
+function serving(frames: Uint8Array[]) {
+  return (request: ScriptedRequest) => {
+    const since = Number(request.query.get("since_lsn"));
+    return since >= frames.length
+      ? idlePull(request, frames.length)
+      : framesResponse(body(frames.slice(since)), frames.length);
+  };
+}
+
+async function withFollower(
+  wal: (request: ScriptedRequest) => Response | Promise<Response>,
+  fn: (
+    parts: { follower: LogFollower; spool: Spool; primary: ReturnType<typeof scriptedPrimary> },
+  ) => Promise<void>,
+): Promise<void> {
+  await withTempDir(async (dir) => {
+    const primary = scriptedPrimary({ currentLsn: 0, wal });
+    const spool = await Spool.open({ walDir: joinPath(dir, "wal"), timeline: 1, term: 1 });
+    const follower = new LogFollower({
+      client: primary.client,
+      replicaId: "relay-1",
+      upstreamUrl: "http://primary.test",
+      spool,
+      appliedLsn: () => 0,
+      backoffMsMin: 1,
+      backoffMsMax: 5,
+    }, 0);
+    follower.start();
+    try {
+      await fn({ follower, spool, primary });
+    } finally {
+      await follower.stop();
+      await spool.close();
+    }
+  });
+}
+
+Deno.test("LogFollower keeps the upstream's frames byte for byte, durable before its ack says so", async () => {
+  const frames = [1, 2, 3, 4, 5].map((lsn) => frame(lsn, lsn < 3 ? 1 : 2));
+  await withFollower(serving(frames), async ({ follower, spool, primary }) => {
+    const ack = await primary.waitFor("ack", (r) => r.json?.durable_lsn === 5);
+    assert.equal(ack.json?.applied_lsn, 0, "applied is the state's, not the log's");
+    assert.equal(spool.currentLsn(), 5);
+    const raw = await spool.readRawSince(0, 10, 1 << 20);
+    assert.deepEqual(concatBytes(raw.chunks, raw.byteLength), body(frames));
+    assert.equal(follower.term, 2);
+    assert.equal(follower.status().state, "healthy");
+  });
+});
+
+Deno.test("LogFollower refuses a frame whose term is lower than one it kept (stale_term)", async () => {
+  const frames = [frame(1, 1), frame(2, 3), frame(3, 2), frame(4, 3)];
+  await withFollower(serving(frames), async ({ follower, spool, primary }) => {
+    await primary.waitFor("ack", (r) => r.json?.durable_lsn === 2);
+    // It asks again from LSN 2 with its term, and keeps refusing LSN 3.
+    await primary.waitFor("wal", (r) => r.index >= 3);
+    assert.equal(spool.currentLsn(), 2);
+    assert.equal(follower.status().state, "stale_term");
+    assert.match(follower.status().last_error ?? "", /frame 3 has term 2/);
+  });
+});
+
+Deno.test("LogFollower stops following on 409 rebootstrap_required and keeps its log", async () => {
+  const frames = [frame(1, 1), frame(2, 1)];
+  const wal = (request: ScriptedRequest) =>
+    Number(request.query.get("since_lsn")) >= 2
+      ? rebootstrapResponse("wal-removed", 10)
+      : serving(frames)(request);
+  await withFollower(wal, async ({ follower, spool, primary }) => {
+    await primary.waitFor("wal", (r) => Number(r.query.get("since_lsn")) === 2);
+    await waitUntil(
+      "the 409 to stop the follower",
+      () => follower.state === "rebootstrap_required",
+    );
+    await follower.stop();
+    assert.equal(follower.status().state, "rebootstrap_required");
+    assert.equal(spool.currentLsn(), 2);
+    const after = primary.requests.filter((r) =>
+      r.route === "wal" && r.query.get("since_lsn") === "2"
+    );
+    assert.equal(after.length, 1, "no pull after the 409");
+  });
+});
