@@ -20,8 +20,10 @@ import { CLI_COMMANDS, runCli } from "./src/app/cli.ts";
 import { runPrimary } from "./src/app/run_primary.ts";
 import { runReplica } from "./src/app/run_replica.ts";
 import { runRelay } from "./src/app/run_relay.ts";
+import { runNode } from "./src/app/run_node.ts";
 
-const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --help lists them)\n" +
+const USAGE =
+  "usage: main.ts primary|replica|node [settings]   (main.ts primary --help lists them)\n" +
   "       main.ts status|slots|drop-slot <id>|token <role> [--url u] [--token t] [--json]";
 
 /**
@@ -32,7 +34,7 @@ const USAGE = "usage: main.ts primary|replica [settings]   (main.ts primary --he
 export async function main(args: readonly string[]): Promise<number> {
   const [role, ...rest] = args;
   if (role !== undefined && CLI_COMMANDS.has(role)) return await _cli(args);
-  if (role !== "primary" && role !== "replica") {
+  if (role !== "primary" && role !== "replica" && role !== "node") {
     console.error(USAGE);
     return 2;
   }
@@ -51,6 +53,7 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   try {
     if (role === "primary") return await runPrimary(config, logger);
+    if (role === "node") return await runNode(config, logger);
     // A replica that keeps the log runs a primary's serving side over it (SPEC.md 13.3).
     return config.keepWal ? await runRelay(config, logger) : await runReplica(config, logger);
   } catch (error) {

@@ -12,6 +12,7 @@ import { runStateBench } from "./state_bench.ts";
 import { runEventsBench } from "./events_bench.ts";
 import { runSegmentsBench } from "./segments_bench.ts";
 import { runEtcdBench } from "./etcd_bench.ts";
+import { runFailoverBench } from "./failover_bench.ts";
 
 const BENCHES: Record<string, () => Promise<void>> = {
   spool: runSpoolBench,
@@ -25,6 +26,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   events: runEventsBench,
   segments: runSegmentsBench,
   etcd: runEtcdBench,
+  failover: runFailoverBench,
 };
 
 // Arguments starting with "--" are options the benchmarks read themselves (e.g. --quick).

@@ -17,6 +17,7 @@ import { createApp } from "../http/primary_app.ts";
 import { Metrics } from "../metrics/primary_metrics.ts";
 import { type CommitPolicy, parseCommitPolicy } from "../replication/commit_policy.ts";
 import { Primary } from "../replication/primary.ts";
+import { CommitWaiter } from "../replication/commit_waiter.ts";
 import { SnapshotServer } from "../replication/snapshot.ts";
 import { SlotStore } from "../slots/slot_store.ts";
 import { StateApplier } from "../state/applier.ts";
@@ -88,9 +89,11 @@ export async function runPrimary(config: Config, baseLogger: Logger): Promise<nu
 
 /** A relay's parts of the app (SPEC.md 13.3): writes go upstream, status shows the follower. */
 export interface RelayAppParts {
-  writesGoTo: () => string;
-  upstream: () => Record<string, unknown>;
-  servesLog: boolean;
+  writesGoTo?: () => string | null;
+  upstream?: () => Record<string, unknown>;
+  servesLog?: boolean;
+  fence?: () => void;
+  leader?: () => { node_id: string; url: string; term: number } | null;
 }
 
 /** The primary's app over what `openServing` opened; a relay's with `relay`. */
@@ -127,7 +130,12 @@ export function servingApp(
 export async function openServing(
   config: Config,
   logger: Logger,
-  parts: { floor: CommitPolicy; events: EventHub; mirror?: { term: () => number } },
+  parts: {
+    floor: CommitPolicy;
+    events: EventHub;
+    mirror?: { term: () => number };
+    cluster?: { members: ReadonlySet<string> };
+  },
 ): Promise<OpenedServing> {
   const { floor, events } = parts;
   const metrics = new Metrics();
@@ -150,8 +158,20 @@ export async function openServing(
     observer: metrics.slotStoreObserver,
   });
   _logRecovered(config, logger, spool, slots);
-  const state = await StateApplier.open({ spool, kv, logger });
-  const primary = _newPrimary(config, { spool, slots, state, floor, logger, mirror: parts.mirror });
+  // In a cluster, `quorum`, the commit LSN and the state count the members only (SPEC.md 13.4).
+  const members = parts.cluster?.members;
+  const waiter = members ? new CommitWaiter({ members }) : undefined;
+  const commitLsn = waiter && (() => waiter.commitLsn(spool.currentLsn()) ?? 0);
+  const state = await StateApplier.open({ spool, kv, logger, applyUpTo: commitLsn });
+  const primary = _newPrimary(config, {
+    spool,
+    slots,
+    state,
+    floor,
+    logger,
+    mirror: parts.mirror,
+    cluster: waiter && { members: members!, waiter, commitLsn: commitLsn! },
+  });
   metrics.attachPrimary(primary, {
     appliedLsn: () => state.appliedLsn(),
     skippedRecords: () => state.skippedRecords,
@@ -179,9 +199,15 @@ function _newPrimary(
     floor: CommitPolicy;
     logger: Logger;
     mirror?: { term: () => number };
+    cluster?: { members: ReadonlySet<string>; waiter: CommitWaiter; commitLsn: () => number };
   },
 ): Primary {
+  const cluster = parts.cluster;
   return new Primary({
+    waiter: cluster?.waiter,
+    members: cluster?.members,
+    commitLsn: cluster?.commitLsn,
+    onCommitAdvanced: cluster && (() => parts.state.capRaised()),
     spool: parts.spool,
     slots: parts.slots,
     stateFloor: () => parts.state.appliedLsn(),

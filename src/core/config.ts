@@ -17,6 +17,7 @@ import {
   settingsOf,
   takesSetting,
 } from "./settings.ts";
+import { validateNodeConfig } from "./node_settings.ts";
 
 export { type Config, envName, type Role, SETTINGS, settingsOf };
 
@@ -129,6 +130,7 @@ export function parseConfig(
   if (values.serveWal === true) values.keepWal = true;
   const config = Object.freeze(values) as unknown as Config;
   _validate(config);
+  if (config.role === "node") validateNodeConfig(config);
   _checkRelayFlags(config, flags);
   return config;
 }

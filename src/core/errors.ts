@@ -313,3 +313,32 @@ export class LsnGapError extends FerryError {
     });
   }
 }
+
+/** A cluster node with no leader to send writes to: an election is under way (SPEC.md 13.4). */
+export class NoLeaderError extends FerryError {
+  constructor(message = "no leader right now (an election is under way); retry shortly") {
+    super("no_leader", message);
+  }
+}
+
+/** A leader past its fencing deadline (SPEC.md 13.4): it answers no write and serves no frame. */
+export class NotLeaderError extends FerryError {
+  constructor(message = "this node may no longer act as the leader; retry shortly") {
+    super("not_leader", message);
+  }
+}
+
+/**
+ * A spool cannot be cut back to the LSN asked for (`Spool.truncateAfter`): the records up to it
+ * are no longer retained, so the node must rebuild from a snapshot instead.
+ */
+export class WalTruncateError extends FerryError {
+  constructor(afterLsn: number, oldestLsn: number) {
+    super(
+      "wal_truncate",
+      `cannot truncate the log after LSN ${afterLsn}: the oldest retained LSN is ${oldestLsn}; ` +
+        "rebuild from a snapshot instead",
+      { after_lsn: afterLsn, oldest_lsn: oldestLsn },
+    );
+  }
+}

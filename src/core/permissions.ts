@@ -7,6 +7,7 @@
 
 import type { Config } from "./config.ts";
 import { envName, SETTINGS } from "./config.ts";
+import { etcdEndpointList } from "./node_settings.ts";
 
 /** One permission ferry needs and the flag that grants it. */
 export interface NeededPermission {
@@ -38,7 +39,15 @@ export function neededPermissions(config: Config): NeededPermission[] {
       flag: `--allow-net=${config.host}:${config.port}`,
     },
   ];
-  for (const path of [config.tokensFile, config.tlsCert, config.tlsKey, config.primaryCa]) {
+  for (
+    const path of [
+      config.tokensFile,
+      config.tlsCert,
+      config.tlsKey,
+      config.primaryCa,
+      config.etcdCa,
+    ]
+  ) {
     if (path === undefined) continue;
     needed.push({ descriptor: { name: "read", path }, flag: `--allow-read=${path}` });
   }
@@ -46,6 +55,13 @@ export function neededPermissions(config: Config): NeededPermission[] {
     if (config.role !== "replica" || url === undefined) continue;
     const target = hostPortOf(url);
     needed.push({ descriptor: { name: "net", host: target }, flag: `--allow-net=${target}` });
+  }
+  if (config.role === "node") {
+    // The other members' URLs come from etcd: the operator grants them with the cluster's hosts.
+    for (const url of etcdEndpointList(config)) {
+      const target = hostPortOf(url);
+      needed.push({ descriptor: { name: "net", host: target }, flag: `--allow-net=${target}` });
+    }
   }
   return needed;
 }

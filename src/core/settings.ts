@@ -27,73 +27,9 @@ import {
   TAIL_BYTES_MAX,
 } from "./limits.ts";
 
-/** Which process this is. */
-export type Role = "primary" | "replica";
-
-/** Every setting, after parsing. Frozen. */
-export interface Config {
-  readonly role: Role;
-  readonly dataDir: string;
-  readonly host: string;
-  readonly port: number;
-  readonly tokensFile: string | undefined;
-  readonly region: string;
-  /** URL other nodes reach this one at (topology); defaults to http://host:port. */
-  readonly advertiseUrl: string;
-  readonly term: number;
-  readonly timeline: number;
-  readonly segmentBytesMax: number;
-  readonly tailBytesMax: number;
-  readonly recordBytesMax: number;
-  readonly requestBytesMax: number;
-  readonly requestRecordsMax: number;
-  readonly slotLagMaxRecords: number;
-  readonly slotRetainedBytesMax: number;
-  readonly slotIdleTimeoutMs: number;
-  readonly retentionIntervalMs: number;
-  readonly walRetainBytesMin: number;
-  readonly slotFlushIntervalMs: number;
-  readonly healthyWithinMs: number;
-  readonly commitPolicy: string;
-  readonly commitTimeoutMs: number;
-  readonly failOnCommitTimeout: boolean;
-  readonly snapshotConcurrencyMax: number;
-  readonly slotReclaimAfterMs: number;
-  readonly slotEtaWarnS: number;
-  readonly snapshotStallTimeoutMs: number;
-  readonly streamMaxMs: number;
-  readonly streamUnsentBytesMax: number;
-  readonly streamPulls: boolean;
-  /** A replica that keeps the log in its own spool (SPEC.md 13.3). */
-  readonly keepWal: boolean;
-  /** A relay: a replica that serves its log downstream (implies `keepWal`). */
-  readonly serveWal: boolean;
-  readonly tlsCert: string | undefined;
-  readonly tlsKey: string | undefined;
-  readonly insecurePlainHttp: boolean;
-  readonly primaryUrl: string | undefined;
-  readonly replicaId: string | undefined;
-  readonly replicaToken: string | undefined;
-  readonly primaryCa: string | undefined;
-  readonly segmentsUrl: string | undefined;
-}
-
-type _Kind = "string" | "int" | "bytes" | "bool";
-
-export interface Setting {
-  key: keyof Config;
-  flag: string;
-  kind: _Kind;
-  /** The default, or a function of the role. */
-  byDefault: string | number | boolean | undefined | ((role: Role) => string | number | undefined);
-  min?: number;
-  max?: number;
-  help: string;
-  /** The one role the setting belongs to; both when absent. */
-  only?: Role;
-  /** A primary's setting that a replica keeping the log (`--keep-wal`, `--serve-wal`) takes too. */
-  relay?: true;
-}
+export type { Config, Role, Setting, SettingKind } from "./config_types.ts";
+import type { Role, Setting } from "./config_types.ts";
+import { NODE_SETTINGS } from "./node_settings.ts";
 
 const _DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -103,7 +39,8 @@ export const SETTINGS: readonly Setting[] = [
     key: "dataDir",
     flag: "data-dir",
     kind: "string",
-    byDefault: (role) => role === "primary" ? "./data" : "./replica-data",
+    byDefault: (role) =>
+      ({ primary: "./data", replica: "./replica-data", node: "./node-data" })[role],
     help: "data directory",
   },
   { key: "host", flag: "host", kind: "string", byDefault: "127.0.0.1", help: "listen address" },
@@ -111,7 +48,7 @@ export const SETTINGS: readonly Setting[] = [
     key: "port",
     flag: "port",
     kind: "int",
-    byDefault: (role) => role === "primary" ? 8787 : 8788,
+    byDefault: (role) => role === "replica" ? 8788 : 8787,
     min: 0,
     max: 65535,
     help: "listen port",
@@ -466,12 +403,14 @@ export const SETTINGS: readonly Setting[] = [
     help: "fetch sealed segments through this HTTP cache or CDN (default: the primary)",
     only: "replica",
   },
+  ...NODE_SETTINGS,
 ];
 
 /** Whether `role` takes `setting` (a replica takes a relay's settings: `relay`). */
 export function takesSetting(role: Role, setting: Setting): boolean {
   return setting.only === undefined || setting.only === role ||
-    (setting.relay === true && role === "replica");
+    (setting.relay === true && role === "replica") ||
+    (setting.only === "primary" && role === "node");
 }
 
 /** The settings of `role`. */

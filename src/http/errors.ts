@@ -31,6 +31,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   lsn_not_applied: 503,
   snapshot_busy: 503,
   unavailable: 503,
+  no_leader: 503,
+  not_leader: 503,
   wal_removed: 410,
   wal_corrupt: 500,
   kv_corrupt: 500,

@@ -45,8 +45,15 @@ export interface AppDeps {
   snapshots?: SnapshotServer;
   /** Live events (`GET /v1/events`), when enabled. */
   events?: EventHub;
-  /** Where writes go instead (a relay's upstream URL): `POST /v1/records` answers 307 there. */
-  writesGoTo?: () => string | undefined;
+  /**
+   * Where writes go instead (a relay's upstream, a standby's leader): `POST /v1/records` answers
+   * 307 there; null while there is no leader (503 `no_leader`).
+   */
+  writesGoTo?: () => string | null;
+  /** A leader's fencing check (SPEC.md 13.4): throws `NotLeaderError` past its deadline. */
+  fence?: () => void;
+  /** The cluster's leader, for `/v1/topology` (SPEC.md 13.4). */
+  leader?: () => { node_id: string; url: string; term: number } | null;
   /** A relay's follower, shown in `/v1/status` as `upstream`. */
   upstream?: () => Record<string, unknown>;
   /** False on a replica that keeps its log without serving it (`--keep-wal` alone). */

@@ -78,6 +78,7 @@ export class LogFollower {
   #lastError: string | null = null;
   #registered = false;
   #termSeen: number;
+  #lastFrameTerm: number;
   #upstreamLsn = 0;
   #kept = 0;
   #backoffMs: number;
@@ -89,6 +90,7 @@ export class LogFollower {
     this.#spool = options.spool;
     this.#logger = options.logger ?? silentLogger;
     this.#termSeen = lastTerm;
+    this.#lastFrameTerm = lastTerm;
     this.#backoffMs = this.#backoffMin;
     this.#streams = new StreamPolicy({
       enabled: options.streamPulls ?? true,
@@ -99,6 +101,16 @@ export class LogFollower {
   /** The highest term this node has seen: of its last frame, or its upstream's. */
   get term(): number {
     return this.#termSeen;
+  }
+
+  /** The term of the newest frame kept (0 before any). */
+  get lastFrameTerm(): number {
+    return this.#lastFrameTerm;
+  }
+
+  /** A cluster election saw `term` (SPEC.md 13.4): frames of lower terms are refused from now. */
+  seeTerm(term: number): void {
+    this.#termSeen = Math.max(this.#termSeen, term);
   }
 
   get state(): FollowerState {
@@ -221,6 +233,7 @@ export class LogFollower {
       return { halted: true };
     }
     this.#kept += run.length;
+    if (run.length > 0) this.#lastFrameTerm = run[run.length - 1]!.term;
     for (const frame of run) this.#termSeen = Math.max(this.#termSeen, frame.term);
     if (stale !== -1) {
       const frame = fresh[stale]!;

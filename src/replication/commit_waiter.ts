@@ -70,13 +70,19 @@ export class CommitWaiter {
   /** Places taken by writes still being appended. */
   #reserved = 0;
   #counters: CommitWaitCounters = { reached: 0, timed_out: 0, not_required: 0 };
+  #members: ReadonlySet<string> | undefined;
 
   /**
    * `clock` in ms, used only for `waitedMs` (default `performance.now`, monotonic); `waitsMax`
-   * waits held at once (default {@link COMMIT_WAITS_MAX}).
+   * waits held at once (default {@link COMMIT_WAITS_MAX}). In a cluster (SPEC.md 13.4) `members`
+   * are the other members' ids: `quorum` is then a majority of the members with this primary
+   * counted as one, and edge replicas do not count towards it.
    */
-  constructor(options: { clock?: () => number; waitsMax?: number } = {}) {
+  constructor(
+    options: { clock?: () => number; waitsMax?: number; members?: ReadonlySet<string> } = {},
+  ) {
     this.#clock = options.clock ?? (() => performance.now());
+    this.#members = options.members;
     this.#waitsMax = options.waitsMax ?? COMMIT_WAITS_MAX;
     this.#waits = new Waiters({ max: this.#waitsMax, what: "writes waiting for replicas" });
   }
@@ -134,6 +140,19 @@ export class CommitWaiter {
       if (replica.region === region) best = Math.max(best, replica.durableLsn);
     }
     return best;
+  }
+
+  /**
+   * In a cluster, the commit LSN: the highest LSN durable on a majority of the members, this
+   * primary (durable at `currentLsn`) counted as one. Undefined outside a cluster.
+   */
+  commitLsn(currentLsn: number): number | undefined {
+    if (this.#members === undefined) return undefined;
+    const others = Math.floor((this.#members.size + 1) / 2);
+    if (others === 0) return currentLsn;
+    const lsns = [...this.#members].map((id) => this.#replicas.get(id)?.durableLsn ?? 0)
+      .sort((a, b) => b - a);
+    return Math.min(currentLsn, lsns[others - 1] ?? 0);
   }
 
   /** Registered replicas. */
@@ -201,7 +220,7 @@ export class CommitWaiter {
     );
     _assertPolicy(policy);
     if (!_needsWait(policy)) return this.#end(targetLsn, policy, "not_required", 0);
-    const met = () => _evaluate(this.#replicas, targetLsn, policy).met;
+    const met = () => _evaluate(this.#replicas, targetLsn, policy, this.#members).met;
     // Answered without holding: waitedMs is exactly 0.
     if (met()) return this.#end(targetLsn, policy, "reached", 0);
     if (options.timeoutMs === 0 || options.signal?.aborted) {
@@ -240,7 +259,7 @@ export class CommitWaiter {
       durableReplicas.push(id);
       if (replica.region !== undefined) regions.add(replica.region);
     }
-    const { required, observed } = _evaluate(this.#replicas, targetLsn, policy);
+    const { required, observed } = _evaluate(this.#replicas, targetLsn, policy, this.#members);
     return {
       policy: formatCommitPolicy(policy),
       outcome,
@@ -258,8 +277,12 @@ function _evaluate(
   replicas: ReadonlyMap<string, _Replica>,
   targetLsn: number,
   policy: CommitPolicy,
+  members: ReadonlySet<string> | undefined,
 ): _Evaluation {
   if (policy.kind === "local") return { met: true, required: 0, observed: 0 };
+  if (policy.kind === "quorum" && members !== undefined) {
+    return _memberQuorum(replicas, targetLsn, members);
+  }
   if (policy.kind === "regions") {
     const covered = new Set<string | undefined>();
     for (const replica of replicas.values()) {
@@ -275,6 +298,18 @@ function _evaluate(
   }
   // With no replica registered the majority is 1, which nothing can meet.
   const required = policy.kind === "ack_n" ? policy.n : Math.floor(replicas.size / 2) + 1;
+  return { met: observed >= required, required, observed };
+}
+
+/** A majority of the members, this primary counted as one: the others needed are ⌊(M+1)/2⌋. */
+function _memberQuorum(
+  replicas: ReadonlyMap<string, _Replica>,
+  targetLsn: number,
+  members: ReadonlySet<string>,
+): _Evaluation {
+  let observed = 0;
+  for (const id of members) if ((replicas.get(id)?.durableLsn ?? 0) >= targetLsn) observed += 1;
+  const required = Math.floor((members.size + 1) / 2);
   return { met: observed >= required, required, observed };
 }
 

@@ -87,7 +87,7 @@ export class Primary {
       healthyWithinMs: options.healthyWithinMs,
     });
     this.#pulls = new PullServer({
-      spool: this.spool,
+      ...options,
       registry: this.#registry,
       resyncs: this.#resyncs,
       clock: this.#clock,
@@ -314,6 +314,13 @@ export class Primary {
     return { currentLsn: current, commitLsn: current, term: this.term, timeline: this.timeline };
   }
 
+  /** Call when the commit LSN may have risen (SPEC.md 13.4): edge pulls and streams go on. */
+  commitAdvanced(): void {
+    this.#pulls.commitAdvanced();
+    this.streams.commitAdvanced();
+    this.#options.onCommitAdvanced?.();
+  }
+
   // ---- acks ----
 
   /**
@@ -350,6 +357,8 @@ export class Primary {
       this.slots.set(ackSlot(slot, { appliedLsn: ack.appliedLsn, durableLsn, nowMs: now }));
       this.#syncWaiter(id);
       this.waiter.recordAck(id, durableLsn);
+      // In a cluster a member's durable ack may raise the commit LSN (SPEC.md 13.4).
+      if (this.#options.commitLsn) this.commitAdvanced();
     }
     return stateOf(replica);
   }

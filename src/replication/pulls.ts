@@ -5,14 +5,22 @@
  * (`Spool.readSince`); raw-frame pulls get them as the bytes stored (`Spool.readRawSince`, no CRC
  * computed here: the receiver checks them).
  *
+ * In a cluster (SPEC.md 13.4, `commitLsn` given) an edge (a replica that is not a member, or an
+ * anonymous pull) gets only records at or below the commit LSN: its reads are capped there, and
+ * its held pull waits until a record after its start is committed, not merely appended. The
+ * commit LSN rises on members' acks, so whoever computes it calls `commitAdvanced()` after each
+ * rise; group commits are watched here (while an edge pull waits for one).
+ *
  * @module
  */
 
 import { TermMismatchError, WalRemovedError } from "../core/errors.ts";
+import { APPEND_WAITERS_MAX } from "../core/limits.ts";
+import { Waiters, type WaitOptions } from "../core/waiter.ts";
 import type { Spool } from "../wal/spool.ts";
 import type { ReplicaRegistry } from "./registry.ts";
 import type { ResyncCounters } from "./resume.ts";
-import type { RawFrames } from "../wal/range_read.ts";
+import { emptyRawFrames, type RawFrames } from "../wal/range_read.ts";
 import type { PullPosition, PullRequest, PullResult, RawPullResult } from "./types.ts";
 
 /** What the pull server uses of the primary. */
@@ -25,21 +33,64 @@ export interface PullServerDeps {
   resyncs: ResyncCounters;
   /** Where to serve an identified replica from (`Primary.planResume`). */
   planResume: (replicaId: string, sinceLsn: number | undefined) => number;
+  /** In a cluster (SPEC.md 13.4): the members' ids; every other replica is an edge. */
+  members?: ReadonlySet<string>;
+  /** In a cluster: the commit LSN. Absent (a single primary): nothing is gated. */
+  commitLsn?: () => number;
 }
 
 /** Serves the pulls of one primary. */
 export class PullServer {
   #deps: PullServerDeps;
+  /** Edge pulls held until the commit LSN passes their start (appended, not yet committed). */
+  #committed = new Waiters({ max: APPEND_WAITERS_MAX, what: "held pulls" });
+  /** Unsubscribes from the spool's group commits (subscribed while edge pulls are held). */
+  #unwatchCommits: (() => void) | undefined;
 
   constructor(deps: PullServerDeps) {
     this.#deps = deps;
   }
 
+  /** True in a cluster: edges get only committed records. */
+  get gated(): boolean {
+    return this.#deps.commitLsn !== undefined;
+  }
+
+  /** True when `replicaId` gets only committed records: an edge (or anonymous) in a cluster. */
+  isGated(replicaId: string | undefined): boolean {
+    if (this.#deps.commitLsn === undefined) return false;
+    return replicaId === undefined || !(this.#deps.members?.has(replicaId) ?? false);
+  }
+
+  /** The commit LSN, never above the current LSN; the current LSN outside a cluster. */
+  commitLsn(): number {
+    const current = this.#deps.spool.currentLsn();
+    const commit = this.#deps.commitLsn;
+    return commit === undefined ? current : Math.min(current, commit());
+  }
+
+  /** The last LSN `replicaId` may be served now: the commit LSN for an edge, else the current. */
+  servableLsn(replicaId: string | undefined): number {
+    return this.isGated(replicaId) ? this.commitLsn() : this.#deps.spool.currentLsn();
+  }
+
+  /** The commit LSN may have risen: answers every held edge pull it now reaches. */
+  commitAdvanced(): void {
+    this.#committed.wake();
+  }
+
+  /** Shutdown or fencing: answers the held edge pulls now and holds no new one. */
+  close(): void {
+    this.#committed.close();
+  }
+
   /** A JSON pull: the records decoded and CRC-checked. */
   async pull(request: PullRequest): Promise<PullResult> {
     const start = await this.#open(request);
-    const frames = await this.#deps.spool.readSince(start, request.maxCount, request.maxBytes)
-      .catch(this.#readError);
+    const count = this.#countAfter(start, request);
+    const frames = count === 0
+      ? []
+      : await this.#deps.spool.readSince(start, count, request.maxBytes).catch(this.#readError);
     this.#noteSent(request.replicaId, frames[frames.length - 1]?.lsn ?? 0);
     return { frames, ...this.position(start) };
   }
@@ -50,8 +101,10 @@ export class PullServer {
    */
   async pullRaw(request: PullRequest): Promise<RawPullResult> {
     const start = await this.#open(request);
-    const raw = await this.#deps.spool.readRawSince(start, request.maxCount, request.maxBytes)
-      .catch(this.#readError);
+    const count = this.#countAfter(start, request);
+    const raw = count === 0
+      ? emptyRawFrames(start)
+      : await this.#deps.spool.readRawSince(start, count, request.maxBytes).catch(this.#readError);
     this.#noteSent(request.replicaId, raw.count > 0 ? raw.lastLsn : 0);
     return { raw, ...this.position(start) };
   }
@@ -67,10 +120,18 @@ export class PullServer {
   /** Term check, resume planning, and the long-poll hold of a pull; returns where it starts. */
   async #open(request: PullRequest): Promise<number> {
     const start = this.planStart(request);
-    if (request.awaitTimeoutMs > 0 && this.#deps.spool.currentLsn() <= start) {
+    if (request.awaitTimeoutMs > 0 && this.servableLsn(request.replicaId) <= start) {
       await this.#hold(request.replicaId, start, request);
     }
     return start;
+  }
+
+  /**
+   * Records a pull after `start` may take: its `maxCount`, capped at what its replica may be
+   * served (LSNs follow each other without gaps, so a count caps the LSN); 0 when none.
+   */
+  #countAfter(start: number, request: PullRequest): number {
+    return Math.max(0, Math.min(request.maxCount, this.servableLsn(request.replicaId) - start));
   }
 
   /**
@@ -115,12 +176,31 @@ export class PullServer {
     const replica = replicaId === undefined ? undefined : registry.get(replicaId);
     if (replica) registry.pullOpened(replica);
     try {
-      await this.#deps.spool.waitForAppend(start, {
-        timeoutMs: request.awaitTimeoutMs,
-        signal: request.signal,
-      });
+      const wait = { timeoutMs: request.awaitTimeoutMs, signal: request.signal };
+      if (this.isGated(replicaId)) await this.#holdCommitted(start, wait);
+      else await this.#deps.spool.waitForAppend(start, wait);
     } finally {
       if (replica) registry.pullClosed(replica, this.#deps.clock());
+    }
+  }
+
+  /**
+   * Holds an edge's pull until a record after `start` is committed, within one timeout: first
+   * until one is appended (the spool's wait, a held pull like any other), then until the commit
+   * LSN reaches it (woken by `commitAdvanced` and by each group commit meanwhile).
+   */
+  async #holdCommitted(start: number, wait: WaitOptions): Promise<void> {
+    const deadlineMs = performance.now() + wait.timeoutMs;
+    if (!await this.#deps.spool.waitForAppend(start, wait)) return;
+    this.#unwatchCommits ??= this.#deps.spool.onCommit(() => this.#committed.wake());
+    try {
+      const timeoutMs = deadlineMs - performance.now();
+      await this.#committed.wait(undefined, () => this.commitLsn() > start, { ...wait, timeoutMs });
+    } finally {
+      if (this.#committed.size === 0) {
+        this.#unwatchCommits?.();
+        this.#unwatchCommits = undefined;
+      }
     }
   }
 

@@ -7,6 +7,10 @@
  * carries a CRC-32 over the entry lines (each with its "\n") of its own response. At most
  * `concurrencyMax` snapshots stream at once; beyond that `SnapshotBusyError` (503, Retry-After).
  *
+ * In a cluster (SPEC.md 13.4) a snapshot shows only committed records: the state applier is capped
+ * at the commit LSN (`StateApplier`'s `applyUpTo`), so `start_lsn`, every entry and `end_lsn` are at
+ * or below it; a state found ahead of the commit LSN (an uncapped applier) is refused, never sent.
+ *
  * @module
  */
 
@@ -92,6 +96,13 @@ export class SnapshotServer {
 
   async #pin(replicaId: string): Promise<number> {
     const startLsn = this.#state.appliedLsn();
+    const commitLsn = this.#primary.streams.commitLsn();
+    if (startLsn > commitLsn) {
+      throw new UnavailableError("the state is ahead of the commit LSN; no snapshot can start", {
+        applied_lsn: startLsn,
+        commit_lsn: commitLsn,
+      });
+    }
     await this.#primary.pinSlot(replicaId, startLsn);
     return startLsn;
   }

@@ -8,9 +8,14 @@
  * A stream is not a sign of life: it never touches the registry's last-seen time (a replica is
  * seen by its requests and acks, SPEC.md 5), it only notes what was sent.
  *
+ * In a cluster (SPEC.md 13.4) an edge's stream carries only frames at or below the commit LSN:
+ * `commitAdvanced()` (called by `Primary.commitAdvanced`) lets each such stream send what the
+ * commit LSN now covers, and control records carry the commit LSN.
+ *
  * @module
  */
 
+import assert from "node:assert/strict";
 import { OverloadedError, UnavailableError } from "../core/errors.ts";
 import {
   STREAM_CONTROL_INTERVAL_MS,
@@ -39,6 +44,15 @@ export type SlotView = "live" | "invalidated" | "missing";
 export interface StreamHubOptions {
   /** The spool's current LSN. */
   currentLsn: () => number;
+  /**
+   * In a cluster (SPEC.md 13.4): true when a stream of `replicaId` gets only committed frames
+   * (an edge). Absent: no stream is gated.
+   */
+  isGated?: (replicaId: string | undefined) => boolean;
+  /** The commit LSN (never above the current LSN): the last LSN a gated stream may send. */
+  commitLsn?: () => number;
+  /** The hub closed for good (shutdown or fencing): what else must end with it. */
+  onClose?: (reason: StreamEndReason) => void;
   /** Subscribes to the spool's group commits (`Spool.onCommit`); returns the unsubscribe. */
   onCommit: (listener: (commit: GroupCommit) => void) => () => void;
   /** Records after `sinceLsn` as stored, at most about `maxBytes` (a pull's read and errors). */
@@ -96,6 +110,14 @@ export class StreamHub {
     return { ...this.#endedByReason };
   }
 
+  /**
+   * The commit LSN (SPEC.md 13.4): the last LSN an edge's stream may carry, and the bound of what
+   * else an edge may see (the segment list); the current LSN outside a cluster.
+   */
+  commitLsn(): number {
+    return (this.#options.commitLsn ?? this.#options.currentLsn)();
+  }
+
   /** Streams of `replicaId` open now. */
   countOf(replicaId: string): number {
     let count = 0;
@@ -139,12 +161,17 @@ export class StreamHub {
   #newStream(request: StreamOpenRequest): WalStream {
     const options = this.#options;
     const replicaId = request.replicaId;
+    const gated = options.isGated?.(replicaId) ?? false;
     return new WalStream({
       id: this.#nextId++,
       replicaId,
       startLsn: request.startLsn,
-      currentLsn: options.currentLsn,
-      read: (since) => options.read(since, request.maxCount, request.maxBytes),
+      servableLsn: gated ? (options.commitLsn ?? options.currentLsn) : options.currentLsn,
+      read: (since, through) => {
+        // LSNs follow each other without gaps: a count caps the read at `through`.
+        assert(through > since, "a stream reads only what it may send");
+        return options.read(since, Math.min(request.maxCount, through - since), request.maxBytes);
+      },
       control: options.control,
       unsentBytesMax: options.unsentBytesMax,
       mayServe: options.mayServe ?? (() => true),
@@ -201,6 +228,14 @@ export class StreamHub {
     }
   }
 
+  /**
+   * The commit LSN may have risen (SPEC.md 13.4): each stream sends what it may now (only gated
+   * streams can be behind their servable LSN while live).
+   */
+  commitAdvanced(): void {
+    for (const stream of [...this.#streams]) stream.advance();
+  }
+
   /** Ends every stream of `replicaId` (its slot was invalidated or dropped). */
   endFor(replicaId: string, reason: StreamEndReason): void {
     for (const stream of [...this.#streams]) {
@@ -213,7 +248,10 @@ export class StreamHub {
    * opens afterwards.
    */
   endAll(reason: StreamEndReason): void {
-    if (reason === "shutdown" || reason === "fenced") this.#closedReason = reason;
+    if (reason === "shutdown" || reason === "fenced") {
+      this.#closedReason = reason;
+      this.#options.onClose?.(reason);
+    }
     for (const stream of [...this.#streams]) stream.end(reason);
   }
 }
@@ -232,11 +270,16 @@ export function primaryStreamHub(parts: {
   clock: () => number;
 }): StreamHub {
   const { spool, slots, pulls, registry } = parts;
+  const control = parts.control;
   return new StreamHub({
     currentLsn: () => spool.currentLsn(),
+    isGated: (id) => pulls.isGated(id),
+    commitLsn: () => pulls.commitLsn(),
+    onClose: () => pulls.close(),
     onCommit: (listener) => spool.onCommit(listener),
     read: (since, maxCount, maxBytes) => pulls.readRaw(since, maxCount, maxBytes),
-    control: parts.control,
+    // In a cluster the control records carry the commit LSN (SPEC.md 13.1, 13.4).
+    control: pulls.gated ? () => ({ ...control(), commitLsn: pulls.commitLsn() }) : control,
     noteSent: (id, lsn) => registry.noteSent(id, lsn),
     slotOf: (id) => {
       const slot = slots.get(id);

@@ -25,6 +25,18 @@ export interface PrimaryOptions {
   timeline: number;
   /** A relay's log: records come from upstream (`Spool.appendFrames`), never from `append`. */
   mirror?: boolean;
+  /**
+   * In a cluster (SPEC.md 13.4): the other members' ids (the standbys). Their durable acks make the
+   * commit LSN and `quorum`; every other replica is an edge.
+   */
+  members?: ReadonlySet<string>;
+  /**
+   * In a cluster: the commit LSN, the highest LSN durable on a majority of the members. Edges,
+   * relays, snapshots and segment lists get only records at or below it; members get everything.
+   */
+  commitLsn?: () => number;
+  /** Called when the commit LSN may have risen (the materialised state's cap rises with it). */
+  onCommitAdvanced?: () => void;
   region: string;
   advertiseUrl: string;
   caps: RetentionCaps;

@@ -9,6 +9,11 @@
  * printed by Deno's server as an unstructured line, and bytes queued inside the body could not be
  * dropped; closing cleanly costs nothing since the client resumes from its last LSN either way.
  *
+ * A stream sends nothing past its servable LSN: the current LSN, or for an edge in a cluster the
+ * commit LSN (SPEC.md 13.4). A group commit that goes past it is not sent as delivered: the
+ * stream reads from the spool up to the servable LSN (the committed prefix of the group commit),
+ * and reads on each time `advance()` says the commit LSN rose, so still never a frame twice.
+ *
  * @module
  */
 
@@ -33,10 +38,13 @@ export interface WalStreamOptions {
   id: number;
   replicaId: string | undefined;
   startLsn: number;
-  /** The spool's current LSN (a stream is live once it has sent everything through it). */
-  currentLsn: () => number;
-  /** Records after `sinceLsn` as stored (a catch-up read; errors as a pull's). */
-  read: (sinceLsn: number) => Promise<RawFrames>;
+  /**
+   * The last LSN the stream may send now: the spool's current LSN, or for an edge in a cluster the
+   * commit LSN (a stream is live once it has sent everything through it).
+   */
+  servableLsn: () => number;
+  /** Records after `sinceLsn` through at most `throughLsn`, as stored (errors as a pull's). */
+  read: (sinceLsn: number, throughLsn: number) => Promise<RawFrames>;
   control: () => ControlRecord;
   /** Unsent bytes past which the stream ends (a reader that does not keep up resumes later). */
   unsentBytesMax: number;
@@ -117,15 +125,16 @@ export class WalStream {
     if (error !== undefined) throw error;
   }
 
-  /** A group commit is durable: queue its buffer when it is the next one, as one chunk. */
+  /**
+   * A group commit is durable: queue its buffer when it is the next one and may be served whole,
+   * as one chunk; otherwise read what may be served from the spool.
+   */
   deliver(commit: GroupCommit): void {
     if (this.#mode !== "live" || commit.lastLsn <= this.#sentLsn) return;
     if (!this.#options.mayServe()) return this.end("fenced");
-    if (commit.firstLsn !== this.#sentLsn + 1) {
-      // Never a gap: read what is missing from the spool, as when catching up.
-      this.#mode = "catchup";
-      if (this.#queue.length === 0) void this.#readMore();
-      return;
+    if (commit.firstLsn !== this.#sentLsn + 1 || commit.lastLsn > this.#options.servableLsn()) {
+      // Never a gap, never past the commit LSN: read from the spool, as when catching up.
+      return this.#catchUp();
     }
     const bytes = commit.bytes.byteLength;
     if (this.#queuedBytes > 0 && this.#queuedBytes + bytes > this.#options.unsentBytesMax) {
@@ -134,6 +143,11 @@ export class WalStream {
     this.#push(commit.bytes);
     this.#noteSent(commit.lastLsn);
     this.#flush();
+  }
+
+  /** The servable LSN may have risen (an edge's commit LSN): send what it now covers. */
+  advance(): void {
+    if (this.#mode === "live" && this.#sentLsn < this.#options.servableLsn()) this.#catchUp();
   }
 
   /** Sends a control record when nothing was queued for `idleMs`. */
@@ -156,6 +170,12 @@ export class WalStream {
       if (!(closeError instanceof TypeError)) throw closeError;
     }
     this.#options.onEnd(this, reason, error);
+  }
+
+  /** Reads from the spool (now, or once the queue runs dry) until live again. */
+  #catchUp(): void {
+    this.#mode = "catchup";
+    if (this.#queue.length === 0) void this.#readMore();
   }
 
   #pushControl(): void {
@@ -187,12 +207,13 @@ export class WalStream {
 
   /**
    * One catch-up read (at most one at a time, and only once the queue ran dry, so a catch-up keeps
-   * at most one read's bytes in memory); live once everything through the current LSN is queued.
+   * at most one read's bytes in memory); live once everything through the servable LSN is queued.
    * Returns the error of a failed read, after ending the stream with it.
    */
   async #readMore(): Promise<unknown> {
     if (this.#reading || this.#mode !== "catchup") return undefined;
-    if (this.#sentLsn >= this.#options.currentLsn()) {
+    const servableLsn = this.#options.servableLsn();
+    if (this.#sentLsn >= servableLsn) {
       this.#mode = "live";
       return undefined;
     }
@@ -200,7 +221,7 @@ export class WalStream {
     this.#reading = true;
     let raw: RawFrames;
     try {
-      raw = await this.#options.read(this.#sentLsn);
+      raw = await this.#options.read(this.#sentLsn, servableLsn);
     } catch (error) {
       this.end("read_failed", error);
       return error;
@@ -216,7 +237,7 @@ export class WalStream {
     for (const chunk of raw.chunks) this.#push(chunk);
     this.#noteSent(raw.lastLsn);
     // The check and the switch happen in one turn: every later group commit is delivered live.
-    if (this.#sentLsn >= this.#options.currentLsn()) this.#mode = "live";
+    if (this.#sentLsn >= this.#options.servableLsn()) this.#mode = "live";
     this.#flush();
     return undefined;
   }

@@ -3,9 +3,15 @@
  * KV, applied from the spool in order, in batches, only after each record is durable. Its applied
  * LSN pins the WAL (retention never prunes what it has not applied yet) and serves `min_lsn` reads.
  *
+ * In a cluster (SPEC.md 13.4) it applies only records at or below a cap (`applyUpTo`: the commit
+ * LSN), so neither reads nor snapshots ever show a record that a failover could lose. Records
+ * appended above the cap wait until `capRaised()` says it rose (and the cap is read again at
+ * least every `STATE_IDLE_WAIT_MS` in case nobody said so).
+ *
  * @module
  */
 
+import assert from "node:assert/strict";
 import { CorruptFrameError } from "../core/errors.ts";
 import { KvState, type StateEntry } from "./kv_state.ts";
 import {
@@ -21,7 +27,19 @@ import { LsnSignal } from "./lsn_signal.ts";
 import { type ChangeRecord, decodeChangeRecord } from "../model/records.ts";
 import type { StateReader } from "./reader.ts";
 import type { Spool } from "../wal/spool.ts";
-import { sleep } from "../core/waiter.ts";
+import { sleep, Waiters } from "../core/waiter.ts";
+
+/** Options of `StateApplier.open`. */
+export interface StateApplierOptions {
+  spool: Spool;
+  kv: Deno.Kv;
+  logger?: Logger;
+  /**
+   * In a cluster: the highest LSN it may apply (the commit LSN, never lowered). Absent: every
+   * durable record. Call `capRaised()` when it rises.
+   */
+  applyUpTo?: () => number;
+}
 
 /** Applies the spool into the KV state in the background. */
 export class StateApplier implements StateReader {
@@ -32,21 +50,28 @@ export class StateApplier implements StateReader {
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
   #skipped = 0;
+  #applyUpTo: (() => number) | undefined;
+  /** The loop, while records wait above the cap (one waiter at most). */
+  #capWait = new Waiters({ max: 1, what: "state apply waits" });
 
-  private constructor(spool: Spool, state: KvState, appliedLsn: number, logger: Logger) {
-    this.#spool = spool;
+  private constructor(options: StateApplierOptions, state: KvState, appliedLsn: number) {
+    this.#spool = options.spool;
     this.state = state;
     this.applied = new LsnSignal(appliedLsn);
-    this.#logger = logger;
+    this.#logger = options.logger ?? silentLogger;
+    this.#applyUpTo = options.applyUpTo;
   }
 
   /** Reads the applied LSN from `kv`. Needs the KV's file permissions (through `kv`). */
-  static async open(
-    options: { spool: Spool; kv: Deno.Kv; logger?: Logger },
-  ): Promise<StateApplier> {
+  static async open(options: StateApplierOptions): Promise<StateApplier> {
     const state = new KvState(options.kv);
     const meta = await state.meta();
-    return new StateApplier(options.spool, state, meta.applied_lsn, options.logger ?? silentLogger);
+    return new StateApplier(options, state, meta.applied_lsn);
+  }
+
+  /** The cap (`applyUpTo`) may have risen: apply what it now covers. */
+  capRaised(): void {
+    this.#capWait.wake();
   }
 
   appliedLsn(): number {
@@ -82,14 +107,8 @@ export class StateApplier implements StateReader {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       try {
-        if (this.#spool.currentLsn() <= this.applied.value) {
-          const appended = await this.#spool.waitForAppend(this.applied.value, {
-            timeoutMs: STATE_IDLE_WAIT_MS,
-            signal,
-            internal: true,
-          });
-          // A closing spool answers at once: sleep for real, or this loop would starve the event loop.
-          if (!appended && !this.#spool.isWritable()) await sleep(STATE_RETRY_MS, signal);
+        if (this.#targetLsn() <= this.applied.value) {
+          await this.#idle(signal);
           continue;
         }
         await this.#linger(signal);
@@ -101,24 +120,44 @@ export class StateApplier implements StateReader {
     }
   }
 
+  /** The last LSN to apply now: the current LSN, or the cap when it is lower. */
+  #targetLsn(): number {
+    const current = this.#spool.currentLsn();
+    return this.#applyUpTo === undefined ? current : Math.min(current, this.#applyUpTo());
+  }
+
+  /** Waits for something to apply: the next append, or the cap's rise when records wait above it. */
+  async #idle(signal: AbortSignal): Promise<void> {
+    const applied = this.applied.value;
+    const wait = { timeoutMs: STATE_IDLE_WAIT_MS, signal };
+    if (this.#spool.currentLsn() > applied) {
+      await this.#capWait.wait(undefined, () => this.#targetLsn() > applied, wait);
+      return;
+    }
+    const appended = await this.#spool.waitForAppend(applied, { ...wait, internal: true });
+    // A closing spool answers at once: sleep for real, or this loop would starve the event loop.
+    if (!appended && !this.#spool.isWritable()) await sleep(STATE_RETRY_MS, signal);
+  }
+
   /**
    * Waits a little before applying a small backlog, so one KV commit (an fsync of its own) covers
    * many group commits instead of competing with each spool fdatasync; not when a `min_lsn` read
    * is already waiting, nor when a commit's worth is there.
    */
   async #linger(signal: AbortSignal): Promise<void> {
-    const backlog = this.#spool.currentLsn() - this.applied.value;
+    const backlog = this.#targetLsn() - this.applied.value;
     if (this.applied.waiters > 0 || backlog >= STATE_APPLY_LINGER_BELOW_RECORDS) return;
     await sleep(STATE_APPLY_LINGER_MS, signal);
   }
 
   async #applyNext(): Promise<void> {
-    const frames = await this.#spool.readSince(
-      this.applied.value,
-      STATE_APPLY_BATCH_RECORDS,
-      STATE_APPLY_BATCH_BYTES,
-    );
+    const target = this.#targetLsn();
+    // LSNs follow each other without gaps: a count caps the batch at the target.
+    const count = Math.min(STATE_APPLY_BATCH_RECORDS, target - this.applied.value);
+    if (count <= 0) return;
+    const frames = await this.#spool.readSince(this.applied.value, count, STATE_APPLY_BATCH_BYTES);
     if (frames.length === 0) return;
+    assert(frames[frames.length - 1]!.lsn <= target, "the state never applies past its cap");
     const records: Array<{ lsn: number; record: ChangeRecord }> = [];
     for (const frame of frames) {
       try {

@@ -52,6 +52,14 @@ export class CommitTimes {
     return Math.min(this.#floorMs, this.#times[0] ?? this.#floorMs);
   }
 
+  /** Forgets the samples of records after `lsn` (a truncation dropped them). */
+  forgetAfter(lsn: number): void {
+    let keep = this.#lsns.length;
+    while (keep > 0 && this.#lsns[keep - 1]! > lsn) keep -= 1;
+    this.#lsns.length = keep;
+    this.#times.length = keep;
+  }
+
   /** Samples held (for tests and the memory bound). */
   get size(): number {
     return this.#lsns.length;

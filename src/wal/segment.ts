@@ -22,6 +22,9 @@ import {
 } from "../core/limits.ts";
 import { type DecodedFrame, decodeFrame } from "./frame.ts";
 import { decodeSidecar, encodeSidecar, sidecarPath } from "./seek_sidecar.ts";
+import { SeekIndex } from "./seek_index.ts";
+
+export { SeekIndex };
 
 /** Digits of the first LSN in a segment file name. */
 const _SEGMENT_NAME_DIGITS = 20;
@@ -39,56 +42,6 @@ export function parseSegmentFileName(name: string): number | undefined {
   if (!match) return undefined;
   const lsn = Number(match[1]);
   return Number.isSafeInteger(lsn) && lsn >= 1 ? lsn : undefined;
-}
-
-/**
- * Checkpoints `(lsn, byte offset)` of every 64th record of a segment (ordinal 0, 64, 128 ...), so a
- * read resuming mid-segment scans at most 64 records before its first useful one.
- */
-export class SeekIndex {
-  readonly lsns: number[] = [];
-  readonly offsets: number[] = [];
-
-  /** Records the frame with zero-based `ordinal` in its segment if it is a checkpoint. */
-  note(ordinal: number, lsn: number, offset: number): void {
-    if (ordinal % SEEK_INDEX_INTERVAL_RECORDS !== 0) return;
-    if (this.lsns.length > 0 && this.lsns[this.lsns.length - 1]! >= lsn) return;
-    this.lsns.push(lsn);
-    this.offsets.push(offset);
-  }
-
-  /** Byte offset of the latest checkpoint whose LSN is ≤ `lsn`, or 0 when there is none. */
-  floorOffset(lsn: number): number {
-    const found = this.#floorAt(lsn);
-    return found < 0 ? 0 : this.offsets[found]!;
-  }
-
-  /** LSN of the latest checkpoint whose LSN is ≤ `lsn` (where `floorOffset` points), if any. */
-  floorLsn(lsn: number): number | undefined {
-    const found = this.#floorAt(lsn);
-    return found < 0 ? undefined : this.lsns[found]!;
-  }
-
-  #floorAt(lsn: number): number {
-    let low = 0;
-    let high = this.lsns.length - 1;
-    let found = -1;
-    while (low <= high) {
-      const mid = (low + high) >>> 1;
-      if (this.lsns[mid]! <= lsn) {
-        found = mid;
-        low = mid + 1;
-      } else {
-        high = mid - 1;
-      }
-    }
-    return found;
-  }
-
-  /** The checkpoints as `[lsn, offset]` pairs. */
-  entries(): Array<[number, number]> {
-    return this.lsns.map((lsn, i) => [lsn, this.offsets[i]!]);
-  }
 }
 
 /** Why a scan stopped. */
@@ -207,6 +160,8 @@ export class Segment {
    * that built the index had failed, every later use of the segment (a raw read too) fails.
    */
   #damage: WalCorruptionError | undefined;
+  /** Set once a truncation cuts or removes the segment (`retire`): this object is done. */
+  #retired = false;
 
   constructor(
     fields: {
@@ -320,6 +275,7 @@ export class Segment {
    * LSN each checkpoint promises). Needs read access, and write access for the sidecar.
    */
   ensureIndex(fs: FileSystem): Promise<SeekIndex> {
+    if (this.#retired) return Promise.reject(this.#retiredError());
     if (this.#damage) return Promise.reject(this.#damage);
     if (this.#index) return Promise.resolve(this.#index);
     this.#indexBuilding ??= this.#loadOrBuildIndex(fs).finally(() => {
@@ -334,6 +290,7 @@ export class Segment {
    * again once known. Needs read access, and write access for the sidecar.
    */
   async ensureDigest(fs: FileSystem): Promise<string> {
+    if (this.#retired) throw this.#retiredError();
     if (this.sha256 !== undefined && this.#damage === undefined) return this.sha256;
     await this.ensureIndex(fs);
     assert(this.sha256 !== undefined, "a sealed segment's digest comes with its index");
@@ -378,6 +335,7 @@ export class Segment {
    * Needs read and write access to its directory.
    */
   async writeSidecar(fs: FileSystem, options: { syncDir?: boolean } = {}): Promise<void> {
+    if (this.#retired) throw this.#retiredError();
     const index = this.#index;
     assert(index !== undefined && this.recordCount === this.lastLsn - this.firstLsn + 1);
     assert(this.sha256 !== undefined, "a sealed segment's digest is known with its index");
@@ -424,6 +382,54 @@ export class Segment {
     } finally {
       file.close();
     }
+  }
+
+  /**
+   * Marks the segment as cut or removed by a truncation (`truncate.ts`): from now on this object
+   * builds no index, writes no sidecar and names no digest (each fails with `NotFound`, as for a
+   * pruned segment), so a listing racing the truncation skips it rather than describing bytes that
+   * are about to change. Resolves once an index build already under way (and the sidecar it
+   * writes) has ended, so no sidecar of it is written after the caller deletes them.
+   */
+  async retire(): Promise<void> {
+    this.#retired = true;
+    await this.#indexBuilding?.catch(() => undefined);
+  }
+
+  #retiredError(): Deno.errors.NotFound {
+    return new Deno.errors.NotFound(`segment ${this.path} was truncated`);
+  }
+
+  /**
+   * The byte offset at which the record `lsn` starts (`sizeBytes` for `lastLsn + 1`), found from
+   * the seek-index checkpoint at or before it, every frame on the way checked (CRC and LSN), so a
+   * cut there keeps whole, valid frames only. Needs read access (and write access for a sidecar).
+   */
+  async offsetOf(fs: FileSystem, lsn: number): Promise<number> {
+    assert(lsn >= this.firstLsn && lsn <= this.lastLsn + 1, "the record is in this segment");
+    if (lsn === this.lastLsn + 1) return this.sizeBytes;
+    const index = await this.ensureIndex(fs);
+    let expected = index.floorLsn(lsn) ?? this.firstLsn;
+    let found: number | undefined;
+    let lsnError: string | undefined;
+    const file = await fs.open(this.path);
+    try {
+      const range = { start: index.floorOffset(lsn), end: this.sizeBytes, reuse: true };
+      const end = await _scanFrames(file, range, (frame, offset) => {
+        if (frame.lsn !== expected) {
+          lsnError = `expected LSN ${expected} at offset ${offset}, found ${frame.lsn}`;
+          return false;
+        }
+        if (frame.lsn === lsn) found = offset;
+        expected += 1;
+        return found === undefined;
+      });
+      if (found !== undefined) return found;
+      this.#throwIfDamaged(end, lsnError);
+    } finally {
+      file.close();
+    }
+    throw this.#corruption(`ends before LSN ${lsn}`);
   }
 
   #corruption(message: string, offset?: number): WalCorruptionError {

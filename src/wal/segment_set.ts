@@ -22,6 +22,7 @@ import {
 } from "./segment.ts";
 import { sidecarPath } from "./seek_sidecar.ts";
 import { readManifestSizes, writeManifest } from "./segment_manifest.ts";
+import { planTruncation, truncateFiles, type TruncationPlan } from "./truncate.ts";
 
 /** What opening the spool found and repaired. */
 export interface RecoveryReport {
@@ -296,6 +297,31 @@ export class SegmentSet {
     await this.#fs.syncDir(this.dir);
     const throughLsn = removable[removable.length - 1]!.lastLsn;
     return { removedSegments: removable.length, removedBytes, throughLsn };
+  }
+
+  /**
+   * Where a truncation after `lsn` cuts (`planTruncation`); changes nothing. `lsn` must be below
+   * the last record; below the oldest retained LSN minus one is `WalTruncateError`. Needs read
+   * access.
+   */
+  planTruncation(lsn: number): Promise<TruncationPlan> {
+    return planTruncation(this.#fs, this.#segments, { lsn, oldestLsn: this.oldestLsn() });
+  }
+
+  /**
+   * Carries out `plan` on the files (`truncateFiles`, in its crash-safe order) and makes the cut
+   * segment the active one, appends going after the fork LSN. Nothing else may use the set
+   * meanwhile (no append, read or prune). Needs read and write access to the directory.
+   */
+  async truncate(plan: TruncationPlan): Promise<void> {
+    await this.#manifestWrites;
+    const before = this.#segments.slice(0, plan.keptIndex);
+    const { segment, file } = await truncateFiles(this.#fs, this.dir, plan, before);
+    this.#activeFile.close();
+    this.#activeFile = file;
+    this.#segments = [...before, segment];
+    this.#retainedBytes = this.#segments.reduce((sum, s) => sum + s.sizeBytes, 0);
+    this.#written = undefined;
   }
 
   /** Writes a sealed segment's sidecar; a failure is logged (the first read rebuilds it). */

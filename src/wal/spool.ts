@@ -2,7 +2,7 @@
  * The segmented spool (SPEC.md section 3): ferry's durable logical WAL.
  *
  * Layout: `<wal dir>/<timeline, 8 hex digits>/<first LSN, 20 digits>.wal`. One appender; readers
- * and pruning never block it.
+ * and pruning never block it (a truncation back to a fork point refuses appends while it runs).
  *
  * @module
  */
@@ -16,7 +16,7 @@ import {
   UnavailableError,
   WalCorruptionError,
 } from "../core/errors.ts";
-import { denoFileSystem, type FileSystem, joinPath } from "../core/files.ts";
+import { denoFileSystem, joinPath } from "../core/files.ts";
 import {
   APPEND_QUEUE_BYTES_MAX,
   SEGMENT_BYTES_DEFAULT,
@@ -33,45 +33,17 @@ import { encodeGroupCommit, type PendingAppend, takeGroupCommit } from "./group_
 import { CommitTimes } from "./commit_times.ts";
 import { SealedSegments } from "./sealed_segments.ts";
 import { timelineDirName } from "./timelines.ts";
+import { SpoolGate } from "./spool_gate.ts";
+import type {
+  AppendResult,
+  PruneResult,
+  SpoolObserver,
+  SpoolOptions,
+  SpoolStats,
+} from "./spool_options.ts";
+import { type TruncateResult, truncationLogFields } from "./truncate.ts";
 
-/** Hooks for metrics; the spool imports no metrics library. */
-export interface SpoolObserver {
-  fsyncSeconds?(seconds: number): void;
-  groupCommitRecords?(records: number): void;
-  corruption?(error: WalCorruptionError): void;
-}
-
-/** Options of `Spool.open`. */
-export interface SpoolOptions {
-  /** The `<data>/wal` directory; the timeline directory is created inside it. */
-  walDir: string;
-  timeline: number;
-  /** Term stamped into every frame this spool writes. */
-  term: number;
-  segmentBytesMax?: number;
-  tailBytesMax?: number;
-  fs?: FileSystem;
-  logger?: Logger;
-  observer?: SpoolObserver;
-  /** Wall clock in ms (frame timestamps). */
-  clock?: () => number;
-  /** Frame bytes that may wait in the append queue (default `APPEND_QUEUE_BYTES_MAX`). */
-  queueBytesMax?: number;
-}
-
-/** The LSNs one append received. */
-export interface AppendResult {
-  firstLsn: number;
-  lastLsn: number;
-  timestampMs: number;
-}
-
-/** What a prune removed. */
-export interface PruneResult {
-  removedSegments: number;
-  removedBytes: number;
-  oldestLsn: number;
-}
+export type { AppendResult, PruneResult, SpoolObserver, SpoolOptions, SpoolStats, TruncateResult };
 
 type _State = "open" | "closing" | "closed" | "failed";
 
@@ -112,7 +84,8 @@ export class Spool {
   #failure: Error | undefined;
   /** Long-poll waiters and streams, woken after each group commit. */
   #feed = new CommitFeed();
-  #pruneChain: Promise<unknown> = Promise.resolve();
+  /** Prunes and truncations one at a time; appends and reads refused during a truncation. */
+  #gate = new SpoolGate();
 
   private constructor(
     fields: {
@@ -191,13 +164,7 @@ export class Spool {
   }
 
   /** Memory and queue figures for status and metrics. */
-  stats(): {
-    tailRecords: number;
-    tailBytes: number;
-    queuedBytes: number;
-    waiters: number;
-    commitListeners: number;
-  } {
+  stats(): SpoolStats {
     return {
       tailRecords: this.#tail.count,
       tailBytes: this.#tail.byteLength,
@@ -228,7 +195,8 @@ export class Spool {
    * full), or `UnavailableError` (closed or failed). Payload bytes are copied at commit time.
    */
   append(payloads: readonly Uint8Array[]): Promise<AppendResult> {
-    if (this.#state !== "open") return Promise.reject(this.#unavailable());
+    const refused = this.#refusal();
+    if (refused) return Promise.reject(refused);
     assert(payloads.length >= 1, "append needs at least one payload");
     let frameBytes = 0;
     for (const payload of payloads) frameBytes += frameV3ByteLength(payload.byteLength);
@@ -253,7 +221,8 @@ export class Spool {
    * `LsnGapError` and nothing is written. One caller, one call at a time: the follower.
    */
   appendFrames(frames: readonly DecodedFrame[]): Promise<AppendResult> {
-    if (this.#state !== "open") return Promise.reject(this.#unavailable());
+    const refused = this.#refusal();
+    if (refused) return Promise.reject(refused);
     assert(frames.length >= 1, "appendFrames needs at least one frame");
     if (!this.#draining && frames[0]!.lsn !== this.#currentLsn + 1) {
       return Promise.reject(new LsnGapError(this.#currentLsn + 1, frames[0]!.lsn));
@@ -270,6 +239,13 @@ export class Spool {
 
   #unavailable(): Error {
     return this.#failure ?? new UnavailableError("the spool is closed");
+  }
+
+  /** Why an append or a read may not start now, if it may not. */
+  #refusal(): Error | undefined {
+    if (this.#state !== "open") return this.#unavailable();
+    if (this.#gate.truncating) return this.#gate.truncatingError();
+    return undefined;
   }
 
   #scheduleDrain(): void {
@@ -398,12 +374,12 @@ export class Spool {
    * record when any is available): see `SpoolReads.readSince`. Needs read access to the spool.
    */
   readSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<DecodedFrame[]> {
-    return this.#reads.readSince(sinceLsn, maxCount, maxBytes);
+    return this.#gate.read(() => this.#reads.readSince(sinceLsn, maxCount, maxBytes));
   }
 
   /** The records `readSince` returns, as the bytes stored (`SpoolReads.readRawSince`). */
   readRawSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<RawFrames> {
-    return this.#reads.readRawSince(sinceLsn, maxCount, maxBytes);
+    return this.#gate.read(() => this.#reads.readRawSince(sinceLsn, maxCount, maxBytes));
   }
 
   /**
@@ -440,13 +416,11 @@ export class Spool {
     through: number | (() => number),
     options: { retainBytesMin?: number } = {},
   ): Promise<PruneResult> {
-    const run = this.#pruneChain.then(() => {
+    return this.#gate.serial(() => {
       const lsn = typeof through === "function" ? through() : through;
       assert(Number.isSafeInteger(lsn), "a prune goes through an LSN");
       return this.#prune(lsn, options.retainBytesMin ?? 0);
     });
-    this.#pruneChain = run.catch(() => undefined);
-    return run;
   }
 
   async #prune(lsn: number, retainBytesMin: number): Promise<PruneResult> {
@@ -454,15 +428,55 @@ export class Spool {
     const removed = await this.#files.prune(lsn, retainBytesMin);
     // The files are forgotten first (no new read starts on them), then the tail lets go.
     if (removed.removedSegments > 0) this.#tail.dropThrough(removed.throughLsn);
-    const result = {
-      removedSegments: removed.removedSegments,
-      removedBytes: removed.removedBytes,
-      oldestLsn: this.oldestLsn(),
-    };
-    if (removed.removedSegments > 0) {
-      this.#logger.info("spool.pruned", { through_lsn: lsn, ...result });
-    }
+    const { removedSegments, removedBytes } = removed;
+    const result = { removedSegments, removedBytes, oldestLsn: this.oldestLsn() };
+    if (removedSegments > 0) this.#logger.info("spool.pruned", { through_lsn: lsn, ...result });
     return result;
+  }
+
+  /**
+   * Drops every record with LSN > `lsn` (a fork point, SPEC.md 13.4), durably: later segments are
+   * deleted newest first, then the one holding `lsn + 1` is cut after `lsn`'s frame and becomes
+   * the active segment (no longer sealed or listed); a crash at any step reopens a gap-free
+   * prefix of the old log (`truncate.ts`). The tail, commit times and `currentLsn()` follow; the
+   * next append gets `lsn + 1`. For a quiet spool (a node rejoining): appends and reads are
+   * refused (`UnavailableError`) from the call until it ends; it starts once queued appends are
+   * durable and reads and prunes under way have ended; waiters are not woken. `lsn ≥ currentLsn()`
+   * changes nothing; `lsn < oldestLsn() - 1` throws `WalTruncateError` (rebuild from a snapshot);
+   * an I/O error stops the spool (restart, then truncate again). Needs read and write access.
+   */
+  truncateAfter(lsn: number): Promise<TruncateResult> {
+    assert(Number.isSafeInteger(lsn) && lsn >= 0, "a truncation goes after an LSN");
+    if (this.#state !== "open") return Promise.reject(this.#unavailable());
+    return this.#gate.truncation(() => this.#truncate(lsn));
+  }
+
+  async #truncate(lsn: number): Promise<TruncateResult> {
+    if (this.#draining) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    // A turn of the event loop: the feed's pending wake (a timer) reaches its listeners first.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (this.#state !== "open") throw this.#unavailable();
+    assert.equal(this.#queue.length, 0, "no append is queued while a truncation runs");
+    const currentLsn = this.#currentLsn;
+    if (lsn >= currentLsn) return { droppedRecords: 0, droppedBytes: 0, currentLsn };
+    const plan = await this.#files.planTruncation(lsn).catch((error) => {
+      throw error instanceof WalCorruptionError ? this.#reads.reportCorruption(error) : error;
+    });
+    try {
+      await this.#files.truncate(plan);
+    } catch (error) {
+      this.#fail(error, "truncation");
+      throw this.#unavailable();
+    }
+    this.#tail.dropAfter(lsn);
+    this.#commitTimes.forgetAfter(lsn);
+    this.#currentLsn = lsn;
+    this.#logger.info("spool.truncated", truncationLogFields(plan));
+    return {
+      droppedRecords: plan.droppedRecords,
+      droppedBytes: plan.droppedBytes,
+      currentLsn: lsn,
+    };
   }
 
   /**
@@ -475,11 +489,11 @@ export class Spool {
     this.#feed.releaseAll();
   }
 
-  /** Quiesces, waits for a running prune, and closes the segment file. */
+  /** Quiesces, waits for a running prune or truncation, and closes the segment file. */
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     await this.quiesce();
-    await this.#pruneChain;
+    await this.#gate.settled();
     await this.#files.close();
     this.#state = "closed";
   }

@@ -56,6 +56,12 @@ class _Queue<T> {
     }
     return item;
   }
+
+  /** Removes the newest item. */
+  pop(): T | undefined {
+    if (this.length === 0) return undefined;
+    return this.#items.pop();
+  }
 }
 
 /** Recent frames in LSN order, contiguous, bounded by the bytes of the buffers they keep alive. */
@@ -164,6 +170,19 @@ export class FrameTail {
       if (oldest.frames === 0) {
         this.#runs.shift();
         this.#bytes -= oldest.buffer.byteLength;
+      }
+    }
+  }
+
+  /** Drops every frame with LSN > `lsn` (after a truncation), newest first. */
+  dropAfter(lsn: number): void {
+    while (this.count > 0 && this.lastLsn! > lsn) {
+      this.#frames.pop();
+      const newest = this.#runs.at(this.#runs.length - 1)!;
+      newest.frames -= 1;
+      if (newest.frames === 0) {
+        this.#runs.pop();
+        this.#bytes -= newest.buffer.byteLength;
       }
     }
   }

@@ -15,6 +15,7 @@ import {
 } from "../../src/replication/commit_policy.ts";
 import {
   COMMIT_POLICY_REGIONS_MAX,
+  COMMIT_TIMEOUT_MS_MAX,
   COMMIT_WAITS_MAX,
   REGION_BYTES_MAX,
 } from "../../src/core/limits.ts";
@@ -460,4 +461,38 @@ Deno.test("CommitWaiter.watermark() equals the n-th largest durable LSN (propert
       }
     }),
   );
+});
+
+Deno.test("in a cluster, quorum is a majority of the members (the primary one of them); edges do not count", async () => {
+  // Five members: this primary and four others; a majority is three, so two others.
+  const waiter = new CommitWaiter({ members: new Set(["m2", "m3", "m4", "m5"]) });
+  for (const id of ["m2", "m3", "m4", "m5", "edge-1", "edge-2"]) waiter.upsertReplica(id, "eu");
+  const pending = waiter.wait(10, { kind: "quorum" }, { timeoutMs: COMMIT_TIMEOUT_MS_MAX });
+  waiter.recordAck("edge-1", 10);
+  waiter.recordAck("edge-2", 10);
+  waiter.recordAck("m2", 10);
+  assert.equal(waiter.commitLsn(12), 0, "one other member durable: nothing committed");
+  waiter.recordAck("m3", 9);
+  assert.equal(waiter.commitLsn(12), 9);
+  waiter.recordAck("m4", 11);
+  const outcome = await pending;
+  assert.equal(outcome.outcome, "reached");
+  assert.deepEqual([outcome.required, outcome.observed], [2, 2]);
+  assert.equal(waiter.commitLsn(12), 10, "the second highest member's durable LSN");
+  assert.equal(waiter.commitLsn(8), 8, "never above what the primary holds");
+  // ack_n still counts every replica, edges included.
+  assert.equal(
+    (await waiter.wait(10, { kind: "ack_n", n: 4 }, { timeoutMs: 0 })).outcome,
+    "reached",
+  );
+});
+
+Deno.test("outside a cluster there is no commit LSN, and a lone member commits alone", () => {
+  assert.equal(new CommitWaiter().commitLsn(5), undefined);
+  assert.equal(new CommitWaiter({ members: new Set() }).commitLsn(5), 5);
+  // Three members: one other is a majority with the primary.
+  const three = new CommitWaiter({ members: new Set(["b", "c"]) });
+  three.upsertReplica("b", undefined, 4);
+  three.upsertReplica("c", undefined, 2);
+  assert.equal(three.commitLsn(7), 4);
 });

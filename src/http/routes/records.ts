@@ -12,7 +12,7 @@
 
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { OverloadedError } from "../../core/errors.ts";
+import { NoLeaderError, OverloadedError } from "../../core/errors.ts";
 import { COMMIT_TIMEOUT_MS_MAX } from "../../core/limits.ts";
 import { changeRecordSchema } from "../../model/records.ts";
 import type { WriteResult } from "../../replication/types.ts";
@@ -135,8 +135,12 @@ export function recordRoutes(deps: AppDeps) {
   app.openAPIRegistry.registerPath(_writeRoute);
   app.post(_WRITE_PATH, async (c) => {
     requireRole(c, "writer");
-    const elsewhere = deps.writesGoTo?.();
-    if (elsewhere !== undefined) return _redirect(c, elsewhere);
+    if (deps.writesGoTo) {
+      const elsewhere = deps.writesGoTo();
+      if (elsewhere === null) throw new NoLeaderError();
+      return _redirect(c, elsewhere);
+    }
+    deps.fence?.();
     _appendQueueGuard(c, deps);
     const format = writeBodyFormat(c.req.header("content-type"));
     const bytes = await readWriteBody(c.req.raw, deps.limits.requestBytesMax);
@@ -148,6 +152,8 @@ export function recordRoutes(deps: AppDeps) {
       // Only a wait can end early on a dropped connection; `local` needs no signal (costly to make).
       signal: policy.kind === "local" ? undefined : c.req.raw.signal,
     });
+    // Past the fencing deadline a write durable here is no promise: answer no write (SPEC.md 13.4).
+    deps.fence?.();
     return _writeAnswer(result, deps.failOnCommitTimeout);
   });
   return app;

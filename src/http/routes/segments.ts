@@ -4,6 +4,8 @@
  * `GET /v1/segments/:timeline/:first-:last-:hash` serves one as stored, with a strong ETag (its
  * SHA-256), ranges, `If-None-Match`, and `Cache-Control: public, max-age=31536000, immutable`
  * (`private` when a bearer token, not a signature, let the caller in). Every error is `no-store`.
+ * In a cluster the listing holds only segments at or below the commit LSN (SPEC.md 13.4); a
+ * segment's own URL serves any sealed segment (its name is known only once it was listed).
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
@@ -81,7 +83,11 @@ export function segmentRoutes(deps: AppDeps) {
     requireRole(c, "replica");
     const { primary, auth } = deps;
     const now = clock();
-    const segments = (await primary.spool.sealed.list()).map((info) => ({
+    const sealed = await primary.spool.sealed.list();
+    // In a cluster only segments wholly at or below the commit LSN (SPEC.md 13.2, 13.4); read
+    // after the listing, so outside a cluster (commit = current) every sealed segment is listed.
+    const commitLsn = primary.streams.commitLsn();
+    const segments = sealed.filter((info) => info.lastLsn <= commitLsn).map((info) => ({
       first_lsn: info.firstLsn,
       last_lsn: info.lastLsn,
       bytes: info.sizeBytes,

@@ -63,7 +63,8 @@ export function topologyRoutes(deps: AppDeps) {
     }
     const document = deps.primary.topology({ includeReplicas: isAuthenticated(c) });
     c.header("etag", `"${document.epoch}"`);
-    return c.json(document, 200);
+    // In a cluster every node names the leader it knows (null during an election).
+    return c.json(deps.leader ? { ...document, leader: deps.leader() } : document, 200);
   });
   return app;
 }

@@ -1,0 +1,330 @@
+/**
+ * One cluster member's serving side (SPEC.md 13.4), switched by its `ClusterMember`:
+ *
+ * - **standby**: its stores opened as a relay's (a mirrored log, `--keep-wal`), a `LogFollower` of
+ *   the leader keeping every frame durable before it acks; writes answer 307 to the leader (503
+ *   `no_leader` during an election);
+ * - **leader**: its stores opened as a primary's with the leader's term; `quorum` is a majority of
+ *   the members (this node counted as one); every write is fenced by the lease's deadline.
+ *
+ * A switch closes the stores of one mode and opens them in the other, in process, as a restart
+ * would (the same open and close order, already crash-tested); requests arriving meanwhile get 503.
+ * The highest term seen is kept in `<data>/cluster_term` (written atomically): a restarted node
+ * never accepts frames of a term it has already voted past.
+ *
+ * @module
+ */
+
+import type { Config } from "../core/config.ts";
+import type { EventHub } from "../core/events.ts";
+import { NotLeaderError } from "../core/errors.ts";
+import { denoFileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
+import type { Logger } from "../core/log.ts";
+import { FerryClient } from "../client/client.ts";
+import { checkPosition } from "../cluster/history.ts";
+import type { Coordinator, LeaderRecord, TimelineEntry } from "../cluster/coordinator.ts";
+import type { LeaseKeeper } from "../cluster/lease_keeper.ts";
+import type { MemberHooks, MemberPosition } from "../cluster/member.ts";
+import { parseCommitPolicy } from "../replication/commit_policy.ts";
+import { LogFollower } from "../replica/log_follower.ts";
+import type { Listener } from "./listener.ts";
+import {
+  closeServing,
+  closeStores,
+  type OpenedServing,
+  openServing,
+  servingApp,
+} from "./run_primary.ts";
+import type { Auth } from "../http/auth.ts";
+import { Spool } from "../wal/spool.ts";
+
+/** The file holding the highest term this node has seen. */
+const TERM_FILE = "cluster_term";
+
+interface _Mode {
+  kind: "standby" | "leader";
+  opened: OpenedServing;
+  fetch: (request: Request) => Response | Promise<Response>;
+  follower?: LogFollower;
+  lease?: LeaseKeeper;
+}
+
+/** What the node is given once. */
+export interface ClusterNodeParts {
+  config: Config;
+  logger: Logger;
+  events: EventHub;
+  coordinator: Coordinator;
+  auth: Auth;
+  /** The other members' ids. */
+  others: ReadonlySet<string>;
+}
+
+/** A member's stores and app, in the mode its `ClusterMember` says (see the module comment). */
+export class ClusterNode {
+  readonly #parts: ClusterNodeParts;
+  #mode: _Mode | undefined;
+  #leader: LeaderRecord | undefined;
+  #termSeen = 0;
+  #lastRecordTerm = 0;
+  #ready = false;
+  /** Transitions run one at a time. */
+  #switching: Promise<unknown> = Promise.resolve();
+
+  private constructor(parts: ClusterNodeParts) {
+    this.#parts = parts;
+  }
+
+  /** Opens the node as a standby with no leader yet. */
+  static async open(parts: ClusterNodeParts): Promise<ClusterNode> {
+    const node = new ClusterNode(parts);
+    node.#termSeen = await _readTerm(parts.config.dataDir);
+    await node.#openStandby();
+    return node;
+  }
+
+  /** Serves a request in the current mode; 503 while switching. */
+  fetch = (request: Request): Response | Promise<Response> => {
+    const mode = this.#mode;
+    if (!mode || !this.#ready) {
+      return Response.json({ error: "unavailable", message: "switching roles; retry shortly" }, {
+        status: 503,
+        headers: { "retry-after": "1", "cache-control": "no-store" },
+      });
+    }
+    return mode.fetch(request);
+  };
+
+  /** Requests are served from now on. */
+  serving(): void {
+    this.#ready = true;
+  }
+
+  get role(): "standby" | "leader" | undefined {
+    return this.#mode?.kind;
+  }
+
+  /** The current mode's stores (tests and the status line). */
+  get opened(): OpenedServing | undefined {
+    return this.#mode?.opened;
+  }
+
+  /** What the `ClusterMember` asks of this node. */
+  readonly hooks: MemberHooks = {
+    position: () => this.#position(),
+    seeTerm: (term) => this.#seeTerm(term),
+    reconcile: (history) => this.#serial(() => this.#reconcile(history)),
+    lead: (leader, lease) => this.#serial(() => this.#lead(leader, lease)),
+    follow: (leader) => this.#serial(() => this.#follow(leader)),
+  };
+
+  /** Shutdown: the follower first, then the stores, with the server as `closeServing` does. */
+  async close(server: Listener | undefined): Promise<void> {
+    await this.#switching;
+    this.#ready = false;
+    const mode = this.#mode;
+    this.#mode = undefined;
+    if (!mode) return;
+    await this.#stopFollower(mode);
+    if (server) await closeServing(mode.opened, server, this.#parts.logger);
+    else await closeStores(mode.opened);
+  }
+
+  #serial(step: () => Promise<void>): Promise<void> {
+    const run = this.#switching.then(step);
+    this.#switching = run.catch(() => undefined);
+    return run;
+  }
+
+  #position(): MemberPosition {
+    const spool = this.#mode?.opened.spool;
+    const follower = this.#mode?.follower;
+    return {
+      durable_lsn: spool?.currentLsn() ?? 0,
+      last_term: follower
+        ? Math.max(follower.lastFrameTerm, this.#lastRecordTerm)
+        : this.#lastRecordTerm,
+      timeline: this.#leader?.timeline ?? 0,
+    };
+  }
+
+  async #seeTerm(term: number): Promise<void> {
+    if (term <= this.#termSeen) return;
+    this.#termSeen = term;
+    this.#mode?.follower?.seeTerm(term);
+    const path = joinPath(this.#parts.config.dataDir, TERM_FILE);
+    await writeFileAtomic(denoFileSystem(), path, new TextEncoder().encode(`${term}\n`));
+  }
+
+  /** Truncates the log past where it leaves the history; the state is rebuilt from the log. */
+  async #reconcile(history: readonly TimelineEntry[]): Promise<void> {
+    const mode = this.#mode;
+    if (!mode || history.length === 0) return;
+    const position = this.#position();
+    const check = checkPosition({ lsn: position.durable_lsn, term: position.last_term }, history);
+    if (check.onHistory) return;
+    await this.#truncate(mode, check.forkLsn);
+  }
+
+  async #truncate(mode: _Mode, forkLsn: number): Promise<void> {
+    const { logger, config } = this.#parts;
+    await this.#stopFollower(mode);
+    await closeStores(mode.opened);
+    this.#mode = undefined;
+    const dropped = await truncateNodeLog(config, forkLsn, logger);
+    logger.warn("cluster.truncated", { fork_lsn: forkLsn, ...dropped });
+    await this.#openStandby();
+  }
+
+  async #lead(leader: LeaderRecord, lease: LeaseKeeper): Promise<void> {
+    const { config, logger, events, others, auth } = this.#parts;
+    this.#leader = leader;
+    await this.#closeMode();
+    const opened = await openServing({ ...config, term: leader.term }, logger, {
+      floor: parseCommitPolicy(config.commitPolicy),
+      events,
+      cluster: { members: others },
+    });
+    const fence = () => {
+      if (!lease.holds()) throw new NotLeaderError();
+    };
+    const app = servingApp(config, logger, opened, {
+      auth,
+      isReady: () => this.#ready && opened.spool.isWritable(),
+      relay: { fence, leader: () => this.#leaderView() },
+    });
+    this.#mode = { kind: "leader", opened, fetch: app.fetch, lease };
+    logger.info("cluster.leading", { term: leader.term, current_lsn: opened.spool.currentLsn() });
+  }
+
+  async #follow(leader: LeaderRecord | undefined): Promise<void> {
+    const wasLeader = this.#mode?.kind === "leader";
+    this.#leader = leader;
+    if (wasLeader) {
+      await this.#closeMode();
+      await this.#openStandby();
+    }
+    if (leader) await this.#reconcile(await this.#parts.coordinator.readTimelines());
+    const mode = this.#mode;
+    if (!mode) return;
+    await this.#stopFollower(mode);
+    if (leader) mode.follower = this.#startFollower(mode.opened, leader);
+  }
+
+  #startFollower(opened: OpenedServing, leader: LeaderRecord): LogFollower {
+    const { config, logger } = this.#parts;
+    const follower = new LogFollower({
+      client: new FerryClient(leader.url, { token: config.replicaToken }),
+      replicaId: config.nodeId!,
+      region: config.region,
+      upstreamUrl: leader.url,
+      spool: opened.spool,
+      appliedLsn: () => opened.state.appliedLsn(),
+      logger,
+    }, this.#lastRecordTerm);
+    follower.seeTerm(Math.max(this.#termSeen, leader.term));
+    follower.start();
+    return follower;
+  }
+
+  async #openStandby(): Promise<void> {
+    const { config, logger, events, auth } = this.#parts;
+    const holder: { follower?: () => LogFollower | undefined } = {};
+    const opened = await openServing(config, logger, {
+      floor: { kind: "local" },
+      events,
+      mirror: { term: () => Math.max(this.#termSeen, this.#leader?.term ?? 0) },
+    });
+    this.#lastRecordTerm = await lastRecordTerm(opened);
+    const app = servingApp(config, logger, opened, {
+      auth,
+      isReady: () => this.#ready,
+      relay: {
+        writesGoTo: () => this.#leader?.url ?? null,
+        upstream: () => ({ ...holder.follower?.()?.status() }),
+        servesLog: true,
+        leader: () => this.#leaderView(),
+      },
+    });
+    const mode: _Mode = { kind: "standby", opened, fetch: app.fetch };
+    holder.follower = () => mode.follower;
+    this.#mode = mode;
+  }
+
+  async #closeMode(): Promise<void> {
+    const mode = this.#mode;
+    this.#mode = undefined;
+    if (!mode) return;
+    await this.#stopFollower(mode);
+    mode.opened.primary.streams.endAll("fenced");
+    mode.opened.primary.waiter.close();
+    await closeStores(mode.opened);
+  }
+
+  /** Stops the follower, keeping the term of the newest frame it kept (an election's answer). */
+  async #stopFollower(mode: _Mode): Promise<void> {
+    const follower = mode.follower;
+    mode.follower = undefined;
+    if (!follower) return;
+    await follower.stop();
+    if (mode.opened.spool.currentLsn() > 0) {
+      this.#lastRecordTerm = Math.max(this.#lastRecordTerm, follower.lastFrameTerm);
+    }
+  }
+
+  #leaderView(): { node_id: string; url: string; term: number } | null {
+    const leader = this.#leader;
+    return leader ? { node_id: leader.node_id, url: leader.url, term: leader.term } : null;
+  }
+}
+
+/** The term of the newest record of a node's log (0 when empty). */
+export async function lastRecordTerm(opened: OpenedServing): Promise<number> {
+  const spool = opened.spool;
+  const current = spool.currentLsn();
+  if (current === 0 || spool.oldestLsn() > current) return 0;
+  const [last] = await spool.readSince(current - 1, 1, Number.MAX_SAFE_INTEGER);
+  return last?.term ?? 0;
+}
+
+async function _readTerm(dataDir: string): Promise<number> {
+  try {
+    return Number((await Deno.readTextFile(joinPath(dataDir, TERM_FILE))).trim()) || 0;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return 0;
+    throw error;
+  }
+}
+
+/**
+ * Cuts the node's log (stopped) back to `forkLsn` and discards its materialised state, which the
+ * state applier rebuilds from the log at the next open. Returns what was dropped.
+ */
+export async function truncateNodeLog(
+  config: Config,
+  forkLsn: number,
+  logger: Logger,
+): Promise<Record<string, number>> {
+  const spool = await Spool.open({
+    walDir: joinPath(config.dataDir, "wal"),
+    timeline: config.timeline,
+    term: config.term,
+    logger,
+  });
+  try {
+    const dropped = await spool.truncateAfter(forkLsn);
+    return { dropped_records: dropped.droppedRecords, dropped_bytes: dropped.droppedBytes };
+  } finally {
+    await spool.close();
+    await discardState(config.dataDir);
+  }
+}
+
+/** Removes the materialised state's store (`ferry.kv`): it is rebuilt from the log at open. */
+async function discardState(dataDir: string): Promise<void> {
+  for (const suffix of ["", "-shm", "-wal"]) {
+    await Deno.remove(joinPath(dataDir, `ferry.kv${suffix}`)).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+  }
+}

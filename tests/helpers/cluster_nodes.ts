@@ -1,0 +1,123 @@
+/**
+ * Cluster members as real processes (SPEC.md 13.4): `main.ts node` command lines on ports the test
+ * picks, the leader every live node agrees on, and `quorum` writes. Shared by tests/e2e/cluster_test.ts
+ * and bench/failover_bench.ts.
+ */
+
+import assert from "node:assert/strict";
+import { getJson, type Node } from "./cluster.ts";
+import type { RunningEtcd } from "./etcd.ts";
+import { startProcess, startTaskArgs, waitUntil } from "./process.ts";
+
+export const MEMBERS = ["n1", "n2", "n3"];
+export const LEASE_TTL_S = 2;
+
+/** A node's command line: the start task's, as `node`, granted etcd and every member's port. */
+export function nodeArgs(options: {
+  dataDir: string;
+  port: number;
+  id: string;
+  etcdUrl: string;
+  ports: number[];
+}): string[] {
+  const etcdHost = new URL(options.etcdUrl).host;
+  const hosts = [...options.ports.map((p) => `127.0.0.1:${p}`), etcdHost].join(",");
+  return startTaskArgs(options.dataDir, options.port).map((arg) =>
+    arg === "primary" ? "node" : arg.startsWith("--allow-net=") ? `--allow-net=${hosts}` : arg
+  ).concat([
+    "--etcd-endpoints",
+    options.etcdUrl,
+    "--cluster",
+    "test",
+    "--node-id",
+    options.id,
+    "--members",
+    MEMBERS.join(","),
+    "--lease-ttl-s",
+    String(LEASE_TTL_S),
+  ]);
+}
+
+export interface Cluster {
+  etcd: RunningEtcd;
+  nodes: Map<string, Node>;
+  ports: Map<string, number>;
+  dir: string;
+  /** Every process started, the killed ones included. */
+  all: Node[];
+}
+
+/** No two nodes ever led the same term (from every node's `cluster.leading` lines). */
+export function assertOneLeaderPerTerm(cluster: Cluster): void {
+  const leaders = new Map<number, Set<string>>();
+  for (const node of cluster.all) {
+    for (const line of node.process.lines.filter((l) => l.includes('"cluster.leading"'))) {
+      const term = JSON.parse(line).term as number;
+      leaders.set(term, (leaders.get(term) ?? new Set()).add(node.name));
+    }
+  }
+  assert.ok(leaders.size > 0);
+  for (const [term, names] of leaders) assert.equal(names.size, 1, `term ${term}: ${[...names]}`);
+}
+
+export async function startNode(cluster: Cluster, id: string): Promise<Node> {
+  const port = cluster.ports.get(id)!;
+  const dataDir = `${cluster.dir}/${id}`;
+  const args = nodeArgs({
+    dataDir,
+    port,
+    id,
+    etcdUrl: cluster.etcd.url,
+    ports: [...cluster.ports.values()],
+  });
+  const process = startProcess(args);
+  await process.waitFor("ferry.started");
+  const node = { name: id, port, base: `http://127.0.0.1:${port}`, dataDir, process, args };
+  cluster.nodes.set(id, node);
+  cluster.all.push(node);
+  return node;
+}
+
+/** The leader every live node agrees on (from `/v1/topology`). */
+export async function agreedLeader(cluster: Cluster, except?: string): Promise<Node> {
+  return await waitUntil("one leader every live node names", async () => {
+    const named = new Set<string>();
+    for (const [id, node] of cluster.nodes) {
+      if (id === except) continue;
+      const topology = await getJson(node.base, "/v1/topology").catch(() => undefined);
+      const leader = topology?.leader as { node_id: string } | null | undefined;
+      if (!leader) return undefined;
+      named.add(leader.node_id);
+    }
+    if (named.size !== 1) return undefined;
+    const id = [...named][0]!;
+    const status = await getJson(cluster.nodes.get(id)!.base, "/v1/status").catch(() => undefined);
+    return status?.role === "primary" ? cluster.nodes.get(id) : undefined;
+  }, 30_000);
+}
+
+/** A `quorum` write of `key`; the LSN when acknowledged as reached, else undefined. */
+export async function quorumWrite(
+  base: string,
+  key: string,
+  value: number,
+): Promise<number | undefined> {
+  try {
+    const response = await fetch(`${base}/v1/records`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        records: [{ op: "put", collection: "items", key, value }],
+        commit_policy: "quorum",
+        timeout_ms: 3000,
+      }),
+      redirect: "manual",
+    });
+    const body = await response.json();
+    return response.status === 200 && body.commit?.outcome === "reached"
+      ? body.last_lsn
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
