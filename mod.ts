@@ -31,6 +31,9 @@ export { SegmentClient } from "./src/client/segments.ts";
 export type { SegmentClientOptions, SegmentDownload, SegmentRef } from "./src/client/segments.ts";
 export type {
   ClientOptions,
+  CommitFate,
+  CommitOutcomeOptions,
+  CommitOutcomeResponse,
   FramePull,
   FrameStream,
   FrameStreamItem,
@@ -39,7 +42,12 @@ export type {
   WriteRecord,
   WriteResponse,
 } from "./src/client/types.ts";
-export { FerryHttpError, StreamRefusedError } from "./src/core/errors.ts";
+export {
+  CommitLostError,
+  CommitUnknownError,
+  FerryHttpError,
+  StreamRefusedError,
+} from "./src/core/errors.ts";
 export {
   type ControlRecord,
   decodeStreamRun,

@@ -17,11 +17,11 @@
 
 import type { Config } from "../core/config.ts";
 import type { EventHub } from "../core/events.ts";
-import { NotLeaderError } from "../core/errors.ts";
+import { NotLeaderError, TimelineDivergedError } from "../core/errors.ts";
 import { denoFileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { FerryClient } from "../client/client.ts";
-import { checkPosition } from "../cluster/history.ts";
+import { checkPosition, commitOutcome } from "../cluster/history.ts";
 import type { Coordinator, LeaderRecord, TimelineEntry } from "../cluster/coordinator.ts";
 import type { LeaseKeeper } from "../cluster/lease_keeper.ts";
 import type { MemberHooks, MemberPosition } from "../cluster/member.ts";
@@ -67,6 +67,8 @@ export class ClusterNode {
   #leader: LeaderRecord | undefined;
   #termSeen = 0;
   #lastRecordTerm = 0;
+  /** The timeline history as last read from etcd (at each switch of role or leader). */
+  #history: readonly TimelineEntry[] = [];
   #ready = false;
   /** Transitions run one at a time. */
   #switching: Promise<unknown> = Promise.resolve();
@@ -158,6 +160,7 @@ export class ClusterNode {
 
   /** Truncates the log past where it leaves the history; the state is rebuilt from the log. */
   async #reconcile(history: readonly TimelineEntry[]): Promise<void> {
+    if (history.length > 0) this.#history = history;
     const mode = this.#mode;
     if (!mode || history.length === 0) return;
     const position = this.#position();
@@ -177,23 +180,32 @@ export class ClusterNode {
   }
 
   async #lead(leader: LeaderRecord, lease: LeaseKeeper): Promise<void> {
-    const { config, logger, events, others, auth } = this.#parts;
+    const { config, logger, events, others, auth, coordinator } = this.#parts;
     this.#leader = leader;
+    this.#history = await coordinator.readTimelines();
     await this.#closeMode();
     const opened = await openServing({ ...config, term: leader.term }, logger, {
       floor: parseCommitPolicy(config.commitPolicy),
       events,
       cluster: { members: others },
+      positionCheck: (position) => this.#checkPosition(position),
     });
+    const mode: _Mode = { kind: "leader", opened, fetch: () => new Response(), lease };
+    // Fenced past the lease's deadline, and for good once this mode is closed (a step-down).
     const fence = () => {
-      if (!lease.holds()) throw new NotLeaderError();
+      if (!lease.holds() || this.#mode !== mode) throw new NotLeaderError();
     };
     const app = servingApp(config, logger, opened, {
       auth,
       isReady: () => this.#ready && opened.spool.isWritable(),
-      relay: { fence, leader: () => this.#leaderView() },
+      relay: {
+        fence,
+        leader: () => this.#leaderView(),
+        commits: (write) => this.#commitOutcome(write, opened),
+      },
     });
-    this.#mode = { kind: "leader", opened, fetch: app.fetch, lease };
+    mode.fetch = app.fetch;
+    this.#mode = mode;
     logger.info("cluster.leading", { term: leader.term, current_lsn: opened.spool.currentLsn() });
   }
 
@@ -204,7 +216,10 @@ export class ClusterNode {
       await this.#closeMode();
       await this.#openStandby();
     }
-    if (leader) await this.#reconcile(await this.#parts.coordinator.readTimelines());
+    if (leader) {
+      this.#history = await this.#parts.coordinator.readTimelines();
+      await this.#reconcile(this.#history);
+    }
     const mode = this.#mode;
     if (!mode) return;
     await this.#stopFollower(mode);
@@ -234,6 +249,7 @@ export class ClusterNode {
       floor: { kind: "local" },
       events,
       mirror: { term: () => Math.max(this.#termSeen, this.#leader?.term ?? 0) },
+      positionCheck: (position) => this.#checkPosition(position),
     });
     this.#lastRecordTerm = await lastRecordTerm(opened);
     const app = servingApp(config, logger, opened, {
@@ -244,6 +260,7 @@ export class ClusterNode {
         upstream: () => ({ ...holder.follower?.()?.status() }),
         servesLog: true,
         leader: () => this.#leaderView(),
+        commits: (write) => this.#commitOutcome(write, undefined),
       },
     });
     const mode: _Mode = { kind: "standby", opened, fetch: app.fetch };
@@ -270,6 +287,29 @@ export class ClusterNode {
     if (mode.opened.spool.currentLsn() > 0) {
       this.#lastRecordTerm = Math.max(this.#lastRecordTerm, follower.lastFrameTerm);
     }
+  }
+
+  /** A pull's position against the history (SPEC.md 13.4): off it, 409 `timeline_diverged`. */
+  #checkPosition(position: { lsn: number; term: number }): void {
+    if (this.#history.length === 0) return;
+    const check = checkPosition(position, this.#history);
+    if (!check.onHistory) throw new TimelineDivergedError(position, check.forkLsn, check.timeline);
+  }
+
+  /**
+   * What became of a write: the leader knows its commit LSN; a standby knows only what the history
+   * says (lost, or unknown: ask the leader).
+   */
+  #commitOutcome(write: { term: number; lsn: number }, leading: OpenedServing | undefined) {
+    const commitLsn = leading
+      ? leading.primary.waiter.commitLsn(leading.spool.currentLsn()) ?? 0
+      : 0;
+    const outcome = commitOutcome(write, {
+      history: this.#history,
+      leaderTerm: this.#leader?.term ?? 0,
+      commitLsn,
+    });
+    return { outcome, leader: this.#leaderView() };
   }
 
   #leaderView(): { node_id: string; url: string; term: number } | null {

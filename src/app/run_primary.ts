@@ -13,6 +13,7 @@ import { joinPath } from "../core/files.ts";
 import { SHUTDOWN_GRACE_MS } from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";
 import type { Auth } from "../http/auth.ts";
+import type { AppDeps } from "../http/router.ts";
 import { createApp } from "../http/primary_app.ts";
 import { Metrics } from "../metrics/primary_metrics.ts";
 import { type CommitPolicy, parseCommitPolicy } from "../replication/commit_policy.ts";
@@ -94,6 +95,7 @@ export interface RelayAppParts {
   servesLog?: boolean;
   fence?: () => void;
   leader?: () => { node_id: string; url: string; term: number } | null;
+  commits?: AppDeps["commits"];
 }
 
 /** The primary's app over what `openServing` opened; a relay's with `relay`. */
@@ -135,6 +137,7 @@ export async function openServing(
     events: EventHub;
     mirror?: { term: () => number };
     cluster?: { members: ReadonlySet<string> };
+    positionCheck?: (position: { lsn: number; term: number }) => void;
   },
 ): Promise<OpenedServing> {
   const { floor, events } = parts;
@@ -171,6 +174,7 @@ export async function openServing(
     logger,
     mirror: parts.mirror,
     cluster: waiter && { members: members!, waiter, commitLsn: commitLsn! },
+    positionCheck: parts.positionCheck,
   });
   metrics.attachPrimary(primary, {
     appliedLsn: () => state.appliedLsn(),
@@ -200,6 +204,7 @@ function _newPrimary(
     logger: Logger;
     mirror?: { term: () => number };
     cluster?: { members: ReadonlySet<string>; waiter: CommitWaiter; commitLsn: () => number };
+    positionCheck?: (position: { lsn: number; term: number }) => void;
   },
 ): Primary {
   const cluster = parts.cluster;
@@ -208,6 +213,7 @@ function _newPrimary(
     members: cluster?.members,
     commitLsn: cluster?.commitLsn,
     onCommitAdvanced: cluster && (() => parts.state.capRaised()),
+    positionCheck: parts.positionCheck,
     spool: parts.spool,
     slots: parts.slots,
     stateFloor: () => parts.state.appliedLsn(),

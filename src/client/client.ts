@@ -13,6 +13,7 @@
 
 import { FerryHttpError, FerryResponseError, SnapshotFormatError } from "../core/errors.ts";
 import { RESPONSE_BODY_BYTES_MAX } from "../core/limits.ts";
+import { sleep } from "../core/waiter.ts";
 import {
   formatSnapshotCursor,
   FRAMES_MEDIA_TYPE,
@@ -23,6 +24,7 @@ import {
 import { checkSnapshotOrder, ndjsonLines, parseSnapshotLine } from "./ndjson.ts";
 import { pullQuery, type Query, queryString, replicaPath } from "./requests.ts";
 import { openFrameStream } from "./frame_stream.ts";
+import { commitOutcomeOf, type WriteCalls, writeRecovering } from "./commit_resolve.ts";
 import {
   asObject,
   fieldReader,
@@ -30,12 +32,13 @@ import {
   httpErrorOf,
   jsonPullOf,
   readBody,
-  writeResponseOf,
 } from "./responses.ts";
 import type {
   Ack,
   AckResponse,
   ClientOptions,
+  CommitOutcomeOptions,
+  CommitOutcomeResponse,
   FramePull,
   FrameStream,
   JsonPull,
@@ -59,9 +62,12 @@ export const DEFAULT_USER_AGENT = "ferry-client/1";
 
 interface _RequestOptions {
   query?: Query;
+  /** The body, as `JSON.stringify` makes it: fields whose value is undefined are left out. */
   json?: unknown;
   accept?: string;
   signal?: AbortSignal;
+  /** Another server's root (a leader's URL) instead of the client's base URL. */
+  rootUrl?: string;
 }
 
 /**
@@ -81,6 +87,7 @@ export class FerryClient {
   readonly #baseUrl: string;
   readonly #fetch: typeof fetch;
   readonly #headers: Record<string, string>;
+  readonly #clock: Pick<WriteCalls, "sleep" | "now">;
 
   /**
    * `baseUrl` is the server's root (a path prefix is kept); a malformed URL throws `TypeError`.
@@ -96,12 +103,15 @@ export class FerryClient {
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#headers = { "user-agent": options.userAgent ?? DEFAULT_USER_AGENT };
     if (options.token !== undefined) this.#headers.authorization = `Bearer ${options.token}`;
+    this.#clock = { sleep: options.sleep ?? sleep, now: options.now ?? (() => performance.now()) };
   }
 
   /**
    * Appends records (`POST /v1/records`). They are durable on the primary when this resolves; a
    * 504 `commit_timeout` (server option fail-on-commit-timeout) throws a `FerryHttpError` whose
-   * `body` still carries `first_lsn` and `last_lsn`: those records are durable too.
+   * `body` still carries `first_lsn` and `last_lsn`: those records are durable too. A 503
+   * `no_leader` or `commit_unknown` (a failover) is handled as `commit_resolve.ts` says: it may ask
+   * the leader's host too.
    *
    * @example
    * ```ts
@@ -112,12 +122,34 @@ export class FerryClient {
    * if (result.commit.outcome === "timed_out") console.warn("durable locally only");
    * ```
    */
-  async write(records: WriteRecord[], options: WriteOptions = {}): Promise<WriteResponse> {
-    const json: Record<string, unknown> = { records };
-    if (options.commitPolicy !== undefined) json.commit_policy = options.commitPolicy;
-    if (options.timeoutMs !== undefined) json.timeout_ms = options.timeoutMs;
-    const body = await this.#json("POST", "/v1/records", { json, signal: options.signal });
-    return writeResponseOf(body);
+  write(records: WriteRecord[], options: WriteOptions = {}): Promise<WriteResponse> {
+    const calls: WriteCalls = {
+      post: (json, signal) => this.#json("POST", "/v1/records", { json, signal }),
+      ask: (term, lsn, url) => this.commitOutcome(term, lsn, { url, signal: options.signal }),
+      baseUrl: this.#baseUrl,
+      ...this.#clock,
+    };
+    return writeRecovering(calls, records, options);
+  }
+
+  /**
+   * What became of the write made in `term` at `lsn` (`GET /v1/commits/:term/:lsn`, SPEC.md
+   * 13.4): `committed` and `lost` are final; `unknown` means ask again later, best `leader.url`.
+   *
+   * @example
+   * ```ts
+   * const { outcome, leader } = await client.commitOutcome(7, 1042);
+   * if (outcome === "unknown" && leader) await client.commitOutcome(7, 1042, { url: leader.url });
+   * ```
+   */
+  async commitOutcome(
+    term: number,
+    lsn: number,
+    options: CommitOutcomeOptions = {},
+  ): Promise<CommitOutcomeResponse> {
+    const path = `/v1/commits/${term}/${lsn}`;
+    const body = await this.#json("GET", path, { signal: options.signal, rootUrl: options.url });
+    return commitOutcomeOf(body, { term, lsn });
   }
 
   /**
@@ -172,11 +204,9 @@ export class FerryClient {
    * ```
    */
   async pullFrames(options: PullOptions): Promise<FramePull> {
-    const response = await this.#send("GET", "/v1/wal", {
-      query: pullQuery(options),
-      accept: FRAMES_MEDIA_TYPE,
-      signal: options.signal,
-    });
+    const query = pullQuery(options);
+    const accept = FRAMES_MEDIA_TYPE;
+    const response = await this.#send("GET", "/v1/wal", { query, accept, signal: options.signal });
     return await framePullOf(response);
   }
 
@@ -197,11 +227,9 @@ export class FerryClient {
    * ```
    */
   async streamFrames(options: StreamOptions): Promise<FrameStream> {
-    const response = await this.#send("GET", "/v1/wal", {
-      query: { ...pullQuery(options), stream: 1 },
-      accept: FRAMES_MEDIA_TYPE,
-      signal: options.signal,
-    });
+    const query = { ...pullQuery(options), stream: 1 };
+    const accept = FRAMES_MEDIA_TYPE;
+    const response = await this.#send("GET", "/v1/wal", { query, accept, signal: options.signal });
     return await openFrameStream(response);
   }
 
@@ -216,11 +244,8 @@ export class FerryClient {
    * ```
    */
   async pullJson(options: PullOptions): Promise<JsonPull> {
-    const body = await this.#json("GET", "/v1/wal", {
-      query: pullQuery(options),
-      signal: options.signal,
-    });
-    return jsonPullOf(body);
+    const query = pullQuery(options);
+    return jsonPullOf(await this.#json("GET", "/v1/wal", { query, signal: options.signal }));
   }
 
   /**
@@ -233,9 +258,7 @@ export class FerryClient {
    * ```
    */
   async register(replicaId: string, body: RegisterOptions = {}): Promise<RegisterResponse> {
-    const json: Record<string, unknown> = {};
-    if (body.region !== undefined) json.region = body.region;
-    if (body.sinceLsn !== undefined) json.since_lsn = body.sinceLsn;
+    const json = { region: body.region, since_lsn: body.sinceLsn };
     const answer = await this.#json("PUT", replicaPath(replicaId), { json });
     const field = fieldReader(answer, "register");
     return {
@@ -334,11 +357,8 @@ export class FerryClient {
       previous = line.type;
       yield line;
     }
-    if (previous !== "trailer") {
-      throw new SnapshotFormatError("the snapshot stream ended before its trailer", {
-        lines: lineNumber,
-      });
-    }
+    const message = "the snapshot stream ended before its trailer";
+    if (previous !== "trailer") throw new SnapshotFormatError(message, { lines: lineNumber });
   }
 
   /**
@@ -470,7 +490,8 @@ export class FerryClient {
       body = JSON.stringify(options.json);
       headers["content-type"] = JSON_MEDIA_TYPE;
     }
-    const url = `${this.#baseUrl}${path}${queryString(options.query)}`;
+    const root = options.rootUrl?.replace(/\/+$/, "") ?? this.#baseUrl;
+    const url = `${root}${path}${queryString(options.query)}`;
     const response = await this.#fetch(url, { method, headers, body, signal: options.signal });
     if (response.ok) return response;
     throw await httpErrorOf(response, `${method} ${path}`);

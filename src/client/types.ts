@@ -16,6 +16,13 @@ export interface ClientOptions {
   /** The `fetch` to use (tests pass `app.request`); the global one by default. */
   fetch?: typeof fetch;
   userAgent?: string;
+  /**
+   * Waits `ms` between the retries of a write (`no_leader`, commit resolution); it may resolve
+   * early when `signal` aborts. Real timers by default; tests pass one that returns at once.
+   */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** A monotonic clock in ms (the commit resolution's budget); `performance.now()` by default. */
+  now?: () => number;
 }
 
 /** A record to write: a put carries the whole value, a delete none. */
@@ -29,18 +36,53 @@ export interface WriteOptions {
   commitPolicy?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Settle a 503 `commit_unknown` (a cluster leader stepped down during the commit wait) through
+   * `GET /v1/commits` before answering (default true); false throws that 503 as a `FerryHttpError`.
+   */
+  resolveCommitUnknown?: boolean;
 }
 
 /** What the commit policy reached (SPEC.md 9.2). */
 export type CommitResult = CommitOutcome;
 
-/** Answer to a write: the records are durable on the primary with LSNs `firstLsn..lastLsn`. */
+/**
+ * Answer to a write: the records are durable on the primary with LSNs `firstLsn..lastLsn`.
+ *
+ * With `resolvedAfterStepDown`, the server answered 503 `commit_unknown` and `GET /v1/commits` then
+ * found the records committed (durable on a majority of the cluster: they survive any failover).
+ * `firstLsn`, `lastLsn` and `term` are the server's; what no answer said is filled in: `timeline`
+ * is the 503 body's when it has one, else 0 (not known; timelines start at 1); `commit.policy` is
+ * the one sent ("" for the server's floor), `commit.outcome` is what "committed" proves of it
+ * (`reached` for `quorum`, `not_required` for `local`, `timed_out`, i.e. not confirmed, for any
+ * other), `durableReplicas` and `regions` are empty, `required` and `observed` 0, and `waitedMs`
+ * is the time the client spent settling it.
+ */
 export interface WriteResponse {
   firstLsn: number;
   lastLsn: number;
   term: number;
   timeline: number;
   commit: CommitResult;
+  resolvedAfterStepDown?: true;
+}
+
+/** What became of a write made in one term at one LSN (SPEC.md 13.4); the first two are final. */
+export type CommitFate = "committed" | "lost" | "unknown";
+
+/** Options of `commitOutcome()`. */
+export interface CommitOutcomeOptions {
+  /** Ask this node (e.g. `leader.url` of an earlier answer) instead of the client's base URL. */
+  url?: string;
+  signal?: AbortSignal;
+}
+
+/** Answer of `GET /v1/commits/:term/:lsn`: the write's fate, and the leader the node knows of. */
+export interface CommitOutcomeResponse {
+  term: number;
+  lsn: number;
+  outcome: CommitFate;
+  leader: { nodeId: string; url: string; term: number } | null;
 }
 
 /** Options of `read()`. */

@@ -134,6 +134,7 @@ export class ClusterMember {
     if (this.#role === "leader") {
       if (this.#lease?.holds() && await this.#stillLeader()) return;
       this.#log("warn", "cluster.fenced", { term: this.#leader?.term });
+      await this.#dropLease();
       await this.#becomeFollower(undefined);
     }
     await this.#ensureLease();
@@ -147,6 +148,19 @@ export class ClusterMember {
     }
     if (this.#role === "standby") await this.#becomeFollower(undefined);
     await this.#elect();
+  }
+
+  /**
+   * A fenced leader lets its lease go for good: its key is deleted when etcd answers, and expires
+   * within the TTL when not. Kept, a keepalive answered after an outage would revive a key that
+   * names a node no longer leading, and every member would follow it.
+   */
+  async #dropLease(): Promise<void> {
+    const lease = this.#lease;
+    this.#lease = undefined;
+    if (!lease) return;
+    lease.stop();
+    await this.#options.coordinator.resign(lease.id).catch(() => {});
   }
 
   /** The leader key still names this member's term (an operator may have deleted it). */

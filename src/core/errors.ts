@@ -342,3 +342,59 @@ export class WalTruncateError extends FerryError {
     );
   }
 }
+
+/**
+ * A write durable on a leader that stepped down before its commit wait ended (SPEC.md 13.4): whether
+ * it survives is not known yet. `GET /v1/commits/:term/:lsn` tells, later.
+ */
+export class CommitUnknownError extends FerryError {
+  constructor(write: { term: number; firstLsn: number; lastLsn: number }) {
+    super(
+      "commit_unknown",
+      `LSNs ${write.firstLsn}..${write.lastLsn} of term ${write.term} were durable here, but this ` +
+        `node stepped down before they were committed; ask GET /v1/commits/${write.term}/${write.lastLsn}`,
+      { term: write.term, first_lsn: write.firstLsn, last_lsn: write.lastLsn },
+    );
+  }
+}
+
+/** A position off the leader's timeline history (SPEC.md 13.4): records past `fork_lsn` are gone. */
+export class TimelineDivergedError extends FerryError {
+  constructor(position: { lsn: number; term: number }, forkLsn: number, timeline: number) {
+    super(
+      "timeline_diverged",
+      `LSN ${position.lsn} of term ${position.term} is not on the leader's history, which forked ` +
+        `at LSN ${forkLsn}`,
+      { lsn: position.lsn, term: position.term, fork_lsn: forkLsn, timeline },
+    );
+  }
+}
+
+/**
+ * A write answered 503 `commit_unknown` that `GET /v1/commits` found lost in a failover and that
+ * `FerryClient` does not send again: it was re-sent once already and that copy was lost too, or
+ * (`partly`) only its first records were committed, so re-sending it whole could overwrite newer
+ * values with them.
+ */
+export class CommitLostError extends FerryError {
+  constructor(
+    write: { term: number; firstLsn: number; lastLsn: number },
+    options: { partly?: boolean } = {},
+  ) {
+    const range = `LSNs ${write.firstLsn}..${write.lastLsn} of term ${write.term}`;
+    super(
+      "commit_lost",
+      options.partly
+        ? `the first of ${range} were committed and the last lost in a failover; it was not ` +
+          "re-sent: check which records are missing and send those again"
+        : `${range} were lost in a failover, after this write had been re-sent once; nothing ` +
+          "of it is committed",
+      {
+        term: write.term,
+        first_lsn: write.firstLsn,
+        last_lsn: write.lastLsn,
+        partly: options.partly === true,
+      },
+    );
+  }
+}

@@ -33,6 +33,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   unavailable: 503,
   no_leader: 503,
   not_leader: 503,
+  commit_unknown: 503,
+  timeline_diverged: 409,
   wal_removed: 410,
   wal_corrupt: 500,
   kv_corrupt: 500,

@@ -11,6 +11,7 @@ import { routePath } from "hono/route";
 import type { MiddlewareHandler } from "hono";
 import { authenticateRequest, requireRole, roleGuard } from "./guards.ts";
 import { type AppDeps, type AppEnv, finishApp, newRouter } from "./router.ts";
+import { commitRoutes } from "./routes/commits.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
@@ -58,6 +59,7 @@ function _frontDoor(deps: AppDeps): MiddlewareHandler<AppEnv> {
 function _mountRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
   app.route("/", healthRoutes(deps));
   app.route("/", recordRoutes(deps));
+  app.route("/", commitRoutes(deps));
   const state = deps.state;
   if (state) {
     app.route(

@@ -52,6 +52,11 @@ export interface AppDeps {
   writesGoTo?: () => string | null;
   /** A leader's fencing check (SPEC.md 13.4): throws `NotLeaderError` past its deadline. */
   fence?: () => void;
+  /** In a cluster: what became of a write (`GET /v1/commits/:term/:lsn`, SPEC.md 13.4). */
+  commits?: (write: { term: number; lsn: number }) => {
+    outcome: "committed" | "lost" | "unknown";
+    leader: { node_id: string; url: string; term: number } | null;
+  };
   /** The cluster's leader, for `/v1/topology` (SPEC.md 13.4). */
   leader?: () => { node_id: string; url: string; term: number } | null;
   /** A relay's follower, shown in `/v1/status` as `upstream`. */

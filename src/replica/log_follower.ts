@@ -6,7 +6,8 @@
  * is, so what it serves downstream (pulls, streams, segments, snapshots) is always its own durable
  * log and state, never a frame it has not made durable.
  *
- * Receivers fence: a frame whose term is lower than one already kept is refused (`stale_term`).
+ * Receivers fence: an upstream whose term is lower than one seen is refused, and so is a frame whose
+ * term is lower than the newest kept (a log's terms never go down): both are `stale_term`.
  * A gap, a damaged frame, or a spool error stops the run and the loop resumes from the spool's
  * LSN after a backoff. A 409 `rebootstrap_required` (the upstream no longer holds what follows
  * this log) stops the follower: the log cannot jump, so the operator rebuilds this node (its log
@@ -161,7 +162,14 @@ export class LogFollower {
         sinceLsn: this.#spool.currentLsn(),
       });
       this.#upstreamLsn = registered.currentLsn;
-      this.#termSeen = Math.max(this.#termSeen, registered.term);
+      // Receivers fence (SPEC.md 13.4): an upstream whose term is older than one seen is stale.
+      if (registered.term < this.#termSeen) {
+        throw new FerryHttpError(409, {
+          error: "stale_term",
+          message: `the upstream is at term ${registered.term}, older than ${this.#termSeen}`,
+        });
+      }
+      this.#termSeen = registered.term;
       this.#registered = true;
     }
     if (this.#streams.useStream()) {
@@ -207,7 +215,8 @@ export class LogFollower {
       replicaId: this.#options.replicaId,
       sinceLsn: this.#spool.currentLsn(),
       maxCount: REPLICA_PULL_RECORDS,
-      term: this.#termSeen > 0 ? this.#termSeen : undefined,
+      // The term of the record at `since_lsn`: the upstream judges the position by it.
+      term: this.#lastFrameTerm > 0 ? this.#lastFrameTerm : undefined,
     };
   }
 
@@ -220,7 +229,8 @@ export class LogFollower {
     corrupt?: { offset: number; reason: string },
   ): Promise<{ halted: boolean }> {
     const fresh = frames.filter((frame) => frame.lsn > this.#spool.currentLsn());
-    let highest = this.#termSeen;
+    // A log's terms never go down: an older term after a newer one is a stale leader's frame.
+    let highest = this.#lastFrameTerm;
     const stale = fresh.findIndex((frame) =>
       frame.term < (highest = Math.max(highest, frame.term))
     );
@@ -237,7 +247,8 @@ export class LogFollower {
     for (const frame of run) this.#termSeen = Math.max(this.#termSeen, frame.term);
     if (stale !== -1) {
       const frame = fresh[stale]!;
-      this.#setState("stale_term", `frame ${frame.lsn} has term ${frame.term} < ${this.#termSeen}`);
+      const kept = this.#lastFrameTerm;
+      this.#setState("stale_term", `frame ${frame.lsn} has term ${frame.term} < ${kept}`);
       return { halted: true };
     }
     if (corrupt) {

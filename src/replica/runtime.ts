@@ -371,6 +371,11 @@ export class ReplicaRuntime implements StateReader {
       this.#setState("stale_term", error.message);
       return;
     }
+    if (error instanceof FerryHttpError && error.code === "timeline_diverged") {
+      this.#divergences += 1;
+      this.#setState("divergence", error.message);
+      return;
+    }
     this.#registered = false;
     this.#primaryLsn.stale();
     this.#setState("connecting", (error as Error).message);

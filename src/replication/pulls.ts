@@ -37,6 +37,8 @@ export interface PullServerDeps {
   members?: ReadonlySet<string>;
   /** In a cluster: the commit LSN. Absent (a single primary): nothing is gated. */
   commitLsn?: () => number;
+  /** In a cluster: throws `TimelineDivergedError` for a position off the history. */
+  positionCheck?: (position: { lsn: number; term: number }) => void;
 }
 
 /** Serves the pulls of one primary. */
@@ -140,8 +142,11 @@ export class PullServer {
    */
   planStart(request: Pick<PullRequest, "replicaId" | "sinceLsn" | "term">): number {
     const term = this.#deps.term();
-    if (request.term !== undefined && request.term !== term) {
-      throw new TermMismatchError(request.term, term);
+    if (request.term !== undefined) {
+      // In a cluster a position is judged against the timeline history (SPEC.md 13.4).
+      const check = this.#deps.positionCheck;
+      if (check) check({ lsn: request.sinceLsn ?? 0, term: request.term });
+      else if (request.term !== term) throw new TermMismatchError(request.term, term);
     }
     const { replicaId } = request;
     let start: number;

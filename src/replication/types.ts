@@ -37,6 +37,11 @@ export interface PrimaryOptions {
   commitLsn?: () => number;
   /** Called when the commit LSN may have risen (the materialised state's cap rises with it). */
   onCommitAdvanced?: () => void;
+  /**
+   * In a cluster: judges a pull's `(since_lsn, term)` against the timeline history, throwing
+   * `TimelineDivergedError` off it (SPEC.md 13.4). Without it the term must equal this primary's.
+   */
+  positionCheck?: (position: { lsn: number; term: number }) => void;
   region: string;
   advertiseUrl: string;
   caps: RetentionCaps;

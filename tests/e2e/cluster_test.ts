@@ -6,7 +6,16 @@
 // equals the leader's. CI runs FAILOVER_CYCLES cycles; `deno task bench failover` runs more.
 
 import assert from "node:assert/strict";
-import { dumpState, getJson, type Node, stop, waitUntil } from "../helpers/cluster.ts";
+import {
+  dumpState,
+  getJson,
+  type Node,
+  replicaKvPath,
+  startReplica,
+  stop,
+  waitApplied,
+  waitUntil,
+} from "../helpers/cluster.ts";
 import {
   agreedLeader,
   assertOneLeaderPerTerm,
@@ -70,8 +79,16 @@ Deno.test({
         dir,
         all: [],
       };
+      const edges: Node[] = [];
       try {
         for (const id of MEMBERS) await startNode(cluster, id);
+        // Two edge replicas, each following one node (a standby serves its log as a relay does).
+        for (const [i, id] of ["n1", "n2"].entries()) {
+          const node = cluster.nodes.get(id)!;
+          edges.push(
+            await startReplica(node, { dataDir: `${dir}/edge-${i}`, replicaId: `edge-${i}` }),
+          );
+        }
         const acked = new Map<string, number>();
         let n = 0;
         for (let cycle = 0; cycle < FAILOVER_CYCLES; cycle++) {
@@ -145,14 +162,23 @@ Deno.test({
             return s && (s.applied_lsn as number) >= current ? true : undefined;
           });
         }
+        // The edges resumed across every failover without a snapshot.
+        for (const edge of edges) {
+          const status = await waitApplied(edge.base, current);
+          assert.equal(status.rebootstraps_total, 0, `${edge.name} loaded no snapshot`);
+          assert.equal(status.divergence_total, 0);
+        }
         assertOneLeaderPerTerm(cluster);
-        for (const node of cluster.nodes.values()) await stop(node);
-        const states = await Promise.all(
-          [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
-        );
+        for (const node of [...edges, ...cluster.nodes.values()]) await stop(node);
+        const states = await Promise.all([
+          ...[...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
+          ...edges.map((edge) => dumpState(replicaKvPath(edge.dataDir))),
+        ]);
         for (const state of states.slice(1)) assert.deepEqual(state, states[0]);
       } finally {
-        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
+        for (const node of [...edges, ...cluster.nodes.values()]) {
+          await stop(node, "SIGKILL").catch(() => {});
+        }
         await etcd.stop();
       }
     });
@@ -352,6 +378,72 @@ Deno.test({
           assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 10);
         }
       } finally {
+        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
+        await etcd.stop();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    `a commit wait open at a step-down answers 503 commit_unknown, and /v1/commits settles it as what survived${skip}`,
+  ignore: ETCD_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const etcd = await startEtcd();
+      const cluster: Cluster = {
+        etcd,
+        nodes: new Map(),
+        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
+        dir,
+        all: [],
+      };
+      const frozen: Node[] = [];
+      let paused = false;
+      try {
+        for (const id of MEMBERS) await startNode(cluster, id);
+        const leader = await agreedLeader(cluster);
+        assert.notEqual(await quorumWrite(leader.base, "before", 1), undefined);
+        frozen.push(...[...cluster.nodes.values()].filter((node) => node !== leader));
+        for (const node of frozen) signal(node, "SIGSTOP");
+        // No standby can ack: the quorum wait stays open until the leader steps down.
+        const pending = fetch(`${leader.base}/v1/records`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            records: [{ op: "put", collection: "items", key: "open", value: 2 }],
+            commit_policy: "quorum",
+            timeout_ms: 60_000,
+          }),
+        });
+        await waitUntil("the write to wait for its quorum", async () => {
+          const metrics = await (await fetch(`${leader.base}/metrics`)).text();
+          return /^ferry_commit_waits_pending [1-9]/m.test(metrics) ? true : undefined;
+        });
+        etcd.pause();
+        paused = true;
+        const answer = await pending;
+        const body = await answer.json();
+        assert.equal(answer.status, 503);
+        assert.equal(body.error, "commit_unknown");
+        assert.equal(body.first_lsn, body.last_lsn);
+        etcd.resume();
+        paused = false;
+        for (const node of frozen.splice(0)) signal(node, "SIGCONT");
+        const next = await agreedLeader(cluster);
+        const settled = await waitUntil("a final outcome", async () => {
+          const outcome = await getJson(next.base, `/v1/commits/${body.term}/${body.last_lsn}`);
+          return outcome.outcome === "unknown" ? undefined : outcome;
+        }, 30_000);
+        const read = await fetch(`${next.base}/v1/records/items/open`);
+        await read.body?.cancel();
+        assert.equal(read.status === 200, settled.outcome === "committed", JSON.stringify(settled));
+      } finally {
+        if (paused) etcd.resume();
+        for (const node of frozen) signal(node, "SIGCONT");
         for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
         await etcd.stop();
       }

@@ -31,7 +31,8 @@ Deno.test("a write that cannot wait is refused before it is durable, never after
         timeoutMs: HELD_MS,
         signal: controller.signal,
       });
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      // The held write is durable (its wait holds the one place) before the next one comes.
+      await spool.waitForAppend(0, { timeoutMs: HELD_MS });
       const before = spool.currentLsn();
       await assert.rejects(
         primary.append([PAYLOAD], { policy: ackOne, timeoutMs: HELD_MS }),

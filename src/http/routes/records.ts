@@ -12,7 +12,12 @@
 
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { NoLeaderError, OverloadedError } from "../../core/errors.ts";
+import {
+  CommitUnknownError,
+  NoLeaderError,
+  NotLeaderError,
+  OverloadedError,
+} from "../../core/errors.ts";
 import { COMMIT_TIMEOUT_MS_MAX } from "../../core/limits.ts";
 import { changeRecordSchema } from "../../model/records.ts";
 import type { WriteResult } from "../../replication/types.ts";
@@ -152,11 +157,27 @@ export function recordRoutes(deps: AppDeps) {
       // Only a wait can end early on a dropped connection; `local` needs no signal (costly to make).
       signal: policy.kind === "local" ? undefined : c.req.raw.signal,
     });
-    // Past the fencing deadline a write durable here is no promise: answer no write (SPEC.md 13.4).
-    deps.fence?.();
+    _fenceAfterWrite(deps, result);
     return _writeAnswer(result, deps.failOnCommitTimeout);
   });
   return app;
+}
+
+/**
+ * Past the fencing deadline, or once stepped down, a write durable here is no promise (SPEC.md
+ * 13.4): 503 `commit_unknown` with its term and LSNs, for `GET /v1/commits` to settle later.
+ */
+function _fenceAfterWrite(deps: AppDeps, result: WriteResult): void {
+  try {
+    deps.fence?.();
+  } catch (error) {
+    if (!(error instanceof NotLeaderError)) throw error;
+    throw new CommitUnknownError({
+      term: result.term,
+      firstLsn: result.firstLsn,
+      lastLsn: result.lastLsn,
+    });
+  }
 }
 
 /**
