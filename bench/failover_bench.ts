@@ -8,7 +8,14 @@
  * Run: `deno task bench failover` (`--quick` or FERRY_BENCH_QUICK=1: 3 cycles).
  */
 
-import { getJson, stop, waitUntil } from "../tests/helpers/cluster.ts";
+import {
+  getJson,
+  type Node,
+  startReplica,
+  stop,
+  waitApplied,
+  waitUntil,
+} from "../tests/helpers/cluster.ts";
 import {
   agreedLeader,
   assertOneLeaderPerTerm,
@@ -34,8 +41,21 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** A table row: p50, p99 and max of sorted milliseconds. */
+function _row(measure: string, sorted: number[]): string {
+  const ms = (v: number) => v.toFixed(0);
+  return `| ${measure} | ${ms(percentile(sorted, 50))} | ${ms(percentile(sorted, 99))} | ${
+    ms(sorted.at(-1)!)
+  } |`;
+}
+
 /** One cycle: writes, the kill, the first acknowledged write on the new leader, the rejoin. */
-async function cycle(cluster: Cluster, acked: Map<string, number>, next: { n: number }) {
+async function cycle(
+  cluster: Cluster,
+  acked: Map<string, number>,
+  next: { n: number },
+  edges: Node[],
+) {
   const leader = await agreedLeader(cluster);
   for (let i = 0; i < WRITES_BEFORE_KILL; i++) {
     const key = `k${next.n % KEYS}`;
@@ -45,13 +65,16 @@ async function cycle(cluster: Cluster, acked: Map<string, number>, next: { n: nu
   const killedAt = performance.now();
   await stop(leader, "SIGKILL");
   let failoverMs = 0;
+  let firstLsn = 0;
   const key = `k${next.n % KEYS}`;
   const value = ++next.n;
   await waitUntil("a new leader to acknowledge a quorum write", async () => {
     for (const node of cluster.nodes.values()) {
       if (node === leader) continue;
-      if ((await quorumWrite(node.base, key, value)) !== undefined) {
+      const lsn = await quorumWrite(node.base, key, value);
+      if (lsn !== undefined) {
         failoverMs = performance.now() - killedAt;
+        firstLsn = lsn;
         return true;
       }
     }
@@ -67,7 +90,13 @@ async function cycle(cluster: Cluster, acked: Map<string, number>, next: { n: nu
     const upstream = status?.upstream as { durable_lsn?: number } | undefined;
     return (upstream?.durable_lsn ?? 0) >= target ? true : undefined;
   }, 60_000);
-  return { failoverMs, rejoinMs: performance.now() - restartedAt };
+  const rejoinMs = performance.now() - restartedAt;
+  // Edges resume without a snapshot: the kill to each edge holding the new leader's first write.
+  const edgeMs = await Promise.all(edges.map(async (edge) => {
+    await waitApplied(edge.base, firstLsn, 60_000);
+    return performance.now() - killedAt;
+  }));
+  return { failoverMs, rejoinMs, edgeMs };
 }
 
 export async function runFailoverBench(): Promise<void> {
@@ -83,19 +112,30 @@ export async function runFailoverBench(): Promise<void> {
   };
   const failovers: number[] = [];
   const rejoins: number[] = [];
+  const edgeResumes: number[] = [];
+  const edges: Node[] = [];
   const acked = new Map<string, number>();
   try {
     for (const id of MEMBERS) await startNode(cluster, id);
+    for (const [i, id] of ["n1", "n2"].entries()) {
+      const node = cluster.nodes.get(id)!;
+      edges.push(await startReplica(node, { dataDir: `${dir}/edge-${i}`, replicaId: `edge-${i}` }));
+    }
     const next = { n: 0 };
     for (let i = 0; i < cycles; i++) {
-      const { failoverMs, rejoinMs } = await cycle(cluster, acked, next);
+      const { failoverMs, rejoinMs, edgeMs } = await cycle(cluster, acked, next, edges);
       failovers.push(failoverMs);
       rejoins.push(rejoinMs);
+      edgeResumes.push(...edgeMs);
+      const edgeText = edgeMs.map((ms) => ms.toFixed(0)).join(" / ");
       console.log(
-        `cycle ${i + 1}/${cycles}: failover ${failoverMs.toFixed(0)} ms, rejoin ${
-          rejoinMs.toFixed(0)
-        } ms`,
+        `cycle ${i + 1}/${cycles}: failover ${failoverMs.toFixed(0)} ms, rejoin ` +
+          `${rejoinMs.toFixed(0)} ms, edges ${edgeText} ms`,
       );
+    }
+    let snapshots = 0;
+    for (const edge of edges) {
+      snapshots += (await getJson(edge.base, "/v1/status")).rebootstraps_total as number;
     }
     const leader = await agreedLeader(cluster);
     let lost = 0;
@@ -106,28 +146,32 @@ export async function runFailoverBench(): Promise<void> {
     assertOneLeaderPerTerm(cluster);
     failovers.sort((a, b) => a - b);
     rejoins.sort((a, b) => a - b);
-    const ms = (v: number) => v.toFixed(0);
+    edgeResumes.sort((a, b) => a - b);
     const lines = [
       `${cycles} cycles: three nodes (lease TTL ${LEASE_TTL_S} s, etcd ${etcd.url} on loopback), ` +
       `${WRITES_BEFORE_KILL} \`quorum\` writes before each SIGKILL of the leader.`,
       "",
       "| measure | p50 ms | p99 ms | max ms |",
       "|---|---:|---:|---:|",
-      `| failover: kill → first acknowledged \`quorum\` write on the new leader | ${
-        ms(percentile(failovers, 50))
-      } | ${ms(percentile(failovers, 99))} | ${ms(failovers.at(-1)!)} |`,
-      `| rejoin: restart of the killed node → its log at the leader's LSN | ${
-        ms(percentile(rejoins, 50))
-      } | ${ms(percentile(rejoins, 99))} | ${ms(rejoins.at(-1)!)} |`,
+      _row("failover: kill → first acknowledged `quorum` write on the new leader", failovers),
+      _row("rejoin: restart of the killed node → its log at the leader's LSN", rejoins),
+      _row(
+        "edge resume: kill → each of 2 edges (on n1, n2) holds the new leader's first write",
+        edgeResumes,
+      ),
       "",
       `Acknowledged \`quorum\` values checked on the last leader: ${acked.size} keys, ${lost} lost. ` +
-      "One leader per term (from every node's `cluster.leading` lines).",
+      "One leader per term (from every node's `cluster.leading` lines). " +
+      `Snapshots loaded by the edges: ${snapshots}. An edge whose node was the one killed resumes ` +
+      "once that node is back (an edge follows one URL).",
     ];
     for (const line of lines) console.log(line);
     await appendResults("HA: failover and rejoin through etcd", lines);
     if (lost > 0) throw new Error(`${lost} acknowledged quorum writes were lost`);
   } finally {
-    for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
+    for (const node of [...edges, ...cluster.nodes.values()]) {
+      await stop(node, "SIGKILL").catch(() => {});
+    }
     await etcd.stop();
     await Deno.remove(dir, { recursive: true });
   }

@@ -80,6 +80,7 @@ async function _run(
     logger,
   });
   let server: Listener | undefined;
+  const unhook = _testBlockHook(logger);
   try {
     await member.start();
     server = await serveUntilSignal(config, logger, {
@@ -96,6 +97,7 @@ async function _run(
       security: parts.security,
     });
   } catch (error) {
+    unhook();
     await member.stop({ resign: true }).catch(() => {});
     await node.close(undefined);
     if (isEtcdUnavailable(error)) {
@@ -104,6 +106,7 @@ async function _run(
     }
     throw error;
   }
+  unhook();
   await member.stop({ resign: true });
   await node.close(server);
   logger.info("ferry.stopped", { node_id: nodeId });
@@ -117,4 +120,21 @@ async function _etcdClient(config: Config): Promise<EtcdClient> {
     password: readGrantedEnv("FERRY_ETCD_PASSWORD"),
     caPem: config.etcdCa === undefined ? undefined : await Deno.readTextFile(config.etcdCa),
   });
+}
+
+/**
+ * A test hook (SPEC.md 13.4's pause test): with FERRY_TEST_BLOCK_MS set, each SIGUSR2 blocks the
+ * event loop for that long, as a long synchronous task would; the lease is kept from a Worker, so
+ * the node must not step down. Off unless the variable is set.
+ */
+function _testBlockHook(logger: Logger): () => void {
+  const blockMs = Number(readGrantedEnv("FERRY_TEST_BLOCK_MS") ?? "0");
+  if (!(blockMs > 0)) return () => {};
+  const block = () => {
+    logger.warn("test.event_loop_blocked", { ms: blockMs });
+    const until = performance.now() + blockMs;
+    while (performance.now() < until) { /* a blocked event loop, on purpose */ }
+  };
+  Deno.addSignalListener("SIGUSR2", block);
+  return () => Deno.removeSignalListener("SIGUSR2", block);
 }

@@ -450,3 +450,47 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: `a 1.5 s block of the leader's event loop with a 5 s lease causes no step-down${skip}`,
+  ignore: ETCD_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const etcd = await startEtcd();
+      const cluster: Cluster = {
+        etcd,
+        nodes: new Map(),
+        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
+        dir,
+        all: [],
+      };
+      try {
+        const options = { leaseTtlS: 5, env: { FERRY_TEST_BLOCK_MS: "1500" } };
+        for (const id of MEMBERS) await startNode(cluster, id, options);
+        const leader = await agreedLeader(cluster);
+        const term = (await getJson(leader.base, "/v1/status")).term;
+        for (let round = 0; round < 3; round++) {
+          const blocked = leader.process.lines.length;
+          Deno.kill(leader.process.child.pid, "SIGUSR2");
+          await waitUntil(
+            "the block to happen",
+            () =>
+              leader.process.lines.slice(blocked).some((l) =>
+                l.includes("test.event_loop_blocked")
+              ) ||
+              undefined,
+          );
+          assert.notEqual(await quorumWrite(leader.base, `after-block-${round}`, round), undefined);
+        }
+        assert.equal((await getJson(leader.base, "/v1/status")).term, term, "the same term");
+        assert.ok(!leader.process.lines.some((l) => l.includes("cluster.fenced")), "never fenced");
+        assertOneLeaderPerTerm(cluster);
+      } finally {
+        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
+        await etcd.stop();
+      }
+    });
+  },
+});

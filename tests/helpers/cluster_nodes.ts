@@ -19,6 +19,7 @@ export function nodeArgs(options: {
   id: string;
   etcdUrl: string;
   ports: number[];
+  leaseTtlS?: number;
 }): string[] {
   const etcdHost = new URL(options.etcdUrl).host;
   const hosts = [...options.ports.map((p) => `127.0.0.1:${p}`), etcdHost].join(",");
@@ -34,7 +35,7 @@ export function nodeArgs(options: {
     "--members",
     MEMBERS.join(","),
     "--lease-ttl-s",
-    String(LEASE_TTL_S),
+    String(options.leaseTtlS ?? LEASE_TTL_S),
   ]);
 }
 
@@ -60,7 +61,11 @@ export function assertOneLeaderPerTerm(cluster: Cluster): void {
   for (const [term, names] of leaders) assert.equal(names.size, 1, `term ${term}: ${[...names]}`);
 }
 
-export async function startNode(cluster: Cluster, id: string): Promise<Node> {
+export async function startNode(
+  cluster: Cluster,
+  id: string,
+  options: { leaseTtlS?: number; env?: Record<string, string> } = {},
+): Promise<Node> {
   const port = cluster.ports.get(id)!;
   const dataDir = `${cluster.dir}/${id}`;
   const args = nodeArgs({
@@ -69,8 +74,9 @@ export async function startNode(cluster: Cluster, id: string): Promise<Node> {
     id,
     etcdUrl: cluster.etcd.url,
     ports: [...cluster.ports.values()],
+    leaseTtlS: options.leaseTtlS,
   });
-  const process = startProcess(args);
+  const process = startProcess(args, options.env);
   await process.waitFor("ferry.started");
   const node = { name: id, port, base: `http://127.0.0.1:${port}`, dataDir, process, args };
   cluster.nodes.set(id, node);
