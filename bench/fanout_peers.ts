@@ -133,7 +133,8 @@ async function _stream(reader: _Reader, untilLsn: number, connected: () => void)
       if (item.kind === "frames") reader.take(item.frames, nowMs());
       if (reader.since >= untilLsn) break;
     }
-    reader.reconnects += 1;
+    // A stream the reader ends itself (it holds everything) is not a reconnect.
+    if (reader.since < untilLsn) reader.reconnects += 1;
   }
 }
 

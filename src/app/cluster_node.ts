@@ -27,6 +27,7 @@ import type { LeaseKeeper } from "../cluster/lease_keeper.ts";
 import type { MemberHooks, MemberPosition } from "../cluster/member.ts";
 import { parseCommitPolicy } from "../replication/commit_policy.ts";
 import { LogFollower } from "../replica/log_follower.ts";
+import { FailoverSlotsKeeper } from "./failover_slots_keeper.ts";
 import type { Listener } from "./listener.ts";
 import {
   closeServing,
@@ -72,9 +73,12 @@ export class ClusterNode {
   #ready = false;
   /** Transitions run one at a time. */
   #switching: Promise<unknown> = Promise.resolve();
+  /** The failover slots mirrored as a standby, adopted on promotion, published as leader. */
+  readonly #failoverSlots: FailoverSlotsKeeper;
 
   private constructor(parts: ClusterNodeParts) {
     this.#parts = parts;
+    this.#failoverSlots = new FailoverSlotsKeeper(parts);
   }
 
   /** Opens the node as a standby with no leader yet. */
@@ -127,6 +131,7 @@ export class ClusterNode {
     const mode = this.#mode;
     this.#mode = undefined;
     if (!mode) return;
+    this.#failoverSlots.stopPublishing();
     await this.#stopFollower(mode);
     if (server) await closeServing(mode.opened, server, this.#parts.logger);
     else await closeStores(mode.opened);
@@ -184,12 +189,20 @@ export class ClusterNode {
     this.#leader = leader;
     this.#history = await coordinator.readTimelines();
     await this.#closeMode();
+    const mirrored = await this.#failoverSlots.toAdopt();
     const opened = await openServing({ ...config, term: leader.term }, logger, {
       floor: parseCommitPolicy(config.commitPolicy),
       events,
       cluster: { members: others },
       positionCheck: (position) => this.#checkPosition(position),
     });
+    // Adopted before retention's first pass can prune what they pin (SPEC.md 13.4).
+    const members = new Set([...others, config.nodeId!]);
+    await this.#failoverSlots.adopt(opened.primary, mirrored, {
+      forkLsn: leader.fork_lsn,
+      members,
+    });
+    this.#failoverSlots.startPublishing(opened.primary, { term: leader.term, members });
     const mode: _Mode = { kind: "leader", opened, fetch: () => new Response(), lease };
     // Fenced past the lease's deadline, and for good once this mode is closed (a step-down).
     const fence = () => {
@@ -235,6 +248,7 @@ export class ClusterNode {
       upstreamUrl: leader.url,
       spool: opened.spool,
       appliedLsn: () => opened.state.appliedLsn(),
+      onSlots: (slots) => this.#failoverSlots.keep(slots),
       logger,
     }, this.#lastRecordTerm);
     follower.seeTerm(Math.max(this.#termSeen, leader.term));
@@ -250,6 +264,7 @@ export class ClusterNode {
       events,
       mirror: { term: () => Math.max(this.#termSeen, this.#leader?.term ?? 0) },
       positionCheck: (position) => this.#checkPosition(position),
+      pruneFloor: this.#failoverSlots.pruneFloor,
     });
     this.#lastRecordTerm = await lastRecordTerm(opened);
     const app = servingApp(config, logger, opened, {
@@ -272,6 +287,7 @@ export class ClusterNode {
     const mode = this.#mode;
     this.#mode = undefined;
     if (!mode) return;
+    this.#failoverSlots.stopPublishing();
     await this.#stopFollower(mode);
     mode.opened.primary.streams.endAll("fenced");
     mode.opened.primary.waiter.close();

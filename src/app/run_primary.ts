@@ -138,6 +138,8 @@ export async function openServing(
     mirror?: { term: () => number };
     cluster?: { members: ReadonlySet<string> };
     positionCheck?: (position: { lsn: number; term: number }) => void;
+    /** A cluster standby's mirrored failover slots: WAL after this is never pruned. */
+    pruneFloor?: () => number;
   },
 ): Promise<OpenedServing> {
   const { floor, events } = parts;
@@ -175,6 +177,7 @@ export async function openServing(
     mirror: parts.mirror,
     cluster: waiter && { members: members!, waiter, commitLsn: commitLsn! },
     positionCheck: parts.positionCheck,
+    pruneFloor: parts.pruneFloor,
   });
   metrics.attachPrimary(primary, {
     appliedLsn: () => state.appliedLsn(),
@@ -205,10 +208,14 @@ function _newPrimary(
     mirror?: { term: () => number };
     cluster?: { members: ReadonlySet<string>; waiter: CommitWaiter; commitLsn: () => number };
     positionCheck?: (position: { lsn: number; term: number }) => void;
+    pruneFloor?: () => number;
   },
 ): Primary {
   const cluster = parts.cluster;
   return new Primary({
+    // A cluster's leader mirrors its edges' slots to the standbys (SPEC.md 13.4).
+    failoverSlots: cluster !== undefined,
+    pruneFloor: parts.pruneFloor,
     waiter: cluster?.waiter,
     members: cluster?.members,
     commitLsn: cluster?.commitLsn,

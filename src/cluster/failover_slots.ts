@@ -15,16 +15,19 @@
  */
 
 import { SLOTS_MIRROR_INTERVAL_MS } from "../core/cluster_limits.ts";
+import { type MirroredSlot, parseMirroredSlots } from "../model/mirrored_slot.ts";
 
-/**
- * One live slot as mirrored: enough to resume its replica and to keep its WAL. Invalidated slots pin
- * nothing and are not mirrored.
- */
-export interface MirroredSlot {
-  id: string;
-  restart_lsn: number;
-  /** The replica's region, so `regions=` policies count it on the new leader too. */
-  region?: string;
+export { type MirroredSlot, parseMirroredSlots };
+
+/** The slots of an etcd document (`slotsDocument`), none when it is missing or malformed. */
+export function parseSlotsDocument(document: string | undefined): MirroredSlot[] {
+  if (document === undefined) return [];
+  try {
+    return parseMirroredSlots((JSON.parse(document) as { slots?: unknown })?.slots);
+  } catch (error) {
+    if (error instanceof SyntaxError) return [];
+    throw error;
+  }
 }
 
 /** The lowest restart LSN of the mirrored slots: a standby's prune floor (Infinity when none). */

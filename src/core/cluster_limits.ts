@@ -29,6 +29,8 @@ export const CLUSTER_MEMBERS_MAX = 9;
 export const LEADER_POLL_MS = 200;
 /** Failover slot positions are written to etcd at most this often (SPEC 13.4). */
 export const SLOTS_MIRROR_INTERVAL_MS = 10_000;
+/** The leader looks whether the failover slots document is due this often (the throttle decides). */
+export const SLOTS_MIRROR_CHECK_MS = 1_000;
 /** Timeline history entries read from etcd at most. */
 export const TIMELINE_HISTORY_ENTRIES_MAX = 10_000;
 /** Bytes of one JSON value ferry keeps in etcd at most (a leader key, a vote, the slots document). */
@@ -44,3 +46,4 @@ assert(
 );
 assert(LEADER_POLL_MS < LEASE_TTL_S_MIN * 1_000 * KEEPALIVE_FRACTION_OF_TTL);
 assert(ETCD_VALUE_BYTES_MAX <= ETCD_RESPONSE_BYTES_MAX);
+assert(SLOTS_MIRROR_CHECK_MS <= SLOTS_MIRROR_INTERVAL_MS, "a due document is written in time");

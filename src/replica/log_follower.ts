@@ -17,6 +17,7 @@
  */
 
 import type { FerryClient } from "../client/client.ts";
+import { type MirroredSlot, parseMirroredSlots } from "../model/mirrored_slot.ts";
 import { FerryHttpError, LsnGapError } from "../core/errors.ts";
 import {
   REPLICA_BACKOFF_MS_MAX,
@@ -31,6 +32,7 @@ import { type Logger, silentLogger } from "../core/log.ts";
 import { sleep } from "../core/waiter.ts";
 import type { DecodedFrame } from "../wal/frame.ts";
 import type { Spool } from "../wal/spool.ts";
+import type { ControlRecord } from "../wal/stream_codec.ts";
 import { followStream, StreamPolicy } from "./stream_follower.ts";
 
 /** Where the follower stands. */
@@ -55,6 +57,11 @@ export interface LogFollowerOptions {
   backoffMsMin?: number;
   backoffMsMax?: number;
   streamAckMs?: number;
+  /**
+   * The failover slots (SPEC.md 13.4) of each control record that carries them, malformed entries
+   * left out: a cluster standby keeps the WAL they need.
+   */
+  onSlots?: (slots: MirroredSlot[]) => void;
   logger?: Logger;
 }
 
@@ -182,6 +189,7 @@ export class LogFollower {
         apply: (frames, corrupt) => this.#keep(frames, corrupt),
         ack: () => this.#ack(),
         primaryAt: (lsn) => void (this.#upstreamLsn = Math.max(this.#upstreamLsn, lsn)),
+        control: (record) => this.#control(record),
         logger: this.#logger,
       });
       if (end === "halted") await this.#backoff();
@@ -189,6 +197,11 @@ export class LogFollower {
       return;
     }
     await this.#poll();
+  }
+
+  #control(record: ControlRecord): void {
+    const onSlots = this.#options.onSlots;
+    if (onSlots && record.slots !== undefined) onSlots(parseMirroredSlots(record.slots));
   }
 
   async #poll(): Promise<void> {

@@ -22,6 +22,7 @@ import {
 } from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";
 import type { DecodedFrame } from "../wal/frame.ts";
+import type { ControlRecord } from "../wal/stream_codec.ts";
 
 /** How a followed stream ended, for the runtime's loop. */
 export type FollowEnd =
@@ -51,6 +52,8 @@ export interface StreamHost {
   ack: () => Promise<void>;
   /** The primary stands at least at `lsn` on `timeline`. */
   primaryAt: (lsn: number, timeline: number) => void;
+  /** Each control record, as received (a cluster leader's carry the failover slots). */
+  control?: (record: ControlRecord) => void;
   logger: Logger;
 }
 
@@ -166,6 +169,7 @@ async function _consume(
       timeline = item.control.timeline;
       primaryLsn = Math.max(primaryLsn, item.control.currentLsn);
       host.primaryAt(primaryLsn, timeline);
+      host.control?.(item.control);
       // The first one opens the stream: the replica is following, healthy until a frame says not.
       if (outcome.items === 1 && (await host.apply([])).halted) return "halted";
       continue;

@@ -29,6 +29,8 @@ export interface RetentionOptions {
   walRetainBytesMin: number;
   /** LSN through which the materialised state has applied: WAL after it is never pruned. */
   stateFloor?: () => number;
+  /** One more floor: WAL after it is never pruned (a standby's mirrored failover slots). */
+  pruneFloor?: () => number;
   /** An invalidated slot is dropped this long after its invalidation (0 = never). */
   slotReclaimAfterMs?: number;
   logger: Logger;
@@ -114,14 +116,14 @@ export class Retention {
    * the floor is read when the prune starts.
    */
   async pruneThrough(lsn: number): Promise<PruneResult> {
-    const { spool, slots, stateFloor, walRetainBytesMin } = this.#options;
+    const { spool, slots, stateFloor, pruneFloor, walRetainBytesMin } = this.#options;
     this.invalidateSlots();
     this.reclaimSlots();
     if (slots.hasPendingChanges()) await slots.flushNow();
     // Read inside the prune, not now: it may wait behind a running one, and a slot pinned
     // meanwhile (a snapshot's) must keep its WAL.
     const target = (): number =>
-      Math.min(lsn, stateFloor?.() ?? lsn, slots.persistedFloor() ?? lsn);
+      Math.min(lsn, stateFloor?.() ?? lsn, pruneFloor?.() ?? lsn, slots.persistedFloor() ?? lsn);
     return await spool.pruneThrough(target, { retainBytesMin: walRetainBytesMin });
   }
 }

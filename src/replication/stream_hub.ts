@@ -27,6 +27,7 @@ import {
 import type { Logger } from "../core/log.ts";
 import { isLive } from "../slots/slot.ts";
 import type { SlotStore } from "../slots/slot_store.ts";
+import { controlWithSlots } from "./failover_slots_source.ts";
 import type { GroupCommit } from "../wal/commit_feed.ts";
 import type { RawFrames } from "../wal/range_read.ts";
 import type { Spool } from "../wal/spool.ts";
@@ -72,6 +73,8 @@ export interface StreamHubOptions {
    * the stream ends ("fenced"). Always true until HA brings a lease to check.
    */
   mayServe?: () => boolean;
+  /** A control record goes at least this often even while frames flow (absent: only when idle). */
+  controlEveryMs?: number;
 }
 
 /** A stream to open: who asks, from where, and what ends it early. */
@@ -224,7 +227,11 @@ export class StreamHub {
           continue;
         }
       }
-      stream.keepAlive(STREAM_CONTROL_INTERVAL_MS - STREAM_TICK_MS);
+      const everyMs = this.#options.controlEveryMs;
+      stream.keepAlive(
+        STREAM_CONTROL_INTERVAL_MS - STREAM_TICK_MS,
+        everyMs && everyMs - STREAM_TICK_MS,
+      );
     }
   }
 
@@ -263,6 +270,9 @@ export function primaryStreamHub(parts: {
   pulls: PullServer;
   registry: ReplicaRegistry;
   control: () => ControlRecord;
+  /** A cluster leader's control records carry its edges' slots (SPEC.md 13.4 failover slots). */
+  failoverSlots?: boolean;
+  members?: ReadonlySet<string>;
   streamMaxMs?: number;
   streamUnsentBytesMax?: number;
   mayServe?: () => boolean;
@@ -270,7 +280,7 @@ export function primaryStreamHub(parts: {
   clock: () => number;
 }): StreamHub {
   const { spool, slots, pulls, registry } = parts;
-  const control = parts.control;
+  const control = controlWithSlots(parts.control, { ...parts, replicas: () => registry.list() });
   return new StreamHub({
     currentLsn: () => spool.currentLsn(),
     isGated: (id) => pulls.isGated(id),
@@ -290,5 +300,7 @@ export function primaryStreamHub(parts: {
     logger: parts.logger,
     clock: parts.clock,
     mayServe: parts.mayServe,
+    // The standbys hear of the slots while frames flow too, not only when the stream is idle.
+    controlEveryMs: parts.failoverSlots ? STREAM_CONTROL_INTERVAL_MS : undefined,
   });
 }

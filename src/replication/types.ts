@@ -35,6 +35,11 @@ export interface PrimaryOptions {
    * relays, snapshots and segment lists get only records at or below it; members get everything.
    */
   commitLsn?: () => number;
+  /**
+   * A cluster leader (SPEC.md 13.4 failover slots): its control records carry the live slots of its
+   * edges (not the members'), so the standbys keep their WAL and a new leader can adopt them.
+   */
+  failoverSlots?: boolean;
   /** Called when the commit LSN may have risen (the materialised state's cap rises with it). */
   onCommitAdvanced?: () => void;
   /**
@@ -55,6 +60,8 @@ export interface PrimaryOptions {
   clock?: () => number;
   /** LSN through which the materialised state has applied: WAL after it is never pruned. */
   stateFloor?: () => number;
+  /** One more floor retention never prunes past (a standby's mirrored failover slots). */
+  pruneFloor?: () => number;
   /** An invalidated slot is dropped this long after its invalidation (0 = never). */
   slotReclaimAfterMs?: number;
   /** Warn when a slot's predicted invalidation is closer than this many seconds (0 = never). */

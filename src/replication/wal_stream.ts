@@ -75,6 +75,7 @@ export class WalStream {
   #wanted = false;
   #reading = false;
   #lastPushMs: number;
+  #lastControlMs = -Infinity;
   #sentBytes = 0;
 
   constructor(options: WalStreamOptions) {
@@ -150,9 +151,14 @@ export class WalStream {
     if (this.#mode === "live" && this.#sentLsn < this.#options.servableLsn()) this.#catchUp();
   }
 
-  /** Sends a control record when nothing was queued for `idleMs`. */
-  keepAlive(idleMs: number): void {
-    if (this.#mode === "ended" || this.#options.clock() - this.#lastPushMs < idleMs) return;
+  /**
+   * Sends a control record when nothing was queued for `idleMs`, or when the last control record
+   * went `controlEveryMs` ago (a cluster leader's carry the failover slots).
+   */
+  keepAlive(idleMs: number, controlEveryMs = Infinity): void {
+    if (this.#mode === "ended") return;
+    const nowMs = this.#options.clock();
+    if (nowMs - this.#lastPushMs < idleMs && nowMs - this.#lastControlMs < controlEveryMs) return;
     this.#pushControl();
     this.#flush();
   }
@@ -180,6 +186,7 @@ export class WalStream {
 
   #pushControl(): void {
     this.#push(encodeControlRecord(this.#options.control()));
+    this.#lastControlMs = this.#lastPushMs;
   }
 
   #push(chunk: Uint8Array): void {

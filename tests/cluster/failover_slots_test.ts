@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import {
   capAtFork,
   mirroredPruneFloor,
+  parseMirroredSlots,
+  parseSlotsDocument,
   slotsDocument,
   SlotsDocumentThrottle,
 } from "../../src/cluster/failover_slots.ts";
@@ -44,4 +46,28 @@ Deno.test("SlotsDocumentThrottle writes a change at once, then at most once per 
     if (day.shouldWrite([{ id: "e", restart_lsn: s }], s * 1000)) writes++;
   }
   assert.equal(writes, 8_640);
+});
+
+Deno.test("parseMirroredSlots() keeps the well-formed entries only", () => {
+  assert.deepEqual(
+    parseMirroredSlots([
+      { id: "edge-1", restart_lsn: 4, region: "eu" },
+      { id: "edge-2", restart_lsn: -1 },
+      { id: "", restart_lsn: 1 },
+      { id: "edge-3", restart_lsn: 1, region: 3 },
+      42,
+    ]),
+    [{ id: "edge-1", restart_lsn: 4, region: "eu" }],
+  );
+  assert.deepEqual(parseMirroredSlots({ id: "edge-1" }), []);
+});
+
+Deno.test("parseSlotsDocument() reads slotsDocument(), none from a missing or malformed one", () => {
+  assert.deepEqual(
+    parseSlotsDocument(slotsDocument(SLOTS, { term: 2, writtenAtUnixMs: 1 })),
+    SLOTS,
+  );
+  assert.deepEqual(parseSlotsDocument(undefined), []);
+  assert.deepEqual(parseSlotsDocument("{not json"), []);
+  assert.deepEqual(parseSlotsDocument("null"), []);
 });

@@ -494,3 +494,87 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    `failover slots: an edge stopped before the leader dies resumes on the new leader without a snapshot${skip}`,
+  ignore: ETCD_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const etcd = await startEtcd();
+      const cluster: Cluster = {
+        etcd,
+        nodes: new Map(),
+        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
+        dir,
+        all: [],
+      };
+      // Small segments, no minimum WAL kept, retention often: without failover slots the standbys
+      // prune what the stopped edge still needs.
+      const extraArgs = [
+        "--segment-bytes-max",
+        "4096",
+        "--wal-retain-bytes-min",
+        "0",
+        "--retention-interval-ms",
+        "100",
+      ];
+      let edge: Node | undefined;
+      try {
+        for (const id of MEMBERS) await startNode(cluster, id, { extraArgs });
+        const leader = await agreedLeader(cluster);
+        const standbys = [...cluster.nodes.values()].filter((node) => node !== leader);
+        const edgeOptions = { dataDir: `${dir}/edge`, replicaId: "edge-fs" };
+        edge = await startReplica(leader, edgeOptions);
+        let n = 0;
+        for (let i = 0; i < 30; i++) assert.ok(await quorumWrite(leader.base, `k${n % 40}`, ++n));
+        await waitApplied(
+          edge.base,
+          (await getJson(leader.base, "/v1/status")).current_lsn as number,
+        );
+        // Both standbys mirror the edge's slot from the leader's control records.
+        for (const standby of standbys) {
+          await waitUntil(
+            `${standby.name} to mirror the edge's slot`,
+            () =>
+              standby.process.lines.some((line) =>
+                line.includes('"cluster.slots_mirrored"') && line.includes('"edge-fs"')
+              ),
+          );
+        }
+        await stop(edge);
+        // Many segments' worth of writes while the edge is away: each standby's retention runs.
+        for (let i = 0; i < 200; i++) await quorumWrite(leader.base, `k${n % 40}`, ++n);
+        await stop(leader, "SIGKILL");
+        const next = await agreedLeader(cluster, leader.name);
+        cluster.nodes.delete(leader.name);
+        await waitUntil("the new leader to acknowledge a quorum write", async () => {
+          return (await quorumWrite(next.base, `k${n % 40}`, n + 1)) !== undefined;
+        }, 30_000);
+        n += 1;
+        for (let i = 0; i < 60; i++) await quorumWrite(next.base, `k${n % 40}`, ++n);
+        // The edge comes back pointing at the new leader, with the same data and replica id.
+        edge = await startReplica(next, edgeOptions);
+        const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
+        const status = await waitApplied(edge.base, current);
+        assert.equal(status.rebootstraps_total, 0, "the edge loaded no snapshot");
+        const leaderStatus = await getJson(next.base, "/v1/status");
+        assert.ok((leaderStatus.partial_resync_total as number) >= 1, "served partially");
+        await waitApplied(next.base, current);
+        await stop(edge);
+        await stop(next);
+        assert.deepEqual(
+          await dumpState(replicaKvPath(edge.dataDir)),
+          await dumpState(`${next.dataDir}/ferry.kv`),
+        );
+      } finally {
+        for (const node of [edge, ...cluster.nodes.values()]) {
+          if (node) await stop(node, "SIGKILL").catch(() => {});
+        }
+        await etcd.stop();
+      }
+    });
+  },
+});

@@ -64,7 +64,7 @@ export function assertOneLeaderPerTerm(cluster: Cluster): void {
 export async function startNode(
   cluster: Cluster,
   id: string,
-  options: { leaseTtlS?: number; env?: Record<string, string> } = {},
+  options: { leaseTtlS?: number; env?: Record<string, string>; extraArgs?: string[] } = {},
 ): Promise<Node> {
   const port = cluster.ports.get(id)!;
   const dataDir = `${cluster.dir}/${id}`;
@@ -75,7 +75,7 @@ export async function startNode(
     etcdUrl: cluster.etcd.url,
     ports: [...cluster.ports.values()],
     leaseTtlS: options.leaseTtlS,
-  });
+  }).concat(options.extraArgs ?? []);
   const process = startProcess(args, options.env);
   await process.waitFor("ferry.started");
   const node = { name: id, port, base: `http://127.0.0.1:${port}`, dataDir, process, args };
