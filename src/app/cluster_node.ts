@@ -41,6 +41,8 @@ import { Spool } from "../wal/spool.ts";
 
 /** The file holding the highest term this node has seen. */
 const TERM_FILE = "cluster_term";
+/** The local copy of the timeline history, in the WAL directory. */
+const TIMELINES_CACHE_FILE = "timelines.json";
 
 interface _Mode {
   kind: "standby" | "leader";
@@ -185,9 +187,9 @@ export class ClusterNode {
   }
 
   async #lead(leader: LeaderRecord, lease: LeaseKeeper): Promise<void> {
-    const { config, logger, events, others, auth, coordinator } = this.#parts;
+    const { config, logger, events, others, auth } = this.#parts;
     this.#leader = leader;
-    this.#history = await coordinator.readTimelines();
+    await this.#readHistory();
     await this.#closeMode();
     const mirrored = await this.#failoverSlots.toAdopt();
     const opened = await openServing({ ...config, term: leader.term }, logger, {
@@ -230,7 +232,7 @@ export class ClusterNode {
       await this.#openStandby();
     }
     if (leader) {
-      this.#history = await this.#parts.coordinator.readTimelines();
+      await this.#readHistory();
       await this.#reconcile(this.#history);
     }
     const mode = this.#mode;
@@ -303,6 +305,21 @@ export class ClusterNode {
     if (mode.opened.spool.currentLsn() > 0) {
       this.#lastRecordTerm = Math.max(this.#lastRecordTerm, follower.lastFrameTerm);
     }
+  }
+
+  /**
+   * Reads the timeline history from etcd and keeps a copy in `<data>/wal/timelines.json` (SPEC.md
+   * 13.4: a local cache, for an operator reading the data directory; etcd stays the source).
+   */
+  async #readHistory(): Promise<void> {
+    this.#history = await this.#parts.coordinator.readTimelines();
+    const path = joinPath(this.#parts.config.dataDir, "wal", TIMELINES_CACHE_FILE);
+    const bytes = new TextEncoder().encode(`${JSON.stringify(this.#history)}\n`);
+    await writeFileAtomic(denoFileSystem(), path, bytes).catch((error) => {
+      this.#parts.logger.warn("cluster.timelines_cache_failed", {
+        error: (error as Error).message,
+      });
+    });
   }
 
   /** A pull's position against the history (SPEC.md 13.4): off it, 409 `timeline_diverged`. */

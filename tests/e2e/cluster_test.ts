@@ -23,14 +23,32 @@ import {
   LEASE_TTL_S,
   MEMBERS,
   nodeArgs,
+  policyWrite,
   quorumWrite,
   startNode,
 } from "../helpers/cluster_nodes.ts";
 import { ETCD_MISSING, startEtcd } from "../helpers/etcd.ts";
 import { freePort } from "../helpers/process.ts";
+import { concatBytes } from "../../src/core/bytes.ts";
+import { decodeFrameRun } from "../../src/wal/frame.ts";
+import { Spool } from "../../src/wal/spool.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
 const FAILOVER_CYCLES = Number(Deno.env.get("FERRY_FAILOVER_CYCLES") ?? "2");
+/** The writers' policies, in turn. */
+const POLICIES = ["quorum", "quorum", "local", "quorum", "ack_n=1", "quorum", "quorum"];
+
+/** A stopped node's log: its bytes, and each record's term (index LSN - 1). */
+async function nodeLog(node: Node): Promise<{ bytes: Uint8Array; terms: number[] }> {
+  const spool = await Spool.open({ walDir: `${node.dataDir}/wal`, timeline: 1, term: 1 });
+  try {
+    const raw = await spool.readRawSince(0, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    const bytes = concatBytes(raw.chunks, raw.byteLength);
+    return { bytes, terms: decodeFrameRun(bytes).frames.map((frame) => frame.term) };
+  } finally {
+    await spool.close();
+  }
+}
 const skip = ETCD_MISSING ? ` (skipped: ${ETCD_MISSING})` : "";
 
 Deno.test({
@@ -90,7 +108,20 @@ Deno.test({
           );
         }
         const acked = new Map<string, number>();
+        const unknown: Array<{ term: number; lsn: number }> = [];
         let n = 0;
+        // Mostly `quorum` writes, some `local` and `ack_n=1` (which a failover may lose).
+        const mixedWrite = async (base: string) => {
+          const key = `k${n % 25}`;
+          const value = ++n;
+          const policy = POLICIES[n % POLICIES.length]!;
+          const answer = await policyWrite(base, key, value, policy);
+          if (answer?.status === 503 && answer.body.error === "commit_unknown") {
+            unknown.push({ term: answer.body.term, lsn: answer.body.last_lsn });
+          }
+          const reached = answer?.status === 200 && answer.body.commit?.outcome === "reached";
+          if (policy === "quorum" && reached) acked.set(key, value);
+        };
         for (let cycle = 0; cycle < FAILOVER_CYCLES; cycle++) {
           const leader = await agreedLeader(cluster);
           // A write sent to a standby is redirected to the leader.
@@ -104,20 +135,12 @@ Deno.test({
           await redirected.body?.cancel();
           assert.equal(redirected.status, 307);
           assert.equal(redirected.headers.get("location"), `${leader.base}/v1/records`);
-          for (let i = 0; i < 40; i++) {
-            const key = `k${n % 25}`;
-            const lsn = await quorumWrite(leader.base, key, ++n);
-            if (lsn !== undefined) acked.set(key, n);
-          }
+          for (let i = 0; i < 40; i++) await mixedWrite(leader.base);
           assert.ok(acked.size > 0, "quorum writes were acknowledged");
           // Writes go on while the leader is killed.
           const killedAt = performance.now();
           const load = (async () => {
-            for (let i = 0; i < 20; i++) {
-              const key = `k${n % 25}`;
-              const value = ++n;
-              if ((await quorumWrite(leader.base, key, value)) !== undefined) acked.set(key, value);
-            }
+            for (let i = 0; i < 20; i++) await mixedWrite(leader.base);
           })();
           await stop(leader, "SIGKILL");
           await load;
@@ -162,6 +185,15 @@ Deno.test({
             return s && (s.applied_lsn as number) >= current ? true : undefined;
           });
         }
+        // Every commit_unknown is settled by /v1/commits on the leader.
+        const settled = new Map<string, string>();
+        for (const write of unknown) {
+          const outcome = await waitUntil("a final outcome", async () => {
+            const answer = await getJson(leader.base, `/v1/commits/${write.term}/${write.lsn}`);
+            return answer.outcome === "unknown" ? undefined : answer.outcome as string;
+          }, 30_000);
+          settled.set(`${write.term}/${write.lsn}`, outcome);
+        }
         // The edges resumed across every failover without a snapshot.
         for (const edge of edges) {
           const status = await waitApplied(edge.base, current);
@@ -175,6 +207,24 @@ Deno.test({
           ...edges.map((edge) => dumpState(replicaKvPath(edge.dataDir))),
         ]);
         for (const state of states.slice(1)) assert.deepEqual(state, states[0]);
+        // Every node holds the same log, byte for byte, its terms never going down: no two nodes
+        // wrote the same LSN in one term.
+        const logs = await Promise.all([...cluster.nodes.values()].map((node) => nodeLog(node)));
+        for (const log of logs.slice(1)) assert.deepEqual(log.bytes, logs[0]!.bytes);
+        const terms = logs[0]!.terms;
+        assert.ok(
+          terms.every((term, i) => i === 0 || term >= terms[i - 1]!),
+          "terms never go down",
+        );
+        // Each commit_unknown answer settled as what the log holds: committed ⇔ its record is there.
+        for (const write of unknown) {
+          const outcome = settled.get(`${write.term}/${write.lsn}`);
+          assert.equal(
+            outcome === "committed",
+            terms[write.lsn - 1] === write.term,
+            JSON.stringify(write),
+          );
+        }
       } finally {
         for (const node of [...edges, ...cluster.nodes.values()]) {
           await stop(node, "SIGKILL").catch(() => {});

@@ -108,21 +108,32 @@ export async function quorumWrite(
   key: string,
   value: number,
 ): Promise<number | undefined> {
+  const answer = await policyWrite(base, key, value, "quorum");
+  return answer?.status === 200 && answer.body.commit?.outcome === "reached"
+    ? answer.body.last_lsn
+    : undefined;
+}
+
+/** One write of `key` = `value` under `policy`: its status and body, or undefined (no answer). */
+export async function policyWrite(
+  base: string,
+  key: string,
+  value: number,
+  policy: string,
+  // deno-lint-ignore no-explicit-any
+): Promise<{ status: number; body: any } | undefined> {
   try {
     const response = await fetch(`${base}/v1/records`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
         records: [{ op: "put", collection: "items", key, value }],
-        commit_policy: "quorum",
+        commit_policy: policy,
         timeout_ms: 3000,
       }),
       redirect: "manual",
     });
-    const body = await response.json();
-    return response.status === 200 && body.commit?.outcome === "reached"
-      ? body.last_lsn
-      : undefined;
+    return { status: response.status, body: await response.json() };
   } catch {
     return undefined;
   }
