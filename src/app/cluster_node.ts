@@ -12,6 +12,10 @@
  * The highest term seen is kept in `<data>/cluster_term` (written atomically): a restarted node
  * never accepts frames of a term it has already voted past.
  *
+ * A truncation whose log no longer starts at LSN 1 leaves the node without stores until its state
+ * is rebuilt from the leader's snapshot (`state_rebuild.ts`): it answers 503, answers elections
+ * with its log's true position but never promotes, and rebuilds as soon as a leader is known.
+ *
  * @module
  */
 
@@ -19,6 +23,7 @@ import type { Config } from "../core/config.ts";
 import type { EventHub } from "../core/events.ts";
 import { NotLeaderError, TimelineDivergedError } from "../core/errors.ts";
 import { denoFileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
+import { STATE_REBUILD_RETRY_MS } from "../core/cluster_limits.ts";
 import type { Logger } from "../core/log.ts";
 import { FerryClient } from "../client/client.ts";
 import { checkPosition, commitOutcome } from "../cluster/history.ts";
@@ -37,7 +42,14 @@ import {
   servingApp,
 } from "./run_primary.ts";
 import type { Auth } from "../http/auth.ts";
-import { Spool } from "../wal/spool.ts";
+import {
+  discardState,
+  markStateRebuildNeeded,
+  readLogPosition,
+  rebuildStateFromLeader,
+  stateRebuildNeeded,
+  truncateNodeLog,
+} from "./state_rebuild.ts";
 
 /** The file holding the highest term this node has seen. */
 const TERM_FILE = "cluster_term";
@@ -77,6 +89,11 @@ export class ClusterNode {
   #switching: Promise<unknown> = Promise.resolve();
   /** The failover slots mirrored as a standby, adopted on promotion, published as leader. */
   readonly #failoverSlots: FailoverSlotsKeeper;
+  /** Set while the state awaits a rebuild from the leader's snapshot: the log's position. */
+  #rebuild: { durable_lsn: number; last_term: number } | undefined;
+  #rebuildRetry: ReturnType<typeof setTimeout> | undefined;
+  /** Aborts a snapshot being loaded at shutdown. */
+  readonly #stopping = new AbortController();
 
   private constructor(parts: ClusterNodeParts) {
     this.#parts = parts;
@@ -87,7 +104,16 @@ export class ClusterNode {
   static async open(parts: ClusterNodeParts): Promise<ClusterNode> {
     const node = new ClusterNode(parts);
     node.#termSeen = await _readTerm(parts.config.dataDir);
-    await node.#openStandby();
+    if (await stateRebuildNeeded(parts.config.dataDir)) {
+      // A rebuild cut short: what it left is discarded; the next leader known serves a snapshot.
+      await discardState(parts.config.dataDir);
+      const log = await readLogPosition(parts.config, parts.logger);
+      node.#rebuild = { durable_lsn: log.currentLsn, last_term: log.lastTerm };
+      node.#lastRecordTerm = log.lastTerm;
+      parts.logger.warn("cluster.state_rebuild_pending", { durable_lsn: log.currentLsn });
+    } else {
+      await node.#openStandby();
+    }
     return node;
   }
 
@@ -121,13 +147,16 @@ export class ClusterNode {
   readonly hooks: MemberHooks = {
     position: () => this.#position(),
     seeTerm: (term) => this.#seeTerm(term),
-    reconcile: (history) => this.#serial(() => this.#reconcile(history)),
+    canLead: () => this.#rebuild === undefined,
+    reconcile: (history) => this.#serial(() => this.#reconcile(history, undefined)),
     lead: (leader, lease) => this.#serial(() => this.#lead(leader, lease)),
     follow: (leader) => this.#serial(() => this.#follow(leader)),
   };
 
   /** Shutdown: the follower first, then the stores, with the server as `closeServing` does. */
   async close(server: Listener | undefined): Promise<void> {
+    this.#stopping.abort();
+    clearTimeout(this.#rebuildRetry);
     await this.#switching;
     this.#ready = false;
     const mode = this.#mode;
@@ -148,6 +177,9 @@ export class ClusterNode {
   #position(): MemberPosition {
     const spool = this.#mode?.opened.spool;
     const follower = this.#mode?.follower;
+    if (!this.#mode && this.#rebuild) {
+      return { ...this.#rebuild, timeline: this.#leader?.timeline ?? 0 };
+    }
     return {
       durable_lsn: spool?.currentLsn() ?? 0,
       last_term: follower
@@ -165,24 +197,76 @@ export class ClusterNode {
     await writeFileAtomic(denoFileSystem(), path, new TextEncoder().encode(`${term}\n`));
   }
 
-  /** Truncates the log past where it leaves the history; the state is rebuilt from the log. */
-  async #reconcile(history: readonly TimelineEntry[]): Promise<void> {
+  /**
+   * Truncates the log past where it leaves the history; the state is rebuilt from the log, or,
+   * when the log no longer starts at LSN 1, from `leader`'s snapshot (pending while none is known).
+   */
+  async #reconcile(
+    history: readonly TimelineEntry[],
+    leader: LeaderRecord | undefined,
+  ): Promise<void> {
     if (history.length > 0) this.#history = history;
-    const mode = this.#mode;
-    if (!mode || history.length === 0) return;
-    const position = this.#position();
-    const check = checkPosition({ lsn: position.durable_lsn, term: position.last_term }, history);
-    if (check.onHistory) return;
-    await this.#truncate(mode, check.forkLsn);
+    if (history.length > 0 && (this.#mode || this.#rebuild)) {
+      const position = this.#position();
+      const check = checkPosition({ lsn: position.durable_lsn, term: position.last_term }, history);
+      if (!check.onHistory) await this.#truncate(this.#mode, check.forkLsn);
+    }
+    if (this.#rebuild && leader) await this.#rebuildState(leader);
   }
 
-  async #truncate(mode: _Mode, forkLsn: number): Promise<void> {
+  async #truncate(mode: _Mode | undefined, forkLsn: number): Promise<void> {
     const { logger, config } = this.#parts;
-    await this.#stopFollower(mode);
-    await closeStores(mode.opened);
-    this.#mode = undefined;
-    const dropped = await truncateNodeLog(config, forkLsn, logger);
-    logger.warn("cluster.truncated", { fork_lsn: forkLsn, ...dropped });
+    if (mode) {
+      await this.#stopFollower(mode);
+      await closeStores(mode.opened);
+      this.#mode = undefined;
+    }
+    const cut = await truncateNodeLog(config, forkLsn, logger);
+    logger.warn("cluster.truncated", {
+      fork_lsn: forkLsn,
+      ...cut.dropped,
+      oldest_lsn: cut.oldestLsn,
+    });
+    if (cut.oldestLsn <= 1 && !this.#rebuild) {
+      await this.#openStandby();
+      return;
+    }
+    // The log cannot rebuild the state: the marker goes first, so a crash keeps the stores shut.
+    await markStateRebuildNeeded(config.dataDir);
+    this.#rebuild = { durable_lsn: cut.currentLsn, last_term: cut.lastTerm };
+    this.#lastRecordTerm = cut.lastTerm;
+  }
+
+  /**
+   * Loads `leader`'s snapshot as this node's state, then opens the stores as a standby: the
+   * follower fetches the log from where it stands, and the applier goes on from the snapshot's
+   * start once the log reaches it. A failure is logged and tried again after
+   * `STATE_REBUILD_RETRY_MS` while `leader` still leads, the stores staying shut meanwhile.
+   */
+  async #rebuildState(leader: LeaderRecord): Promise<void> {
+    const { config, logger } = this.#parts;
+    try {
+      const rebuilt = await rebuildStateFromLeader(config, leader.url, {
+        logger,
+        signal: this.#stopping.signal,
+      });
+      this.#rebuild = undefined;
+      logger.info("cluster.state_rebuilt", { ...rebuilt, leader: leader.node_id });
+    } catch (error) {
+      if (this.#stopping.signal.aborted) return;
+      // Not thrown: the member calls `follow` once per leader, so this node retries by itself.
+      logger.warn("cluster.state_rebuild_failed", {
+        leader: leader.node_id,
+        error: (error as Error).message,
+        retry_ms: STATE_REBUILD_RETRY_MS,
+      });
+      clearTimeout(this.#rebuildRetry);
+      this.#rebuildRetry = setTimeout(() => {
+        if (this.#leader !== leader || !this.#rebuild) return;
+        this.#serial(() => this.#follow(leader)).catch(() => undefined);
+      }, STATE_REBUILD_RETRY_MS);
+      return;
+    }
     await this.#openStandby();
   }
 
@@ -233,7 +317,7 @@ export class ClusterNode {
     }
     if (leader) {
       await this.#readHistory();
-      await this.#reconcile(this.#history);
+      await this.#reconcile(this.#history, leader);
     }
     const mode = this.#mode;
     if (!mode) return;
@@ -366,38 +450,5 @@ async function _readTerm(dataDir: string): Promise<number> {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return 0;
     throw error;
-  }
-}
-
-/**
- * Cuts the node's log (stopped) back to `forkLsn` and discards its materialised state, which the
- * state applier rebuilds from the log at the next open. Returns what was dropped.
- */
-export async function truncateNodeLog(
-  config: Config,
-  forkLsn: number,
-  logger: Logger,
-): Promise<Record<string, number>> {
-  const spool = await Spool.open({
-    walDir: joinPath(config.dataDir, "wal"),
-    timeline: config.timeline,
-    term: config.term,
-    logger,
-  });
-  try {
-    const dropped = await spool.truncateAfter(forkLsn);
-    return { dropped_records: dropped.droppedRecords, dropped_bytes: dropped.droppedBytes };
-  } finally {
-    await spool.close();
-    await discardState(config.dataDir);
-  }
-}
-
-/** Removes the materialised state's store (`ferry.kv`): it is rebuilt from the log at open. */
-async function discardState(dataDir: string): Promise<void> {
-  for (const suffix of ["", "-shm", "-wal"]) {
-    await Deno.remove(joinPath(dataDir, `ferry.kv${suffix}`)).catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    });
   }
 }

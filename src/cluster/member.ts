@@ -10,7 +10,8 @@
  * 3. reconcile the log with the timeline history (truncate past a fork), then answer
  *    `(durable_lsn, last_term)` under `election/<T+1>/<id>`, bound to this member's lease;
  * 4. promote only with a majority of live answers and none ahead (`decideElection`), in the one
- *    transaction that raises the counter and creates the leader key.
+ *    transaction that raises the counter and creates the leader key (never while `canLead` says
+ *    no: a node whose state awaits a leader's snapshot).
  *
  * @module
  */
@@ -37,6 +38,11 @@ export interface MemberHooks {
   seeTerm(term: number): Promise<void>;
   /** Truncates the log past where it leaves `history` (and rebuilds state if that cut it). */
   reconcile(history: readonly TimelineEntry[]): Promise<void>;
+  /**
+   * False while this node cannot lead (its state awaits a rebuild from a leader's snapshot): it
+   * still answers elections with its true position, so nobody behind it wins, but never promotes.
+   */
+  canLead?(): boolean;
   /** This member now leads `leader.term`; its lease is `lease`. */
   lead(leader: LeaderRecord, lease: LeaseKeeper): Promise<void>;
   /** Another member leads (or nobody, during an election: `undefined`). */
@@ -180,6 +186,9 @@ export class ClusterMember {
   async #elect(): Promise<void> {
     const { coordinator, hooks } = this.#options;
     const fromTerm = await coordinator.readTerm();
+    // A promotion since this step read no leader key raised the counter read just now: follow it
+    // next step rather than record a round past its term (its frames would then be refused).
+    if (await coordinator.readLeader()) return;
     const round = fromTerm + 1;
     await hooks.seeTerm(round);
     const history = await coordinator.readTimelines();
@@ -192,7 +201,7 @@ export class ClusterMember {
     await coordinator.answer(round, self, this.#lease!.id);
     const decision = decideElection(self, await coordinator.answers(round), this.#options.members);
     this.#logDecision(round, decision);
-    if (decision.kind !== "promote") return;
+    if (decision.kind !== "promote" || hooks.canLead?.() === false) return;
     const timeline = history.reduce((max, entry) => Math.max(max, entry.timeline), 0) + 1;
     const leader: LeaderRecord = {
       node_id: this.#options.nodeId,

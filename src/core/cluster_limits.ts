@@ -31,6 +31,8 @@ export const LEADER_POLL_MS = 200;
 export const SLOTS_MIRROR_INTERVAL_MS = 10_000;
 /** The leader looks whether the failover slots document is due this often (the throttle decides). */
 export const SLOTS_MIRROR_CHECK_MS = 1_000;
+/** A state rebuild from the leader's snapshot that failed is tried again after this long. */
+export const STATE_REBUILD_RETRY_MS = 5_000;
 /** Timeline history entries read from etcd at most. */
 export const TIMELINE_HISTORY_ENTRIES_MAX = 10_000;
 /** Bytes of one JSON value ferry keeps in etcd at most (a leader key, a vote, the slots document). */

@@ -628,3 +628,98 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    `an old leader whose pruned log cannot rebuild its state reloads it from the new leader's snapshot${skip}`,
+  ignore: ETCD_MISSING !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const etcd = await startEtcd();
+      const cluster: Cluster = {
+        etcd,
+        nodes: new Map(),
+        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
+        dir,
+        all: [],
+      };
+      // Small segments pruned as soon as no slot needs them: no log keeps LSN 1 for long.
+      const extraArgs = [
+        "--segment-bytes-max",
+        "4096",
+        "--wal-retain-bytes-min",
+        "0",
+        "--retention-interval-ms",
+        "100",
+      ];
+      try {
+        for (const id of MEMBERS) await startNode(cluster, id, { extraArgs });
+        const leader = await agreedLeader(cluster);
+        // Both standbys hold a slot before the writes: the leader prunes past a member with none.
+        const others = MEMBERS.filter((id) => id !== leader.name);
+        await waitUntil("a slot for every standby", async () => {
+          const s = await getJson(leader.base, "/v1/status").catch(() => undefined);
+          const ids = ((s?.slots ?? []) as { replica_id: string }[]).map((slot) => slot.replica_id);
+          return others.every((id) => ids.includes(id)) ? true : undefined;
+        }, 30_000);
+        for (let i = 0; i < 150; i++) {
+          assert.notEqual(await quorumWrite(leader.base, `q${i % 40}`, i), undefined);
+        }
+        for (const node of cluster.nodes.values()) {
+          await waitUntil(`${node.name} to prune LSN 1`, async () => {
+            const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+            return s && (s.oldest_lsn as number) > 1 ? true : undefined;
+          }).catch(async (error) => {
+            // Says where the node stood (its role, its upstream's state) when it did not prune.
+            const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+            throw new Error(`${(error as Error).message}: ${JSON.stringify(s)}`);
+          });
+        }
+        const standbys = [...cluster.nodes.values()].filter((node) => node !== leader);
+        for (const node of standbys) await stop(node, "SIGKILL");
+        for (let i = 0; i < 5; i++) {
+          const answer = await policyWrite(leader.base, `local${i}`, i, "local");
+          assert.equal(answer?.status, 200);
+        }
+        await stop(leader, "SIGKILL");
+        for (const node of standbys) await startNode(cluster, node.name, { extraArgs });
+        const next = await agreedLeader(cluster, leader.name);
+        // Few enough that the new leader still holds the records after the fork point.
+        for (let i = 0; i < 3; i++) {
+          assert.notEqual(await quorumWrite(next.base, `n${i}`, i), undefined);
+        }
+        const back = await startNode(cluster, leader.name, { extraArgs });
+        const truncated = await back.process.waitFor("cluster.truncated");
+        assert.equal(truncated.dropped_records, 5, "the five local writes no standby held");
+        assert.ok((truncated.oldest_lsn as number) > 1, "the log no longer starts at LSN 1");
+        const rebuilt = await back.process.waitFor("cluster.state_rebuilt");
+        assert.ok((rebuilt.snapshot_start_lsn as number) >= (truncated.fork_lsn as number));
+        assert.ok((rebuilt.entries as number) > 0);
+        assert.notEqual(await quorumWrite(next.base, "after", 1), undefined);
+        const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
+        for (const node of cluster.nodes.values()) {
+          await waitUntil(`${node.name} to apply ${current}`, async () => {
+            const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+            return s && (s.applied_lsn as number) >= current ? true : undefined;
+          });
+        }
+        assertOneLeaderPerTerm(cluster);
+        for (const node of cluster.nodes.values()) await stop(node);
+        const states = await Promise.all(
+          [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
+        );
+        for (const state of states) {
+          assert.deepEqual(state, states[0]);
+          assert.ok(!state.some((entry) => entry.key.startsWith("local")), "local writes gone");
+          assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 40);
+          assert.equal(state.filter((entry) => entry.key.startsWith("n")).length, 3);
+        }
+      } finally {
+        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
+        await etcd.stop();
+      }
+    });
+  },
+});
