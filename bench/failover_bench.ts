@@ -22,11 +22,11 @@ import {
   type Cluster,
   LEASE_TTL_S,
   MEMBERS,
+  newCluster,
   quorumWrite,
   startNode,
 } from "../tests/helpers/cluster_nodes.ts";
 import { startEtcd } from "../tests/helpers/etcd.ts";
-import { freePort } from "../tests/helpers/process.ts";
 import { appendResults } from "./results.ts";
 import { quickMode } from "./replication_bench.ts";
 
@@ -103,13 +103,7 @@ export async function runFailoverBench(): Promise<void> {
   const cycles = quickMode() ? CYCLES_QUICK : CYCLES_FULL;
   const dir = await Deno.makeTempDir({ prefix: "ferry-failover-bench-" });
   const etcd = await startEtcd();
-  const cluster: Cluster = {
-    etcd,
-    nodes: new Map(),
-    ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-    dir,
-    all: [],
-  };
+  const cluster = newCluster(etcd, dir);
   const failovers: number[] = [];
   const rejoins: number[] = [];
   const edgeResumes: number[] = [];

@@ -19,9 +19,9 @@ import {
 import {
   agreedLeader,
   assertOneLeaderPerTerm,
-  type Cluster,
   LEASE_TTL_S,
   MEMBERS,
+  newCluster,
   nodeArgs,
   policyWrite,
   quorumWrite,
@@ -102,13 +102,7 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const etcd = await startEtcd();
-      const cluster: Cluster = {
-        etcd,
-        nodes: new Map(),
-        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-        dir,
-        all: [],
-      };
+      const cluster = newCluster(etcd, dir);
       const edges: Node[] = [];
       try {
         for (const id of MEMBERS) await startNode(cluster, id);
@@ -261,13 +255,7 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const etcd = await startEtcd();
-      const cluster: Cluster = {
-        etcd,
-        nodes: new Map(),
-        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-        dir,
-        all: [],
-      };
+      const cluster = newCluster(etcd, dir);
       let frozen: Node | undefined;
       try {
         for (const id of MEMBERS) await startNode(cluster, id);
@@ -322,13 +310,7 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const etcd = await startEtcd();
-      const cluster: Cluster = {
-        etcd,
-        nodes: new Map(),
-        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-        dir,
-        all: [],
-      };
+      const cluster = newCluster(etcd, dir);
       let paused = false;
       try {
         // The default lease (5 s): at 2 s a keepalive delayed by etcd's own catch-up after the
@@ -388,13 +370,7 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const etcd = await startEtcd();
-      const cluster: Cluster = {
-        etcd,
-        nodes: new Map(),
-        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-        dir,
-        all: [],
-      };
+      const cluster = newCluster(etcd, dir);
       try {
         for (const id of MEMBERS) await startNode(cluster, id);
         const leader = await agreedLeader(cluster);
@@ -461,13 +437,7 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const etcd = await startEtcd();
-      const cluster: Cluster = {
-        etcd,
-        nodes: new Map(),
-        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-        dir,
-        all: [],
-      };
+      const cluster = newCluster(etcd, dir);
       const frozen: Node[] = [];
       let paused = false;
       try {
@@ -526,13 +496,7 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const etcd = await startEtcd();
-      const cluster: Cluster = {
-        etcd,
-        nodes: new Map(),
-        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-        dir,
-        all: [],
-      };
+      const cluster = newCluster(etcd, dir);
       try {
         const options = { leaseTtlS: 5, env: { FERRY_TEST_BLOCK_MS: "1500" } };
         for (const id of MEMBERS) await startNode(cluster, id, options);
@@ -571,13 +535,7 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const etcd = await startEtcd();
-      const cluster: Cluster = {
-        etcd,
-        nodes: new Map(),
-        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-        dir,
-        all: [],
-      };
+      const cluster = newCluster(etcd, dir);
       // Small segments, no minimum WAL kept, retention often: without failover slots the standbys
       // prune what the stopped edge still needs.
       const extraArgs = [
@@ -655,13 +613,7 @@ Deno.test({
   fn: async () => {
     await withTempDir(async (dir) => {
       const etcd = await startEtcd();
-      const cluster: Cluster = {
-        etcd,
-        nodes: new Map(),
-        ports: new Map(MEMBERS.map((id) => [id, freePort()])),
-        dir,
-        all: [],
-      };
+      const cluster = newCluster(etcd, dir);
       // Small segments pruned as soon as no slot needs them: no log keeps LSN 1 for long.
       const extraArgs = [
         "--segment-bytes-max",

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { getJson, type Node } from "./cluster.ts";
 import type { RunningEtcd } from "./etcd.ts";
-import { startProcess, startTaskArgs, waitUntil } from "./process.ts";
+import { freePort, startProcess, startTaskArgs, waitUntil } from "./process.ts";
 
 export const MEMBERS = ["n1", "n2", "n3"];
 export const LEASE_TTL_S = 2;
@@ -59,6 +59,17 @@ export function assertOneLeaderPerTerm(cluster: Cluster): void {
   }
   assert.ok(leaders.size > 0);
   for (const [term, names] of leaders) assert.equal(names.size, 1, `term ${term}: ${[...names]}`);
+}
+
+/** A cluster of MEMBERS on ports picked now, none started yet, its data under `dir`. */
+export function newCluster(etcd: RunningEtcd, dir: string): Cluster {
+  return {
+    etcd,
+    nodes: new Map(),
+    ports: new Map(MEMBERS.map((id) => [id, freePort()])),
+    dir,
+    all: [],
+  };
 }
 
 export async function startNode(
