@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Config } from "../core/config.ts";
+import { type Config, primaryUrlList } from "../core/config.ts";
 import { ConfigError, StartupError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { EventHub, publishingLogger } from "../core/events.ts";
@@ -56,17 +56,7 @@ async function _run(
     dataDir: config.dataDir,
     replicaId: config.replicaId!,
     region: config.region,
-    primaryUrl: config.primaryUrl!,
-    client: new FerryClient(config.primaryUrl!, {
-      token: config.replicaToken,
-      fetch: primaryCa?.fetch,
-    }),
-    segments: new SegmentClient({
-      primaryUrl: config.primaryUrl!,
-      segmentsUrl: config.segmentsUrl,
-      token: config.replicaToken,
-      fetch: primaryCa?.fetch,
-    }),
+    ..._upstreams(config, primaryCa),
     streamPulls: config.streamPulls,
     logger,
   });
@@ -113,6 +103,29 @@ async function _run(
   await runtime.stop();
   logger.info("ferry.stopped", { applied_lsn: runtime.appliedLsn() });
   return 0;
+}
+
+/** The nodes of `--primary-url` and their clients: each shares the token, CA and segments cache. */
+function _upstreams(config: Config, primaryCa: PrimaryCa | undefined) {
+  const upstreamUrls = primaryUrlList(config);
+  const clientFor = (url: string) =>
+    new FerryClient(url, { token: config.replicaToken, fetch: primaryCa?.fetch });
+  const segmentsFor = (url: string) =>
+    new SegmentClient({
+      primaryUrl: url,
+      segmentsUrl: config.segmentsUrl,
+      token: config.replicaToken,
+      fetch: primaryCa?.fetch,
+    });
+  const primaryUrl = upstreamUrls[0]!;
+  return {
+    primaryUrl,
+    upstreamUrls,
+    clientFor,
+    segmentsFor,
+    client: clientFor(primaryUrl),
+    segments: segmentsFor(primaryUrl),
+  };
 }
 
 export async function loadPrimaryCa(config: Config): Promise<PrimaryCa | undefined> {

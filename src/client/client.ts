@@ -32,6 +32,7 @@ import {
   httpErrorOf,
   jsonPullOf,
   readBody,
+  topologyOf,
 } from "./responses.ts";
 import type {
   Ack,
@@ -374,31 +375,7 @@ export class FerryClient {
   async topology(options: TopologyOptions = {}): Promise<Topology> {
     const query = { wait_epoch: options.waitEpoch, await_timeout_ms: options.awaitTimeoutMs };
     const body = await this.#json("GET", "/v1/topology", { query, signal: options.signal });
-    const field = fieldReader(body, "topology");
-    const primary = fieldReader(field.object("primary"), "topology: primary");
-    return {
-      epoch: field.uint("epoch"),
-      primary: {
-        url: primary.string("url"),
-        region: primary.string("region"),
-        term: primary.uint("term"),
-        timeline: primary.uint("timeline"),
-        currentLsn: primary.uint("current_lsn"),
-      },
-      replicas: field.array("replicas").map((item, index) => {
-        const context = `topology: replicas[${index}]`;
-        const replica = fieldReader(asObject(item, context), context);
-        return {
-          id: replica.string("id"),
-          region: replica.string("region"),
-          healthy: replica.boolean("healthy"),
-          rebootstrapping: replica.boolean("rebootstrapping"),
-          lastAppliedLsn: replica.uint("last_applied_lsn"),
-          lagLsn: replica.uint("lag_lsn"),
-          lagMs: replica.number("lag_ms"),
-        };
-      }),
-    };
+    return topologyOf(body);
   }
 
   /**

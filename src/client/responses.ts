@@ -23,7 +23,7 @@ import {
 } from "../model/wire.ts";
 import { concatBytes } from "../core/bytes.ts";
 import { type DecodedFrame, decodeFrameRun } from "../wal/frame.ts";
-import type { FramePull, JsonPull, WriteResponse } from "./types.ts";
+import type { FramePull, JsonPull, Topology, TopologyLeader, WriteResponse } from "./types.ts";
 
 const MS_PER_SECOND = 1000;
 
@@ -333,4 +333,42 @@ export function fieldReader(
         "an object",
       ),
   };
+}
+
+/** A `GET /v1/topology` answer. */
+export function topologyOf(body: Record<string, unknown>): Topology {
+  const field = fieldReader(body, "topology");
+  const primary = fieldReader(field.object("primary"), "topology: primary");
+  return {
+    epoch: field.uint("epoch"),
+    primary: {
+      url: primary.string("url"),
+      region: primary.string("region"),
+      term: primary.uint("term"),
+      timeline: primary.uint("timeline"),
+      currentLsn: primary.uint("current_lsn"),
+    },
+    replicas: field.array("replicas").map((item, index) => {
+      const context = `topology: replicas[${index}]`;
+      const replica = fieldReader(asObject(item, context), context);
+      return {
+        id: replica.string("id"),
+        region: replica.string("region"),
+        healthy: replica.boolean("healthy"),
+        rebootstrapping: replica.boolean("rebootstrapping"),
+        lastAppliedLsn: replica.uint("last_applied_lsn"),
+        lagLsn: replica.uint("lag_lsn"),
+        lagMs: replica.number("lag_ms"),
+      };
+    }),
+    ...(body.leader === undefined ? {} : { leader: topologyLeaderOf(body.leader) }),
+  };
+}
+
+/** The `leader` of a cluster member's topology: null during an election. */
+export function topologyLeaderOf(value: unknown): TopologyLeader | null {
+  if (value === null) return null;
+  const context = "topology: leader";
+  const leader = fieldReader(asObject(value, context), context);
+  return { nodeId: leader.string("node_id"), url: leader.string("url"), term: leader.uint("term") };
 }

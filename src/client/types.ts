@@ -269,4 +269,13 @@ export interface Topology {
   epoch: number;
   primary: { url: string; region: string; term: number; timeline: number; currentLsn: number };
   replicas: TopologyReplica[];
+  /** In a cluster (SPEC.md 13.4): the leader this node knows, null during an election. */
+  leader?: TopologyLeader | null;
+}
+
+/** The leader a cluster member names in its topology. */
+export interface TopologyLeader {
+  nodeId: string;
+  url: string;
+  term: number;
 }

@@ -7,7 +7,7 @@
  */
 
 import { ConfigError } from "./errors.ts";
-import { GIB_BYTES, MIB_BYTES } from "./limits.ts";
+import { GIB_BYTES, MIB_BYTES, UPSTREAM_URLS_MAX } from "./limits.ts";
 import {
   type Config,
   envName,
@@ -154,16 +154,34 @@ function _validate(config: Config): void {
         throw new ConfigError(`a replica needs --${flag} (or ${envName(flag)})`);
       }
     }
-    const urls = { "primary-url": config.primaryUrl, "segments-url": config.segmentsUrl };
-    for (const [flag, url] of Object.entries(urls)) {
-      if (url === undefined) continue;
-      try {
-        new URL(url);
-      } catch {
+    const urls = [
+      ...primaryUrlList(config).map((url) => ["primary-url", url] as const),
+      ["segments-url", config.segmentsUrl] as const,
+    ];
+    for (const [flag, url] of urls) {
+      if (url !== undefined && !URL.canParse(url)) {
         throw new ConfigError(`setting --${flag} has a bad value "${url}": not a URL`);
       }
     }
   }
+}
+
+/**
+ * The nodes of `--primary-url`: one URL, or a comma list of a cluster's members (an edge replica
+ * follows whichever works, SPEC.md 13.4). A relay follows one upstream.
+ */
+export function primaryUrlList(config: Config): string[] {
+  const urls = (config.primaryUrl ?? "").split(",").map((url) => url.trim()).filter((url) => url);
+  if (urls.length > UPSTREAM_URLS_MAX) {
+    throw new ConfigError(`--primary-url lists ${urls.length} URLs; at most ${UPSTREAM_URLS_MAX}`);
+  }
+  if (urls.length > 1 && config.keepWal) {
+    throw new ConfigError(
+      "--primary-url lists several URLs, but a replica that keeps a log (--keep-wal, --serve-wal) " +
+        "follows one upstream: give it one URL",
+    );
+  }
+  return urls;
 }
 
 /** A primary's setting given as a flag to a replica that keeps no log: refused, not ignored. */

@@ -208,6 +208,12 @@ export const SHUTDOWN_GRACE_MS = 1000;
 export const REPLICA_STREAM_BREAKS_MAX = 3;
 /** How long a replica that fell back to long-polls keeps to them before trying a stream again. */
 export const REPLICA_STREAM_RETRY_MS = 300_000;
+/** Failed steps in a row on one node before a replica with several `--primary-url`s moves. */
+export const UPSTREAM_SWITCH_FAILURES = 3;
+/** How long a replica about to move waits for the listed nodes' topologies. */
+export const UPSTREAM_TOPOLOGY_TIMEOUT_MS = 2000;
+/** The most nodes one `--primary-url` may list. */
+export const UPSTREAM_URLS_MAX = 16;
 
 // ---- HTTP (SPEC.md section 9) ----
 

@@ -6,7 +6,7 @@
  */
 
 import type { Config } from "./config.ts";
-import { envName, SETTINGS } from "./config.ts";
+import { envName, primaryUrlList, SETTINGS } from "./config.ts";
 import { etcdEndpointList } from "./node_settings.ts";
 
 /** One permission ferry needs and the flag that grants it. */
@@ -51,7 +51,7 @@ export function neededPermissions(config: Config): NeededPermission[] {
     if (path === undefined) continue;
     needed.push({ descriptor: { name: "read", path }, flag: `--allow-read=${path}` });
   }
-  for (const url of [config.primaryUrl, config.segmentsUrl]) {
+  for (const url of [...primaryUrlList(config), config.segmentsUrl]) {
     if (config.role !== "replica" || url === undefined) continue;
     const target = hostPortOf(url);
     needed.push({ descriptor: { name: "net", host: target }, flag: `--allow-net=${target}` });

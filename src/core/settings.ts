@@ -368,7 +368,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "primary-url",
     kind: "string",
     byDefault: undefined,
-    help: "the primary's base URL",
+    help: "the primary's base URL; an edge of a cluster may list its nodes, comma-separated",
     only: "replica",
   },
   {

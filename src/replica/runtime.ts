@@ -33,7 +33,7 @@ import type { StateReader } from "../state/reader.ts";
 import { type ApplierPosition, type ApplyStop, planApply, stopOutcome } from "./apply_plan.ts";
 import { FerryClient } from "../client/client.ts";
 import { sleep } from "../core/waiter.ts";
-import { clearOtherStores, openStore, readCurrent, storeName } from "./store_dir.ts";
+import { openCurrentStore } from "./store_dir.ts";
 import { loadIntoNewStore } from "./snapshot_loader.ts";
 import { RebootstrapProgress } from "./rebootstrap_progress.ts";
 import type { ReplicaStateName, ReplicaStatus } from "./status.ts";
@@ -44,6 +44,8 @@ import type { DecodedFrame } from "../wal/frame.ts";
 import type { ReplicaRuntimeOptions } from "./runtime_options.ts";
 import { catchUpFromSegments } from "./segment_catchup.ts";
 import { LiveStore } from "./live_store.ts";
+import { Upstreams } from "./upstreams.ts";
+import type { SegmentClient } from "../client/segments.ts";
 
 export type { ReplicaRuntimeOptions } from "./runtime_options.ts";
 
@@ -52,6 +54,10 @@ export class ReplicaRuntime implements StateReader {
   readonly applied: LsnSignal;
   #options: ReplicaRuntimeOptions;
   #client: FerryClient;
+  #clientFor: (url: string) => FerryClient;
+  #segments: SegmentClient | undefined;
+  /** The node followed now, and where to move when it fails (`upstreams.ts`). */
+  #upstreams: Upstreams;
   #logger: Logger;
   #fs: FileSystem;
   #live: LiveStore;
@@ -85,8 +91,18 @@ export class ReplicaRuntime implements StateReader {
     opened: { kv: Deno.Kv; store: KvState; index: number; position: ApplierPosition },
   ) {
     this.#options = options;
-    this.#client = options.client ?? new FerryClient(options.primaryUrl, { token: options.token });
+    this.#clientFor = options.clientFor ??
+      ((url) => new FerryClient(url, { token: options.token }));
+    this.#client = options.client ?? this.#clientFor(options.primaryUrl);
+    this.#segments = options.segments;
     this.#logger = options.logger ?? silentLogger;
+    this.#upstreams = new Upstreams(options.upstreamUrls ?? [options.primaryUrl], {
+      viewOf: async (url, signal) => {
+        const topology = await this.#clientFor(url).topology({ signal });
+        return { leader: topology.leader, currentLsn: topology.primary.currentLsn };
+      },
+      logger: this.#logger,
+    });
     this.#fs = options.fs ?? denoFileSystem();
     this.#backoffMsMin = options.backoffMsMin ?? REPLICA_BACKOFF_MS_MIN;
     this.#backoffMsMax = options.backoffMsMax ?? REPLICA_BACKOFF_MS_MAX;
@@ -108,28 +124,9 @@ export class ReplicaRuntime implements StateReader {
    */
   static async open(options: ReplicaRuntimeOptions): Promise<ReplicaRuntime> {
     const fs = options.fs ?? denoFileSystem();
-    await fs.mkdirp(options.dataDir);
-    const current = await readCurrent(options.dataDir);
-    await clearOtherStores(options.dataDir, current, options.logger ?? silentLogger);
-    const index = current.index;
-    const { kv, store, meta } = await openStore(fs, {
-      dataDir: options.dataDir,
-      index,
-      logger: options.logger ?? silentLogger,
-    });
-    const position = {
-      lastLsn: meta.applied_lsn,
-      lastTerm: meta.last_term,
-      lastHash: meta.last_hash,
-    };
-    const runtime = new ReplicaRuntime(options, { kv, store, index, position });
-    (options.logger ?? silentLogger).info("replica.recovered", {
-      data_dir: options.dataDir,
-      store: storeName(index),
-      applied_lsn: position.lastLsn,
-      term: position.lastTerm,
-    });
-    return runtime;
+    const logger = options.logger ?? silentLogger;
+    const opened = await openCurrentStore(fs, { dataDir: options.dataDir, logger });
+    return new ReplicaRuntime(options, opened);
   }
 
   // ---- StateReader ----
@@ -156,7 +153,8 @@ export class ReplicaRuntime implements StateReader {
       role: "replica",
       replica_id: this.#options.replicaId,
       region: this.#options.region ?? null,
-      primary_url: this.#options.primaryUrl,
+      primary_url: this.#upstreams.current,
+      upstream_switches_total: this.#upstreams.switches,
       state: this.#state,
       applied_lsn: this.#position.lastLsn,
       durable_lsn: this.#position.lastLsn,
@@ -230,9 +228,13 @@ export class ReplicaRuntime implements StateReader {
       });
       this.#primaryLsn.exact(registered.currentLsn);
       this.#registered = true;
-      if (this.#options.segments) await this.#catchUpFromSegments(registered.timeline);
+      if (this.#segments) await this.#catchUpFromSegments(registered.timeline);
     }
-    if (this.#streams.useStream()) return await this.#follow();
+    if (this.#streams.useStream()) {
+      await this.#follow();
+      this.#upstreams.succeeded();
+      return;
+    }
     // Only a healthy replica lets the primary hold its pull: a reconnect learns where it stands at once.
     const holdMs = this.#state === "healthy"
       ? (this.#options.pullWaitMs ?? REPLICA_PULL_WAIT_MS)
@@ -248,6 +250,7 @@ export class ReplicaRuntime implements StateReader {
     });
     this.#primaryLsn.exact(pull.currentLsn);
     this.#timeline = pull.timeline;
+    this.#upstreams.succeeded();
     const { applied, halted } = await this.#applyBatch(pull.frames, pull.corrupt);
     if (applied > 0 || this.#backoffMs !== this.#backoffMsMin || halted) await this.#ack();
     if (halted && this.#state !== "divergence") await this.#backoff();
@@ -316,7 +319,7 @@ export class ReplicaRuntime implements StateReader {
    */
   async #catchUpFromSegments(timeline: number): Promise<void> {
     const end = await catchUpFromSegments(this.#position, {
-      segments: this.#options.segments!,
+      segments: this.#segments!,
       store: this.#live.store,
       timeline,
       signal: this.#stop.signal,
@@ -379,7 +382,19 @@ export class ReplicaRuntime implements StateReader {
     this.#registered = false;
     this.#primaryLsn.stale();
     this.#setState("connecting", (error as Error).message);
+    if (await this.#moveUpstream(error)) return;
     await this.#backoff(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
+  }
+
+  /** After failures of the node followed, moves to another listed node (`upstreams.ts`). */
+  async #moveUpstream(error: unknown): Promise<boolean> {
+    const position = this.#position.lastLsn;
+    const url = await this.#upstreams.failed(error, { position, signal: this.#stop.signal });
+    if (url === undefined) return false;
+    this.#client = this.#clientFor(url);
+    this.#segments = this.#options.segmentsFor?.(url) ?? this.#segments;
+    this.#backoffMs = this.#backoffMsMin;
+    return true;
   }
 
   /** Sleeps the current backoff (with jitter) and doubles it, up to the maximum. */

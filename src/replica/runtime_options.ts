@@ -18,6 +18,14 @@ export interface ReplicaRuntimeOptions {
   token?: string;
   /** A client to use instead of one built from `primaryUrl` and `token` (tests). */
   client?: FerryClient;
+  /**
+   * Every node this replica may follow, `primaryUrl` first (SPEC.md 13.4): with more than one, a
+   * failing node is left for the leader or another node (`upstreams.ts`). `clientFor` and
+   * `segmentsFor` build a node's clients when the replica moves.
+   */
+  upstreamUrls?: string[];
+  clientFor?: (url: string) => FerryClient;
+  segmentsFor?: (url: string) => SegmentClient;
   pullWaitMs?: number;
   pullMaxCount?: number;
   /** Snapshot responses to try before a re-bootstrap starts over; `REPLICA_SNAPSHOT_ATTEMPTS_MAX`. */

@@ -23,6 +23,8 @@ export interface ReplicaStatus {
   replica_id: string;
   region: string | null;
   primary_url: string;
+  /** Times this replica moved to another `--primary-url` node (a cluster's members). */
+  upstream_switches_total: number;
   state: ReplicaStateName;
   applied_lsn: number;
   durable_lsn: number;

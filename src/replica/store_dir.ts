@@ -13,6 +13,7 @@ import { type FileSystem, joinPath, writeFileAtomic } from "../core/files.ts";
 import { isKvDamageError, KvCorruptError } from "../core/errors.ts";
 import { KvState, type StateMeta } from "../state/kv_state.ts";
 import type { Logger } from "../core/log.ts";
+import type { ApplierPosition } from "./apply_plan.ts";
 
 /** The store `CURRENT` names, and whether `CURRENT` could be trusted to name it. */
 export interface CurrentStore {
@@ -145,4 +146,31 @@ export async function clearOtherStores(
       });
     }
   }
+}
+
+/**
+ * Opens the store `CURRENT` names (creating the first), removes stores a crash left behind, and
+ * reads the applied position (logged as `replica.recovered`).
+ */
+export async function openCurrentStore(
+  fs: FileSystem,
+  options: { dataDir: string; logger: Logger },
+): Promise<{ kv: Deno.Kv; store: KvState; index: number; position: ApplierPosition }> {
+  await fs.mkdirp(options.dataDir);
+  const current = await readCurrent(options.dataDir);
+  await clearOtherStores(options.dataDir, current, options.logger);
+  const index = current.index;
+  const { kv, store, meta } = await openStore(fs, { ...options, index });
+  const position = {
+    lastLsn: meta.applied_lsn,
+    lastTerm: meta.last_term,
+    lastHash: meta.last_hash,
+  };
+  options.logger.info("replica.recovered", {
+    data_dir: options.dataDir,
+    store: storeName(index),
+    applied_lsn: position.lastLsn,
+    term: position.lastTerm,
+  });
+  return { kv, store, index, position };
 }

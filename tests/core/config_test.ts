@@ -2,7 +2,7 @@
 // the start with a message naming the setting and the value.
 
 import assert from "node:assert/strict";
-import { envName, parseConfig, settingsHelp } from "../../src/core/config.ts";
+import { envName, parseConfig, primaryUrlList, settingsHelp } from "../../src/core/config.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 
 const noEnv = () => undefined;
@@ -153,4 +153,22 @@ Deno.test("parseConfig(): a replica that keeps no log refuses a primary's log se
     ConfigError,
   );
   assert.match(settingsHelp("replica"), /--serve-wal/);
+});
+
+Deno.test("--primary-url takes a cluster's node list for an edge, one URL for a relay", () => {
+  const list = "http://127.0.0.1:8781, http://127.0.0.1:8782,http://127.0.0.1:8783";
+  const edge = parseConfig("replica", ["--primary-url", list, "--replica-id", "e1"], noEnv);
+  assert.deepEqual(primaryUrlList(edge), [
+    "http://127.0.0.1:8781",
+    "http://127.0.0.1:8782",
+    "http://127.0.0.1:8783",
+  ]);
+  assert.throws(
+    () => parseConfig("replica", ["--primary-url", `${list},nope`, "--replica-id", "e1"], noEnv),
+    (error: unknown) => error instanceof ConfigError && /--primary-url.*"nope"/.test(error.message),
+  );
+  assert.throws(
+    () => parseConfig("replica", ["--primary-url", list, "--replica-id", "r", "--keep-wal"], noEnv),
+    (error: unknown) => error instanceof ConfigError && /follows one upstream/.test(error.message),
+  );
 });
