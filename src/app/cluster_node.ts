@@ -19,6 +19,7 @@
  * @module
  */
 
+import { lastRecordTerm } from "./log_terms.ts";
 import type { Config } from "../core/config.ts";
 import type { EventHub } from "../core/events.ts";
 import { NotLeaderError, TimelineDivergedError } from "../core/errors.ts";
@@ -352,7 +353,7 @@ export class ClusterNode {
       positionCheck: (position) => this.#checkPosition(position),
       pruneFloor: this.#failoverSlots.pruneFloor,
     });
-    this.#lastRecordTerm = await lastRecordTerm(opened);
+    this.#lastRecordTerm = await lastRecordTerm(opened.spool);
     const app = servingApp(config, logger, opened, {
       auth,
       isReady: () => this.#ready,
@@ -433,15 +434,6 @@ export class ClusterNode {
     const leader = this.#leader;
     return leader ? { node_id: leader.node_id, url: leader.url, term: leader.term } : null;
   }
-}
-
-/** The term of the newest record of a node's log (0 when empty). */
-export async function lastRecordTerm(opened: OpenedServing): Promise<number> {
-  const spool = opened.spool;
-  const current = spool.currentLsn();
-  if (current === 0 || spool.oldestLsn() > current) return 0;
-  const [last] = await spool.readSince(current - 1, 1, Number.MAX_SAFE_INTEGER);
-  return last?.term ?? 0;
 }
 
 async function _readTerm(dataDir: string): Promise<number> {

@@ -9,12 +9,11 @@
  * @module
  */
 
+import { lastRecordTerm } from "./log_terms.ts";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
-import { EventHub, publishingLogger } from "../core/events.ts";
 import { FerryClient } from "../client/client.ts";
 import { LogFollower } from "../replica/log_follower.ts";
-import type { Spool } from "../wal/spool.ts";
 import { PRIMARY_EVENTS } from "./events.ts";
 import type { Listener } from "./listener.ts";
 import {
@@ -24,10 +23,8 @@ import {
   openServing,
   servingApp,
 } from "./run_primary.ts";
-import { loadPrimaryCa, reloadPrimaryCa } from "./run_replica.ts";
-import { loadSecurity } from "./security.ts";
+import { type FollowerStart, reloadPrimaryCa, startFollower } from "./run_replica.ts";
 import { serveUntilSignal } from "./serve.ts";
-import { lockUsableDataDir, probeListenAddress } from "./start_checks.ts";
 import { checkDataDirTimeline } from "./timeline_check.ts";
 import type { PrimaryCa } from "./tls.ts";
 
@@ -38,35 +35,15 @@ const RELAY_COMMIT_FLOOR = { kind: "local" } as const;
  * Opens the relay's stores, serves, and follows the upstream until a signal. Returns 2 when the
  * security rules refuse the start; a setting that cannot work throws `StartupError`.
  */
-export async function runRelay(config: Config, baseLogger: Logger): Promise<number> {
-  const events = new EventHub();
-  const logger = publishingLogger(baseLogger, events, PRIMARY_EVENTS);
-  const security = await loadSecurity(config, logger);
-  if (!security) return 2;
-  const primaryCa = await loadPrimaryCa(config);
-  try {
-    probeListenAddress(config);
-    const lock = await lockUsableDataDir(config.dataDir);
-    try {
-      await checkDataDirTimeline(config.dataDir, config.timeline);
-      return await _run(config, logger, { security, primaryCa, events });
-    } finally {
-      lock.release();
-    }
-  } finally {
-    primaryCa?.close();
-  }
+export function runRelay(config: Config, baseLogger: Logger): Promise<number> {
+  return startFollower(config, baseLogger, {
+    eventNames: PRIMARY_EVENTS,
+    checks: () => checkDataDirTimeline(config.dataDir, config.timeline),
+    run: _run,
+  });
 }
 
-async function _run(
-  config: Config,
-  logger: Logger,
-  parts: {
-    security: NonNullable<Awaited<ReturnType<typeof loadSecurity>>>;
-    primaryCa: PrimaryCa | undefined;
-    events: EventHub;
-  },
-): Promise<number> {
+async function _run(config: Config, logger: Logger, parts: FollowerStart): Promise<number> {
   const { security, primaryCa, events } = parts;
   // The log is opened before the follower that feeds it: the term is read through this holder.
   const holder: { follower?: LogFollower } = {};
@@ -134,13 +111,5 @@ async function _follower(
     appliedLsn: () => opened.state.appliedLsn(),
     streamPulls: config.streamPulls,
     logger,
-  }, await _lastTerm(opened.spool));
-}
-
-/** The term of the newest record kept (0 when none). */
-async function _lastTerm(spool: Spool): Promise<number> {
-  const current = spool.currentLsn();
-  if (current === 0 || spool.oldestLsn() > current) return 0;
-  const [last] = await spool.readSince(current - 1, 1, Number.MAX_SAFE_INTEGER);
-  return last?.term ?? 0;
+  }, await lastRecordTerm(opened.spool));
 }

@@ -27,9 +27,33 @@ import { PrimaryCa } from "./tls.ts";
  * Opens the replica's store, serves reads, and follows the primary until a signal. Returns 2 when
  * the security rules refuse the start; a setting that cannot work throws `StartupError`.
  */
-export async function runReplica(config: Config, baseLogger: Logger): Promise<number> {
+export function runReplica(config: Config, baseLogger: Logger): Promise<number> {
+  return startFollower(config, baseLogger, { eventNames: REPLICA_EVENTS, run: _run });
+}
+
+/** What a replica's or relay's run gets from `startFollower`. */
+export interface FollowerStart {
+  security: Security;
+  primaryCa: PrimaryCa | undefined;
+  events: EventHub;
+}
+
+/**
+ * The start every follower shares (a replica, a relay): its events and logger, the security rules
+ * (2 when they refuse), the upstream's CA bundle, the listen address probed and the data directory
+ * locked while `checks` and `run` run.
+ */
+export async function startFollower(
+  config: Config,
+  baseLogger: Logger,
+  parts: {
+    eventNames: ReadonlySet<string>;
+    checks?: () => Promise<void>;
+    run: (config: Config, logger: Logger, start: FollowerStart) => Promise<number>;
+  },
+): Promise<number> {
   const events = new EventHub();
-  const logger = publishingLogger(baseLogger, events, REPLICA_EVENTS);
+  const logger = publishingLogger(baseLogger, events, parts.eventNames);
   const security = await loadSecurity(config, logger);
   if (!security) return 2;
   const primaryCa = await loadPrimaryCa(config);
@@ -37,7 +61,8 @@ export async function runReplica(config: Config, baseLogger: Logger): Promise<nu
     probeListenAddress(config);
     const lock = await lockUsableDataDir(config.dataDir);
     try {
-      return await _run(config, logger, { security, primaryCa, events });
+      await parts.checks?.();
+      return await parts.run(config, logger, { security, primaryCa, events });
     } finally {
       lock.release();
     }
@@ -46,11 +71,7 @@ export async function runReplica(config: Config, baseLogger: Logger): Promise<nu
   }
 }
 
-async function _run(
-  config: Config,
-  logger: Logger,
-  parts: { security: Security; primaryCa: PrimaryCa | undefined; events: EventHub },
-): Promise<number> {
+async function _run(config: Config, logger: Logger, parts: FollowerStart): Promise<number> {
   const { security, primaryCa, events } = parts;
   const runtime = await ReplicaRuntime.open({
     dataDir: config.dataDir,

@@ -143,6 +143,17 @@ export class TermMismatchError extends FerryError {
   }
 }
 
+/** A receiver's upstream answers with a term older than one the receiver has seen (SPEC.md 13.4). */
+export class StaleUpstreamError extends FerryError {
+  constructor(upstreamTerm: number, termSeen: number) {
+    super(
+      "stale_term",
+      `the upstream is at term ${upstreamTerm}, older than ${termSeen}`,
+      { term: upstreamTerm, term_seen: termSeen },
+    );
+  }
+}
+
 /** No valid credentials (HTTP 401). */
 export class UnauthorizedError extends FerryError {
   constructor(message = "a valid bearer token is required") {

@@ -18,7 +18,7 @@
 
 import type { FerryClient } from "../client/client.ts";
 import { type MirroredSlot, parseMirroredSlots } from "../model/mirrored_slot.ts";
-import { FerryHttpError, LsnGapError } from "../core/errors.ts";
+import { FerryHttpError, LsnGapError, StaleUpstreamError } from "../core/errors.ts";
 import {
   REPLICA_BACKOFF_MS_MAX,
   REPLICA_BACKOFF_MS_MIN,
@@ -171,10 +171,7 @@ export class LogFollower {
       this.#upstreamLsn = registered.currentLsn;
       // Receivers fence (SPEC.md 13.4): an upstream whose term is older than one seen is stale.
       if (registered.term < this.#termSeen) {
-        throw new FerryHttpError(409, {
-          error: "stale_term",
-          message: `the upstream is at term ${registered.term}, older than ${this.#termSeen}`,
-        });
+        throw new StaleUpstreamError(registered.term, this.#termSeen);
       }
       this.#termSeen = registered.term;
       this.#registered = true;
@@ -289,10 +286,9 @@ export class LogFollower {
       );
       return;
     }
-    if (
-      error instanceof FerryHttpError &&
-      (error.code === "stale_term" || error.code === "term_ahead")
-    ) {
+    const termAnswer = error instanceof FerryHttpError &&
+      (error.code === "stale_term" || error.code === "term_ahead");
+    if (termAnswer || error instanceof StaleUpstreamError) {
       this.#setState("stale_term", error.message);
     } else {
       this.#registered = false;

@@ -97,6 +97,33 @@ Deno.test("LogFollower refuses a frame whose term is lower than one it kept (sta
   });
 });
 
+Deno.test("LogFollower fences an upstream whose term is older than one it saw (stale_term)", async () => {
+  await withTempDir(async (dir) => {
+    const primary = scriptedPrimary({ currentLsn: 0, wal: serving([frame(1, 1)]) });
+    const spool = await Spool.open({ walDir: joinPath(dir, "wal"), timeline: 1, term: 1 });
+    const follower = new LogFollower({
+      client: primary.client,
+      replicaId: "standby-1",
+      upstreamUrl: "http://old-leader.test",
+      spool,
+      appliedLsn: () => 0,
+      backoffMsMin: 1,
+      backoffMsMax: 5,
+    }, 0);
+    follower.seeTerm(2); // an election for term 2 was seen; the upstream registers at term 1
+    follower.start();
+    try {
+      await waitUntil("the stale upstream to be refused", () => follower.state === "stale_term");
+      assert.match(follower.status().last_error ?? "", /upstream is at term 1, older than 2/);
+      assert.equal(primary.requests.filter((r) => r.route === "wal").length, 0, "nothing pulled");
+      assert.equal(spool.currentLsn(), 0);
+    } finally {
+      await follower.stop();
+      await spool.close();
+    }
+  });
+});
+
 Deno.test("LogFollower stops following on 409 rebootstrap_required and keeps its log", async () => {
   const frames = [frame(1, 1), frame(2, 1)];
   const wal = (request: ScriptedRequest) =>
