@@ -231,6 +231,9 @@ Deno.test({
             JSON.stringify(write),
           );
         }
+      } catch (error) {
+        printClusterLogs(cluster);
+        throw error;
       } finally {
         for (const node of [...edges, ...cluster.nodes.values()]) {
           await stop(node, "SIGKILL").catch(() => {});
@@ -240,6 +243,17 @@ Deno.test({
     });
   },
 });
+
+/** Each member process's cluster lines (and errors), to read why a run failed. */
+function printClusterLogs(cluster: { all: Node[] }): void {
+  for (const node of cluster.all) {
+    const lines = node.process.lines.filter((line) =>
+      line.includes('"cluster.') || line.includes('"level":"error"') ||
+      line.includes('"level":"warn"')
+    );
+    console.log(`---- ${node.name} (${node.port}) ----\n${lines.slice(-60).join("\n")}`);
+  }
+}
 
 /** SIGSTOP or SIGCONT to a node's process. */
 function signal(node: Node, sig: "SIGSTOP" | "SIGCONT"): void {
