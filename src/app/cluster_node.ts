@@ -93,6 +93,12 @@ export class ClusterNode {
   /** Set while the state awaits a rebuild from the leader's snapshot: the log's position. */
   #rebuild: { durable_lsn: number; last_term: number } | undefined;
   #rebuildRetry: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * As a standby, the LSN up to which this node's log is known committed: what it serves edges,
+   * snapshots and its state (SPEC.md 13.4). 0 at open (a returning leader's log may hold records
+   * no majority has until it reconciles with the history); raised while it follows a leader.
+   */
+  #edgeSafeLsn = 0;
   /** Aborts a snapshot being loaded at shutdown. */
   readonly #stopping = new AbortController();
 
@@ -222,6 +228,7 @@ export class ClusterNode {
       await closeStores(mode.opened);
       this.#mode = undefined;
     }
+    this.#edgeSafeLsn = Math.min(this.#edgeSafeLsn, forkLsn);
     const cut = await truncateNodeLog(config, forkLsn, logger);
     logger.warn("cluster.truncated", {
       fork_lsn: forkLsn,
@@ -336,6 +343,7 @@ export class ClusterNode {
       spool: opened.spool,
       appliedLsn: () => opened.state.appliedLsn(),
       onSlots: (slots) => this.#failoverSlots.keep(slots),
+      onCommitLsn: () => opened.primary.commitAdvanced(),
       logger,
     }, this.#lastRecordTerm);
     follower.seeTerm(Math.max(this.#termSeen, leader.term));
@@ -352,6 +360,7 @@ export class ClusterNode {
       mirror: { term: () => Math.max(this.#termSeen, this.#leader?.term ?? 0) },
       positionCheck: (position) => this.#checkPosition(position),
       pruneFloor: this.#failoverSlots.pruneFloor,
+      edgeCap: () => this.#standbyEdgeCap(),
     });
     this.#lastRecordTerm = await lastRecordTerm(opened.spool);
     const app = servingApp(config, logger, opened, {
@@ -383,6 +392,7 @@ export class ClusterNode {
 
   /** Stops the follower, keeping the term of the newest frame it kept (an election's answer). */
   async #stopFollower(mode: _Mode): Promise<void> {
+    this.#standbyEdgeCap();
     const follower = mode.follower;
     mode.follower = undefined;
     if (!follower) return;
@@ -428,6 +438,24 @@ export class ClusterNode {
       commitLsn,
     });
     return { outcome, leader: this.#leaderView() };
+  }
+
+  /**
+   * The standby's edge cap (`#edgeSafeLsn`), raised while it follows a leader after reconciling:
+   * with three members a frame durable here and on the leader is on a majority, so all it holds;
+   * with more, up to the commit LSN the leader's control records give.
+   */
+  #standbyEdgeCap(): number {
+    const mode = this.#mode;
+    const spool = mode?.opened.spool;
+    if (mode?.kind === "standby" && mode.follower && spool) {
+      const durable = spool.currentLsn();
+      const known = this.#parts.others.size <= 2
+        ? durable
+        : Math.min(durable, mode.follower.upstreamCommitLsn);
+      this.#edgeSafeLsn = Math.max(this.#edgeSafeLsn, known);
+    }
+    return Math.min(this.#edgeSafeLsn, spool?.currentLsn() ?? 0);
   }
 
   #leaderView(): { node_id: string; url: string; term: number } | null {

@@ -129,18 +129,26 @@ export function servingApp(
  * Opens the stores in order (spool, KV, slots, state) and starts the replication core. A relay
  * passes `mirror`: its term follows its upstream, and its log takes records from upstream only.
  */
+/** What `openServing` opens the stores for: the role's commit floor and, in a cluster, its rules. */
+export interface ServingParts {
+  floor: CommitPolicy;
+  events: EventHub;
+  mirror?: { term: () => number };
+  cluster?: { members: ReadonlySet<string> };
+  positionCheck?: (position: { lsn: number; term: number }) => void;
+  /** A cluster standby's mirrored failover slots: WAL after this is never pruned. */
+  pruneFloor?: () => number;
+  /**
+   * A cluster standby (SPEC.md 13.4): edges, snapshots and the state get records only up to
+   * this LSN (what it knows is committed), as a leader's get them up to its commit LSN.
+   */
+  edgeCap?: () => number;
+}
+
 export async function openServing(
   config: Config,
   logger: Logger,
-  parts: {
-    floor: CommitPolicy;
-    events: EventHub;
-    mirror?: { term: () => number };
-    cluster?: { members: ReadonlySet<string> };
-    positionCheck?: (position: { lsn: number; term: number }) => void;
-    /** A cluster standby's mirrored failover slots: WAL after this is never pruned. */
-    pruneFloor?: () => number;
-  },
+  parts: ServingParts,
 ): Promise<OpenedServing> {
   const { floor, events } = parts;
   const metrics = new Metrics();
@@ -166,7 +174,7 @@ export async function openServing(
   // In a cluster, `quorum`, the commit LSN and the state count the members only (SPEC.md 13.4).
   const members = parts.cluster?.members;
   const waiter = members ? new CommitWaiter({ members }) : undefined;
-  const commitLsn = waiter && (() => waiter.commitLsn(spool.currentLsn()) ?? 0);
+  const commitLsn = waiter ? () => waiter.commitLsn(spool.currentLsn()) ?? 0 : parts.edgeCap;
   const state = await StateApplier.open({ spool, kv, logger, applyUpTo: commitLsn });
   const primary = _newPrimary(config, {
     spool,
@@ -175,7 +183,8 @@ export async function openServing(
     floor,
     logger,
     mirror: parts.mirror,
-    cluster: waiter && { members: members!, waiter, commitLsn: commitLsn! },
+    cluster: waiter && { members: members!, waiter },
+    commitLsn,
     positionCheck: parts.positionCheck,
     pruneFloor: parts.pruneFloor,
   });
@@ -206,7 +215,9 @@ function _newPrimary(
     floor: CommitPolicy;
     logger: Logger;
     mirror?: { term: () => number };
-    cluster?: { members: ReadonlySet<string>; waiter: CommitWaiter; commitLsn: () => number };
+    cluster?: { members: ReadonlySet<string>; waiter: CommitWaiter };
+    /** Edges get records up to this (a cluster's commit LSN); absent, nothing is gated. */
+    commitLsn?: () => number;
     positionCheck?: (position: { lsn: number; term: number }) => void;
     pruneFloor?: () => number;
   },
@@ -218,8 +229,8 @@ function _newPrimary(
     pruneFloor: parts.pruneFloor,
     waiter: cluster?.waiter,
     members: cluster?.members,
-    commitLsn: cluster?.commitLsn,
-    onCommitAdvanced: cluster && (() => parts.state.capRaised()),
+    commitLsn: parts.commitLsn,
+    onCommitAdvanced: parts.commitLsn && (() => parts.state.capRaised()),
     positionCheck: parts.positionCheck,
     spool: parts.spool,
     slots: parts.slots,

@@ -62,6 +62,8 @@ export interface LogFollowerOptions {
    * left out: a cluster standby keeps the WAL they need.
    */
   onSlots?: (slots: MirroredSlot[]) => void;
+  /** The upstream's commit LSN rose (a cluster leader's control records carry it, SPEC.md 13.4). */
+  onCommitLsn?: (lsn: number) => void;
   logger?: Logger;
 }
 
@@ -88,6 +90,7 @@ export class LogFollower {
   #termSeen: number;
   #lastFrameTerm: number;
   #upstreamLsn = 0;
+  #upstreamCommitLsn = 0;
   #kept = 0;
   #backoffMs: number;
   #stop = new AbortController();
@@ -114,6 +117,11 @@ export class LogFollower {
   /** The term of the newest frame kept (0 before any). */
   get lastFrameTerm(): number {
     return this.#lastFrameTerm;
+  }
+
+  /** The highest commit LSN the upstream's control records gave (0 before any). */
+  get upstreamCommitLsn(): number {
+    return this.#upstreamCommitLsn;
   }
 
   /** A cluster election saw `term` (SPEC.md 13.4): frames of lower terms are refused from now. */
@@ -197,6 +205,10 @@ export class LogFollower {
   }
 
   #control(record: ControlRecord): void {
+    if (record.commitLsn > this.#upstreamCommitLsn) {
+      this.#upstreamCommitLsn = record.commitLsn;
+      this.#options.onCommitLsn?.(record.commitLsn);
+    }
     const onSlots = this.#options.onSlots;
     if (onSlots && record.slots !== undefined) onSlots(parseMirroredSlots(record.slots));
   }
