@@ -13,6 +13,7 @@ import type { Logger } from "../core/log.ts";
 import { etcdEndpointList, memberList } from "../core/node_settings.ts";
 import { readGrantedEnv } from "../core/permissions.ts";
 import { EtcdCoordinator } from "../cluster/coordinator.ts";
+import { checkMembers } from "../cluster/members_guard.ts";
 import { EtcdClient } from "../cluster/etcd.ts";
 import { ClusterMember, isEtcdUnavailable } from "../cluster/member.ts";
 import { ClusterNode } from "./cluster_node.ts";
@@ -46,6 +47,8 @@ export async function runNode(config: Config, baseLogger: Logger): Promise<numbe
   const lock = await lockUsableDataDir(config.dataDir);
   try {
     await checkDataDirTimeline(config.dataDir, config.timeline);
+    // One member changed per restart at most (`members_guard.ts`): exit 2 on a larger change.
+    await checkMembers(coordinator, memberList(config), logger);
     return await _run(config, logger, { events, coordinator, security });
   } finally {
     lock.release();

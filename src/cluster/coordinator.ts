@@ -7,7 +7,9 @@
  * - `timelines/<n as 8 digits>`: `{"timeline", "parent", "fork_lsn", "term"}`, the history;
  * - `election/<T>/<node id>`: a member's answer for the round that would make term T, bound to the
  *   member's lease (a dead member's answer goes with it);
- * - `slots`: the failover slots document, written at most every 10 s.
+ * - `slots`: the failover slots document, written at most every 10 s;
+ * - `members`: `{"members": [...]}`, the member list the cluster last started with (a start may
+ *   change it by one member at a time: `members_guard.ts`).
  *
  * The interface lets tests put a fault layer between a node and etcd.
  *
@@ -73,6 +75,13 @@ export interface Coordinator {
   writeSlots(document: string): Promise<void>;
   /** Reads the failover slots document. */
   readSlots(): Promise<string | undefined>;
+  /** The member list recorded in etcd (undefined before the first start), and its revision. */
+  readMembers(): Promise<{ members: string[]; revision: string } | undefined>;
+  /**
+   * Records `members` if the recorded list is still at `revision` (undefined: none recorded yet).
+   * False when another start changed it meanwhile.
+   */
+  writeMembers(members: readonly string[], revision: string | undefined): Promise<boolean>;
 }
 
 /** The Coordinator over etcd. */
@@ -161,6 +170,27 @@ export class EtcdCoordinator implements Coordinator {
 
   async readSlots(): Promise<string | undefined> {
     return (await this.#client.get(this.#key("slots")))?.value;
+  }
+
+  async readMembers(): Promise<{ members: string[]; revision: string } | undefined> {
+    const kv = await this.#client.get(this.#key("members"));
+    if (!kv) return undefined;
+    const members = _parse<{ members?: unknown }>(kv.value).members;
+    const list = Array.isArray(members) ? members.filter((id) => typeof id === "string") : [];
+    return { members: list, revision: kv.modRevision };
+  }
+
+  async writeMembers(members: readonly string[], revision: string | undefined): Promise<boolean> {
+    const key = this.#key("members");
+    const done = await this.#client.txn(
+      [
+        revision === undefined
+          ? { key, target: "CREATE", createRevision: "0" }
+          : { key, target: "MOD", modRevision: revision },
+      ],
+      [{ put: { key, value: _json({ members: [...members].sort() }) } }],
+    );
+    return done.succeeded;
   }
 
   #key(suffix: string): string {

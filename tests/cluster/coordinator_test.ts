@@ -103,3 +103,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "EtcdCoordinator records the member list once, then changes it only at the revision read",
+  ignore,
+  async fn() {
+    const etcd = await startEtcd();
+    const client = new EtcdClient({ endpoints: [etcd.url] });
+    const coordinator = new EtcdCoordinator(client, "members");
+    try {
+      assert.equal(await coordinator.readMembers(), undefined);
+      assert.equal(await coordinator.writeMembers(["n2", "n1", "n3"], undefined), true);
+      assert.equal(await coordinator.writeMembers(["n1"], undefined), false, "created once");
+      const first = await coordinator.readMembers();
+      assert.deepEqual(first?.members, ["n1", "n2", "n3"]);
+      assert.equal(await coordinator.writeMembers(["n1", "n2", "n3", "n4"], first!.revision), true);
+      assert.equal(
+        await coordinator.writeMembers(["n1", "n2"], first!.revision),
+        false,
+        "a revision another start moved",
+      );
+      assert.deepEqual((await coordinator.readMembers())?.members, ["n1", "n2", "n3", "n4"]);
+    } finally {
+      client.close();
+      await etcd.stop();
+    }
+  },
+});

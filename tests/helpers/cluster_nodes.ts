@@ -20,6 +20,8 @@ export function nodeArgs(options: {
   etcdUrl: string;
   ports: number[];
   leaseTtlS?: number;
+  /** `--members` (default MEMBERS). */
+  members?: readonly string[];
 }): string[] {
   const etcdHost = new URL(options.etcdUrl).host;
   const hosts = [...options.ports.map((p) => `127.0.0.1:${p}`), etcdHost].join(",");
@@ -33,7 +35,7 @@ export function nodeArgs(options: {
     "--node-id",
     options.id,
     "--members",
-    MEMBERS.join(","),
+    (options.members ?? MEMBERS).join(","),
     "--lease-ttl-s",
     String(options.leaseTtlS ?? LEASE_TTL_S),
   ]);
@@ -46,6 +48,8 @@ export interface Cluster {
   dir: string;
   /** Every process started, the killed ones included. */
   all: Node[];
+  /** `--members` of the nodes started from now on (default MEMBERS): an admin may change it. */
+  members?: string[];
 }
 
 /** No two nodes ever led the same term (from every node's `cluster.leading` lines). */
@@ -86,6 +90,7 @@ export async function startNode(
     etcdUrl: cluster.etcd.url,
     ports: [...cluster.ports.values()],
     leaseTtlS: options.leaseTtlS,
+    members: cluster.members,
   }).concat(options.extraArgs ?? []);
   const process = startProcess(args, options.env);
   await process.waitFor("ferry.started");

@@ -8,12 +8,28 @@
 
 import { freePort, waitUntil } from "./process.ts";
 
+/** How long a starting etcd may take to answer. */
+const ETCD_START_TIMEOUT_MS = 20_000;
+
 /** Why the etcd tests cannot run here, or undefined when they can. */
-export const ETCD_MISSING: string | undefined = _findEtcd() ? undefined : "etcd is not installed " +
-  "(Debian's etcd-server; the CI script installs it)";
+export const ETCD_MISSING: string | undefined = _onPath("etcd") ? undefined : "etcd is not " +
+  "installed (Debian's etcd-server; the CI script installs it)";
 
 if (ETCD_MISSING && Deno.env.get("FERRY_REQUIRE_ETCD") === "1") {
   throw new Error(`FERRY_REQUIRE_ETCD=1 but ${ETCD_MISSING}: the cluster tests may not skip`);
+}
+
+/**
+ * Why the tests that also read etcd with `etcdctl` cannot run here, or undefined when they can;
+ * under FERRY_REQUIRE_ETCD=1 a missing etcdctl fails them as a missing etcd does.
+ */
+export function etcdctlMissing(): string | undefined {
+  const missing = ETCD_MISSING ??
+    (_onPath("etcdctl") ? undefined : "etcdctl is not installed (Debian's etcd-client)");
+  if (missing && Deno.env.get("FERRY_REQUIRE_ETCD") === "1") {
+    throw new Error(`FERRY_REQUIRE_ETCD=1 but ${missing}: the cluster tests may not skip`);
+  }
+  return missing;
 }
 
 /** One running etcd. */
@@ -26,6 +42,10 @@ export interface RunningEtcd {
   pause(): void;
   /** Resumes a paused etcd (SIGCONT). */
   resume(): void;
+  /** Kills etcd and keeps its data: an outage a node sees as refused connections. */
+  kill(): Promise<void>;
+  /** Starts a killed etcd again on the same ports and data, and waits until it answers. */
+  restart(): Promise<void>;
   /** Kills etcd and removes its data directory. */
   stop(): Promise<void>;
 }
@@ -33,11 +53,49 @@ export interface RunningEtcd {
 /** Starts etcd on two free loopback ports and waits until it answers. */
 export async function startEtcd(): Promise<RunningEtcd> {
   const dataDir = await Deno.makeTempDir({ prefix: "ferry-etcd-" });
-  const clientPort = freePort();
-  const peerPort = freePort();
-  const url = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const child = new Deno.Command("etcd", {
+  const url = `http://127.0.0.1:${freePort()}`;
+  const peer = `http://127.0.0.1:${freePort()}`;
+  let child = _spawnEtcd({ dataDir, url, peer });
+  const kill = async () => {
+    try {
+      child.kill("SIGCONT");
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await child.status;
+  };
+  const stop = async () => {
+    await kill();
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  };
+  try {
+    await _waitAnswering(url);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url,
+    get child() {
+      return child;
+    },
+    dataDir,
+    pause: () => child.kill("SIGSTOP"),
+    resume: () => child.kill("SIGCONT"),
+    kill,
+    async restart() {
+      await kill();
+      child = _spawnEtcd({ dataDir, url, peer });
+      await _waitAnswering(url);
+    },
+    stop,
+  };
+}
+
+function _spawnEtcd(options: { dataDir: string; url: string; peer: string }): Deno.ChildProcess {
+  const { dataDir, url, peer } = options;
+  return new Deno.Command("etcd", {
     args: [
       "--name=ferry-test",
       `--data-dir=${dataDir}/etcd`,
@@ -53,43 +111,23 @@ export async function startEtcd(): Promise<RunningEtcd> {
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const stop = async () => {
-    try {
-      child.kill("SIGCONT");
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-    await child.status;
-    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-  };
-  try {
-    await waitUntil("etcd to answer", async () => {
-      const response = await fetch(`${url}/v3/kv/range`, {
-        method: "POST",
-        body: JSON.stringify({ key: btoa("ferry-probe") }),
-      }).catch(() => undefined);
-      await response?.body?.cancel();
-      return response?.ok;
-    }, 20_000);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return {
-    url,
-    child,
-    dataDir,
-    pause: () => child.kill("SIGSTOP"),
-    resume: () => child.kill("SIGCONT"),
-    stop,
-  };
 }
 
-function _findEtcd(): boolean {
+async function _waitAnswering(url: string): Promise<void> {
+  await waitUntil("etcd to answer", async () => {
+    const response = await fetch(`${url}/v3/kv/range`, {
+      method: "POST",
+      body: JSON.stringify({ key: btoa("ferry-probe") }),
+    }).catch(() => undefined);
+    await response?.body?.cancel();
+    return response?.ok;
+  }, ETCD_START_TIMEOUT_MS);
+}
+
+function _onPath(command: string): boolean {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
     try {
-      if (Deno.statSync(`${dir}/etcd`).isFile) return true;
+      if (Deno.statSync(`${dir}/${command}`).isFile) return true;
     } catch {
       // not here
     }
