@@ -11,6 +11,7 @@
 import {
   getJson,
   type Node,
+  restart,
   startReplica,
   stop,
   waitApplied,
@@ -20,6 +21,7 @@ import {
   agreedLeader,
   assertOneLeaderPerTerm,
   type Cluster,
+  clusterEdgeArgs,
   LEASE_TTL_S,
   MEMBERS,
   newCluster,
@@ -111,9 +113,16 @@ export async function runFailoverBench(): Promise<void> {
   const acked = new Map<string, number>();
   try {
     for (const id of MEMBERS) await startNode(cluster, id);
+    // Two edges, each listing every member (n1, then n2 first): an edge moves to the new leader.
     for (const [i, id] of ["n1", "n2"].entries()) {
       const node = cluster.nodes.get(id)!;
-      edges.push(await startReplica(node, { dataDir: `${dir}/edge-${i}`, replicaId: `edge-${i}` }));
+      const started = await startReplica(node, {
+        dataDir: `${dir}/edge-${i}`,
+        replicaId: `edge-${i}`,
+      });
+      await stop(started);
+      const args = clusterEdgeArgs(started.args, node, [...cluster.nodes.values()]);
+      edges.push(await restart({ ...started, args }));
     }
     const next = { n: 0 };
     for (let i = 0; i < cycles; i++) {
@@ -150,14 +159,14 @@ export async function runFailoverBench(): Promise<void> {
       _row("failover: kill → first acknowledged `quorum` write on the new leader", failovers),
       _row("rejoin: restart of the killed node → its log at the leader's LSN", rejoins),
       _row(
-        "edge resume: kill → each of 2 edges (on n1, n2) holds the new leader's first write",
+        "edge resume: kill → each of 2 edges (listing every member) holds the new leader's first write",
         edgeResumes,
       ),
       "",
       `Acknowledged \`quorum\` values checked on the last leader: ${acked.size} keys, ${lost} lost. ` +
       "One leader per term (from every node's `cluster.leading` lines). " +
-      `Snapshots loaded by the edges: ${snapshots}. An edge whose node was the one killed resumes ` +
-      "once that node is back (an edge follows one URL).",
+      `Snapshots loaded by the edges: ${snapshots}. An edge whose node was the one killed moves to ` +
+      "the new leader (`--primary-url` lists every member).",
     ];
     for (const line of lines) console.log(line);
     await appendResults("HA: failover and rejoin through etcd", lines);

@@ -18,6 +18,7 @@ import {
 import {
   agreedLeader,
   assertOneLeaderPerTerm,
+  clusterEdgeArgs,
   MEMBERS,
   newCluster,
   quorumWrite,
@@ -33,19 +34,6 @@ const KILLS = 2;
 const WRITES_PER_ROUND = 40;
 /** Keys the writes cycle over. */
 const KEYS = 25;
-
-/** `--primary-url` with every member, `first` listed first; `--allow-net` for all of them. */
-function edgeArgs(args: string[], first: Node, nodes: Node[]): string[] {
-  const ordered = [first, ...nodes.filter((node) => node !== first)];
-  const urls = ordered.map((node) => node.base).join(",");
-  const hosts = ordered.map((node) => `127.0.0.1:${node.port}`);
-  return args.map((arg, i) => {
-    if (args[i - 1] === "--primary-url") return urls;
-    if (!arg.startsWith("--allow-net=")) return arg;
-    const own = arg.slice("--allow-net=".length).split(",")[0];
-    return `--allow-net=${[own, ...hosts].join(",")}`;
-  });
-}
 
 /** A quorum write sent until the leader acknowledges it (its standbys follow it within moments). */
 async function ackedWrite(leader: Node, key: string, value: number): Promise<void> {
@@ -71,7 +59,7 @@ Deno.test({
         await stop(started);
         edge = await restart({
           ...started,
-          args: edgeArgs(started.args, leader, [...cluster.nodes.values()]),
+          args: clusterEdgeArgs(started.args, leader, [...cluster.nodes.values()]),
         });
         let n = 0;
         for (let kill = 0; kill <= KILLS; kill++) {

@@ -154,3 +154,19 @@ export async function policyWrite(
     return undefined;
   }
 }
+
+/**
+ * An edge's command line (`startReplica`'s `args`) made to list every member in `--primary-url`,
+ * `first` first, with `--allow-net` for each (SPEC.md 13.4: an edge follows the cluster).
+ */
+export function clusterEdgeArgs(args: string[], first: Node, nodes: Node[]): string[] {
+  const ordered = [first, ...nodes.filter((node) => node.name !== first.name)];
+  const urls = ordered.map((node) => node.base).join(",");
+  const hosts = ordered.map((node) => `127.0.0.1:${node.port}`);
+  return args.map((arg, i) => {
+    if (args[i - 1] === "--primary-url") return urls;
+    if (!arg.startsWith("--allow-net=")) return arg;
+    const own = arg.slice("--allow-net=".length).split(",")[0];
+    return `--allow-net=${[own, ...hosts].join(",")}`;
+  });
+}
