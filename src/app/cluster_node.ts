@@ -296,7 +296,7 @@ export class ClusterNode {
       forkLsn: leader.fork_lsn,
       members,
     });
-    this.#failoverSlots.startPublishing(opened.primary, { term: leader.term, members });
+    this.#failoverSlots.startPublishing(opened.primary, { leader, members });
     const mode: _Mode = { kind: "leader", opened, fetch: () => new Response(), lease };
     // Fenced past the lease's deadline, and for good once this mode is closed (a step-down).
     const fence = () => {

@@ -6,7 +6,8 @@
  * - **promotion**: the slots kept (or, with none, etcd's document) capped at the fork LSN become
  *   real slots, so an edge that resumes here at or after its restart LSN is served partially;
  * - **leader**: writes the batched etcd document when the throttle says so (a failure is logged
- *   once until a write succeeds, never fatal).
+ *   once until a write succeeds, never fatal), only while etcd's leader key still names it: once
+ *   another leader holds the key, it stops publishing (`cluster.slots_write_refused`).
  *
  * @module
  */
@@ -19,7 +20,7 @@ import {
   slotsDocument,
   SlotsDocumentThrottle,
 } from "../cluster/failover_slots.ts";
-import type { Coordinator } from "../cluster/coordinator.ts";
+import type { Coordinator, LeaderRecord } from "../cluster/coordinator.ts";
 import { SLOTS_MIRROR_CHECK_MS } from "../core/cluster_limits.ts";
 import type { Logger } from "../core/log.ts";
 import { adoptMirroredSlots, edgeSlots } from "../replication/failover_slots_source.ts";
@@ -90,7 +91,7 @@ export class FailoverSlotsKeeper {
   }
 
   /** As leader: checks every `SLOTS_MIRROR_CHECK_MS` whether the etcd document is due. */
-  startPublishing(primary: Primary, parts: { term: number; members: ReadonlySet<string> }): void {
+  startPublishing(primary: Primary, parts: _Publishing): void {
     this.stopPublishing();
     this.#throttle = new SlotsDocumentThrottle();
     this.#timer = setInterval(() => void this.#publish(primary, parts), SLOTS_MIRROR_CHECK_MS);
@@ -101,7 +102,7 @@ export class FailoverSlotsKeeper {
     this.#timer = undefined;
   }
 
-  async #publish(primary: Primary, parts: { term: number; members: ReadonlySet<string> }) {
+  async #publish(primary: Primary, parts: _Publishing) {
     const nowMs = this.#clock();
     const slots = edgeSlots(primary.slots, {
       members: parts.members,
@@ -109,10 +110,15 @@ export class FailoverSlotsKeeper {
     });
     if (!this.#throttle.shouldWrite(slots, nowMs)) return;
     try {
-      await this.#coordinator.writeSlots(
-        slotsDocument(slots, { term: parts.term, writtenAtUnixMs: nowMs }),
+      const written = await this.#coordinator.writeSlots(
+        slotsDocument(slots, { term: parts.leader.term, writtenAtUnixMs: nowMs }),
+        parts.leader,
       );
       this.#writeFailing = false;
+      if (!written) {
+        this.#logger.warn("cluster.slots_write_refused", { term: parts.leader.term });
+        this.stopPublishing();
+      }
     } catch (error) {
       // Written again at the next check: the throttle forgets the failed write.
       this.#throttle = new SlotsDocumentThrottle();
@@ -120,4 +126,10 @@ export class FailoverSlotsKeeper {
       this.#writeFailing = true;
     }
   }
+}
+
+/** What a leader publishes under: its leader key's value, and the members (never mirrored). */
+interface _Publishing {
+  leader: LeaderRecord;
+  members: ReadonlySet<string>;
 }

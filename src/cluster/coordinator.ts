@@ -71,8 +71,11 @@ export interface Coordinator {
   promote(promotion: Promotion, leaseId: string): Promise<boolean>;
   /** Deletes the leader key if this lease holds it (a clean step-down). */
   resign(leaseId: string): Promise<void>;
-  /** Writes the failover slots document. */
-  writeSlots(document: string): Promise<void>;
+  /**
+   * Writes the failover slots document, only while the leader key still holds `leader` (a deposed
+   * leader's late write must not replace its successor's). False when it no longer does.
+   */
+  writeSlots(document: string, leader: LeaderRecord): Promise<boolean>;
   /** Reads the failover slots document. */
   readSlots(): Promise<string | undefined>;
   /** The member list recorded in etcd (undefined before the first start), and its revision. */
@@ -161,11 +164,15 @@ export class EtcdCoordinator implements Coordinator {
     );
   }
 
-  async writeSlots(document: string): Promise<void> {
+  async writeSlots(document: string, leader: LeaderRecord): Promise<boolean> {
     if (document.length > ETCD_VALUE_BYTES_MAX) {
       throw new RangeError(`the slots document is over ${ETCD_VALUE_BYTES_MAX} bytes`);
     }
-    await this.#client.put(this.#key("slots"), document);
+    const done = await this.#client.txn(
+      [{ key: this.#key("leader"), target: "VALUE", value: _json(leader) }],
+      [{ put: { key: this.#key("slots"), value: document } }],
+    );
+    return done.succeeded;
   }
 
   async readSlots(): Promise<string | undefined> {

@@ -9,14 +9,14 @@
 
 import assert from "node:assert/strict";
 import { FailoverSlotsKeeper } from "../../src/app/failover_slots_keeper.ts";
-import { EtcdCoordinator } from "../../src/cluster/coordinator.ts";
+import { EtcdCoordinator, type LeaderRecord } from "../../src/cluster/coordinator.ts";
 import { EtcdClient } from "../../src/cluster/etcd.ts";
 import {
   type MirroredSlot,
   parseSlotsDocument,
   slotsDocument,
 } from "../../src/cluster/failover_slots.ts";
-import { SLOTS_MIRROR_INTERVAL_MS } from "../../src/core/cluster_limits.ts";
+import { SLOTS_MIRROR_CHECK_MS, SLOTS_MIRROR_INTERVAL_MS } from "../../src/core/cluster_limits.ts";
 import type { LogLine } from "../../src/core/log.ts";
 import { ETCD_MISSING, etcdctlMissing, type RunningEtcd, startEtcd } from "../helpers/etcd.ts";
 import { createMemoryLogger } from "../helpers/memory_logger.ts";
@@ -33,6 +33,14 @@ const adoptSkip = ETCD_MISSING ? ` (skipped: ${ETCD_MISSING})` : "";
 const CLUSTER = "keeper";
 const SLOTS_KEY = `ferry/${CLUSTER}/slots`;
 const TERM = 4;
+/** The leader key the keeper publishes under (as a promotion writes it). */
+const LEADER: LeaderRecord = {
+  node_id: "n1",
+  url: "http://n1.test",
+  term: TERM,
+  timeline: 4,
+  fork_lsn: 0,
+};
 /** The leader n1 and its standbys: their slots are never mirrored. */
 const MEMBERS: ReadonlySet<string> = new Set(["n1", "n2", "n3"]);
 /** Records in the leader's log, so slots can sit anywhere up to it. */
@@ -71,6 +79,7 @@ async function withRig(fn: (rig: Rig) => Promise<void>): Promise<void> {
       await appendRecords(fixture.primary, RECORDS);
       const logger = createMemoryLogger();
       const coordinator = new EtcdCoordinator(client, CLUSTER);
+      await client.put(`ferry/${CLUSTER}/leader`, JSON.stringify(LEADER));
       const writes = recordWrites(coordinator);
       const clockReads = { count: 0 };
       const clock = () => {
@@ -95,11 +104,11 @@ async function withRig(fn: (rig: Rig) => Promise<void>): Promise<void> {
 function recordWrites(coordinator: EtcdCoordinator): Writes {
   const writes: Writes = { attempts: 0, failures: 0, inFlight: 0 };
   const write = coordinator.writeSlots.bind(coordinator);
-  coordinator.writeSlots = async (document: string) => {
+  coordinator.writeSlots = async (document: string, leader: LeaderRecord) => {
     writes.attempts += 1;
     writes.inFlight += 1;
     try {
-      await write(document);
+      return await write(document, leader);
     } catch (error) {
       writes.failures += 1;
       throw error;
@@ -163,7 +172,7 @@ Deno.test({
   async fn() {
     await withRig(async (rig) => {
       const edges = registerSlots(rig);
-      rig.keeper.startPublishing(rig.fixture.primary, { term: TERM, members: MEMBERS });
+      rig.keeper.startPublishing(rig.fixture.primary, { leader: LEADER, members: MEMBERS });
       const stored = await documentWrittenNow(rig);
       assert.deepEqual(stored.document, {
         term: TERM,
@@ -184,7 +193,7 @@ Deno.test({
     await withRig(async (rig) => {
       const { primary, clock } = rig.fixture;
       const edges = registerSlots(rig);
-      rig.keeper.startPublishing(primary, { term: TERM, members: MEMBERS });
+      rig.keeper.startPublishing(primary, { leader: LEADER, members: MEMBERS });
       const first = await documentWrittenNow(rig);
       // Half an interval later an edge moved: nothing is written yet.
       await primary.pinSlot("edge-a", 35);
@@ -215,7 +224,7 @@ Deno.test({
     await withRig(async (rig) => {
       const { primary, clock } = rig.fixture;
       const edges = registerSlots(rig);
-      rig.keeper.startPublishing(primary, { term: TERM, members: MEMBERS });
+      rig.keeper.startPublishing(primary, { leader: LEADER, members: MEMBERS });
       await documentWrittenNow(rig);
       await rig.etcd.kill();
       await primary.pinSlot("edge-a", 36);
@@ -249,12 +258,15 @@ Deno.test({
       // The document a former leader left: one edge past this node's fork, one before it, a
       // member's slot (a former leader's view of the members may differ), and one edge this node
       // holds a slot for already.
-      await rig.coordinator.writeSlots(slotsDocument([
-        { id: "edge-a", restart_lsn: FORK_LSN + 15, region: "eu" },
-        { id: "edge-b", restart_lsn: FORK_LSN - 15 },
-        { id: "edge-c", restart_lsn: FORK_LSN - 10 },
-        { id: "n3", restart_lsn: 2 },
-      ], { term: TERM - 1, writtenAtUnixMs: 1 }));
+      await rig.coordinator.writeSlots(
+        slotsDocument([
+          { id: "edge-a", restart_lsn: FORK_LSN + 15, region: "eu" },
+          { id: "edge-b", restart_lsn: FORK_LSN - 15 },
+          { id: "edge-c", restart_lsn: FORK_LSN - 10 },
+          { id: "n3", restart_lsn: 2 },
+        ], { term: TERM - 1, writtenAtUnixMs: 1 }),
+        LEADER,
+      );
       await rig.fixture.primary.pinSlot("edge-c", FORK_LSN - 2);
       const slots = await rig.keeper.toAdopt();
       assert.deepEqual(slots.map((slot) => slot.id), ["edge-a", "edge-b", "edge-c", "n3"]);
@@ -280,6 +292,7 @@ Deno.test({
     await withRig(async (rig) => {
       await rig.coordinator.writeSlots(
         slotsDocument([{ id: "edge-a", restart_lsn: 9 }], { term: TERM, writtenAtUnixMs: 1 }),
+        LEADER,
       );
       const kept = [{ id: "edge-k", restart_lsn: 4 }];
       rig.keeper.keep(kept);
@@ -292,3 +305,42 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    `FailoverSlotsKeeper of a deposed leader writes nothing once another leader holds the key${skip}`,
+  ignore,
+  async fn() {
+    await withRig(async (rig) => {
+      const { primary, clock } = rig.fixture;
+      registerSlots(rig);
+      rig.keeper.startPublishing(primary, { leader: LEADER, members: MEMBERS });
+      const first = await documentWrittenNow(rig);
+      // A newer leader took the key; the old one has not heard yet, and a slot moved.
+      const next = { ...LEADER, node_id: "n2", url: "http://n2.test", term: TERM + 1 };
+      const client = new EtcdClient({ endpoints: [rig.etcd.url] });
+      try {
+        await client.put(`ferry/${CLUSTER}/leader`, JSON.stringify(next));
+      } finally {
+        client.close();
+      }
+      await primary.pinSlot("edge-a", 35);
+      clock.advance(SLOTS_MIRROR_INTERVAL_MS);
+      await waitUntil("the refused write", () => refusals(rig) > 0);
+      // Publishing stopped: checks would read the clock, and a write would be due again.
+      const reads = rig.clockReads.count;
+      clock.advance(SLOTS_MIRROR_INTERVAL_MS);
+      await new Promise((resolve) =>
+        setTimeout(resolve, CHECKS_WITHOUT_WRITE * SLOTS_MIRROR_CHECK_MS)
+      );
+      assert.equal(rig.clockReads.count, reads, "no check after the refusal");
+      assert.equal(refusals(rig), 1, "logged once");
+      assert.equal(rig.writes.attempts, 2, "no write after the refused one");
+      assert.equal((await etcdctlGet(rig.etcd))?.modRevision, first.modRevision, "unchanged");
+    });
+  },
+});
+
+function refusals(rig: Rig): number {
+  return rig.lines.filter((line) => line.event === "cluster.slots_write_refused").length;
+}
