@@ -19,15 +19,12 @@ import {
   agreedLeader,
   assertOneLeaderPerTerm,
   clusterEdgeArgs,
+  clusterTest,
   MEMBERS,
-  newCluster,
   quorumWrite,
   startNode,
 } from "../helpers/cluster_nodes.ts";
-import { ETCD_MISSING, startEtcd } from "../helpers/etcd.ts";
-import { withTempDir } from "../helpers/temp.ts";
 
-const skip = ETCD_MISSING ? ` (skipped: ${ETCD_MISSING})` : "";
 /** Leaders killed in turn (each kill leaves two live members: a majority of three). */
 const KILLS = 2;
 /** Quorum writes between kills. */
@@ -42,75 +39,62 @@ async function ackedWrite(leader: Node, key: string, value: number): Promise<voi
   });
 }
 
-Deno.test({
-  name: `an edge listing every member follows the new leader after kill -9, no snapshot${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      let edge: Node | undefined;
-      try {
-        for (const id of MEMBERS) await startNode(cluster, id);
-        let leader = await agreedLeader(cluster);
-        const started = await startReplica(leader, { dataDir: `${dir}/edge`, replicaId: "edge-1" });
-        await stop(started);
-        edge = await restart({
-          ...started,
-          args: clusterEdgeArgs(started.args, leader, [...cluster.nodes.values()]),
-        });
-        let n = 0;
-        for (let kill = 0; kill <= KILLS; kill++) {
-          for (let i = 0; i < WRITES_PER_ROUND; i++) await ackedWrite(leader, `k${n % KEYS}`, ++n);
-          const current = (await getJson(leader.base, "/v1/status")).current_lsn as number;
-          const status = await waitApplied(edge.base, current);
-          assert.equal(
-            status.primary_url,
-            leader.base,
-            `round ${kill}: the edge follows the leader`,
-          );
-          assert.equal(status.rebootstraps_total, 0, `round ${kill}: no snapshot`);
-          assert.equal(status.upstream_switches_total, kill, `round ${kill}: one move per kill`);
-          if (kill === KILLS) break;
-          // The leader dies; it stays down until the edge has moved, then rejoins as a standby.
-          await stop(leader, "SIGKILL");
-          const dead = leader;
-          leader = await agreedLeader(cluster, dead.name);
-          await ackedWrite(leader, `k${n % KEYS}`, ++n);
-          await waitUntil("the edge to move to the new leader", async () => {
-            const now = await getJson(edge!.base, "/v1/status").catch(() => undefined);
-            return now?.primary_url === leader.base || undefined;
-          });
-          const back = await restart(dead);
-          cluster.nodes.set(dead.name, back);
-          cluster.all.push(back);
-        }
-        assert.ok(
-          edge.process.lines.some((line) => line.includes('"replica.upstream_switched"')),
-          "the move is logged",
-        );
-        const edgeDir = edge.dataDir;
-        await stop(edge);
-        edge = undefined;
-        await waitApplied(
-          leader.base,
-          (await getJson(leader.base, "/v1/status")).current_lsn as number,
-        );
-        await stop(leader);
-        assert.deepEqual(
-          await dumpState(replicaKvPath(edgeDir)),
-          await dumpState(`${leader.dataDir}/ferry.kv`),
-          "the edge's state equals the leader's, key by key",
-        );
-        assertOneLeaderPerTerm(cluster);
-      } finally {
-        for (const node of [edge, ...cluster.nodes.values()]) {
-          if (node) await stop(node, "SIGKILL").catch(() => {});
-        }
-        await etcd.stop();
-      }
+clusterTest(
+  `an edge listing every member follows the new leader after kill -9, no snapshot`,
+  async (cluster, dir) => {
+    let edge: Node | undefined;
+    for (const id of MEMBERS) await startNode(cluster, id);
+    let leader = await agreedLeader(cluster);
+    const started = await startReplica(leader, { dataDir: `${dir}/edge`, replicaId: "edge-1" });
+    await stop(started);
+    edge = await restart({
+      ...started,
+      args: clusterEdgeArgs(started.args, leader, [...cluster.nodes.values()]),
     });
+    cluster.extra.push(edge);
+    let n = 0;
+    for (let kill = 0; kill <= KILLS; kill++) {
+      for (let i = 0; i < WRITES_PER_ROUND; i++) await ackedWrite(leader, `k${n % KEYS}`, ++n);
+      const current = (await getJson(leader.base, "/v1/status")).current_lsn as number;
+      const status = await waitApplied(edge.base, current);
+      assert.equal(
+        status.primary_url,
+        leader.base,
+        `round ${kill}: the edge follows the leader`,
+      );
+      assert.equal(status.rebootstraps_total, 0, `round ${kill}: no snapshot`);
+      assert.equal(status.upstream_switches_total, kill, `round ${kill}: one move per kill`);
+      if (kill === KILLS) break;
+      // The leader dies; it stays down until the edge has moved, then rejoins as a standby.
+      await stop(leader, "SIGKILL");
+      const dead = leader;
+      leader = await agreedLeader(cluster, dead.name);
+      await ackedWrite(leader, `k${n % KEYS}`, ++n);
+      await waitUntil("the edge to move to the new leader", async () => {
+        const now = await getJson(edge!.base, "/v1/status").catch(() => undefined);
+        return now?.primary_url === leader.base || undefined;
+      });
+      const back = await restart(dead);
+      cluster.nodes.set(dead.name, back);
+      cluster.all.push(back);
+    }
+    assert.ok(
+      edge.process.lines.some((line) => line.includes('"replica.upstream_switched"')),
+      "the move is logged",
+    );
+    const edgeDir = edge.dataDir;
+    await stop(edge);
+    edge = undefined;
+    await waitApplied(
+      leader.base,
+      (await getJson(leader.base, "/v1/status")).current_lsn as number,
+    );
+    await stop(leader);
+    assert.deepEqual(
+      await dumpState(replicaKvPath(edgeDir)),
+      await dumpState(`${leader.dataDir}/ferry.kv`),
+      "the edge's state equals the leader's, key by key",
+    );
+    assertOneLeaderPerTerm(cluster);
   },
-});
+);

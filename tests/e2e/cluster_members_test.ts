@@ -11,23 +11,20 @@ import { dumpState, getJson, type Node, stop, waitUntil } from "../helpers/clust
 import {
   agreedLeader,
   type Cluster,
+  clusterTest,
   LEASE_TTL_S,
   MEMBERS,
-  newCluster,
   nodeArgs,
   policyWrite,
   quorumWrite,
   startNode,
 } from "../helpers/cluster_nodes.ts";
-import { ETCD_MISSING, startEtcd } from "../helpers/etcd.ts";
 import { EtcdCoordinator } from "../../src/cluster/coordinator.ts";
 import { EtcdClient } from "../../src/cluster/etcd.ts";
 import { freePort } from "../helpers/process.ts";
-import { withTempDir } from "../helpers/temp.ts";
 
 /** How long a read waits for the leader's state to hold its log (after a restart of all). */
 const READ_WAIT_MS = 10_000;
-const skip = ETCD_MISSING ? ` (skipped: ${ETCD_MISSING})` : "";
 
 /** `--cluster` of the test nodes (tests/helpers/cluster_nodes.ts). */
 const CLUSTER = "test";
@@ -179,143 +176,101 @@ async function quorumOutcome(base: string, key: string) {
   return { outcome, required, observed };
 }
 
-async function killAll(cluster: Cluster): Promise<void> {
-  for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
-}
-
-Deno.test({
-  name:
-    `--members grown from three to four by restarting every node: the new member catches up, quorum and elections need three of four, nothing acknowledged is lost${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      const acked: Acked = new Map();
-      try {
-        const leader = await growToFour(cluster, acked);
-        await convergeAll(cluster, leader);
-        const [live, stopped] = MEMBERS.filter((id) => id !== leader.name)
-          .map((id) => cluster.nodes.get(id)!);
-        // The leader and one standby: a majority of the old list, not of the new one.
-        for (const node of [cluster.nodes.get("n4")!, stopped!]) await stop(node);
-        cluster.nodes.delete("n4");
-        cluster.nodes.delete(stopped!.name);
-        assert.deepEqual(
-          await quorumOutcome(leader.base, "two-of-four"),
-          { outcome: "timed_out", required: 2, observed: 1 },
-        );
-        // The leader dies; with the stopped standby back, two live members of four elect nobody.
-        // (The killed leader stays listed until it restarts: `agreedLeader` skips it.)
-        await stop(leader, "SIGKILL");
-        const back = await startNode(cluster, stopped!.name);
-        await assertNoElection(cluster, [live!, back], 3);
-        // A third member back: three of four elect a leader, which has every acknowledged write.
-        await startNode(cluster, "n4");
-        const next = await agreedLeader(cluster, leader.name);
-        await assertAckedOn(next, acked);
-        await writeAcked(next.base, acked, "after-", WRITES_PER_PHASE);
-        await startNode(cluster, leader.name);
-        await convergeAll(cluster, next);
-        await assertSameStates(cluster, next, acked);
-      } finally {
-        await killAll(cluster);
-        await etcd.stop();
-      }
-    });
+clusterTest(
+  `--members grown from three to four by restarting every node: the new member catches up, quorum and elections need three of four, nothing acknowledged is lost`,
+  async (cluster) => {
+    const acked: Acked = new Map();
+    const leader = await growToFour(cluster, acked);
+    await convergeAll(cluster, leader);
+    const [live, stopped] = MEMBERS.filter((id) => id !== leader.name)
+      .map((id) => cluster.nodes.get(id)!);
+    // The leader and one standby: a majority of the old list, not of the new one.
+    for (const node of [cluster.nodes.get("n4")!, stopped!]) await stop(node);
+    cluster.nodes.delete("n4");
+    cluster.nodes.delete(stopped!.name);
+    assert.deepEqual(
+      await quorumOutcome(leader.base, "two-of-four"),
+      { outcome: "timed_out", required: 2, observed: 1 },
+    );
+    // The leader dies; with the stopped standby back, two live members of four elect nobody.
+    // (The killed leader stays listed until it restarts: `agreedLeader` skips it.)
+    await stop(leader, "SIGKILL");
+    const back = await startNode(cluster, stopped!.name);
+    await assertNoElection(cluster, [live!, back], 3);
+    // A third member back: three of four elect a leader, which has every acknowledged write.
+    await startNode(cluster, "n4");
+    const next = await agreedLeader(cluster, leader.name);
+    await assertAckedOn(next, acked);
+    await writeAcked(next.base, acked, "after-", WRITES_PER_PHASE);
+    await startNode(cluster, leader.name);
+    await convergeAll(cluster, next);
+    await assertSameStates(cluster, next, acked);
   },
-});
+);
 
-Deno.test({
-  name:
-    `--members shrunk from four to three by restarting every node: a leader is elected, two of three make a quorum, nothing acknowledged is lost${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      cluster.ports.set("n4", freePort());
-      const acked: Acked = new Map();
-      try {
-        const leader = await shrinkToThree(cluster, acked);
-        await convergeAll(cluster, leader);
-        const stopped = cluster.nodes.get(MEMBERS.find((id) => id !== leader.name)!)!;
-        await stop(stopped);
-        cluster.nodes.delete(stopped.name);
-        // The leader and one standby: a majority of three (of four it would not be).
-        assert.deepEqual(
-          await quorumOutcome(leader.base, "two-of-three"),
-          { outcome: "reached", required: 1, observed: 1 },
-        );
-        acked.set("two-of-three", 1);
-        // The standby back and the leader killed: two live members of three elect a leader.
-        await startNode(cluster, stopped.name);
-        await stop(leader, "SIGKILL");
-        const next = await agreedLeader(cluster, leader.name);
-        await assertAckedOn(next, acked);
-        await writeAcked(next.base, acked, "after-", WRITES_PER_PHASE);
-        await startNode(cluster, leader.name);
-        await convergeAll(cluster, next);
-        await assertSameStates(cluster, next, acked);
-      } finally {
-        await killAll(cluster);
-        await etcd.stop();
-      }
-    });
+clusterTest(
+  `--members shrunk from four to three by restarting every node: a leader is elected, two of three make a quorum, nothing acknowledged is lost`,
+  async (cluster) => {
+    cluster.ports.set("n4", freePort());
+    const acked: Acked = new Map();
+    const leader = await shrinkToThree(cluster, acked);
+    await convergeAll(cluster, leader);
+    const stopped = cluster.nodes.get(MEMBERS.find((id) => id !== leader.name)!)!;
+    await stop(stopped);
+    cluster.nodes.delete(stopped.name);
+    // The leader and one standby: a majority of three (of four it would not be).
+    assert.deepEqual(
+      await quorumOutcome(leader.base, "two-of-three"),
+      { outcome: "reached", required: 1, observed: 1 },
+    );
+    acked.set("two-of-three", 1);
+    // The standby back and the leader killed: two live members of three elect a leader.
+    await startNode(cluster, stopped.name);
+    await stop(leader, "SIGKILL");
+    const next = await agreedLeader(cluster, leader.name);
+    await assertAckedOn(next, acked);
+    await writeAcked(next.base, acked, "after-", WRITES_PER_PHASE);
+    await startNode(cluster, leader.name);
+    await convergeAll(cluster, next);
+    await assertSameStates(cluster, next, acked);
   },
-});
+);
 
-Deno.test({
-  name:
-    `--members changed by two at once (three to five): the start exits 2 naming members_change_too_large, etcd's list stays${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      try {
-        cluster.members = [...MEMBERS];
-        await startAll(cluster, MEMBERS);
-        await writeAcked((await agreedLeader(cluster)).base, new Map(), "three-", 1);
-        await stopAll(cluster);
-        const five = [...MEMBERS, "n4", "n5"];
-        const port = cluster.ports.get("n1")!;
-        const args = nodeArgs({
-          dataDir: `${dir}/n1`,
-          port,
-          id: "n1",
-          etcdUrl: etcd.url,
-          ports: [...cluster.ports.values()],
-          members: five,
-        });
-        const run = await new Deno.Command(Deno.execPath(), {
-          args,
-          stdout: "null",
-          stderr: "piped",
-        }).output();
-        assert.equal(run.code, 2);
-        const failed = new TextDecoder().decode(run.stderr).split("\n")
-          .filter((line) => line.includes('"ferry.start_failed"')).map((line) => JSON.parse(line));
-        assert.equal(failed.length, 1);
-        assert.equal(failed[0].code, "members_change_too_large");
-        assert.deepEqual(failed[0].added, ["n4", "n5"]);
-        const client = new EtcdClient({ endpoints: [etcd.url] });
-        try {
-          const recorded = await new EtcdCoordinator(client, CLUSTER).readMembers();
-          assert.deepEqual(recorded?.members, [...MEMBERS].sort());
-        } finally {
-          client.close();
-        }
-      } finally {
-        await killAll(cluster);
-        await etcd.stop();
-      }
+clusterTest(
+  `--members changed by two at once (three to five): the start exits 2 naming members_change_too_large, etcd's list stays`,
+  async (cluster, dir) => {
+    const etcd = cluster.etcd;
+    cluster.members = [...MEMBERS];
+    await startAll(cluster, MEMBERS);
+    await writeAcked((await agreedLeader(cluster)).base, new Map(), "three-", 1);
+    await stopAll(cluster);
+    const five = [...MEMBERS, "n4", "n5"];
+    const port = cluster.ports.get("n1")!;
+    const args = nodeArgs({
+      dataDir: `${dir}/n1`,
+      port,
+      id: "n1",
+      etcdUrl: etcd.url,
+      ports: [...cluster.ports.values()],
+      members: five,
     });
+    const run = await new Deno.Command(Deno.execPath(), {
+      args,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(run.code, 2);
+    const failed = new TextDecoder().decode(run.stderr).split("\n")
+      .filter((line) => line.includes('"ferry.start_failed"')).map((line) => JSON.parse(line));
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0].code, "members_change_too_large");
+    assert.deepEqual(failed[0].added, ["n4", "n5"]);
+    const client = new EtcdClient({ endpoints: [etcd.url] });
+    try {
+      const recorded = await new EtcdCoordinator(client, CLUSTER).readMembers();
+      assert.deepEqual(recorded?.members, [...MEMBERS].sort());
+    } finally {
+      client.close();
+    }
   },
-});
+);

@@ -19,15 +19,14 @@ import {
 import {
   agreedLeader,
   assertOneLeaderPerTerm,
+  clusterTest,
   LEASE_TTL_S,
   MEMBERS,
-  newCluster,
   nodeArgs,
   policyWrite,
   quorumWrite,
   startNode,
 } from "../helpers/cluster_nodes.ts";
-import { ETCD_MISSING, startEtcd } from "../helpers/etcd.ts";
 import { freePort } from "../helpers/process.ts";
 import { concatBytes } from "../../src/core/bytes.ts";
 import { decodeFrameRun } from "../../src/wal/frame.ts";
@@ -61,7 +60,6 @@ async function nodeLog(node: Node): Promise<{ bytes: Uint8Array; terms: number[]
     await spool.close();
   }
 }
-const skip = ETCD_MISSING ? ` (skipped: ${ETCD_MISSING})` : "";
 
 Deno.test({
   name: "a node that cannot reach etcd at start logs one line and exits 2",
@@ -93,167 +91,136 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name:
-    `three nodes: the leader killed under quorum writes is replaced, nothing acknowledged is lost, it rejoins${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      const edges: Node[] = [];
-      try {
-        for (const id of MEMBERS) await startNode(cluster, id);
-        // Two edge replicas, each following one node (a standby serves its log as a relay does).
-        for (const [i, id] of ["n1", "n2"].entries()) {
-          const node = cluster.nodes.get(id)!;
-          edges.push(
-            await startReplica(node, { dataDir: `${dir}/edge-${i}`, replicaId: `edge-${i}` }),
-          );
-        }
-        const acked = new Map<string, number>();
-        const unknown: Array<{ term: number; lsn: number }> = [];
-        let n = 0;
-        // Mostly `quorum` writes, some `local` and `ack_n=1` (which a failover may lose).
-        const mixedWrite = async (base: string) => {
-          const key = `k${n % 25}`;
-          const value = ++n;
-          const policy = POLICIES[n % POLICIES.length]!;
-          const answer = await policyWrite(base, key, value, policy);
-          if (answer?.status === 503 && answer.body.error === "commit_unknown") {
-            unknown.push({ term: answer.body.term, lsn: answer.body.last_lsn });
-          }
-          const reached = answer?.status === 200 && answer.body.commit?.outcome === "reached";
-          if (policy === "quorum" && reached) acked.set(key, value);
-        };
-        for (let cycle = 0; cycle < FAILOVER_CYCLES; cycle++) {
-          const leader = await agreedLeader(cluster);
-          // A write sent to a standby is redirected to the leader.
-          const standby = [...cluster.nodes.values()].find((node) => node !== leader)!;
-          const redirected = await fetch(`${standby.base}/v1/records`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: "{}",
-            redirect: "manual",
-          });
-          await redirected.body?.cancel();
-          assert.equal(redirected.status, 307);
-          assert.equal(redirected.headers.get("location"), `${leader.base}/v1/records`);
-          for (let i = 0; i < 40; i++) await mixedWrite(leader.base);
-          assert.ok(acked.size > 0, "quorum writes were acknowledged");
-          // Writes go on while the leader is killed.
-          const killedAt = performance.now();
-          const load = (async () => {
-            for (let i = 0; i < 20; i++) await mixedWrite(leader.base);
-          })();
-          await stop(leader, "SIGKILL");
-          await load;
-          const next = await agreedLeader(cluster, leader.name);
-          assert.notEqual(next.name, leader.name);
-          const key = `k${n % 25}`;
-          const value = ++n;
-          await waitUntil("the new leader to acknowledge a quorum write", async () => {
-            return (await quorumWrite(next.base, key, value)) !== undefined;
-          }, 30_000);
-          acked.set(key, value);
-          console.log(
-            `cycle ${cycle}: a new leader acknowledged a write ${
-              Math.round(performance.now() - killedAt)
-            } ms after the kill`,
-          );
-          // The killed node comes back as a standby.
-          const back = await startNode(cluster, leader.name);
-          await waitUntil("the killed node to rejoin as a standby", async () => {
-            const s = await getJson(back.base, "/v1/status").catch(() => undefined);
-            const up = s?.upstream as { durable_lsn?: number } | undefined;
-            const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
-            return s?.role === "relay" && up?.durable_lsn === current ? true : undefined;
-          }, 30_000);
-        }
-        // Every acknowledged value is the leader's, key by key; every node holds the same state.
-        const leader = await agreedLeader(cluster);
-        for (const [key, value] of acked) {
-          const read = await getJson(leader.base, `/v1/records/items/${key}`).catch(() =>
-            undefined
-          );
-          assert.ok(read, `${key} survived`);
-          assert.ok(
-            (read.value as number) >= value,
-            `${key}: ${read.value} < acknowledged ${value}`,
-          );
-        }
-        const current = (await getJson(leader.base, "/v1/status")).current_lsn as number;
-        for (const node of cluster.nodes.values()) {
-          await waitUntil(`${node.name} to apply ${current}`, async () => {
-            const s = await getJson(node.base, "/v1/status").catch(() => undefined);
-            return s && (s.applied_lsn as number) >= current ? true : undefined;
-          });
-        }
-        // Every commit_unknown is settled by /v1/commits on the leader.
-        const settled = new Map<string, string>();
-        for (const write of unknown) {
-          const outcome = await waitUntil("a final outcome", async () => {
-            const answer = await getJson(leader.base, `/v1/commits/${write.term}/${write.lsn}`);
-            return answer.outcome === "unknown" ? undefined : answer.outcome as string;
-          }, 30_000);
-          settled.set(`${write.term}/${write.lsn}`, outcome);
-        }
-        // The edges resumed across every failover without a snapshot.
-        for (const edge of edges) {
-          const status = await waitApplied(edge.base, current);
-          assert.equal(status.rebootstraps_total, 0, `${edge.name} loaded no snapshot`);
-          assert.equal(status.divergence_total, 0);
-        }
-        assertOneLeaderPerTerm(cluster);
-        for (const node of [...edges, ...cluster.nodes.values()]) await stop(node);
-        const states = await Promise.all([
-          ...[...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
-          ...edges.map((edge) => dumpState(replicaKvPath(edge.dataDir))),
-        ]);
-        for (const state of states.slice(1)) assert.deepEqual(state, states[0]);
-        // Every node holds the same log, byte for byte, its terms never going down: no two nodes
-        // wrote the same LSN in one term.
-        const logs = await Promise.all([...cluster.nodes.values()].map((node) => nodeLog(node)));
-        for (const log of logs.slice(1)) assert.deepEqual(log.bytes, logs[0]!.bytes);
-        const terms = logs[0]!.terms;
-        assert.ok(
-          terms.every((term, i) => i === 0 || term >= terms[i - 1]!),
-          "terms never go down",
-        );
-        // Each commit_unknown answer settled as what the log holds: committed ⇔ its record is there.
-        for (const write of unknown) {
-          const outcome = settled.get(`${write.term}/${write.lsn}`);
-          assert.equal(
-            outcome === "committed",
-            terms[write.lsn - 1] === write.term,
-            JSON.stringify(write),
-          );
-        }
-      } catch (error) {
-        printClusterLogs({ all: [...cluster.all, ...edges] });
-        throw error;
-      } finally {
-        for (const node of [...edges, ...cluster.nodes.values()]) {
-          await stop(node, "SIGKILL").catch(() => {});
-        }
-        await etcd.stop();
+clusterTest(
+  `three nodes: the leader killed under quorum writes is replaced, nothing acknowledged is lost, it rejoins`,
+  async (cluster, dir) => {
+    const edges = cluster.extra;
+    for (const id of MEMBERS) await startNode(cluster, id);
+    // Two edge replicas, each following one node (a standby serves its log as a relay does).
+    for (const [i, id] of ["n1", "n2"].entries()) {
+      const node = cluster.nodes.get(id)!;
+      edges.push(
+        await startReplica(node, { dataDir: `${dir}/edge-${i}`, replicaId: `edge-${i}` }),
+      );
+    }
+    const acked = new Map<string, number>();
+    const unknown: Array<{ term: number; lsn: number }> = [];
+    let n = 0;
+    // Mostly `quorum` writes, some `local` and `ack_n=1` (which a failover may lose).
+    const mixedWrite = async (base: string) => {
+      const key = `k${n % 25}`;
+      const value = ++n;
+      const policy = POLICIES[n % POLICIES.length]!;
+      const answer = await policyWrite(base, key, value, policy);
+      if (answer?.status === 503 && answer.body.error === "commit_unknown") {
+        unknown.push({ term: answer.body.term, lsn: answer.body.last_lsn });
       }
-    });
-  },
-});
-
-/** Each member process's cluster lines (and errors), to read why a run failed. */
-function printClusterLogs(cluster: { all: Node[] }): void {
-  for (const node of cluster.all) {
-    const lines = node.process.lines.filter((line) =>
-      line.includes('"cluster.') || line.includes('"level":"error"') ||
-      line.includes('"level":"warn"') || line.includes('"replica.state"')
+      const reached = answer?.status === 200 && answer.body.commit?.outcome === "reached";
+      if (policy === "quorum" && reached) acked.set(key, value);
+    };
+    for (let cycle = 0; cycle < FAILOVER_CYCLES; cycle++) {
+      const leader = await agreedLeader(cluster);
+      // A write sent to a standby is redirected to the leader.
+      const standby = [...cluster.nodes.values()].find((node) => node !== leader)!;
+      const redirected = await fetch(`${standby.base}/v1/records`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+        redirect: "manual",
+      });
+      await redirected.body?.cancel();
+      assert.equal(redirected.status, 307);
+      assert.equal(redirected.headers.get("location"), `${leader.base}/v1/records`);
+      for (let i = 0; i < 40; i++) await mixedWrite(leader.base);
+      assert.ok(acked.size > 0, "quorum writes were acknowledged");
+      // Writes go on while the leader is killed.
+      const killedAt = performance.now();
+      const load = (async () => {
+        for (let i = 0; i < 20; i++) await mixedWrite(leader.base);
+      })();
+      await stop(leader, "SIGKILL");
+      await load;
+      const next = await agreedLeader(cluster, leader.name);
+      assert.notEqual(next.name, leader.name);
+      const key = `k${n % 25}`;
+      const value = ++n;
+      await waitUntil("the new leader to acknowledge a quorum write", async () => {
+        return (await quorumWrite(next.base, key, value)) !== undefined;
+      }, 30_000);
+      acked.set(key, value);
+      console.log(
+        `cycle ${cycle}: a new leader acknowledged a write ${
+          Math.round(performance.now() - killedAt)
+        } ms after the kill`,
+      );
+      // The killed node comes back as a standby.
+      const back = await startNode(cluster, leader.name);
+      await waitUntil("the killed node to rejoin as a standby", async () => {
+        const s = await getJson(back.base, "/v1/status").catch(() => undefined);
+        const up = s?.upstream as { durable_lsn?: number } | undefined;
+        const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
+        return s?.role === "relay" && up?.durable_lsn === current ? true : undefined;
+      }, 30_000);
+    }
+    // Every acknowledged value is the leader's, key by key; every node holds the same state.
+    const leader = await agreedLeader(cluster);
+    for (const [key, value] of acked) {
+      const read = await getJson(leader.base, `/v1/records/items/${key}`).catch(() => undefined);
+      assert.ok(read, `${key} survived`);
+      assert.ok(
+        (read.value as number) >= value,
+        `${key}: ${read.value} < acknowledged ${value}`,
+      );
+    }
+    const current = (await getJson(leader.base, "/v1/status")).current_lsn as number;
+    for (const node of cluster.nodes.values()) {
+      await waitUntil(`${node.name} to apply ${current}`, async () => {
+        const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+        return s && (s.applied_lsn as number) >= current ? true : undefined;
+      });
+    }
+    // Every commit_unknown is settled by /v1/commits on the leader.
+    const settled = new Map<string, string>();
+    for (const write of unknown) {
+      const outcome = await waitUntil("a final outcome", async () => {
+        const answer = await getJson(leader.base, `/v1/commits/${write.term}/${write.lsn}`);
+        return answer.outcome === "unknown" ? undefined : answer.outcome as string;
+      }, 30_000);
+      settled.set(`${write.term}/${write.lsn}`, outcome);
+    }
+    // The edges resumed across every failover without a snapshot.
+    for (const edge of edges) {
+      const status = await waitApplied(edge.base, current);
+      assert.equal(status.rebootstraps_total, 0, `${edge.name} loaded no snapshot`);
+      assert.equal(status.divergence_total, 0);
+    }
+    assertOneLeaderPerTerm(cluster);
+    for (const node of [...edges, ...cluster.nodes.values()]) await stop(node);
+    const states = await Promise.all([
+      ...[...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
+      ...edges.map((edge) => dumpState(replicaKvPath(edge.dataDir))),
+    ]);
+    for (const state of states.slice(1)) assert.deepEqual(state, states[0]);
+    // Every node holds the same log, byte for byte, its terms never going down: no two nodes
+    // wrote the same LSN in one term.
+    const logs = await Promise.all([...cluster.nodes.values()].map((node) => nodeLog(node)));
+    for (const log of logs.slice(1)) assert.deepEqual(log.bytes, logs[0]!.bytes);
+    const terms = logs[0]!.terms;
+    assert.ok(
+      terms.every((term, i) => i === 0 || term >= terms[i - 1]!),
+      "terms never go down",
     );
-    console.log(`---- ${node.name} (${node.port}) ----\n${lines.slice(-60).join("\n")}`);
-  }
-}
+    // Each commit_unknown answer settled as what the log holds: committed ⇔ its record is there.
+    for (const write of unknown) {
+      const outcome = settled.get(`${write.term}/${write.lsn}`);
+      assert.equal(
+        outcome === "committed",
+        terms[write.lsn - 1] === write.term,
+        JSON.stringify(write),
+      );
+    }
+  },
+);
 
 /** Anonymous (edge) JSON pulls after `sinceLsn`, sent in a loop until stopped; the answers. */
 function probePulls(base: string, sinceLsn: number): { stop: () => Promise<string[]> } {
@@ -280,456 +247,352 @@ function signal(node: Node, sig: "SIGSTOP" | "SIGCONT"): void {
   Deno.kill(node.process.child.pid, sig);
 }
 
-Deno.test({
-  name:
-    `the acking standby frozen and the leader killed: no promotion with one live member of three; after SIGCONT a leader, nothing lost${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      let frozen: Node | undefined;
-      try {
-        for (const id of MEMBERS) await startNode(cluster, id);
-        const leader = await agreedLeader(cluster);
-        const [first, second] = [...cluster.nodes.values()].filter((node) => node !== leader);
-        const acked = new Map<string, number>();
-        for (let i = 0; i < 20; i++) {
-          if ((await quorumWrite(leader.base, `k${i}`, i)) !== undefined) acked.set(`k${i}`, i);
-        }
-        assert.equal(acked.size, 20);
-        frozen = first!;
-        signal(frozen, "SIGSTOP");
-        await stop(leader, "SIGKILL");
-        cluster.nodes.delete(leader.name);
-        // Several lease lifetimes with one live member of three: it never promotes.
-        const until = Date.now() + 4 * LEASE_TTL_S * 1000;
-        while (Date.now() < until) {
-          const status = await getJson(second!.base, "/v1/status");
-          assert.notEqual(status.role, "primary", "a lone member promoted itself");
-          const write = await fetch(`${second!.base}/v1/records`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: "{}",
-            redirect: "manual",
-          });
-          await write.body?.cancel();
-          assert.ok(write.status === 503 || write.status === 307, `a write got ${write.status}`);
-          await new Promise((resolve) => setTimeout(resolve, 200));
-        }
-        signal(frozen, "SIGCONT");
-        frozen = undefined;
-        const next = await agreedLeader(cluster);
-        for (const [key, value] of acked) {
-          const read = await getJson(next.base, `/v1/records/items/${key}`).catch(() => undefined);
-          assert.equal(read?.value, value, `${key} survived`);
-        }
-      } finally {
-        if (frozen) signal(frozen, "SIGCONT");
-        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
-        await etcd.stop();
-      }
-    });
+clusterTest(
+  `the acking standby frozen and the leader killed: no promotion with one live member of three; after SIGCONT a leader, nothing lost`,
+  async (cluster) => {
+    for (const id of MEMBERS) await startNode(cluster, id);
+    const leader = await agreedLeader(cluster);
+    const [first, second] = [...cluster.nodes.values()].filter((node) => node !== leader);
+    const acked = new Map<string, number>();
+    for (let i = 0; i < 20; i++) {
+      if ((await quorumWrite(leader.base, `k${i}`, i)) !== undefined) acked.set(`k${i}`, i);
+    }
+    assert.equal(acked.size, 20);
+    const frozen = first!;
+    signal(frozen, "SIGSTOP");
+    await stop(leader, "SIGKILL");
+    cluster.nodes.delete(leader.name);
+    // Several lease lifetimes with one live member of three: it never promotes.
+    const until = Date.now() + 4 * LEASE_TTL_S * 1000;
+    while (Date.now() < until) {
+      const status = await getJson(second!.base, "/v1/status");
+      assert.notEqual(status.role, "primary", "a lone member promoted itself");
+      const write = await fetch(`${second!.base}/v1/records`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+        redirect: "manual",
+      });
+      await write.body?.cancel();
+      assert.ok(write.status === 503 || write.status === 307, `a write got ${write.status}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    signal(frozen, "SIGCONT");
+    const next = await agreedLeader(cluster);
+    for (const [key, value] of acked) {
+      const read = await getJson(next.base, `/v1/records/items/${key}`).catch(() => undefined);
+      assert.equal(read?.value, value, `${key} survived`);
+    }
   },
-});
+);
 
-Deno.test({
-  name:
-    `etcd out of reach: a short outage changes nothing; a long one fences the leader within half the TTL, and it leads again after${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      let paused = false;
-      try {
-        // The default lease (5 s): at 2 s a keepalive delayed by etcd's own catch-up after the
-        // pause could outlive the fence's margin; the rule is the same at every TTL.
-        for (const id of MEMBERS) await startNode(cluster, id, { leaseTtlS: OUTAGE_TTL_S });
-        const leader = await agreedLeader(cluster);
-        const term = (await getJson(leader.base, "/v1/status")).term;
-        // Shorter than a third of the TTL: no step-down.
-        etcd.pause();
-        paused = true;
-        await new Promise((resolve) => setTimeout(resolve, (OUTAGE_TTL_S * 1000) / 4));
-        etcd.resume();
-        paused = false;
-        assert.notEqual(await quorumWrite(leader.base, "a", 1), undefined);
-        assert.equal((await getJson(leader.base, "/v1/status")).term, term, "the same term");
-        // Longer: the leader stops answering writes (503) within about half the TTL.
-        etcd.pause();
-        paused = true;
-        const pausedAt = performance.now();
-        await waitUntil("the leader to refuse writes", async () => {
-          const response = await fetch(`${leader.base}/v1/records`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({
-              records: [{ op: "put", collection: "items", key: "b", value: 2 }],
-            }),
-          });
-          const body = await response.json();
-          return response.status === 503 ? body : undefined;
-        }, 30_000);
-        console.log(`fenced ${Math.round(performance.now() - pausedAt)} ms after etcd paused`);
-        etcd.resume();
-        paused = false;
-        const next = await agreedLeader(cluster);
-        // A leader again (the same one in the same term when its lease outlived the outage).
-        // Its standbys follow it within moments of its promotion: the first quorum write may wait.
-        await waitUntil("the leader to acknowledge a quorum write", async () => {
-          return (await quorumWrite(next.base, "c", 3)) !== undefined || undefined;
-        });
-        assert.ok(((await getJson(next.base, "/v1/status")).term as number) >= (term as number));
-        assertOneLeaderPerTerm(cluster);
-      } finally {
-        if (paused) etcd.resume();
-        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
-        await etcd.stop();
-      }
+clusterTest(
+  `etcd out of reach: a short outage changes nothing; a long one fences the leader within half the TTL, and it leads again after`,
+  async (cluster) => {
+    const etcd = cluster.etcd;
+    // The default lease (5 s): at 2 s a keepalive delayed by etcd's own catch-up after the
+    // pause could outlive the fence's margin; the rule is the same at every TTL.
+    for (const id of MEMBERS) await startNode(cluster, id, { leaseTtlS: OUTAGE_TTL_S });
+    const leader = await agreedLeader(cluster);
+    const term = (await getJson(leader.base, "/v1/status")).term;
+    // Shorter than a third of the TTL: no step-down.
+    etcd.pause();
+    await new Promise((resolve) => setTimeout(resolve, (OUTAGE_TTL_S * 1000) / 4));
+    etcd.resume();
+    assert.notEqual(await quorumWrite(leader.base, "a", 1), undefined);
+    assert.equal((await getJson(leader.base, "/v1/status")).term, term, "the same term");
+    // Longer: the leader stops answering writes (503) within about half the TTL.
+    etcd.pause();
+    const pausedAt = performance.now();
+    await waitUntil("the leader to refuse writes", async () => {
+      const response = await fetch(`${leader.base}/v1/records`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          records: [{ op: "put", collection: "items", key: "b", value: 2 }],
+        }),
+      });
+      const body = await response.json();
+      return response.status === 503 ? body : undefined;
+    }, 30_000);
+    console.log(`fenced ${Math.round(performance.now() - pausedAt)} ms after etcd paused`);
+    etcd.resume();
+    const next = await agreedLeader(cluster);
+    // A leader again (the same one in the same term when its lease outlived the outage).
+    // Its standbys follow it within moments of its promotion: the first quorum write may wait.
+    await waitUntil("the leader to acknowledge a quorum write", async () => {
+      return (await quorumWrite(next.base, "c", 3)) !== undefined || undefined;
     });
+    assert.ok(((await getJson(next.base, "/v1/status")).term as number) >= (term as number));
+    assertOneLeaderPerTerm(cluster);
   },
-});
+);
 
-Deno.test({
-  name:
-    `an old leader with local writes no standby holds truncates them when it rejoins, and its state equals the new leader's${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      try {
-        for (const id of MEMBERS) await startNode(cluster, id);
-        const leader = await agreedLeader(cluster);
-        for (let i = 0; i < 10; i++) {
-          assert.notEqual(await quorumWrite(leader.base, `q${i}`, i), undefined);
-        }
-        // Both standbys killed: `local` writes are durable on the leader alone (a stopped process
-        // could still read frames its socket buffered; a killed one cannot).
-        const standbys = [...cluster.nodes.values()].filter((node) => node !== leader);
-        for (const node of standbys) await stop(node, "SIGKILL");
-        for (let i = 0; i < 5; i++) {
-          const response = await fetch(`${leader.base}/v1/records`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({
-              records: [{ op: "put", collection: "items", key: `local${i}`, value: i }],
-              commit_policy: "local",
-            }),
-          });
-          assert.equal(response.status, 200);
-          await response.body?.cancel();
-        }
-        await stop(leader, "SIGKILL");
-        for (const node of standbys) await startNode(cluster, node.name);
-        const next = await agreedLeader(cluster, leader.name);
-        const back = await startNode(cluster, leader.name);
-        // Edges get committed records only (SPEC.md 13.4): until it reconciles with the history,
-        // the returning leader serves no edge the records only it holds.
-        const served = probePulls(back.base, 10);
-        const truncated = await back.process.waitFor("cluster.truncated");
-        const bodies = await served.stop();
-        assert.ok(bodies.length > 0, "pulls were answered before the truncation");
-        for (const body of bodies) assert.doesNotMatch(body, /"local\d"/);
-        assert.equal(truncated.dropped_records, 5, "the five local writes no standby held");
-        await ackedWrite(next.base, "after", 1);
-        const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
-        for (const node of cluster.nodes.values()) {
-          await waitUntil(`${node.name} to apply ${current}`, async () => {
-            const s = await getJson(node.base, "/v1/status").catch(() => undefined);
-            return s && (s.applied_lsn as number) >= current ? true : undefined;
-          });
-        }
-        assertOneLeaderPerTerm(cluster);
-        for (const node of cluster.nodes.values()) await stop(node);
-        const states = await Promise.all(
-          [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
-        );
-        for (const state of states) {
-          assert.deepEqual(state, states[0]);
-          assert.ok(
-            !state.some((entry) => entry.key.startsWith("local")),
-            "lost local writes are gone",
-          );
-          assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 10);
-        }
-      } finally {
-        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
-        await etcd.stop();
-      }
-    });
+clusterTest(
+  `an old leader with local writes no standby holds truncates them when it rejoins, and its state equals the new leader's`,
+  async (cluster) => {
+    for (const id of MEMBERS) await startNode(cluster, id);
+    const leader = await agreedLeader(cluster);
+    for (let i = 0; i < 10; i++) {
+      assert.notEqual(await quorumWrite(leader.base, `q${i}`, i), undefined);
+    }
+    // Both standbys killed: `local` writes are durable on the leader alone (a stopped process
+    // could still read frames its socket buffered; a killed one cannot).
+    const standbys = [...cluster.nodes.values()].filter((node) => node !== leader);
+    for (const node of standbys) await stop(node, "SIGKILL");
+    for (let i = 0; i < 5; i++) {
+      const response = await fetch(`${leader.base}/v1/records`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          records: [{ op: "put", collection: "items", key: `local${i}`, value: i }],
+          commit_policy: "local",
+        }),
+      });
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+    }
+    await stop(leader, "SIGKILL");
+    for (const node of standbys) await startNode(cluster, node.name);
+    const next = await agreedLeader(cluster, leader.name);
+    const back = await startNode(cluster, leader.name);
+    // Edges get committed records only (SPEC.md 13.4): until it reconciles with the history,
+    // the returning leader serves no edge the records only it holds.
+    const served = probePulls(back.base, 10);
+    const truncated = await back.process.waitFor("cluster.truncated");
+    const bodies = await served.stop();
+    assert.ok(bodies.length > 0, "pulls were answered before the truncation");
+    for (const body of bodies) assert.doesNotMatch(body, /"local\d"/);
+    assert.equal(truncated.dropped_records, 5, "the five local writes no standby held");
+    await ackedWrite(next.base, "after", 1);
+    const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
+    for (const node of cluster.nodes.values()) {
+      await waitUntil(`${node.name} to apply ${current}`, async () => {
+        const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+        return s && (s.applied_lsn as number) >= current ? true : undefined;
+      });
+    }
+    assertOneLeaderPerTerm(cluster);
+    for (const node of cluster.nodes.values()) await stop(node);
+    const states = await Promise.all(
+      [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
+    );
+    for (const state of states) {
+      assert.deepEqual(state, states[0]);
+      assert.ok(
+        !state.some((entry) => entry.key.startsWith("local")),
+        "lost local writes are gone",
+      );
+      assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 10);
+    }
   },
-});
+);
 
-Deno.test({
-  name:
-    `a commit wait open at a step-down answers 503 commit_unknown, and /v1/commits settles it as what survived${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      const frozen: Node[] = [];
-      let paused = false;
-      try {
-        for (const id of MEMBERS) await startNode(cluster, id);
-        const leader = await agreedLeader(cluster);
-        assert.notEqual(await quorumWrite(leader.base, "before", 1), undefined);
-        frozen.push(...[...cluster.nodes.values()].filter((node) => node !== leader));
-        for (const node of frozen) signal(node, "SIGSTOP");
-        // No standby can ack: the quorum wait stays open until the leader steps down.
-        const pending = fetch(`${leader.base}/v1/records`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({
-            records: [{ op: "put", collection: "items", key: "open", value: 2 }],
-            commit_policy: "quorum",
-            timeout_ms: 60_000,
-          }),
-        });
-        await waitUntil("the write to wait for its quorum", async () => {
-          const metrics = await (await fetch(`${leader.base}/metrics`)).text();
-          return /^ferry_commit_waits_pending [1-9]/m.test(metrics) ? true : undefined;
-        });
-        etcd.pause();
-        paused = true;
-        const answer = await pending;
-        const body = await answer.json();
-        assert.equal(answer.status, 503);
-        assert.equal(body.error, "commit_unknown");
-        assert.equal(body.first_lsn, body.last_lsn);
-        etcd.resume();
-        paused = false;
-        for (const node of frozen.splice(0)) signal(node, "SIGCONT");
-        const next = await agreedLeader(cluster);
-        const settled = await waitUntil("a final outcome", async () => {
-          const outcome = await getJson(next.base, `/v1/commits/${body.term}/${body.last_lsn}`);
-          return outcome.outcome === "unknown" ? undefined : outcome;
-        }, 30_000);
-        // Read once the leader's state holds that LSN (its applier runs behind the commit LSN).
-        const read = await fetch(`${next.base}/v1/records/items/open?min_lsn=${body.last_lsn}`);
-        await read.body?.cancel();
-        assert.equal(read.status === 200, settled.outcome === "committed", JSON.stringify(settled));
-      } finally {
-        if (paused) etcd.resume();
-        for (const node of frozen) signal(node, "SIGCONT");
-        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
-        await etcd.stop();
-      }
+clusterTest(
+  `a commit wait open at a step-down answers 503 commit_unknown, and /v1/commits settles it as what survived`,
+  async (cluster) => {
+    const etcd = cluster.etcd;
+    const frozen: Node[] = [];
+    for (const id of MEMBERS) await startNode(cluster, id);
+    const leader = await agreedLeader(cluster);
+    assert.notEqual(await quorumWrite(leader.base, "before", 1), undefined);
+    frozen.push(...[...cluster.nodes.values()].filter((node) => node !== leader));
+    for (const node of frozen) signal(node, "SIGSTOP");
+    // No standby can ack: the quorum wait stays open until the leader steps down.
+    const pending = fetch(`${leader.base}/v1/records`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        records: [{ op: "put", collection: "items", key: "open", value: 2 }],
+        commit_policy: "quorum",
+        timeout_ms: 60_000,
+      }),
     });
+    await waitUntil("the write to wait for its quorum", async () => {
+      const metrics = await (await fetch(`${leader.base}/metrics`)).text();
+      return /^ferry_commit_waits_pending [1-9]/m.test(metrics) ? true : undefined;
+    });
+    etcd.pause();
+    const answer = await pending;
+    const body = await answer.json();
+    assert.equal(answer.status, 503);
+    assert.equal(body.error, "commit_unknown");
+    assert.equal(body.first_lsn, body.last_lsn);
+    etcd.resume();
+    for (const node of frozen.splice(0)) signal(node, "SIGCONT");
+    const next = await agreedLeader(cluster);
+    const settled = await waitUntil("a final outcome", async () => {
+      const outcome = await getJson(next.base, `/v1/commits/${body.term}/${body.last_lsn}`);
+      return outcome.outcome === "unknown" ? undefined : outcome;
+    }, 30_000);
+    // Read once the leader's state holds that LSN (its applier runs behind the commit LSN).
+    const read = await fetch(`${next.base}/v1/records/items/open?min_lsn=${body.last_lsn}`);
+    await read.body?.cancel();
+    assert.equal(read.status === 200, settled.outcome === "committed", JSON.stringify(settled));
   },
-});
+);
 
-Deno.test({
-  name: `a 1.5 s block of the leader's event loop with a 5 s lease causes no step-down${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      try {
-        const options = { leaseTtlS: 5, env: { FERRY_TEST_BLOCK_MS: "1500" } };
-        for (const id of MEMBERS) await startNode(cluster, id, options);
-        const leader = await agreedLeader(cluster);
-        const term = (await getJson(leader.base, "/v1/status")).term;
-        for (let round = 0; round < 3; round++) {
-          const blocked = leader.process.lines.length;
-          Deno.kill(leader.process.child.pid, "SIGUSR2");
-          await waitUntil(
-            "the block to happen",
-            () =>
-              leader.process.lines.slice(blocked).some((l) =>
-                l.includes("test.event_loop_blocked")
-              ) ||
-              undefined,
-          );
-          assert.notEqual(await quorumWrite(leader.base, `after-block-${round}`, round), undefined);
-        }
-        assert.equal((await getJson(leader.base, "/v1/status")).term, term, "the same term");
-        assert.ok(!leader.process.lines.some((l) => l.includes("cluster.fenced")), "never fenced");
-        assertOneLeaderPerTerm(cluster);
-      } finally {
-        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
-        await etcd.stop();
-      }
-    });
+clusterTest(
+  `a 1.5 s block of the leader's event loop with a 5 s lease causes no step-down`,
+  async (cluster) => {
+    const options = { leaseTtlS: 5, env: { FERRY_TEST_BLOCK_MS: "1500" } };
+    for (const id of MEMBERS) await startNode(cluster, id, options);
+    const leader = await agreedLeader(cluster);
+    const term = (await getJson(leader.base, "/v1/status")).term;
+    for (let round = 0; round < 3; round++) {
+      const blocked = leader.process.lines.length;
+      Deno.kill(leader.process.child.pid, "SIGUSR2");
+      await waitUntil(
+        "the block to happen",
+        () =>
+          leader.process.lines.slice(blocked).some((l) => l.includes("test.event_loop_blocked")) ||
+          undefined,
+      );
+      assert.notEqual(await quorumWrite(leader.base, `after-block-${round}`, round), undefined);
+    }
+    assert.equal((await getJson(leader.base, "/v1/status")).term, term, "the same term");
+    assert.ok(!leader.process.lines.some((l) => l.includes("cluster.fenced")), "never fenced");
+    assertOneLeaderPerTerm(cluster);
   },
-});
+);
 
-Deno.test({
-  name:
-    `failover slots: an edge stopped before the leader dies resumes on the new leader without a snapshot${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      // Small segments, no minimum WAL kept, retention often: without failover slots the standbys
-      // prune what the stopped edge still needs.
-      const extraArgs = [
-        "--segment-bytes-max",
-        "4096",
-        "--wal-retain-bytes-min",
-        "0",
-        "--retention-interval-ms",
-        "100",
-      ];
-      let edge: Node | undefined;
-      try {
-        for (const id of MEMBERS) await startNode(cluster, id, { extraArgs });
-        const leader = await agreedLeader(cluster);
-        const standbys = [...cluster.nodes.values()].filter((node) => node !== leader);
-        const edgeOptions = { dataDir: `${dir}/edge`, replicaId: "edge-fs" };
-        edge = await startReplica(leader, edgeOptions);
-        let n = 0;
-        for (let i = 0; i < 30; i++) assert.ok(await quorumWrite(leader.base, `k${n % 40}`, ++n));
-        await waitApplied(
-          edge.base,
-          (await getJson(leader.base, "/v1/status")).current_lsn as number,
-        );
-        // Both standbys mirror the edge's slot from the leader's control records.
-        for (const standby of standbys) {
-          await waitUntil(
-            `${standby.name} to mirror the edge's slot`,
-            () =>
-              standby.process.lines.some((line) =>
-                line.includes('"cluster.slots_mirrored"') && line.includes('"edge-fs"')
-              ),
-          );
-        }
-        await stop(edge);
-        // Many segments' worth of writes while the edge is away: each standby's retention runs.
-        for (let i = 0; i < 200; i++) await quorumWrite(leader.base, `k${n % 40}`, ++n);
-        await stop(leader, "SIGKILL");
-        const next = await agreedLeader(cluster, leader.name);
-        cluster.nodes.delete(leader.name);
-        await waitUntil("the new leader to acknowledge a quorum write", async () => {
-          return (await quorumWrite(next.base, `k${n % 40}`, n + 1)) !== undefined;
-        }, 30_000);
-        n += 1;
-        for (let i = 0; i < 60; i++) await quorumWrite(next.base, `k${n % 40}`, ++n);
-        // The edge comes back pointing at the new leader, with the same data and replica id.
-        edge = await startReplica(next, edgeOptions);
-        const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
-        const status = await waitApplied(edge.base, current);
-        assert.equal(status.rebootstraps_total, 0, "the edge loaded no snapshot");
-        const leaderStatus = await getJson(next.base, "/v1/status");
-        assert.ok((leaderStatus.partial_resync_total as number) >= 1, "served partially");
-        await waitApplied(next.base, current);
-        await stop(edge);
-        await stop(next);
-        assert.deepEqual(
-          await dumpState(replicaKvPath(edge.dataDir)),
-          await dumpState(`${next.dataDir}/ferry.kv`),
-        );
-      } finally {
-        for (const node of [edge, ...cluster.nodes.values()]) {
-          if (node) await stop(node, "SIGKILL").catch(() => {});
-        }
-        await etcd.stop();
-      }
-    });
+clusterTest(
+  `failover slots: an edge stopped before the leader dies resumes on the new leader without a snapshot`,
+  async (cluster, dir) => {
+    // Small segments, no minimum WAL kept, retention often: without failover slots the standbys
+    // prune what the stopped edge still needs.
+    const extraArgs = [
+      "--segment-bytes-max",
+      "4096",
+      "--wal-retain-bytes-min",
+      "0",
+      "--retention-interval-ms",
+      "100",
+    ];
+    let edge: Node | undefined;
+    for (const id of MEMBERS) await startNode(cluster, id, { extraArgs });
+    const leader = await agreedLeader(cluster);
+    const standbys = [...cluster.nodes.values()].filter((node) => node !== leader);
+    const edgeOptions = { dataDir: `${dir}/edge`, replicaId: "edge-fs" };
+    edge = await startReplica(leader, edgeOptions);
+    cluster.extra.push(edge);
+    let n = 0;
+    for (let i = 0; i < 30; i++) assert.ok(await quorumWrite(leader.base, `k${n % 40}`, ++n));
+    await waitApplied(
+      edge.base,
+      (await getJson(leader.base, "/v1/status")).current_lsn as number,
+    );
+    // Both standbys mirror the edge's slot from the leader's control records.
+    for (const standby of standbys) {
+      await waitUntil(
+        `${standby.name} to mirror the edge's slot`,
+        () =>
+          standby.process.lines.some((line) =>
+            line.includes('"cluster.slots_mirrored"') && line.includes('"edge-fs"')
+          ),
+      );
+    }
+    await stop(edge);
+    // Many segments' worth of writes while the edge is away: each standby's retention runs.
+    for (let i = 0; i < 200; i++) await quorumWrite(leader.base, `k${n % 40}`, ++n);
+    await stop(leader, "SIGKILL");
+    const next = await agreedLeader(cluster, leader.name);
+    cluster.nodes.delete(leader.name);
+    await waitUntil("the new leader to acknowledge a quorum write", async () => {
+      return (await quorumWrite(next.base, `k${n % 40}`, n + 1)) !== undefined;
+    }, 30_000);
+    n += 1;
+    for (let i = 0; i < 60; i++) await quorumWrite(next.base, `k${n % 40}`, ++n);
+    // The edge comes back pointing at the new leader, with the same data and replica id.
+    edge = await startReplica(next, edgeOptions);
+    cluster.extra.push(edge);
+    const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
+    const status = await waitApplied(edge.base, current);
+    assert.equal(status.rebootstraps_total, 0, "the edge loaded no snapshot");
+    const leaderStatus = await getJson(next.base, "/v1/status");
+    assert.ok((leaderStatus.partial_resync_total as number) >= 1, "served partially");
+    await waitApplied(next.base, current);
+    await stop(edge);
+    await stop(next);
+    assert.deepEqual(
+      await dumpState(replicaKvPath(edge.dataDir)),
+      await dumpState(`${next.dataDir}/ferry.kv`),
+    );
   },
-});
+);
 
-Deno.test({
-  name:
-    `an old leader whose pruned log cannot rebuild its state reloads it from the new leader's snapshot${skip}`,
-  ignore: ETCD_MISSING !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const etcd = await startEtcd();
-      const cluster = newCluster(etcd, dir);
-      // Small segments pruned as soon as no slot needs them: no log keeps LSN 1 for long.
-      const extraArgs = [
-        "--segment-bytes-max",
-        "4096",
-        "--wal-retain-bytes-min",
-        "0",
-        "--retention-interval-ms",
-        "100",
-      ];
-      try {
-        for (const id of MEMBERS) await startNode(cluster, id, { extraArgs });
-        const leader = await agreedLeader(cluster);
-        // Both standbys hold a slot before the writes: the leader prunes past a member with none.
-        const others = MEMBERS.filter((id) => id !== leader.name);
-        await waitUntil("a slot for every standby", async () => {
-          const s = await getJson(leader.base, "/v1/status").catch(() => undefined);
-          const ids = ((s?.slots ?? []) as { replica_id: string }[]).map((slot) => slot.replica_id);
-          return others.every((id) => ids.includes(id)) ? true : undefined;
-        }, 30_000);
-        for (let i = 0; i < 150; i++) {
-          assert.notEqual(await quorumWrite(leader.base, `q${i % 40}`, i), undefined);
-        }
-        for (const node of cluster.nodes.values()) {
-          await waitUntil(`${node.name} to prune LSN 1`, async () => {
-            const s = await getJson(node.base, "/v1/status").catch(() => undefined);
-            return s && (s.oldest_lsn as number) > 1 ? true : undefined;
-          }).catch(async (error) => {
-            // Says where the node stood (its role, its upstream's state) when it did not prune.
-            const s = await getJson(node.base, "/v1/status").catch(() => undefined);
-            throw new Error(`${(error as Error).message}: ${JSON.stringify(s)}`);
-          });
-        }
-        const standbys = [...cluster.nodes.values()].filter((node) => node !== leader);
-        for (const node of standbys) await stop(node, "SIGKILL");
-        for (let i = 0; i < 5; i++) {
-          const answer = await policyWrite(leader.base, `local${i}`, i, "local");
-          assert.equal(answer?.status, 200);
-        }
-        await stop(leader, "SIGKILL");
-        for (const node of standbys) await startNode(cluster, node.name, { extraArgs });
-        const next = await agreedLeader(cluster, leader.name);
-        // Few enough that the new leader still holds the records after the fork point.
-        for (let i = 0; i < 3; i++) {
-          await ackedWrite(next.base, `n${i}`, i);
-        }
-        const back = await startNode(cluster, leader.name, { extraArgs });
-        const truncated = await back.process.waitFor("cluster.truncated");
-        assert.equal(truncated.dropped_records, 5, "the five local writes no standby held");
-        assert.ok((truncated.oldest_lsn as number) > 1, "the log no longer starts at LSN 1");
-        const rebuilt = await back.process.waitFor("cluster.state_rebuilt");
-        assert.ok((rebuilt.snapshot_start_lsn as number) >= (truncated.fork_lsn as number));
-        assert.ok((rebuilt.entries as number) > 0);
-        await ackedWrite(next.base, "after", 1);
-        const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
-        for (const node of cluster.nodes.values()) {
-          await waitUntil(`${node.name} to apply ${current}`, async () => {
-            const s = await getJson(node.base, "/v1/status").catch(() => undefined);
-            return s && (s.applied_lsn as number) >= current ? true : undefined;
-          });
-        }
-        assertOneLeaderPerTerm(cluster);
-        for (const node of cluster.nodes.values()) await stop(node);
-        const states = await Promise.all(
-          [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
-        );
-        for (const state of states) {
-          assert.deepEqual(state, states[0]);
-          assert.ok(!state.some((entry) => entry.key.startsWith("local")), "local writes gone");
-          assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 40);
-          assert.equal(state.filter((entry) => entry.key.startsWith("n")).length, 3);
-        }
-      } finally {
-        for (const node of cluster.nodes.values()) await stop(node, "SIGKILL").catch(() => {});
-        await etcd.stop();
-      }
-    });
+clusterTest(
+  `an old leader whose pruned log cannot rebuild its state reloads it from the new leader's snapshot`,
+  async (cluster) => {
+    // Small segments pruned as soon as no slot needs them: no log keeps LSN 1 for long.
+    const extraArgs = [
+      "--segment-bytes-max",
+      "4096",
+      "--wal-retain-bytes-min",
+      "0",
+      "--retention-interval-ms",
+      "100",
+    ];
+    for (const id of MEMBERS) await startNode(cluster, id, { extraArgs });
+    const leader = await agreedLeader(cluster);
+    // Both standbys hold a slot before the writes: the leader prunes past a member with none.
+    const others = MEMBERS.filter((id) => id !== leader.name);
+    await waitUntil("a slot for every standby", async () => {
+      const s = await getJson(leader.base, "/v1/status").catch(() => undefined);
+      const ids = ((s?.slots ?? []) as { replica_id: string }[]).map((slot) => slot.replica_id);
+      return others.every((id) => ids.includes(id)) ? true : undefined;
+    }, 30_000);
+    for (let i = 0; i < 150; i++) {
+      assert.notEqual(await quorumWrite(leader.base, `q${i % 40}`, i), undefined);
+    }
+    for (const node of cluster.nodes.values()) {
+      await waitUntil(`${node.name} to prune LSN 1`, async () => {
+        const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+        return s && (s.oldest_lsn as number) > 1 ? true : undefined;
+      }).catch(async (error) => {
+        // Says where the node stood (its role, its upstream's state) when it did not prune.
+        const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+        throw new Error(`${(error as Error).message}: ${JSON.stringify(s)}`);
+      });
+    }
+    const standbys = [...cluster.nodes.values()].filter((node) => node !== leader);
+    for (const node of standbys) await stop(node, "SIGKILL");
+    for (let i = 0; i < 5; i++) {
+      const answer = await policyWrite(leader.base, `local${i}`, i, "local");
+      assert.equal(answer?.status, 200);
+    }
+    await stop(leader, "SIGKILL");
+    for (const node of standbys) await startNode(cluster, node.name, { extraArgs });
+    const next = await agreedLeader(cluster, leader.name);
+    // Few enough that the new leader still holds the records after the fork point.
+    for (let i = 0; i < 3; i++) {
+      await ackedWrite(next.base, `n${i}`, i);
+    }
+    const back = await startNode(cluster, leader.name, { extraArgs });
+    const truncated = await back.process.waitFor("cluster.truncated");
+    assert.equal(truncated.dropped_records, 5, "the five local writes no standby held");
+    assert.ok((truncated.oldest_lsn as number) > 1, "the log no longer starts at LSN 1");
+    const rebuilt = await back.process.waitFor("cluster.state_rebuilt");
+    assert.ok((rebuilt.snapshot_start_lsn as number) >= (truncated.fork_lsn as number));
+    assert.ok((rebuilt.entries as number) > 0);
+    await ackedWrite(next.base, "after", 1);
+    const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
+    for (const node of cluster.nodes.values()) {
+      await waitUntil(`${node.name} to apply ${current}`, async () => {
+        const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+        return s && (s.applied_lsn as number) >= current ? true : undefined;
+      });
+    }
+    assertOneLeaderPerTerm(cluster);
+    for (const node of cluster.nodes.values()) await stop(node);
+    const states = await Promise.all(
+      [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
+    );
+    for (const state of states) {
+      assert.deepEqual(state, states[0]);
+      assert.ok(!state.some((entry) => entry.key.startsWith("local")), "local writes gone");
+      assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 40);
+      assert.equal(state.filter((entry) => entry.key.startsWith("n")).length, 3);
+    }
   },
-});
+);

@@ -5,8 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { getJson, type Node } from "./cluster.ts";
-import type { RunningEtcd } from "./etcd.ts";
+import { getJson, type Node, stop } from "./cluster.ts";
+import { ETCD_MISSING, type RunningEtcd, startEtcd } from "./etcd.ts";
+import { withTempDir } from "./temp.ts";
 import { freePort, startProcess, startTaskArgs, waitUntil } from "./process.ts";
 
 export const MEMBERS = ["n1", "n2", "n3"];
@@ -48,6 +49,8 @@ export interface Cluster {
   dir: string;
   /** Every process started, the killed ones included. */
   all: Node[];
+  /** Other processes a test started (edges): killed with the cluster. */
+  extra: Node[];
   /** `--members` of the nodes started from now on (default MEMBERS): an admin may change it. */
   members?: string[];
 }
@@ -73,6 +76,7 @@ export function newCluster(etcd: RunningEtcd, dir: string): Cluster {
     ports: new Map(MEMBERS.map((id) => [id, freePort()])),
     dir,
     all: [],
+    extra: [],
   };
 }
 
@@ -169,4 +173,52 @@ export function clusterEdgeArgs(args: string[], first: Node, nodes: Node[]): str
     const own = arg.slice("--allow-net=".length).split(",")[0];
     return `--allow-net=${[own, ...hosts].join(",")}`;
   });
+}
+
+/**
+ * One cluster e2e test (SPEC.md 13.4): a real etcd on loopback and a cluster under a temporary
+ * directory, skipped (saying why) when etcd is missing. When it fails, each process's cluster
+ * lines are printed; after, every process it started (`all`, `extra`) is killed and etcd stopped.
+ */
+export function clusterTest(
+  name: string,
+  fn: (cluster: Cluster, dir: string) => Promise<void>,
+): void {
+  Deno.test({
+    name: ETCD_MISSING ? `${name} (skipped: ${ETCD_MISSING})` : name,
+    ignore: ETCD_MISSING !== undefined,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: () =>
+      withTempDir(async (dir) => {
+        const etcd = await startEtcd();
+        const cluster = newCluster(etcd, dir);
+        try {
+          await fn(cluster, dir);
+        } catch (error) {
+          printClusterLogs(cluster);
+          throw error;
+        } finally {
+          const nodes = new Set([...cluster.extra, ...cluster.all, ...cluster.nodes.values()]);
+          for (const node of nodes) await stop(node, "SIGKILL").catch(() => {});
+          try {
+            etcd.resume(); // a test may have paused it
+          } catch {
+            // already gone
+          }
+          await etcd.stop();
+        }
+      }),
+  });
+}
+
+/** Each process's cluster lines, warnings, errors and replica states: why a run failed. */
+export function printClusterLogs(cluster: Cluster): void {
+  for (const node of [...cluster.all, ...cluster.extra]) {
+    const lines = node.process.lines.filter((line) =>
+      line.includes('"cluster.') || line.includes('"level":"error"') ||
+      line.includes('"level":"warn"') || line.includes('"replica.state"')
+    );
+    console.log(`---- ${node.name} (${node.port}) ----\n${lines.slice(-60).join("\n")}`);
+  }
 }
