@@ -19,6 +19,7 @@ import {
 import {
   agreedLeader,
   assertOneLeaderPerTerm,
+  type Cluster,
   clusterTest,
   LEASE_TTL_S,
   MEMBERS,
@@ -31,6 +32,7 @@ import { freePort } from "../helpers/process.ts";
 import { concatBytes } from "../../src/core/bytes.ts";
 import { decodeFrameRun } from "../../src/wal/frame.ts";
 import { Spool } from "../../src/wal/spool.ts";
+import type { StateEntry } from "../../src/state/kv_state.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
 const FAILOVER_CYCLES = Number(Deno.env.get("FERRY_FAILOVER_CYCLES") ?? "2");
@@ -242,6 +244,27 @@ function probePulls(base: string, sinceLsn: number): { stop: () => Promise<strin
   };
 }
 
+/**
+ * Every node applies `leader`'s current LSN, one leader led each term, and, all stopped, every
+ * node holds the same state: returned.
+ */
+async function settledState(cluster: Cluster, leader: Node): Promise<StateEntry[]> {
+  const current = (await getJson(leader.base, "/v1/status")).current_lsn as number;
+  for (const node of cluster.nodes.values()) {
+    await waitUntil(`${node.name} to apply ${current}`, async () => {
+      const s = await getJson(node.base, "/v1/status").catch(() => undefined);
+      return s && (s.applied_lsn as number) >= current ? true : undefined;
+    });
+  }
+  assertOneLeaderPerTerm(cluster);
+  for (const node of cluster.nodes.values()) await stop(node);
+  const states = await Promise.all(
+    [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
+  );
+  for (const state of states) assert.deepEqual(state, states[0]);
+  return states[0]!;
+}
+
 /** SIGSTOP or SIGCONT to a node's process. */
 function signal(node: Node, sig: "SIGSTOP" | "SIGCONT"): void {
   Deno.kill(node.process.child.pid, sig);
@@ -365,26 +388,9 @@ clusterTest(
     for (const body of bodies) assert.doesNotMatch(body, /"local\d"/);
     assert.equal(truncated.dropped_records, 5, "the five local writes no standby held");
     await ackedWrite(next.base, "after", 1);
-    const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
-    for (const node of cluster.nodes.values()) {
-      await waitUntil(`${node.name} to apply ${current}`, async () => {
-        const s = await getJson(node.base, "/v1/status").catch(() => undefined);
-        return s && (s.applied_lsn as number) >= current ? true : undefined;
-      });
-    }
-    assertOneLeaderPerTerm(cluster);
-    for (const node of cluster.nodes.values()) await stop(node);
-    const states = await Promise.all(
-      [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
-    );
-    for (const state of states) {
-      assert.deepEqual(state, states[0]);
-      assert.ok(
-        !state.some((entry) => entry.key.startsWith("local")),
-        "lost local writes are gone",
-      );
-      assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 10);
-    }
+    const state = await settledState(cluster, next);
+    assert.ok(!state.some((entry) => entry.key.startsWith("local")), "lost local writes are gone");
+    assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 10);
   },
 );
 
@@ -576,23 +582,9 @@ clusterTest(
     assert.ok((rebuilt.snapshot_start_lsn as number) >= (truncated.fork_lsn as number));
     assert.ok((rebuilt.entries as number) > 0);
     await ackedWrite(next.base, "after", 1);
-    const current = (await getJson(next.base, "/v1/status")).current_lsn as number;
-    for (const node of cluster.nodes.values()) {
-      await waitUntil(`${node.name} to apply ${current}`, async () => {
-        const s = await getJson(node.base, "/v1/status").catch(() => undefined);
-        return s && (s.applied_lsn as number) >= current ? true : undefined;
-      });
-    }
-    assertOneLeaderPerTerm(cluster);
-    for (const node of cluster.nodes.values()) await stop(node);
-    const states = await Promise.all(
-      [...cluster.nodes.values()].map((node) => dumpState(`${node.dataDir}/ferry.kv`)),
-    );
-    for (const state of states) {
-      assert.deepEqual(state, states[0]);
-      assert.ok(!state.some((entry) => entry.key.startsWith("local")), "local writes gone");
-      assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 40);
-      assert.equal(state.filter((entry) => entry.key.startsWith("n")).length, 3);
-    }
+    const state = await settledState(cluster, next);
+    assert.ok(!state.some((entry) => entry.key.startsWith("local")), "local writes gone");
+    assert.equal(state.filter((entry) => entry.key.startsWith("q")).length, 40);
+    assert.equal(state.filter((entry) => entry.key.startsWith("n")).length, 3);
   },
 );
