@@ -575,125 +575,243 @@ async function timedPull(
   return { ms: elapsed, records: pull.frames.length };
 }
 
+/** The pulls measured on one freshly started primary (ms). */
+interface ResumePulls {
+  /** The first pull the process serves: from the middle (cold index, cold code on both sides). */
+  first: number;
+  /** The next `RESUME_WARM_PULLS` from the middle (the first of them is "the second request"). */
+  warm: number[];
+  /** The first pull from another sealed segment (a quarter in), once the process is warm. */
+  coldIndex: number;
+  /** The next `RESUME_WARM_PULLS` from that segment. */
+  coldIndexWarm: number[];
+  tail: number[];
+}
+
+/** Registers `replicaId` at `since`, pulls `1 + RESUME_WARM_PULLS` times, unregisters it. */
+async function pullSeries(
+  client: FerryClient,
+  replicaId: string,
+  since: number,
+): Promise<number[]> {
+  await client.register(replicaId, { sinceLsn: since });
+  const times: number[] = [];
+  for (let i = 0; i <= RESUME_WARM_PULLS; i++) {
+    times.push((await timedPull(client, replicaId, since, RESUME_PULL_RECORDS)).ms);
+  }
+  // The slots go again: every start opens the same state (no slot) as the empty one.
+  await client.unregister(replicaId);
+  return times;
+}
+
+/**
+ * On a primary that just started: the middle series first (its first pull is the process's first
+ * one), then a series from a quarter in (a sealed segment no pull touched yet: its seek index is
+ * loaded from its sidecar, in a process whose code is warm), then the tail.
+ */
+async function measurePulls(node: Node, count: number): Promise<ResumePulls> {
+  const client = new FerryClient(node.base);
+  const [first, ...warm] = await pullSeries(client, "resume-middle", Math.floor(count / 2));
+  const [coldIndex, ...coldIndexWarm] = await pullSeries(
+    client,
+    "resume-quarter",
+    Math.floor(count / 4),
+  );
+  const tail = (await pullSeries(client, "resume-tail", count - RESUME_PULL_RECORDS)).slice(1);
+  const status = await getJson(node.base, "/v1/status");
+  if (status.oldest_lsn !== 1) throw new Error(`the spool was pruned: ${status.oldest_lsn}`);
+  return { first: first!, warm, coldIndex: coldIndex!, coldIndexWarm, tail };
+}
+
+type StartKind = "empty" | "full" | "fullNoRecord";
+
+/** The clean shutdown record of the bench spool's timeline directory. */
+function cleanShutdownPath(dataDir: string): string {
+  return joinPath(dataDir, "wal", timelineDirName(1), "clean.shutdown");
+}
+
+/**
+ * `RESUME_STARTS` rounds of: empty spool, full spool (the previous stop was clean: its record is
+ * there), full spool without the record (removed, as a crash after writes leaves none: the newest
+ * segment is scanned). Each start is timed to `ferry.started`; the pulls are measured on the
+ * full starts. Every stop is a SIGTERM (a clean close, which writes the record again).
+ */
+async function measureStarts(
+  dirs: Record<"empty" | "full", string>,
+  backlog: { count: number; segments: number },
+): Promise<{ startMs: Record<StartKind, number[]>; pulls: ResumePulls[] }> {
+  const startMs: Record<StartKind, number[]> = { empty: [], full: [], fullNoRecord: [] };
+  const pulls: ResumePulls[] = [];
+  for (let run = 0; run < RESUME_STARTS; run++) {
+    for (const kind of ["empty", "full", "fullNoRecord"] as const) {
+      const dataDir = kind === "empty" ? dirs.empty : dirs.full;
+      const record = cleanShutdownPath(dataDir);
+      if (kind === "fullNoRecord") await Deno.remove(record);
+      else await Deno.stat(record); // the previous stop left it
+      const started = performance.now();
+      const node = await startPrimary(dataDir, [
+        ...PRIMARY_RETAIN_FLAGS,
+        ...PRIMARY_NO_LAG_CAP_FLAGS,
+      ]);
+      startMs[kind].push(performance.now() - started);
+      try {
+        const recovered = await node.process.waitFor("ferry.recovered");
+        const expectedSegments = kind === "empty" ? 1 : backlog.segments;
+        if (recovered.segments !== expectedSegments) {
+          throw new Error(`${kind}: recovered ${recovered.segments} segments`);
+        }
+        if (kind === "full") pulls.push(await measurePulls(node, backlog.count));
+      } finally {
+        await stop(node);
+      }
+    }
+  }
+  return { startMs, pulls };
+}
+
 /** Start-up with a ~1 GiB spool vs an empty one; a pull from the middle (cold, warm) vs the tail. */
 export async function runResumeBench(): Promise<void> {
   const quick = quickMode();
   const spoolBytes = quick ? RESUME_SPOOL_BYTES_QUICK : RESUME_SPOOL_BYTES_FULL;
   const count = Math.ceil(spoolBytes / frameV3ByteLength(RESUME_RECORD_BYTES));
   const dir = await Deno.makeTempDir({ prefix: "ferry-bench-resume-" });
-  let primary: Node | undefined;
   try {
-    const fullDir = joinPath(dir, "full");
-    const emptyDir = joinPath(dir, "empty");
+    const dirs = { full: joinPath(dir, "full"), empty: joinPath(dir, "empty") };
     const built = performance.now();
-    const { segments, bytes } = await buildBacklog(fullDir, count, RESUME_RECORD_BYTES);
+    const { segments, bytes } = await buildBacklog(dirs.full, count, RESUME_RECORD_BYTES);
     console.log(
       `spool: ${formatNumber(count)} records of ${RESUME_RECORD_BYTES} bytes in ${segments} ` +
         `segments (${segments - 1} sealed), built in ${ms(performance.now() - built)}`,
     );
     // One unmeasured start of each creates the files a first start creates and warms the caches.
-    for (const dataDir of [emptyDir, fullDir]) {
+    for (const dataDir of [dirs.empty, dirs.full]) {
       await stop(await startPrimary(dataDir, PRIMARY_RETAIN_FLAGS));
     }
-    const startMs: Record<"empty" | "full", number[]> = { empty: [], full: [] };
-    for (let run = 0; run < RESUME_STARTS; run++) {
-      for (const kind of ["empty", "full"] as const) {
-        const started = performance.now();
-        const node = await startPrimary(
-          kind === "empty" ? emptyDir : fullDir,
-          PRIMARY_RETAIN_FLAGS,
-        );
-        startMs[kind].push(performance.now() - started);
-        const recovered = await node.process.waitFor("ferry.recovered");
-        const expectedSegments = kind === "empty" ? 1 : segments;
-        if (recovered.segments !== expectedSegments) {
-          throw new Error(`${kind}: recovered ${recovered.segments} segments`);
-        }
-        if (kind === "full" && run === RESUME_STARTS - 1) primary = node;
-        else await stop(node);
-      }
-    }
-    const startEmpty = median(startMs.empty);
-    const startFull = median(startMs.full);
-
-    const client = new FerryClient(primary!.base);
-    const middle = Math.floor(count / 2);
-    await client.register("resume-middle", { sinceLsn: middle });
-    const cold = await timedPull(client, "resume-middle", middle, RESUME_PULL_RECORDS);
-    const warm: number[] = [];
-    for (let i = 0; i < RESUME_WARM_PULLS; i++) {
-      warm.push((await timedPull(client, "resume-middle", middle, RESUME_PULL_RECORDS)).ms);
-    }
-    const tailSince = count - RESUME_PULL_RECORDS;
-    await client.register("resume-tail", { sinceLsn: tailSince });
-    const tail: number[] = [];
-    for (let i = 0; i < RESUME_WARM_PULLS; i++) {
-      tail.push((await timedPull(client, "resume-tail", tailSince, RESUME_PULL_RECORDS)).ms);
-    }
-    const secondMs = warm[0]!;
-    const warmMs = median(warm);
-    const tailMs = median(tail);
-    const status = await getJson(primary!.base, "/v1/status");
-    if (status.oldest_lsn !== 1) throw new Error(`the spool was pruned: ${status.oldest_lsn}`);
-    await stop(primary!);
-    primary = undefined;
-
-    console.log(
-      `start-up to ferry.started (median of ${RESUME_STARTS}): empty spool ${ms(startEmpty)}, ${
-        segments - 1
-      } sealed segments ${ms(startFull)} (ratio ${ratio(startFull, startEmpty)})`,
+    const { startMs, pulls } = await measureStarts(dirs, { count, segments });
+    const figures = resumeFigures(startMs, pulls);
+    for (const line of resumeSummary(figures, segments)) console.log(line);
+    await appendResults(
+      `Replication: resume from a large spool${quick ? " (quick)" : ""}`,
+      resumeResultLines(figures, { count, segments, bytes }),
     );
-    console.log(
-      `pull of ${RESUME_PULL_RECORDS} from the middle (LSN ${middle}): cold ${
-        ms(cold.ms)
-      }, second ${ms(secondMs)}, warm median ${ms(warmMs)} (cold/warm ${
-        ratio(cold.ms, warmMs)
-      }); from the tail ${ms(tailMs)} (warm middle/tail ${ratio(warmMs, tailMs)}, cold/tail ${
-        ratio(cold.ms, tailMs)
-      })`,
-    );
-    const sizeMiB = bytes / MIB_BYTES;
-    await appendResults(`Replication: resume from a large spool${quick ? " (quick)" : ""}`, [
-      `Spool of ${formatNumber(count)} records of ${RESUME_RECORD_BYTES} bytes ` +
-      `(${sizeMiB.toFixed(0)} MiB, ${segments} segments of 64 MiB at most: ${
-        segments - 1
-      } sealed), appended straight into the spool and marked applied in the materialised ` +
-      "state; no pruning. The page cache is warm (nothing is dropped: other work shares the " +
-      'machine), so "cold" means the segment\'s seek index is not built yet, not a cold disk.',
-      "",
-      `Start-up: from spawning the primary process (start task permissions) to its ` +
-      `\`ferry.started\` log line, median of ${RESUME_STARTS} starts after one warm-up each; ` +
-      "the newest segment is scanned once (its records are read from the file on demand: the " +
-      "tail fills with new appends), sealed ones are sized from the manifest and never read.",
-      "",
-      "| start-up with | ms | ratio vs empty |",
-      "|---|---:|---:|",
-      `| empty spool | ${startEmpty.toFixed(1)} | 1.00 |`,
-      `| ${segments - 1} sealed segments + active | ${startFull.toFixed(1)} | ${
-        ratio(startFull, startEmpty)
-      } |`,
-      "",
-      `Pulls of \`max_count\` ${RESUME_PULL_RECORDS} as raw frames (registered replica, CRC ` +
-      "checked), timed at the client from request to decoded body: the first pull from the " +
-      "middle loads that segment's seek index from its sidecar (cold), the next ones use it " +
-      "(warm); the tail pulls read the newest segment, which the primary scanned at start-up " +
-      `(median of ${RESUME_WARM_PULLS}).`,
-      "",
-      "| pull from | ms | ratio vs tail |",
-      "|---|---:|---:|",
-      `| middle (LSN ${middle}), cold | ${cold.ms.toFixed(1)} | ${ratio(cold.ms, tailMs)} |`,
-      `| middle, second request | ${secondMs.toFixed(1)} | ${ratio(secondMs, tailMs)} |`,
-      `| middle, warm (median of ${RESUME_WARM_PULLS}, second included) | ${warmMs.toFixed(1)} | ${
-        ratio(warmMs, tailMs)
-      } |`,
-      `| tail (in-memory) | ${tailMs.toFixed(1)} | 1.00 |`,
-      "",
-      `Cold / warm middle: ${ratio(cold.ms, warmMs)}.`,
-    ]);
   } finally {
-    await stopQuietly(primary);
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** The medians the resume bench reports. */
+interface ResumeFigures {
+  startEmpty: number;
+  startFull: number;
+  startNoRecord: number;
+  /** Each start's first pull (cold index, cold code), in order. */
+  firsts: number[];
+  first: number;
+  second: number;
+  warm: number;
+  coldIndex: number;
+  coldIndexWarm: number;
+  tail: number;
+}
+
+function resumeFigures(startMs: Record<StartKind, number[]>, pulls: ResumePulls[]): ResumeFigures {
+  const all = (pick: (p: ResumePulls) => number[]) => pulls.flatMap(pick);
+  return {
+    startEmpty: median(startMs.empty),
+    startFull: median(startMs.full),
+    startNoRecord: median(startMs.fullNoRecord),
+    firsts: pulls.map((p) => p.first),
+    first: median(pulls.map((p) => p.first)),
+    second: median(pulls.map((p) => p.warm[0]!)),
+    warm: median(all((p) => p.warm)),
+    coldIndex: median(pulls.map((p) => p.coldIndex)),
+    coldIndexWarm: median(all((p) => p.coldIndexWarm)),
+    tail: median(all((p) => p.tail)),
+  };
+}
+
+function resumeSummary(f: ResumeFigures, segments: number): string[] {
+  return [
+    `start-up to ferry.started (median of ${RESUME_STARTS}): empty spool ${ms(f.startEmpty)}, ${
+      segments - 1
+    } sealed segments ${ms(f.startFull)} (ratio ${ratio(f.startFull, f.startEmpty)}), without ` +
+    `the clean shutdown record ${ms(f.startNoRecord)} (ratio ${
+      ratio(f.startNoRecord, f.startEmpty)
+    })`,
+    `pull of ${RESUME_PULL_RECORDS} from the middle: first pull of a fresh primary ${
+      ms(f.first)
+    } (${f.firsts.map(ms).join(", ")}), second ${ms(f.second)}, warm ${ms(f.warm)} (cold/warm ${
+      ratio(f.first, f.warm)
+    }); first pull of another sealed segment once warm ${ms(f.coldIndex)}, then ${
+      ms(f.coldIndexWarm)
+    } (cold/warm ${ratio(f.coldIndex, f.coldIndexWarm)}); tail ${ms(f.tail)}`,
+  ];
+}
+
+function resumeResultLines(
+  f: ResumeFigures,
+  backlog: { count: number; segments: number; bytes: number },
+): string[] {
+  const { count, segments } = backlog;
+  const warmSamples = RESUME_STARTS * RESUME_WARM_PULLS;
+  return [
+    `Spool of ${formatNumber(count)} records of ${RESUME_RECORD_BYTES} bytes ` +
+    `(${(backlog.bytes / MIB_BYTES).toFixed(0)} MiB, ${segments} segments of 64 MiB at most: ${
+      segments - 1
+    } sealed), appended straight into the spool and marked applied in the materialised ` +
+    "state; no pruning. The page cache is warm (nothing is dropped: other work shares the " +
+    'machine), so "cold" means the segment\'s seek index is not loaded yet, not a cold disk.',
+    "",
+    "Start-up: from spawning the primary process (start task permissions) to its " +
+    `\`ferry.started\` log line, median of ${RESUME_STARTS} rounds (empty, full, full without ` +
+    "the record) after one warm-up start each; every stop is a SIGTERM. Sealed segments are " +
+    "sized from the manifest and never read. The newest segment is taken as the clean shutdown " +
+    "record of the previous stop describes it (one read of its last frame); without the record " +
+    "(removed by the bench, as a crash after writes leaves none) it is scanned once, every CRC " +
+    "checked (its SHA-256 is computed later, in the background, as after a clean stop).",
+    "",
+    "| start-up with | ms | ratio vs empty |",
+    "|---|---:|---:|",
+    `| empty spool | ${f.startEmpty.toFixed(1)} | 1.00 |`,
+    `| ${segments - 1} sealed segments + active, clean shutdown record | ${
+      f.startFull.toFixed(1)
+    } | ${ratio(f.startFull, f.startEmpty)} |`,
+    `| same, no record (the newest segment scanned) | ${f.startNoRecord.toFixed(1)} | ${
+      ratio(f.startNoRecord, f.startEmpty)
+    } |`,
+    "",
+    `Pulls of \`max_count\` ${RESUME_PULL_RECORDS} as raw frames (registered replica, CRC ` +
+    "checked), timed at the client from request to decoded body, on each of the full starts " +
+    "above (the records of the newest segment are read from its file: the tail fills with new " +
+    "appends). First pull of a fresh primary: the first request after registering, from the " +
+    "middle (LSN " + Math.floor(count / 2) + "): that segment's seek index is loaded from its " +
+    "sidecar, and the code of the pull path runs for the first time in both processes (the " +
+    "bench's client is fresh only at the first start). Then a quarter in (LSN " +
+    Math.floor(count / 4) + "), a segment no pull touched yet, once the process is warm: the " +
+    "seek index alone is cold.",
+    "",
+    "| pull from | ms | ratio vs tail |",
+    "|---|---:|---:|",
+    `| middle, first pull of a fresh primary (median of ${RESUME_STARTS}: ${
+      f.firsts.map((v) => v.toFixed(1)).join(", ")
+    }) | ${f.first.toFixed(1)} | ${ratio(f.first, f.tail)} |`,
+    `| middle, second request (median of ${RESUME_STARTS}) | ${f.second.toFixed(1)} | ${
+      ratio(f.second, f.tail)
+    } |`,
+    `| middle, warm (median of ${warmSamples}, second included) | ${f.warm.toFixed(1)} | ${
+      ratio(f.warm, f.tail)
+    } |`,
+    `| quarter, first pull of that segment in a warm process (median of ${RESUME_STARTS}) | ${
+      f.coldIndex.toFixed(1)
+    } | ${ratio(f.coldIndex, f.tail)} |`,
+    `| quarter, warm (median of ${warmSamples}) | ${f.coldIndexWarm.toFixed(1)} | ${
+      ratio(f.coldIndexWarm, f.tail)
+    } |`,
+    `| tail (median of ${warmSamples}) | ${f.tail.toFixed(1)} | 1.00 |`,
+    "",
+    `Cold / warm middle (first pull of a fresh primary): ${ratio(f.first, f.warm)}. ` +
+    `Cold / warm seek index in a warm process: ${ratio(f.coldIndex, f.coldIndexWarm)}.`,
+  ];
 }
 
 if (import.meta.main) {

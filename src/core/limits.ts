@@ -39,6 +39,16 @@ export const SEEK_INDEX_INTERVAL_RECORDS = 64;
 export const SEEK_SIDECAR_BYTES_MAX = 8 * MIB_BYTES;
 /** Largest segment manifest; a timeline with more sealed segments than fit keeps none. */
 export const SEGMENT_MANIFEST_BYTES_MAX = 16 * MIB_BYTES;
+/**
+ * Largest clean shutdown record (`clean.shutdown`: the newest segment's seek index and append-time
+ * samples); a larger one is not written (the next open scans the newest segment).
+ */
+export const CLEAN_SHUTDOWN_BYTES_MAX = 10 * MIB_BYTES;
+/**
+ * How long after the spool opens the newest segment's SHA-256 starts catching up on its bytes (the
+ * open hashes none), so start-up and the first requests do not share the CPU with it.
+ */
+export const DIGEST_CATCH_UP_DELAY_MS = 1_000;
 /** Frame bytes one group commit writes at most (one write, one fdatasync). */
 export const GROUP_COMMIT_BYTES_MAX = 8 * MIB_BYTES;
 /** Records one group commit writes at most. */
@@ -190,6 +200,12 @@ export const STREAM_CONTROL_INTERVAL_MS = 5000;
 export const STREAM_TICK_MS = 1000;
 /** Streams open at once; more are refused (overloaded). */
 export const STREAMS_MAX = 1024;
+/**
+ * Most bytes a stream hands the server as one chunk when several are queued (a reader that fell
+ * behind, a catch-up read of many group commits); one larger chunk still goes alone, uncopied.
+ * Deno's response body takes no more chunks past 64 KiB held, so larger buys nothing.
+ */
+export const STREAM_COALESCE_BYTES_MAX = 64 * KIB_BYTES;
 /** Largest JSON payload of a control record; a longer one is corrupt. */
 export const CONTROL_PAYLOAD_BYTES_MAX = 1 * MIB_BYTES;
 /** A streaming replica acks at least this often, even with nothing new: acks are how it is seen. */
@@ -210,6 +226,8 @@ export const REPLICA_STREAM_BREAKS_MAX = 3;
 export const REPLICA_STREAM_RETRY_MS = 300_000;
 /** Failed steps in a row on one node before a replica with several `--primary-url`s moves. */
 export const UPSTREAM_SWITCH_FAILURES = 3;
+/** Longest backoff of a replica looking for the next leader among its `--primary-url`s. */
+export const UPSTREAM_LOOK_MS = 500;
 /** How long a replica about to move waits for the listed nodes' topologies. */
 export const UPSTREAM_TOPOLOGY_TIMEOUT_MS = 2000;
 /** The most nodes one `--primary-url` may list. */
@@ -389,6 +407,10 @@ assert(
               SEEK_INDEX_INTERVAL_RECORDS,
           ) * 8 + 72 <= SEEK_SIDECAR_BYTES_MAX,
   "the sidecar of the largest segment fits",
+);
+assert(
+  SEEK_SIDECAR_BYTES_MAX + COMMIT_TIME_SAMPLES_MAX * 16 <= CLEAN_SHUTDOWN_BYTES_MAX,
+  "the clean shutdown record of the largest segment fits, with every append-time sample",
 );
 
 assert(KV_INLINE_VALUE_BYTES + KV_OBJECT_OVERHEAD_BYTES <= DENO_KV_VALUE_BYTES_MAX);

@@ -52,6 +52,17 @@ export class CommitTimes {
     return Math.min(this.#floorMs, this.#times[0] ?? this.#floorMs);
   }
 
+  /**
+   * The samples that date the records from `lsn` on, oldest first: the one at or before `lsn`
+   * (when there is one) and every later one. Copies.
+   */
+  samplesFrom(lsn: number): { lsns: number[]; times: number[] } {
+    let first = this.#lsns.length;
+    while (first > 0 && this.#lsns[first - 1]! > lsn) first -= 1;
+    first = Math.max(0, first - 1);
+    return { lsns: this.#lsns.slice(first), times: this.#times.slice(first) };
+  }
+
   /** Forgets the samples of records after `lsn` (a truncation dropped them). */
   forgetAfter(lsn: number): void {
     let keep = this.#lsns.length;

@@ -339,6 +339,58 @@ export function frameHeaderAt(
   return { status: "ok", lsn, byteLength: headerBytes + length + FRAME_CRC_BYTES };
 }
 
+/**
+ * The whole length of the v3 frame at `offset` of `bytes` when its header is all there and sound
+ * (magic, version, length bound, LSN below 2^53), else 0, and then `frameHeaderAt` says why. No
+ * object per frame: for header walks over many frames (`frameV3LsnAt` reads the LSN).
+ */
+export function frameV3LengthAt(bytes: Uint8Array, view: DataView, offset: number): number {
+  if (bytes.byteLength - offset < FRAME_V3_HEADER_BYTES) return 0;
+  if (bytes[offset + FRAME_MAGIC_BYTES] !== FRAME_V3) return 0;
+  if (view.getUint32(offset, true) !== _MAGIC_U32) return 0;
+  const length = view.getUint32(offset + V3_LENGTH_OFFSET, true);
+  if (length > FRAME_PAYLOAD_BYTES_MAX || frameV3LsnAt(view, offset) < 0) return 0;
+  return frameV3ByteLength(length);
+}
+
+/** The LSN of the v3 frame at `offset` (-1 past 2^53-1), its header unchecked. */
+export function frameV3LsnAt(view: DataView, offset: number): number {
+  return _getU64(view, offset + V3_LSN_OFFSET);
+}
+
+/** A frame's LSN, time and length: what a scan that keeps no frame needs. */
+export interface FrameHead {
+  lsn: number;
+  timestampMs: number;
+  byteLength: number;
+}
+
+/**
+ * Checks the whole v3 frame at `offset` as `decodeFrame` does (magic, version, length bound, CRC,
+ * every u64 field below 2^53) without building it: fills `head` and returns the frame's length,
+ * or returns 0 when it is not a whole, sound v3 frame (then `decodeFrame` says why).
+ */
+export function frameV3CheckedAt(
+  bytes: Uint8Array,
+  view: DataView,
+  offset: number,
+  head: FrameHead,
+): number {
+  const total = frameV3LengthAt(bytes, view, offset);
+  if (total === 0 || bytes.byteLength - offset < total) return 0;
+  const crcAt = offset + total - FRAME_CRC_BYTES;
+  const computed = crc32(bytes.subarray(offset + FRAME_MAGIC_BYTES, crcAt));
+  if (computed !== view.getUint32(crcAt, true)) return 0;
+  const timestampMs = _getU64(view, offset + V3_TIMESTAMP_OFFSET);
+  const sound = _getU64(view, offset + V3_TERM_OFFSET) >= 0 &&
+    _getU64(view, offset + V3_EPOCH_OFFSET) >= 0 && timestampMs >= 0;
+  if (!sound) return 0;
+  head.lsn = frameV3LsnAt(view, offset);
+  head.timestampMs = timestampMs;
+  head.byteLength = total;
+  return total;
+}
+
 /** A run of frames decoded in one pass (`decodeFrameRun`), and where and why it stopped. */
 export interface FrameRun {
   frames: DecodedFrame[];

@@ -12,7 +12,7 @@
 import { WalCorruptionError } from "../core/errors.ts";
 import type { FileSystem } from "../core/files.ts";
 import { RANGE_READ_BYTES_MAX, RANGE_READ_BYTES_MIN, READ_CHUNK_BYTES } from "../core/limits.ts";
-import { type DecodedFrame, frameHeaderAt } from "./frame.ts";
+import { type DecodedFrame, frameHeaderAt, frameV3LengthAt, frameV3LsnAt } from "./frame.ts";
 import type { Segment } from "./segment.ts";
 
 /** Records as stored: a pull's raw-frame body, in LSN order, in as few views as possible. */
@@ -225,15 +225,20 @@ function _walkHeaders(
   };
   let takenBytes = 0;
   while (walk.offset < bytes.byteLength) {
-    const header = frameHeaderAt(bytes, view, walk.offset);
-    if (header.status === "corrupt") throw new _HeaderError(header.reason, walk.offset);
-    const frameBytes = header.status === "ok" ? header.byteLength : 0;
-    if (header.status === "incomplete" || walk.offset + frameBytes > bytes.byteLength) {
+    // v3 frames without an object each; anything else through `frameHeaderAt` (its reasons).
+    let frameBytes = frameV3LengthAt(bytes, view, walk.offset);
+    let lsn = frameBytes > 0 ? frameV3LsnAt(view, walk.offset) : -1;
+    if (frameBytes === 0) {
+      const header = frameHeaderAt(bytes, view, walk.offset);
+      if (header.status === "corrupt") throw new _HeaderError(header.reason, walk.offset);
+      frameBytes = header.status === "ok" ? header.byteLength : 0;
+      lsn = header.status === "ok" ? header.lsn : -1;
+    }
+    if (lsn < 0 || walk.offset + frameBytes > bytes.byteLength) {
       walk.outcome = "more";
       walk.bytesNeeded = Math.max(frameBytes, bytes.byteLength - walk.offset + 1);
       return walk;
     }
-    const lsn = (header as { lsn: number }).lsn;
     if (walk.expectedLsn >= 0 && lsn !== walk.expectedLsn) {
       throw new _HeaderError(`expected LSN ${walk.expectedLsn}, found ${lsn}`, walk.offset);
     }

@@ -22,6 +22,7 @@
 
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
+import type { FileHandle, FileSystem } from "../core/files.ts";
 import { SEEK_INDEX_INTERVAL_RECORDS, SEEK_SIDECAR_BYTES_MAX } from "../core/limits.ts";
 
 const _MAGIC = [0x46, 0x52, 0x49, 0x58]; // "FRIX"
@@ -55,6 +56,41 @@ export function sidecarPath(segmentPath: string): string {
 /** Checkpoints a segment of `records` records has: one per 64, the first at ordinal 0. */
 export function checkpointCount(records: number): number {
   return Math.ceil(records / SEEK_INDEX_INTERVAL_RECORDS);
+}
+
+/** Bytes of the sidecar of a segment of `records` records. */
+export function sidecarByteLength(records: number): number {
+  return _HEADER_BYTES + checkpointCount(records) * _CHECKPOINT_BYTES + _CRC_BYTES;
+}
+
+/**
+ * The sidecar of `segment`, decoded and checked against it (`decodeSidecar`), or undefined when
+ * it is missing or cannot be used. One read of the size it must have (and a byte more, to see a
+ * longer file): no stat, no copy. Needs read access to the segment's directory.
+ */
+export async function readSidecar(
+  fs: FileSystem,
+  segment: { path: string; firstLsn: number; lastLsn: number; sizeBytes: number },
+): Promise<{ offsets: number[]; sha256: string } | undefined> {
+  const expectedBytes = sidecarByteLength(segment.lastLsn - segment.firstLsn + 1);
+  if (expectedBytes > SEEK_SIDECAR_BYTES_MAX) return undefined;
+  let file: FileHandle;
+  try {
+    file = await fs.open(sidecarPath(segment.path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  const bytes = new Uint8Array(expectedBytes + 1);
+  let got: number;
+  try {
+    got = await file.readAt(bytes, 0);
+  } finally {
+    file.close();
+  }
+  if (got !== expectedBytes) return undefined;
+  const decoded = decodeSidecar(bytes.subarray(0, got), segment);
+  return "reason" in decoded ? undefined : decoded;
 }
 
 /** Encodes a sidecar. Pure. */

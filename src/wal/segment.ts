@@ -7,24 +7,22 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { WalCorruptionError } from "../core/errors.ts";
+import { type FileHandle, type FileSystem, writeFileAtomic } from "../core/files.ts";
+import type { DecodedFrame } from "./frame.ts";
 import {
-  type FileHandle,
-  type FileSystem,
-  readFileIfExists,
-  writeFileAtomic,
-} from "../core/files.ts";
-import {
-  READ_CHUNK_BYTES,
-  SEEK_INDEX_INTERVAL_RECORDS,
-  SEEK_SIDECAR_BYTES_MAX,
-} from "../core/limits.ts";
-import { type DecodedFrame, decodeFrame } from "./frame.ts";
-import { decodeSidecar, encodeSidecar, sidecarPath } from "./seek_sidecar.ts";
+  type ReadBudget,
+  type ScanEnd,
+  scanFrameHeads,
+  scanFrames,
+  takeIntoBudget,
+} from "./frame_scan.ts";
+import { encodeSidecar, readSidecar, sidecarPath } from "./seek_sidecar.ts";
 import { SeekIndex } from "./seek_index.ts";
+import { RunningDigest } from "./segment_digest.ts";
 
-export { SeekIndex };
+export { type ReadBudget, SeekIndex, takeIntoBudget };
 
 /** Digits of the first LSN in a segment file name. */
 const _SEGMENT_NAME_DIGITS = 20;
@@ -42,88 +40,6 @@ export function parseSegmentFileName(name: string): number | undefined {
   if (!match) return undefined;
   const lsn = Number(match[1]);
   return Number.isSafeInteger(lsn) && lsn >= 1 ? lsn : undefined;
-}
-
-/** Why a scan stopped. */
-type _ScanEnd =
-  | { kind: "end"; offset: number }
-  | { kind: "stopped"; offset: number }
-  | { kind: "torn"; offset: number; reason: string }
-  | { kind: "corrupt"; offset: number; reason: string };
-
-/** Visits each frame; returns false to stop the scan. */
-type _Visit = (frame: DecodedFrame, offset: number) => boolean;
-
-/**
- * Decodes frames from `start` to `end` of `file`, reading `READ_CHUNK_BYTES` at a time (more when
- * a single frame is larger). Frames handed to `visit` are views into the chunk buffers; with
- * `reuse`, one buffer serves every read (a scan that keeps no frame: repair, index builds), which
- * spares allocating and zeroing a chunk per read. `onBytes` is handed the bytes of every frame
- * the scan went past, in order (a digest of exactly the frames kept).
- */
-async function _scanFrames(
-  file: FileHandle,
-  range: { start: number; end: number; reuse?: boolean; onBytes?: (bytes: Uint8Array) => void },
-  visit: _Visit,
-): Promise<_ScanEnd> {
-  const passed = (bytes: Uint8Array, upTo: number) => range.onBytes?.(bytes.subarray(0, upTo));
-  let position = range.start;
-  let chunkBytes = READ_CHUNK_BYTES;
-  let buffer = new Uint8Array(0);
-  while (position < range.end) {
-    const wanted = Math.min(chunkBytes, range.end - position);
-    if (!range.reuse || buffer.byteLength < wanted) buffer = new Uint8Array(wanted);
-    const chunk = buffer.subarray(0, wanted);
-    const got = await file.readAt(chunk, position);
-    const bytes = chunk.subarray(0, got);
-    const atEnd = position + got >= range.end || got < wanted;
-    let offset = 0;
-    while (offset < bytes.byteLength) {
-      const result = decodeFrame(bytes, offset);
-      if (result.status === "corrupt") {
-        passed(bytes, offset);
-        return { kind: "corrupt", offset: position + offset, reason: result.reason };
-      }
-      if (result.status === "incomplete") {
-        if (atEnd) {
-          passed(bytes, offset);
-          return { kind: "torn", offset: position + offset, reason: "incomplete frame" };
-        }
-        if (offset === 0) chunkBytes = got + result.bytesNeeded;
-        break;
-      }
-      if (!visit(result.frame, position + offset)) {
-        passed(bytes, offset);
-        return { kind: "stopped", offset: position + offset };
-      }
-      offset += result.frame.byteLength;
-    }
-    passed(bytes, offset);
-    if (got === 0) return { kind: "torn", offset: position, reason: "file shorter than expected" };
-    position += offset;
-    if (offset > 0) chunkBytes = READ_CHUNK_BYTES;
-  }
-  return { kind: "end", offset: position };
-}
-
-/** Budget and output of a range read that may span segments. */
-export interface ReadBudget {
-  maxCount: number;
-  maxBytes: number;
-  usedBytes: number;
-  out: DecodedFrame[];
-}
-
-/**
- * Adds `frame` to the budget's output unless the budget is spent; returns false when it is. The
- * first frame is always taken, so a frame larger than `maxBytes` cannot stall a reader.
- */
-export function takeIntoBudget(budget: ReadBudget, frame: DecodedFrame): boolean {
-  if (budget.out.length >= budget.maxCount) return false;
-  if (budget.out.length > 0 && budget.usedBytes + frame.byteLength > budget.maxBytes) return false;
-  budget.out.push(frame);
-  budget.usedBytes += frame.byteLength;
-  return true;
 }
 
 /** What repairing the newest segment found. */
@@ -144,13 +60,15 @@ export class Segment {
   sizeBytes: number;
   /** Records in the segment, when known (always for the active segment). */
   recordCount: number | undefined;
+  /** Where the last record's frame starts, when known (the active segment's; 0 while empty). */
+  lastFrameOffset: number | undefined;
   /**
    * SHA-256 (hex) of the sealed segment's bytes: computed as they were written and set when it is
    * sealed, else read from its sidecar or computed by the verifying scan that rebuilds one.
    */
   sha256: string | undefined;
-  /** The active segment's running SHA-256 over its durable bytes. */
-  #running: Hash | undefined;
+  /** The active segment's running SHA-256 over its durable bytes (`segment_digest.ts`). */
+  #digest: RunningDigest | undefined;
   #index: SeekIndex | undefined;
   #indexBuilding: Promise<SeekIndex> | undefined;
   /** True when the index came from the sidecar: no scan has verified the whole file yet. */
@@ -171,8 +89,9 @@ export class Segment {
       sizeBytes: number;
       index?: SeekIndex;
       recordCount?: number;
+      lastFrameOffset?: number;
       /** The running digest of an active segment (its durable bytes hashed so far). */
-      running?: Hash;
+      digest?: RunningDigest;
     },
   ) {
     assert(fields.lastLsn >= fields.firstLsn - 1);
@@ -182,20 +101,63 @@ export class Segment {
     this.sizeBytes = fields.sizeBytes;
     this.#index = fields.index;
     this.recordCount = fields.recordCount;
-    this.#running = fields.running;
+    this.lastFrameOffset = fields.lastFrameOffset;
+    this.#digest = fields.digest;
   }
 
   /** Adds bytes that were just made durable at the end of the active segment to its digest. */
-  noteWritten(bytes: Uint8Array): void {
-    assert(this.#running !== undefined, "only the active segment takes writes");
-    this.#running.update(bytes);
+  noteWritten(bytes: Uint8Array, offset: number): void {
+    assert(this.#digest !== undefined, "only the active segment takes writes");
+    this.#digest.noteWritten(bytes, offset);
   }
 
-  /** Seals the active segment: its digest is final from now on (it never changes again). */
-  seal(): void {
-    assert(this.#running !== undefined, "only the active segment is sealed");
-    this.sha256 = this.#running.digest("hex");
-    this.#running = undefined;
+  /**
+   * Reads the durable bytes the digest has not seen yet (a reopened segment: opening hashes
+   * nothing), so that sealing need not. Needs read access to the segment.
+   */
+  catchUpDigest(fs: FileSystem): Promise<void> {
+    if (this.#retired || this.#digest === undefined) return Promise.resolve();
+    return this.#digest.catchUp(fs, this.path, () => this.sizeBytes);
+  }
+
+  /** Ends a digest catch-up under way (the spool is closing). */
+  async stopDigest(): Promise<void> {
+    await this.#digest?.stop();
+  }
+
+  /**
+   * Seals the active segment: its digest is final from now on (it never changes again). A digest
+   * still behind reads the rest first. Sealing again (after a failed roll) changes nothing.
+   */
+  async seal(fs: FileSystem): Promise<void> {
+    if (this.sha256 !== undefined && this.#digest === undefined) return;
+    assert(this.#digest !== undefined, "only the active segment is sealed");
+    await this.catchUpDigest(fs);
+    this.sha256 = this.#digest.digest(this.sizeBytes);
+    this.#digest = undefined;
+  }
+
+  /**
+   * The newest segment as a clean shutdown record describes it (`clean_shutdown.ts`; the caller
+   * checked the record against the file): its index from the record's checkpoints, no scan. Like a
+   * sidecar's, that index is not taken on trust: reads check each frame they read, and damage they
+   * find marks the segment damaged. Its digest catches up from the file later.
+   */
+  static fromCleanShutdown(
+    fields: {
+      path: string;
+      firstLsn: number;
+      lastLsn: number;
+      sizeBytes: number;
+      lastFrameOffset: number;
+    },
+    offsets: number[],
+  ): Segment {
+    const index = new SeekIndex({ firstLsn: fields.firstLsn, offsets });
+    const recordCount = fields.lastLsn - fields.firstLsn + 1;
+    const segment = new Segment({ ...fields, index, recordCount, digest: new RunningDigest() });
+    segment.#fromSidecar = true;
+    return segment;
   }
 
   /** The seek index if it was built (always for the active segment). */
@@ -210,14 +172,15 @@ export class Segment {
     this.#index.note(this.recordCount, frame.lsn, offset);
     this.recordCount += 1;
     this.lastLsn = frame.lsn;
+    this.lastFrameOffset = offset;
   }
 
   /**
    * Scans the newest segment through `file` (opened for writing), checking every frame's CRC, and
    * truncates it, then fsyncs, at the first frame that is torn or corrupt (a crash mid-write
    * leaves exactly that). A valid frame with the wrong LSN is not a torn tail and throws. Each
-   * valid frame's LSN and time go to `onRecord` (no frame is kept: one buffer serves the scan).
-   * Needs read and write access to the segment.
+   * valid frame's LSN and time go to `onRecord` (no frame is built: `scanFrameHeads`). Its
+   * SHA-256 is left to catch up later. Needs read and write access to the segment.
    */
   static async repairNewest(
     file: FileHandle,
@@ -227,21 +190,18 @@ export class Segment {
     const size = await file.size();
     const index = new SeekIndex();
     let count = 0;
+    let lastFrameOffset = 0;
     let lsnError: string | undefined;
-    const running = createHash("sha256");
-    const range = {
-      start: 0,
-      end: size,
-      reuse: true,
-      onBytes: (b: Uint8Array) => running.update(b),
-    };
-    const end = await _scanFrames(file, range, (frame, offset) => {
+    // No SHA-256 here: the digest catches up later (`segment_digest.ts`), off the start-up path.
+    const range = { start: 0, end: size, reuse: true };
+    const end = await scanFrameHeads(file, range, (frame, offset) => {
       const expected = fields.firstLsn + count;
       if (frame.lsn !== expected) {
         lsnError = `expected LSN ${expected} at offset ${offset}, found ${frame.lsn}`;
         return false;
       }
       index.note(count, frame.lsn, offset);
+      lastFrameOffset = offset;
       count += 1;
       onRecord(frame.lsn, frame.timestampMs);
       return true;
@@ -262,7 +222,8 @@ export class Segment {
       sizeBytes: end.offset,
       index,
       recordCount: count,
-      running,
+      lastFrameOffset,
+      digest: new RunningDigest(),
     });
     return { segment, report };
   }
@@ -313,20 +274,10 @@ export class Segment {
 
   /** The index from the sidecar, or undefined when it is missing or does not check out. */
   async #loadSidecar(fs: FileSystem): Promise<SeekIndex | undefined> {
-    const bytes = await readFileIfExists(fs, sidecarPath(this.path), SEEK_SIDECAR_BYTES_MAX);
-    if (bytes === undefined) return undefined;
-    const decoded = decodeSidecar(bytes, this);
-    if ("reason" in decoded) return undefined;
+    const decoded = await readSidecar(fs, this);
+    if (decoded === undefined) return undefined;
     this.sha256 = decoded.sha256;
-    const index = new SeekIndex();
-    decoded.offsets.forEach((offset, i) => {
-      index.note(
-        i * SEEK_INDEX_INTERVAL_RECORDS,
-        this.firstLsn + i * SEEK_INDEX_INTERVAL_RECORDS,
-        offset,
-      );
-    });
-    return index;
+    return new SeekIndex({ firstLsn: this.firstLsn, offsets: decoded.offsets });
   }
 
   /**
@@ -358,7 +309,7 @@ export class Segment {
       const digest = createHash("sha256");
       const onBytes = (bytes: Uint8Array) => digest.update(bytes);
       const range = { start: 0, end: this.sizeBytes, reuse: true, onBytes };
-      const end = await _scanFrames(file, range, (frame, offset) => {
+      const end = await scanFrameHeads(file, range, (frame, offset) => {
         if (frame.lsn !== this.firstLsn + count) {
           lsnError = `expected LSN ${
             this.firstLsn + count
@@ -393,6 +344,7 @@ export class Segment {
    */
   async retire(): Promise<void> {
     this.#retired = true;
+    await this.#digest?.stop();
     await this.#indexBuilding?.catch(() => undefined);
   }
 
@@ -415,7 +367,7 @@ export class Segment {
     const file = await fs.open(this.path);
     try {
       const range = { start: index.floorOffset(lsn), end: this.sizeBytes, reuse: true };
-      const end = await _scanFrames(file, range, (frame, offset) => {
+      const end = await scanFrameHeads(file, range, (frame, offset) => {
         if (frame.lsn !== expected) {
           lsnError = `expected LSN ${expected} at offset ${offset}, found ${frame.lsn}`;
           return false;
@@ -449,7 +401,12 @@ export class Segment {
     return !this.#fromSidecar;
   }
 
-  #throwIfDamaged(end: _ScanEnd, lsnError: string | undefined): void {
+  /** True once a read found damage in a segment whose index was not built by a scan. */
+  get damaged(): boolean {
+    return this.#damage !== undefined;
+  }
+
+  #throwIfDamaged(end: ScanEnd, lsnError: string | undefined): void {
     if (lsnError !== undefined) throw this.#corruption(lsnError);
     if (end.kind === "torn" || end.kind === "corrupt") {
       throw this.#corruption(`${end.reason} at offset ${end.offset}`, end.offset);
@@ -472,7 +429,7 @@ export class Segment {
     let expected = index.floorLsn(sinceLsn + 1) ?? this.firstLsn;
     let lsnError: string | undefined;
     try {
-      const end = await _scanFrames(file, { start, end: size }, (frame, offset) => {
+      const end = await scanFrames(file, { start, end: size }, (frame, offset) => {
         if (frame.lsn !== expected) {
           lsnError = `expected LSN ${expected} at offset ${offset}, found ${frame.lsn}`;
           return false;

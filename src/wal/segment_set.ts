@@ -1,27 +1,26 @@
 /**
  * The segment files of one timeline directory (SPEC.md section 3), oldest first: opening them
- * (sealed ones listed and sized, never read; the newest repaired), the active file writes go to,
- * rolling to a new segment, range reads across segments, and deleting whole sealed segments.
- * What is durable when is the spool's business (`spool.ts`); this module only does the file work.
+ * (sealed ones listed and sized, never read; the newest taken from the clean shutdown record or
+ * repaired, `newest_segment.ts`), the active file writes go to, rolling to a new segment, range
+ * reads across segments, and deleting whole sealed segments. What is durable when is the spool's
+ * business (`spool.ts`); this module only does the file work.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { WalCorruptionError, WalRemovedError } from "../core/errors.ts";
+import { WalRemovedError } from "../core/errors.ts";
 import { type FileHandle, type FileSystem, joinPath, parentDir } from "../core/files.ts";
+import { DIGEST_CATCH_UP_DELAY_MS } from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";
 import type { DecodedFrame } from "./frame.ts";
-import {
-  parseSegmentFileName,
-  type ReadBudget,
-  SeekIndex,
-  Segment,
-  segmentFileName,
-} from "./segment.ts";
+import { type ReadBudget, SeekIndex, Segment, segmentFileName } from "./segment.ts";
 import { sidecarPath } from "./seek_sidecar.ts";
-import { readManifestSizes, writeManifest } from "./segment_manifest.ts";
+import { writeManifest } from "./segment_manifest.ts";
+import { type CleanShutdown, removeCleanShutdown, writeCleanShutdown } from "./clean_shutdown.ts";
+import { createDirs, createSegmentFile, listSegments, sealedSegments } from "./segment_dir.ts";
+import { openNewestSegment } from "./newest_segment.ts";
+import { RunningDigest } from "./segment_digest.ts";
 import { planTruncation, truncateFiles, type TruncationPlan } from "./truncate.ts";
 
 /** What opening the spool found and repaired. */
@@ -31,6 +30,8 @@ export interface RecoveryReport {
   currentLsn: number;
   truncatedBytes: number;
   repairReason: string | undefined;
+  /** True when a clean shutdown record described the newest segment: it was not scanned. */
+  trustedCleanShutdown: boolean;
   ignoredFiles: string[];
 }
 
@@ -54,6 +55,10 @@ export class SegmentSet {
   #manifestWrites: Promise<void> = Promise.resolve();
   /** The bytes of the last `writeAtEnd`, hashed into the active segment once they are durable. */
   #written: Uint8Array | undefined;
+  /** True while a clean shutdown record this open trusted is on disk. */
+  #cleanShutdownOnDisk = false;
+  #digestTimer: ReturnType<typeof setTimeout> | undefined;
+  #digestCatchUp: Promise<void> | undefined;
 
   private constructor(
     fs: FileSystem,
@@ -70,9 +75,10 @@ export class SegmentSet {
   /**
    * Opens the segments of `dir` (created when missing, the new directory entries fsynced, with a
    * first empty segment). Sealed segments are listed and sized from the manifest (or from metadata
-   * when it disagrees with the listing), never read; the newest is scanned once, its torn tail
-   * truncated and fsynced, and each of its records' LSN and time handed to `onRecord`. Needs read
-   * and write access to `dir`, and read access to the directory it is created in.
+   * when it disagrees with the listing), never read; the newest is taken as the clean shutdown
+   * record describes it, or else scanned once, its torn tail truncated and fsynced; the append
+   * times of its records go to `onRecord` (`openNewestSegment`). Needs read and write access to
+   * `dir`, and read access to the directory it is created in.
    */
   static async open(
     fs: FileSystem,
@@ -83,40 +89,57 @@ export class SegmentSet {
     },
   ): Promise<{ set: SegmentSet; recovery: RecoveryReport }> {
     const { dir } = options;
-    const listed = await _listSegments(fs, dir);
-    if (listed === undefined) await _createDirs(fs, dir);
+    const listed = await listSegments(fs, dir);
+    if (listed === undefined) await createDirs(fs, dir);
     const { firstLsns, ignoredFiles } = listed ?? { firstLsns: [], ignoredFiles: [] };
     if (firstLsns.length === 0) {
-      (await _createSegmentFile(fs, dir, 1)).close();
+      (await createSegmentFile(fs, dir, 1)).close();
       // A freshly created `dir` had its entry synced above; an existing empty one may not have.
       if (listed !== undefined) await fs.syncDir(parentDir(dir));
       firstLsns.push(1);
     }
-    const { sealed, fromManifest } = await _sealedSegments(fs, dir, firstLsns);
-    const newestFirstLsn = firstLsns[firstLsns.length - 1]!;
-    const newestPath = joinPath(dir, segmentFileName(newestFirstLsn));
-    const activeFile = await fs.open(newestPath, { write: true });
-    let repaired;
-    try {
-      const newest = { path: newestPath, firstLsn: newestFirstLsn };
-      repaired = await Segment.repairNewest(activeFile, newest, options.onRecord);
-    } catch (error) {
-      activeFile.close();
-      throw error;
-    }
-    const segments = [...sealed, repaired.segment];
+    const { sealed, fromManifest } = await sealedSegments(fs, dir, firstLsns);
+    const newest = await openNewestSegment(fs, { ...options, firstLsn: firstLsns.at(-1)! });
+    const segments = [...sealed, newest.segment];
+    const activeFile = newest.file;
     const set = new SegmentSet(fs, { dir, segments, activeFile, logger: options.logger });
     if (!fromManifest && sealed.length > 0) await set.#writeManifest({ syncDir: true });
+    set.#cleanShutdownOnDisk = newest.trustedCleanShutdown;
+    set.#scheduleDigestCatchUp();
     const recovery: RecoveryReport = {
       segments: sealed.length + 1,
       oldestLsn: set.oldestLsn(),
-      currentLsn: repaired.segment.lastLsn,
-      truncatedBytes: repaired.report.truncatedBytes,
-      repairReason: repaired.report.reason,
+      currentLsn: newest.segment.lastLsn,
+      truncatedBytes: newest.report.truncatedBytes,
+      repairReason: newest.report.reason,
+      trustedCleanShutdown: newest.trustedCleanShutdown,
       ignoredFiles,
     };
     _logRecovery(options.logger, dir, recovery);
     return { set, recovery };
+  }
+
+  /**
+   * The open hashed none of the newest segment's bytes: its digest catches up on them a little
+   * after start-up (at the latest when the segment is sealed).
+   */
+  #scheduleDigestCatchUp(): void {
+    this.#digestTimer = setTimeout(() => {
+      this.#digestTimer = undefined;
+      this.#digestCatchUp = this.active.catchUpDigest(this.#fs).catch((error) => {
+        this.#logger.warn("spool.digest_catch_up_failed", { path: this.active.path, error });
+      });
+    }, DIGEST_CATCH_UP_DELAY_MS);
+  }
+
+  /**
+   * Removes the clean shutdown record, durably, before the first change to any segment file, so
+   * that a crash after it never finds a record describing bytes that changed.
+   */
+  async #beforeChange(): Promise<void> {
+    if (!this.#cleanShutdownOnDisk) return;
+    await removeCleanShutdown(this.#fs, this.dir);
+    this.#cleanShutdownOnDisk = false;
   }
 
   /** The segment appends go to. */
@@ -170,12 +193,13 @@ export class SegmentSet {
    */
   async rollIfFull(segmentBytesMax: number, nextLsn: number): Promise<void> {
     if (this.active.sizeBytes < segmentBytesMax) return;
+    await this.#beforeChange();
     // Sealed: every byte was fdatasynced by its last group commit, and it never changes. Its
     // sidecar (with its digest) and the manifest share the new segment's directory fsync.
-    this.active.seal();
+    await this.active.seal(this.#fs);
     await this.#writeSidecar(this.active);
     await this.#writeManifest({ syncDir: false, sealing: true });
-    const file = await _createSegmentFile(this.#fs, this.dir, nextLsn);
+    const file = await createSegmentFile(this.#fs, this.dir, nextLsn);
     this.#activeFile.close();
     this.#activeFile = file;
     this.#segments.push(
@@ -186,13 +210,15 @@ export class SegmentSet {
         sizeBytes: 0,
         index: new SeekIndex(),
         recordCount: 0,
-        running: createHash("sha256"),
+        lastFrameOffset: 0,
+        digest: new RunningDigest(),
       }),
     );
   }
 
   /** Writes `bytes` after the active segment's durable end; returns where they start. */
   async writeAtEnd(bytes: Uint8Array): Promise<number> {
+    await this.#beforeChange();
     const offset = this.active.sizeBytes;
     this.#written = bytes;
     await this.#activeFile.writeAt(bytes, offset);
@@ -214,7 +240,7 @@ export class SegmentSet {
     const active = this.active;
     const written = this.#written;
     assert(written !== undefined && written.byteLength === bytes, "the bytes written last");
-    active.noteWritten(written);
+    active.noteWritten(written, offset);
     this.#written = undefined;
     let frameOffset = offset;
     for (const frame of frames) {
@@ -315,6 +341,7 @@ export class SegmentSet {
    */
   async truncate(plan: TruncationPlan): Promise<void> {
     await this.#manifestWrites;
+    await this.#beforeChange();
     const before = this.#segments.slice(0, plan.keptIndex);
     const { segment, file } = await truncateFiles(this.#fs, this.dir, plan, before);
     this.#activeFile.close();
@@ -350,108 +377,40 @@ export class SegmentSet {
     return this.#manifestWrites;
   }
 
-  /** Closes the active file. */
-  close(): Promise<void> {
+  /** Writes the active segment's clean shutdown record, or removes a record a read proved wrong. */
+  async #leaveCleanShutdown(
+    clean: { samples: CleanShutdown["samples"] } | undefined,
+  ): Promise<void> {
+    const active = this.active;
+    // Known damage: no record may skip the repair scan at the next open (SPEC.md section 3).
+    if (active.damaged) return await this.#beforeChange();
+    if (clean === undefined) return;
+    await writeCleanShutdown(this.#fs, this.dir, {
+      firstLsn: active.firstLsn,
+      lastLsn: active.lastLsn,
+      sizeBytes: active.sizeBytes,
+      lastFrameOffset: active.lastFrameOffset ?? 0,
+      offsets: active.index?.offsets ?? [],
+      samples: clean.samples,
+    });
+  }
+
+  /**
+   * Ends a digest catch-up and closes the active file. With `clean` (every append durable and
+   * none to follow), first writes the clean shutdown record of the active segment, unless a read
+   * found it damaged (the next open then scans and repairs it); a failure is logged: the next
+   * open scans. Needs write access for the record.
+   */
+  async close(clean?: { samples: CleanShutdown["samples"] }): Promise<void> {
+    clearTimeout(this.#digestTimer);
+    await this.active.stopDigest();
+    await this.#digestCatchUp;
+    await this.#manifestWrites;
+    await this.#leaveCleanShutdown(clean).catch((error) => {
+      this.#logger.warn("spool.clean_shutdown_write_failed", { dir: this.dir, error });
+    });
     this.#activeFile.close();
-    return Promise.resolve();
   }
-}
-
-/** Segment first LSNs (sorted) and other names in `dir`, or undefined when `dir` is missing. */
-async function _listSegments(
-  fs: FileSystem,
-  dir: string,
-): Promise<{ firstLsns: number[]; ignoredFiles: string[] } | undefined> {
-  const names = await _readDirIfExists(fs, dir);
-  if (names === undefined) return undefined;
-  const firstLsns: number[] = [];
-  const ignoredFiles: string[] = [];
-  for (const name of names) {
-    const lsn = parseSegmentFileName(name);
-    if (lsn !== undefined) firstLsns.push(lsn);
-    else if (!_METADATA_FILE_PATTERN.test(name)) ignoredFiles.push(name);
-  }
-  firstLsns.sort((a, b) => a - b);
-  return { firstLsns, ignoredFiles };
-}
-
-async function _readDirIfExists(fs: FileSystem, dir: string): Promise<string[] | undefined> {
-  try {
-    return await fs.readDir(dir);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
-/**
- * Creates the missing `dir` and its missing parents, then fsyncs the parent of each directory it
- * created (the data dir for `wal/`, `wal/` for the timeline), so their entries survive a power cut
- * before any segment is written below them.
- */
-async function _createDirs(fs: FileSystem, dir: string): Promise<void> {
-  const created = [dir];
-  let parent = parentDir(dir);
-  // parentDir("/") is "/": the walk ends at the root at the latest.
-  while (parent !== created[created.length - 1] && !(await _readDirIfExists(fs, parent))) {
-    created.push(parent);
-    parent = parentDir(parent);
-  }
-  await fs.mkdirp(dir);
-  for (const path of created.reverse()) await fs.syncDir(parentDir(path));
-}
-
-/**
- * Sidecars, the manifest (`SEGMENT_MANIFEST_FILE_NAME`) and their temp files (a crash may leave
- * one): ferry's own files, not foreign ones.
- */
-const _METADATA_FILE_PATTERN = /^(\d{20}\.idx|segments\.manifest)(\.tmp)?$/;
-
-/**
- * The sealed segments, sized by the manifest when it lists exactly the listing's sealed segments,
- * else by file metadata (one stat each). Never read.
- */
-async function _sealedSegments(
-  fs: FileSystem,
-  dir: string,
-  firstLsns: readonly number[],
-): Promise<{ sealed: Segment[]; fromManifest: boolean }> {
-  const sealedLsns = firstLsns.slice(0, -1);
-  let sizes = sealedLsns.length === 0 ? [] : await readManifestSizes(fs, dir, sealedLsns);
-  const fromManifest = sizes !== undefined;
-  if (sizes === undefined) {
-    sizes = [];
-    for (const lsn of sealedLsns) sizes.push(await fs.sizeOf(joinPath(dir, segmentFileName(lsn))));
-  }
-  const sealed = sealedLsns.map((firstLsn, i) =>
-    new Segment({
-      path: joinPath(dir, segmentFileName(firstLsn)),
-      firstLsn,
-      lastLsn: firstLsns[i + 1]! - 1,
-      sizeBytes: sizes[i]!,
-    })
-  );
-  return { sealed, fromManifest };
-}
-
-/** Creates an empty segment file and makes its directory entry durable before it is used. */
-async function _createSegmentFile(
-  fs: FileSystem,
-  dir: string,
-  firstLsn: number,
-): Promise<FileHandle> {
-  const path = joinPath(dir, segmentFileName(firstLsn));
-  const file = await fs.open(path, { write: true, create: true });
-  try {
-    if (await file.size() !== 0) {
-      throw new WalCorruptionError(`new segment ${path} already holds bytes`, { path });
-    }
-    await fs.syncDir(dir);
-  } catch (error) {
-    file.close();
-    throw error;
-  }
-  return file;
 }
 
 function _logRecovery(logger: Logger, dir: string, recovery: RecoveryReport): void {

@@ -46,7 +46,6 @@ import { type TruncateResult, truncationLogFields } from "./truncate.ts";
 export type { AppendResult, PruneResult, SpoolObserver, SpoolOptions, SpoolStats, TruncateResult };
 
 type _State = "open" | "closing" | "closed" | "failed";
-
 export { timelineDirName } from "./timelines.ts";
 
 /**
@@ -57,7 +56,8 @@ export { timelineDirName } from "./timelines.ts";
  * (shared with every other append of the same group commit). New segment files are followed by a
  * directory fsync before any frame is written into them, and deletions by one after them. Only
  * then do readers, the tail and long-poll waiters see the records, so nothing that could still
- * vanish in a crash is ever served or acknowledged.
+ * vanish in a crash is ever served or acknowledged. A clean `close()` leaves a record of the newest
+ * segment (`clean_shutdown.ts`); it is removed, and the directory fsynced, before the next write.
  */
 export class Spool {
   readonly dir: string;
@@ -87,15 +87,13 @@ export class Spool {
   /** Prunes and truncations one at a time; appends and reads refused during a truncation. */
   #gate = new SpoolGate();
 
-  private constructor(
-    fields: {
-      options: SpoolOptions;
-      files: SegmentSet;
-      tail: FrameTail;
-      commitTimes: CommitTimes;
-      recovery: RecoveryReport;
-    },
-  ) {
+  private constructor(fields: {
+    options: SpoolOptions;
+    files: SegmentSet;
+    tail: FrameTail;
+    commitTimes: CommitTimes;
+    recovery: RecoveryReport;
+  }) {
     const { options } = fields;
     this.dir = fields.files.dir;
     this.timeline = options.timeline;
@@ -122,9 +120,9 @@ export class Spool {
 
   /**
    * Opens (creating when missing) the spool. Sealed segments are listed and sized, never read; the
-   * newest is scanned once, its torn tail truncated and fsynced; the tail fills with new appends.
-   * Needs read and write access to `walDir` and, to fsync its entry when it creates it, read
-   * access to its parent (the data directory).
+   * newest is taken as a clean shutdown record describes it, else scanned once and its torn tail
+   * truncated and fsynced (`newest_segment.ts`). Needs read and write access to `walDir` and, to
+   * fsync its entry when it creates it, read access to its parent (the data directory).
    */
   static async open(options: SpoolOptions): Promise<Spool> {
     const tail = new FrameTail(options.tailBytesMax ?? TAIL_BYTES_DEFAULT);
@@ -132,7 +130,7 @@ export class Spool {
     const { set, recovery } = await SegmentSet.open(options.fs ?? denoFileSystem(), {
       dir: joinPath(options.walDir, timelineDirName(options.timeline)),
       logger: options.logger ?? silentLogger,
-      // The tail starts empty: the newest segment's records are read from its file when asked.
+      // The tail starts empty (fills with new appends): older records are read from the files.
       onRecord: (lsn, timestampMs) => commitTimes.note(lsn, timestampMs),
     });
     return new Spool({ options, files: set, tail, commitTimes, recovery });
@@ -472,11 +470,8 @@ export class Spool {
     this.#commitTimes.forgetAfter(lsn);
     this.#currentLsn = lsn;
     this.#logger.info("spool.truncated", truncationLogFields(plan));
-    return {
-      droppedRecords: plan.droppedRecords,
-      droppedBytes: plan.droppedBytes,
-      currentLsn: lsn,
-    };
+    const { droppedRecords, droppedBytes } = plan;
+    return { droppedRecords, droppedBytes, currentLsn: lsn };
   }
 
   /**
@@ -489,12 +484,17 @@ export class Spool {
     this.#feed.releaseAll();
   }
 
-  /** Quiesces, waits for a running prune or truncation, and closes the segment file. */
+  /**
+   * Quiesces, waits for a running prune or truncation, and closes the segment file. Unless the
+   * spool failed, every append is durable now and none can follow: it leaves a clean shutdown
+   * record (`SegmentSet.close`), so the next open need not scan the newest segment.
+   */
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     await this.quiesce();
     await this.#gate.settled();
-    await this.#files.close();
+    const samples = this.#commitTimes.samplesFrom(this.#files.active.firstLsn);
+    await this.#files.close(this.#state === "failed" ? undefined : { samples });
     this.#state = "closed";
   }
 }

@@ -96,7 +96,7 @@ export function truncationLogFields(plan: TruncationPlan): Record<string, number
 /**
  * Carries out `plan` in `dir` in the order of the module comment; `sealedBefore` are the segments
  * before the kept one (untouched, listed in the new manifest). Returns the kept segment scanned
- * afresh as the active segment (index, record count and running digest of the bytes kept) and
+ * afresh as the active segment (index, record count; its digest catches up on the bytes kept) and
  * its file, open for writing. Throws on any I/O error, leaving the files in one of the states the
  * module comment lists. Needs read and write access to `dir`.
  */

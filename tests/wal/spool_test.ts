@@ -62,7 +62,8 @@ Deno.test("Spool.open() lays out <wal>/<timeline hex>/<first lsn, 20 digits>.wal
     const spool = await open(dir);
     await spool.close();
     const names = [...Deno.readDirSync(joinPath(dir, "00000001"))].map((e) => e.name);
-    assert.deepEqual(names, ["00000000000000000001.wal"]);
+    // A clean close leaves its record beside the segment (clean_shutdown_test.ts).
+    assert.deepEqual(names.sort(), ["00000000000000000001.wal", "clean.shutdown"]);
   });
 });
 
@@ -125,13 +126,20 @@ Deno.test("the next append after reopen continues the LSN sequence", async () =>
 
 // ---- repair on open ----
 
+/**
+ * Damages the newest segment of a closed spool and reopens it. The clean shutdown record the close
+ * left stays (a torn tail changes the size, so it no longer matches) unless `crashed`: then it is
+ * removed, as a crash leaves none.
+ */
 async function damagedReopen(
   damage: (bytes: Uint8Array, frameBytes: number) => Uint8Array,
+  crashed = false,
 ): Promise<{ spool: Spool; truncated: number }> {
   const dir = await Deno.makeTempDir({ prefix: "ferry-test-" });
   const spool = await open(dir);
   await appendMany(spool, 10);
   await spool.close();
+  if (crashed) Deno.removeSync(joinPath(dir, "00000001", "clean.shutdown"));
   const path = segmentPath(dir, 1);
   const bytes = Deno.readFileSync(path);
   const frameBytes = frameV3ByteLength(payload(0).byteLength);
@@ -146,8 +154,9 @@ async function damagedReopen(
 async function checkRepaired(
   damage: (bytes: Uint8Array, frameBytes: number) => Uint8Array,
   expectedLsns: number[],
+  crashed = false,
 ): Promise<void> {
-  const { spool, truncated } = await damagedReopen(damage);
+  const { spool, truncated } = await damagedReopen(damage, crashed);
   const dir = (spool as unknown as { tempDir: string }).tempDir;
   try {
     assert.ok(truncated > 0, "the damage was truncated");
@@ -199,12 +208,16 @@ Deno.test("reopen after garbage appended after valid frames drops the garbage on
   );
 });
 
-Deno.test("reopen after a flipped byte in a middle record drops it and everything after", async () => {
-  await checkRepaired((bytes, frame) => {
-    const copy = bytes.slice();
-    copy[4 * frame + 50]! ^= 0x01;
-    return copy;
-  }, range(1, 4));
+Deno.test("reopen after a crash with a flipped byte in a middle record drops it and everything after", async () => {
+  await checkRepaired(
+    (bytes, frame) => {
+      const copy = bytes.slice();
+      copy[4 * frame + 50]! ^= 0x01;
+      return copy;
+    },
+    range(1, 4),
+    true,
+  );
 });
 
 Deno.test("reopen refuses a newest segment whose valid frames skip an LSN", async () => {
@@ -354,9 +367,14 @@ Deno.test("opening a spool of 200 sealed segments reads only the newest one", as
     const newest = segmentPath(dir, 201);
     assert.equal(reopened.segments().length, 201);
     assert.ok(fs.reads.length > 0);
-    // Besides the newest segment, only the manifest (the sealed segments' sizes) is read.
+    // Besides the newest segment, only the manifest (the sealed segments' sizes) and the clean
+    // shutdown record are read; of the newest segment, only its last frame (the record matches).
     const manifest = joinPath(dir, "00000001", "segments.manifest");
-    assert.deepEqual([...new Set(fs.reads.map((r) => r.path))].sort(), [newest, manifest].sort());
+    const record = joinPath(dir, "00000001", "clean.shutdown");
+    const paths = [...new Set(fs.reads.map((r) => r.path))].sort();
+    assert.deepEqual(paths, [newest, manifest, record].sort());
+    const newestReads = fs.reads.filter((r) => r.path === newest);
+    assert.deepEqual(newestReads, [{ path: newest, position: 0, length: frameV3ByteLength(4100) }]);
     assert.equal(reopened.oldestLsn(), 1);
     assert.equal(reopened.currentLsn(), 201);
     await reopened.close();
