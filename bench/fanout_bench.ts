@@ -1,9 +1,11 @@
 /**
  * Fan-out (SPEC.md 13.1): 100 replicas following one primary while a writer sustains 1000
- * single-record writes per second (open loop), in three modes measured in the same run:
+ * single-record writes per second (open loop), in four modes measured in the same run:
  *
  * - ferry, streaming pulls (`stream=1`, one chunk per group commit per stream);
  * - ferry, long-polls (`await_timeout_ms` 25 000), the mode streams replace;
+ * - ferry with the same writer and no reader: the write path's own CPU, which both ferry figures
+ *   include (a stream that cost nothing would still leave the ratio at its share);
  * - NATS JetStream driven the same way: 100 durable pull consumers in two Deno processes, a
  *   publisher awaiting each PubAck (bench/fanout_nats.ts).
  *
@@ -15,6 +17,8 @@
  * and reports the primary's RSS against the same writes with no stream.
  *
  * Run: `deno task bench fanout` (`--quick` or FERRY_BENCH_QUICK=1: 10 replicas, 5 s, 100 MB).
+ * To iterate on one mode: bench/fanout_profile.ts (a primary's CPU, optionally its V8 profile);
+ * on the streams alone, free of the write path: bench/fanout_streams.ts.
  */
 
 import { joinPath } from "../src/core/files.ts";
@@ -105,7 +109,7 @@ function rateOf(sends: readonly number[]): number {
 }
 
 /** Lag per (replica, record) from per-record receipt times. */
-function lags(
+export function lags(
   writes: ReadonlyArray<[number, number, number]>,
   receipts: (visit: (lsn: number, receivedMs: number) => void) => void,
   pairs: number,
@@ -214,6 +218,50 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
   }
 }
 
+/**
+ * The same writer against a fresh primary that no one reads: the write path's own CPU, shared by
+ * both ferry modes. Its "per delivered record" figure divides by the same replicas × writes, so it
+ * is the part of each mode's figure that is not delivery.
+ */
+async function runWritesAlone(plan: Plan): Promise<ModeResult> {
+  const peers: Peer[] = [];
+  let primary: Node | undefined;
+  try {
+    primary = await startPrimary(joinPath(plan.dir, "ferry-writes"));
+    const { base, port } = primary;
+    const startAtMs = nowMs() + WRITER_LEAD_MS;
+    const writer = spawnPeer(FERRY_PEERS, [`--allow-net=127.0.0.1:${port}`], {
+      role: "writer",
+      base,
+      ratePerSecond: WRITES_PER_SECOND,
+      count: plan.writes,
+      startAtMs,
+      deadlineMs: startAtMs + plan.writes + DEADLINE_SLACK_MS,
+    });
+    peers.push(writer);
+    await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
+    const meter = await cpuMeter([primary.process.child.pid]);
+    const { writes } = await writer.output<WriterOutput>();
+    const [serverCpuS] = await meter.stop();
+    const none = summarize(new Float64Array(0));
+    return {
+      name: "ferry, writes alone (no reader)",
+      achievedRate: rateOf(writes.map(([, sent]) => sent)),
+      ackLag: none,
+      sendLag: none,
+      writeLatency: summarize(Float64Array.from(writes, ([, sent, acked]) => acked - sent)),
+      windowS: (nowMs() - startAtMs) / 1000,
+      serverCpuS: serverCpuS!,
+      readerCpuS: [],
+      delivered: plan.replicas * plan.writes,
+      notes: "its CPU is divided by the same replicas × writes as the other rows",
+    };
+  } finally {
+    for (const peer of peers) await peer.kill();
+    if (primary) await stop(primary).catch((error) => console.error(`stopping primary: ${error}`));
+  }
+}
+
 /** NATS JetStream, driven the same way. */
 async function runNats(plan: Plan): Promise<ModeResult & { version: string }> {
   await ensureNatsServer();
@@ -289,11 +337,14 @@ function ms(value: number): string {
 function row(result: ModeResult): string {
   const cpuPercent = (result.serverCpuS / result.windowS) * 100;
   const usPerRecord = (result.serverCpuS / result.delivered) * 1e6;
-  const readers = result.readerCpuS.map((s) => `${((s / result.windowS) * 100).toFixed(0)}%`)
-    .join(" + ");
-  return `| ${result.name} | ${result.achievedRate.toFixed(0)} | ${ms(result.ackLag.p50)} | ${
-    ms(result.ackLag.p99)
-  } | ${ms(result.ackLag.max)} | ${ms(result.sendLag.p99)} | ${ms(result.writeLatency.p99)} | ${
+  const read = result.readerCpuS.length > 0;
+  const readers = read
+    ? result.readerCpuS.map((s) => `${((s / result.windowS) * 100).toFixed(0)}%`).join(" + ")
+    : "–";
+  const lag = (value: number) => read ? ms(value) : "–";
+  return `| ${result.name} | ${result.achievedRate.toFixed(0)} | ${lag(result.ackLag.p50)} | ${
+    lag(result.ackLag.p99)
+  } | ${lag(result.ackLag.max)} | ${lag(result.sendLag.p99)} | ${ms(result.writeLatency.p99)} | ${
     cpuPercent.toFixed(1)
   }% | ${usPerRecord.toFixed(2)} | ${readers} |`;
 }
@@ -316,6 +367,8 @@ export async function runFanoutBench(): Promise<void> {
     console.log(row(stream));
     const poll = await runFerry(plan, "poll");
     console.log(row(poll));
+    const writesAlone = await runWritesAlone(plan);
+    console.log(row(writesAlone));
     const nats = await runNats(plan);
     console.log(row(nats));
     const bytes = quick ? MEMORY_BYTES_QUICK : MEMORY_BYTES_FULL;
@@ -329,7 +382,7 @@ export async function runFanoutBench(): Promise<void> {
         stalledStream: true,
       }),
     };
-    await report({ plan, stream, poll, nats, memory, quick });
+    await report({ plan, stream, poll, writesAlone, nats, memory, quick });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -343,12 +396,16 @@ async function report(figures: {
   plan: Plan;
   stream: ModeResult;
   poll: ModeResult;
+  writesAlone: ModeResult;
   nats: ModeResult & { version: string };
   memory: { without: StreamMemoryResult; stalled: StreamMemoryResult };
   quick: boolean;
 }): Promise<void> {
-  const { plan, stream, poll, nats, memory } = figures;
+  const { plan, stream, poll, writesAlone, nats, memory } = figures;
   const cpuShare = usPerRecord(stream) / usPerRecord(poll);
+  const floorShare = usPerRecord(writesAlone) / usPerRecord(poll);
+  const aboveWrites = (usPerRecord(stream) - usPerRecord(writesAlone)) /
+    (usPerRecord(poll) - usPerRecord(writesAlone));
   const vsNats = stream.ackLag.p99 / nats.ackLag.p99;
   const rates = [stream, poll, nats].map((r) => r.achievedRate / WRITES_PER_SECOND);
   const targets = [
@@ -358,6 +415,10 @@ async function report(figures: {
     `primary CPU per delivered record, stream / long-poll: ${
       cpuShare.toFixed(3)
     } (target ≤ ${TARGET_CPU_SHARE_OF_POLL}): ${verdict(cpuShare <= TARGET_CPU_SHARE_OF_POLL)}`,
+    `of which the write path alone (no reader) / long-poll: ${floorShare.toFixed(3)} (what a ` +
+    `stream that cost nothing would reach); above the write path, stream / long-poll: ${
+      aboveWrites.toFixed(3)
+    }`,
     `ferry stream p99 / NATS p99: ${vsNats.toFixed(2)} (target ≤ 1): ${verdict(vsNats <= 1)}`,
     `writer rate reached (≥ ${RATE_SHARE_MIN * 100}% of ${WRITES_PER_SECOND}/s) in every mode: ${
       verdict(rates.every((share) => share >= RATE_SHARE_MIN))
@@ -390,9 +451,10 @@ async function report(figures: {
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
       row(stream),
       row(poll),
+      row(writesAlone),
       row(nats),
       "",
-      `Notes: ${stream.name}: ${stream.notes}. ${poll.name}: ${poll.notes}. ${nats.name}: ${nats.notes}.`,
+      `Notes: ${stream.name}: ${stream.notes}. ${poll.name}: ${poll.notes}. ${writesAlone.name}: ${writesAlone.notes}. ${nats.name}: ${nats.notes}.`,
       "",
       `Targets: ${targets.join("; ")}.`,
       "",

@@ -4,10 +4,11 @@
  * the appender wrote (live), in LSN order, never a frame twice; control records while idle.
  *
  * The stream keeps its own queue of unsent chunks and hands Deno one chunk per read (a body with
- * no queue of its own), so that it always knows its unsent bytes, and so that ending it drops
- * them at once and closes the body cleanly at a frame boundary. A body that errors would be
- * printed by Deno's server as an unstructured line, and bytes queued inside the body could not be
- * dropped; closing cleanly costs nothing since the client resumes from its last LSN either way.
+ * no queue of its own; queued chunks go together, up to `STREAM_COALESCE_BYTES_MAX`), so that it
+ * always knows its unsent bytes, and so that ending it drops them at once and closes the body
+ * cleanly at a frame boundary. A body that errors would be printed by Deno's server as an
+ * unstructured line, and bytes queued inside the body could not be dropped; closing cleanly costs
+ * nothing since the client resumes from its last LSN either way.
  *
  * A stream sends nothing past its servable LSN: the current LSN, or for an edge in a cluster the
  * commit LSN (SPEC.md 13.4). A group commit that goes past it is not sent as delivered: the
@@ -17,6 +18,8 @@
  * @module
  */
 
+import { concatBytes } from "../core/bytes.ts";
+import { STREAM_COALESCE_BYTES_MAX } from "../core/limits.ts";
 import type { ControlRecord } from "../wal/stream_codec.ts";
 import { encodeControlRecord } from "../wal/stream_codec.ts";
 import type { GroupCommit } from "../wal/commit_feed.ts";
@@ -203,13 +206,31 @@ export class WalStream {
   /** Hands the server the next chunk when it asked for one; reads on when the queue runs dry. */
   #flush(): void {
     if (this.#wanted && this.#queue.length > 0) {
-      const chunk = this.#queue.shift()!;
+      const chunk = this.#takeChunk();
       this.#queuedBytes -= chunk.byteLength;
       this.#sentBytes += chunk.byteLength;
       this.#wanted = false;
       this.#controller.enqueue(chunk);
     }
     if (this.#queue.length === 0 && this.#mode === "catchup") void this.#readMore();
+  }
+
+  /**
+   * The queue's head, or its first chunks as one copy of at most `STREAM_COALESCE_BYTES_MAX`:
+   * each chunk handed over costs a turn of the server's body pump and a frame of the response,
+   * whatever its size. Chunks hold whole frames and control records, so the order and the
+   * boundaries stay as queued.
+   */
+  #takeChunk(): Uint8Array {
+    const queue = this.#queue;
+    let count = 1;
+    let bytes = queue[0]!.byteLength;
+    while (count < queue.length && bytes + queue[count]!.byteLength <= STREAM_COALESCE_BYTES_MAX) {
+      bytes += queue[count]!.byteLength;
+      count += 1;
+    }
+    if (count === 1) return queue.shift()!;
+    return concatBytes(queue.splice(0, count), bytes);
   }
 
   /**

@@ -1,0 +1,176 @@
+/**
+ * The fan-out load of bench/fanout_bench.ts in one mode, for iterating on the primary's cost per
+ * delivered record: a fresh primary, the readers (`stream`, `poll`, or `none`: the write path
+ * alone) and the open-loop writer, then the primary's CPU over the write phase, per delivered
+ * record, and the lag. With `--profile` the primary runs under the V8 inspector, its CPU profile
+ * over the write phase goes to bench/profiles/fanout-<mode>.cpuprofile and its top self times are
+ * printed (the inspector adds some CPU of its own: compare profiled runs with profiled runs).
+ *
+ * Run: `deno run -A bench/fanout_profile.ts stream|poll|none [seconds] [--profile] [--replicas=N]`
+ */
+
+import { joinPath } from "../src/core/files.ts";
+import { freePort, killProcess, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
+import { lags } from "./fanout_bench.ts";
+import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts";
+import { connect, type Profile, selfTimes } from "./profile.ts";
+import { clockTicksPerSecond, type Peer, spawnPeer } from "./proc_stats.ts";
+
+const REPLICAS_DEFAULT = 100;
+const WRITES_PER_SECOND = 1000;
+const SECONDS_DEFAULT = 10;
+const READER_PROCESSES = 2;
+const READERS_LEAD_MS = 12_000;
+const DEADLINE_SLACK_MS = 120_000;
+const SAMPLING_INTERVAL_US = 200;
+const TOP_FUNCTIONS = 40;
+const PEERS = "bench/fanout_peers.ts";
+
+interface Options {
+  mode: "stream" | "poll" | "none";
+  seconds: number;
+  profile: boolean;
+  replicas: number;
+}
+
+function parseOptions(args: string[]): Options {
+  const mode = (args[0] ?? "stream") as Options["mode"];
+  if (!["stream", "poll", "none"].includes(mode)) throw new Error("mode: stream|poll|none");
+  const positional = args.filter((a) => !a.startsWith("--"));
+  const replicas = args.find((a) => a.startsWith("--replicas="))?.split("=")[1];
+  return {
+    mode,
+    seconds: Number(positional[1] ?? SECONDS_DEFAULT),
+    profile: args.includes("--profile"),
+    replicas: mode === "none" ? 0 : Number(replicas ?? REPLICAS_DEFAULT),
+  };
+}
+
+function spawnReaders(options: Options, base: string, flags: string[], times: number[]): Peer[] {
+  const { replicas, mode } = options;
+  if (mode === "none") return [];
+  const ids = Array.from({ length: replicas }, (_, i) => `${mode}-${i}`);
+  return Array.from({ length: READER_PROCESSES }, (_, p) =>
+    spawnPeer(PEERS, flags, {
+      role: "readers",
+      mode,
+      base,
+      ids: ids.filter((_, i) => i % READER_PROCESSES === p),
+      untilLsn: options.seconds * WRITES_PER_SECOND,
+      measureFromMs: times[0],
+      deadlineMs: times[1],
+    }));
+}
+
+async function printProfile(profile: Profile, mode: string): Promise<void> {
+  await Deno.mkdir(new URL("./profiles/", import.meta.url), { recursive: true });
+  await Deno.writeTextFile(
+    new URL(`./profiles/fanout-${mode}.cpuprofile`, import.meta.url),
+    JSON.stringify(profile),
+  );
+  const times = selfTimes(profile);
+  const total = times.reduce((sum, [, t]) => sum + t, 0);
+  for (const [name, time] of times.slice(0, TOP_FUNCTIONS)) {
+    console.log(`${((100 * time) / total).toFixed(1).padStart(5)}%  ${name}`);
+  }
+}
+
+async function run(options: Options): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-fanout-profile-" });
+  const port = freePort();
+  const inspectPort = freePort();
+  const args = startTaskArgs(joinPath(dir, "data"), port);
+  if (options.profile) args.splice(1, 0, `--inspect=127.0.0.1:${inspectPort}`);
+  const primary = startProcess(args);
+  const peers: Peer[] = [];
+  let closeInspector = () => {};
+  try {
+    await primary.waitFor("ferry.started");
+    const inspector = options.profile ? await connect(inspectPort) : undefined;
+    closeInspector = inspector?.close ?? closeInspector;
+    const base = `http://127.0.0.1:${port}`;
+    const flags = [`--allow-net=127.0.0.1:${port}`];
+    const writes = options.seconds * WRITES_PER_SECOND;
+    const startAtMs = nowMs() + READERS_LEAD_MS;
+    const deadlineMs = startAtMs + writes + DEADLINE_SLACK_MS;
+    const readers = spawnReaders(options, base, flags, [startAtMs, deadlineMs]);
+    peers.push(...readers);
+    await Promise.all(readers.map((reader) => reader.ready));
+    const writer = spawnPeer(PEERS, flags, {
+      role: "writer",
+      base,
+      ratePerSecond: WRITES_PER_SECOND,
+      count: writes,
+      startAtMs,
+      deadlineMs,
+    });
+    peers.push(writer);
+    await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
+    if (inspector) {
+      await inspector.send("Profiler.enable");
+      await inspector.send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
+      await inspector.send("Profiler.start");
+    }
+    const before = await userSystemTicks(primary.child.pid);
+    const { writes: written } = await writer.output<WriterOutput>();
+    const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
+    const after = await userSystemTicks(primary.child.pid);
+    const ticksPerS = await clockTicksPerSecond();
+    const [userS, systemS] = [0, 1].map((i) => (after[i]! - before[i]!) / ticksPerS);
+    const windowS = (nowMs() - startAtMs) / 1000;
+    const profile = inspector
+      ? ((await inspector.send("Profiler.stop")) as { profile: Profile }).profile
+      : undefined;
+    report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs });
+    if (profile) await printProfile(profile, options.mode);
+  } finally {
+    for (const peer of peers) await peer.kill();
+    closeInspector();
+    await killProcess(primary, "SIGTERM");
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** utime and stime of a process, in clock ticks. */
+async function userSystemTicks(pid: number): Promise<[number, number]> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return [Number(fields[11]), Number(fields[12])];
+}
+
+function report(options: Options, figures: {
+  userS: number;
+  systemS: number;
+  windowS: number;
+  written: WriterOutput["writes"];
+  outputs: ReadersOutput[];
+}): void {
+  const { userS, systemS, windowS, written, outputs } = figures;
+  const cpuS = userS + systemS;
+  const delivered = options.replicas * written.length;
+  const line = [
+    `mode ${options.mode}`,
+    `primary CPU ${cpuS.toFixed(2)} s over ${windowS.toFixed(1)} s`,
+    `(${((cpuS / windowS) * 100).toFixed(1)}% of a core; user ${userS.toFixed(2)} s, system ${
+      systemS.toFixed(2)
+    } s)`,
+  ];
+  if (delivered > 0) {
+    line.push(`${((cpuS / delivered) * 1e6).toFixed(2)} µs per delivered record`);
+    const replicas = outputs.flatMap((output) => output.replicas);
+    const { ackLag } = lags(written, (visit) => {
+      for (const replica of replicas) {
+        for (const [first, last, at] of replica.receipts) {
+          for (let l = first; l <= last; l++) visit(l, at);
+        }
+      }
+    }, delivered);
+    const runs = replicas.reduce((n, r) => n + r.receipts.length, 0);
+    line.push(`lag p50 ${ackLag.p50.toFixed(1)} p99 ${ackLag.p99.toFixed(1)} ms`);
+    line.push(`${(delivered / runs).toFixed(2)} records per run`);
+    line.push(`readers CPU ${outputs.map((o) => o.cpuS.toFixed(1)).join(" + ")} s`);
+  }
+  console.log(line.join("; "));
+}
+
+if (import.meta.main) await run(parseOptions(Deno.args));
