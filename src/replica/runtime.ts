@@ -26,6 +26,7 @@ import {
   REPLICA_SNAPSHOT_ATTEMPTS_MAX,
   REPLICA_STREAM_ACK_MS,
   REPLICA_STREAM_IDLE_MS,
+  UPSTREAM_LOOK_MS,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { LsnSignal } from "../state/lsn_signal.ts";
@@ -383,6 +384,8 @@ export class ReplicaRuntime implements StateReader {
     this.#primaryLsn.stale();
     this.#setState("connecting", (error as Error).message);
     if (await this.#moveUpstream(error)) return;
+    // Looking for the next leader: ask again soon rather than after a backoff grown to seconds.
+    if (this.#upstreams.looking) this.#backoffMs = Math.min(this.#backoffMs, UPSTREAM_LOOK_MS);
     await this.#backoff(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
   }
 

@@ -10,7 +10,9 @@
  * - nodes outside a cluster name none: it moves to the next listed node whose log reaches its
  *   position (one behind it would send it to a snapshot).
  *
- * While it stays, every further failure asks again. With one URL nothing ever moves. Moving is
+ * While it stays, every further failure asks again, and the replica retries at least every
+ * `UPSTREAM_LOOK_MS` (`looking`), so it finds a new leader soon after one is named. With one URL
+ * nothing ever moves. Moving is
  * safe because every node judges the replica's `(lsn, term)` against the same history, and an edge
  * holds only committed records, which every leader holds: it resumes where it was, or is told it
  * diverged; it never skips or repeats.
@@ -61,6 +63,11 @@ export class Upstreams {
   /** How many times the replica moved to another node. */
   get switches(): number {
     return this.#switches;
+  }
+
+  /** True while the node followed keeps failing and another may be moved to (asked each failure). */
+  get looking(): boolean {
+    return this.#urls.length > 1 && this.#failures >= UPSTREAM_SWITCH_FAILURES;
   }
 
   /** A step on the current node worked: its failures are forgiven. */

@@ -432,7 +432,9 @@ clusterTest(
       return outcome.outcome === "unknown" ? undefined : outcome;
     }, 30_000);
     // Read once the leader's state holds that LSN (its applier runs behind the commit LSN).
-    const read = await fetch(`${next.base}/v1/records/items/open?min_lsn=${body.last_lsn}`);
+    const read = await fetch(
+      `${next.base}/v1/records/items/open?min_lsn=${body.last_lsn}&await_timeout_ms=10000`,
+    );
     await read.body?.cancel();
     assert.equal(read.status === 200, settled.outcome === "committed", JSON.stringify(settled));
   },

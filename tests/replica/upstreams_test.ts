@@ -65,7 +65,9 @@ Deno.test("Upstreams stays during an election, and while the failing node is the
     [N2]: { leader: null, currentLsn: 90 },
     [N3]: { leader: null, currentLsn: 90 },
   });
+  assert.equal(chosen.looking, false);
   assert.equal(await failTimes(chosen, UPSTREAM_SWITCH_FAILURES), undefined, "no leader: stay");
+  assert.equal(chosen.looking, true, "looking: retried soon");
   assert.equal(await failTimes(chosen, 1), undefined);
   assert.equal(asked.length, 2 * 3, "every further failure asks again");
   // N1 (the failing node) is named: about to lead, or not yet known dead. Stay.
@@ -95,6 +97,7 @@ Deno.test("Upstreams with one URL never moves, and answers about the position ne
     logger: createMemoryLogger(),
   });
   assert.equal(await failTimes(one, 2 * UPSTREAM_SWITCH_FAILURES), undefined);
+  assert.equal(one.looking, false, "nowhere to look");
   const { chosen, asked } = upstreams({ [N2]: { leader: null, currentLsn: 0 } });
   const diverged = new FerryHttpError(409, { error: "timeline_diverged" });
   for (let i = 0; i < 2 * UPSTREAM_SWITCH_FAILURES; i++) {
