@@ -107,6 +107,8 @@ clusterTest(
     }
     const acked = new Map<string, number>();
     const unknown: Array<{ term: number; lsn: number }> = [];
+    /** Kill to the new leader's first acknowledged write, per cycle (ms). */
+    const failoverMs: number[] = [];
     let n = 0;
     // Mostly `quorum` writes, some `local` and `ack_n=1` (which a failover may lose).
     const mixedWrite = async (base: string) => {
@@ -150,10 +152,9 @@ clusterTest(
         return (await quorumWrite(next.base, key, value)) !== undefined;
       }, 30_000);
       acked.set(key, value);
+      failoverMs.push(Math.round(performance.now() - killedAt));
       console.log(
-        `cycle ${cycle}: a new leader acknowledged a write ${
-          Math.round(performance.now() - killedAt)
-        } ms after the kill`,
+        `cycle ${cycle}: a new leader acknowledged a write ${failoverMs.at(-1)} ms after the kill`,
       );
       // The killed node comes back as a standby.
       const back = await startNode(cluster, leader.name);
@@ -196,6 +197,14 @@ clusterTest(
       assert.equal(status.rebootstraps_total, 0, `${edge.name} loaded no snapshot`);
       assert.equal(status.divergence_total, 0);
     }
+    failoverMs.sort((a, b) => a - b);
+    const at = (q: number) =>
+      failoverMs[Math.min(failoverMs.length - 1, Math.floor(q * failoverMs.length))];
+    console.log(
+      `kill to a write on the new leader: p50 ${at(0.5)} ms, p99 ${
+        at(0.99)
+      } ms (TTL ${LEASE_TTL_S} s)`,
+    );
     assertOneLeaderPerTerm(cluster);
     for (const node of [...edges, ...cluster.nodes.values()]) await stop(node);
     const states = await Promise.all([
