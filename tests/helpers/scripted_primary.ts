@@ -129,6 +129,39 @@ export function framesResponse(frames: Uint8Array<ArrayBuffer>, currentLsn: numb
   });
 }
 
+/**
+ * A stream answer sending `chunks`, one per read, then: "open" stays open until the request is
+ * aborted, "end" ends the body cleanly, "cut" fails the connection. Headers as a pull at
+ * `currentLsn`.
+ */
+export function streamResponse(
+  request: ScriptedRequest,
+  chunks: readonly Uint8Array[],
+  then: "open" | "end" | "cut" = "open",
+  currentLsn = 0,
+): Response {
+  let next = 0;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      request.signal?.addEventListener("abort", () => {
+        try {
+          controller.error(request.signal!.reason);
+        } catch {
+          // Already closed.
+        }
+      }, { once: true });
+    },
+    pull(controller) {
+      const chunk = chunks[next++];
+      if (chunk !== undefined) return controller.enqueue(chunk);
+      if (then === "end") controller.close();
+      if (then === "cut") controller.error(new TypeError("connection reset (scripted)"));
+      return new Promise<void>(() => {});
+    },
+  }, { highWaterMark: 0 });
+  return new Response(body, { headers: framesResponse(new Uint8Array(0), currentLsn).headers });
+}
+
 /** A ferry JSON error answer. */
 export function errorResponse(
   status: number,

@@ -7,35 +7,9 @@ import type { MirroredSlot } from "../../src/cluster/failover_slots.ts";
 import { LogFollower } from "../../src/replica/log_follower.ts";
 import { Spool } from "../../src/wal/spool.ts";
 import { encodeControlRecord } from "../../src/wal/stream_codec.ts";
-import {
-  framesResponse,
-  scriptedPrimary,
-  type ScriptedRequest,
-} from "../helpers/scripted_primary.ts";
+import { scriptedPrimary, streamResponse } from "../helpers/scripted_primary.ts";
 import { withTempDir } from "../helpers/temp.ts";
 import { waitUntil } from "../helpers/process.ts";
-
-/** A stream answer: `chunks`, then held open until the request is aborted. */
-function streamResponse(request: ScriptedRequest, chunks: readonly Uint8Array[]): Response {
-  let next = 0;
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      request.signal?.addEventListener("abort", () => {
-        try {
-          controller.error(request.signal!.reason);
-        } catch {
-          // Already closed.
-        }
-      }, { once: true });
-    },
-    pull(controller) {
-      const chunk = chunks[next++];
-      if (chunk !== undefined) return controller.enqueue(chunk);
-      return new Promise<void>(() => {});
-    },
-  }, { highWaterMark: 0 });
-  return new Response(body, { headers: framesResponse(new Uint8Array(0), 0).headers });
-}
 
 async function followControl(slots: unknown[] | undefined): Promise<MirroredSlot[][]> {
   const handed: MirroredSlot[][] = [];

@@ -17,6 +17,7 @@ import {
   type ScriptedPrimary,
   scriptedPrimary,
   type ScriptedRequest,
+  streamResponse,
 } from "../helpers/scripted_primary.ts";
 import { withTempDir } from "../helpers/temp.ts";
 import { eventually } from "../helpers/stream_tap.ts";
@@ -39,38 +40,6 @@ function control(lsn = CURRENT_LSN): Uint8Array {
 
 function isStream(request: ScriptedRequest): boolean {
   return request.query.get("stream") === "1";
-}
-
-/**
- * A stream answer sending `chunks`, one per read, then: "open" stays open until the request is
- * aborted, "end" ends the body cleanly, "cut" fails the connection.
- */
-function streamResponse(
-  request: ScriptedRequest,
-  chunks: readonly Uint8Array[],
-  then: "open" | "end" | "cut" = "open",
-): Response {
-  let next = 0;
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      request.signal?.addEventListener("abort", () => {
-        try {
-          controller.error(request.signal!.reason);
-        } catch {
-          // Already closed.
-        }
-      }, { once: true });
-    },
-    pull(controller) {
-      const chunk = chunks[next++];
-      if (chunk !== undefined) return controller.enqueue(chunk);
-      if (then === "end") controller.close();
-      if (then === "cut") controller.error(new TypeError("connection reset (scripted)"));
-      return new Promise<void>(() => {});
-    },
-  }, { highWaterMark: 0 });
-  const response = framesResponse(new Uint8Array(0), CURRENT_LSN);
-  return new Response(body, { headers: response.headers });
 }
 
 /** The frames after `since` (of `frames`), as one chunk. */
@@ -107,7 +76,8 @@ async function withRuntime(
 Deno.test("ReplicaRuntime streams by default: each run is applied as it arrives, and acked", async () => {
   const primary = scriptedPrimary({
     currentLsn: CURRENT_LSN,
-    wal: (request) => streamResponse(request, [control(), after(0).slice(), FRAMES[3]!]),
+    wal: (request) =>
+      streamResponse(request, [control(), after(0).slice(), FRAMES[3]!], "open", CURRENT_LSN),
   });
   await withRuntime(primary, async (runtime) => {
     await primary.waitFor("ack", (r) => r.json?.applied_lsn === 4);
@@ -125,7 +95,7 @@ Deno.test("ReplicaRuntime streams by default: each run is applied as it arrives,
 Deno.test("a streaming replica acks at every interval even when nothing new arrives", async () => {
   const primary = scriptedPrimary({
     currentLsn: CURRENT_LSN,
-    wal: (request) => streamResponse(request, [control(), after(0)]),
+    wal: (request) => streamResponse(request, [control(), after(0)], "open", CURRENT_LSN),
   });
   await withRuntime(primary, async () => {
     await primary.waitFor("ack", (r) => r.json?.applied_lsn === 4);
@@ -144,16 +114,26 @@ Deno.test("a stream that ends, cleanly or cut mid-frame, is resumed from the las
     wal: (request) => {
       const since = Number(request.query.get("since_lsn"));
       if (request.index === 0) {
-        return streamResponse(request, [control(), after(0, FRAMES.slice(0, 1))], "end");
+        return streamResponse(
+          request,
+          [control(), after(0, FRAMES.slice(0, 1))],
+          "end",
+          CURRENT_LSN,
+        );
       }
       if (request.index === 1) {
         // LSN 2 whole, then the first bytes of LSN 3 and the connection fails.
-        return streamResponse(request, [
-          control(),
-          concatBytes([FRAMES[1]!, FRAMES[2]!.subarray(0, 9)]),
-        ], "cut");
+        return streamResponse(
+          request,
+          [
+            control(),
+            concatBytes([FRAMES[1]!, FRAMES[2]!.subarray(0, 9)]),
+          ],
+          "cut",
+          CURRENT_LSN,
+        );
       }
-      return streamResponse(request, [control(), after(since)]);
+      return streamResponse(request, [control(), after(since)], "open", CURRENT_LSN);
     },
   });
   await withRuntime(primary, async (runtime) => {
@@ -175,7 +155,7 @@ Deno.test("a damaged frame in a stream: the frames before it applied, apply_erro
     wal: (request) => {
       const since = Number(request.query.get("since_lsn"));
       const frames = healed ? FRAMES : [FRAMES[0]!, FRAMES[1]!, damaged, FRAMES[3]!];
-      return streamResponse(request, [control(), after(since, frames)]);
+      return streamResponse(request, [control(), after(since, frames)], "open", CURRENT_LSN);
     },
   });
   await withRuntime(primary, async (runtime) => {
@@ -231,7 +211,7 @@ Deno.test("streams that keep breaking (cut at once, or bringing nothing) fall ba
         if (isStream(request)) {
           // A proxy that cuts each stream, or one that holds its bytes back.
           return breakage === "cut"
-            ? streamResponse(request, [control()], "cut")
+            ? streamResponse(request, [control()], "cut", CURRENT_LSN)
             : new Promise<Response>(() => {});
         }
         return since >= CURRENT_LSN ? idlePull(request, CURRENT_LSN) : framesResponse(
