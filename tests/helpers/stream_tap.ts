@@ -2,6 +2,8 @@
 
 import { concatBytes } from "../../src/core/bytes.ts";
 import { decodeStreamRun, type StreamItem } from "../../src/wal/stream_codec.ts";
+import type { DecodedFrame } from "../../src/wal/frame.ts";
+import assert from "node:assert/strict";
 
 /** What a tap has read so far. */
 export interface TapRead {
@@ -77,4 +79,11 @@ export async function eventually(what: string, check: () => boolean): Promise<vo
     if (Date.now() - started > guardMs) throw new Error(`never: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** The whole frames in the first `length` bytes of a stream's `chunks` (a cut loses the rest). */
+export function wholeFrames(chunks: readonly Uint8Array[], length: number): DecodedFrame[] {
+  const run = decodeStreamRun(concatBytes(chunks).subarray(0, length));
+  assert.notEqual(run.stop?.status, "corrupt", "a cut never looks like damage");
+  return run.items.flatMap((item) => item.kind === "frames" ? item.frames : []);
 }

@@ -5,11 +5,10 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { concatBytes } from "../../src/core/bytes.ts";
-import { decodeStreamRun } from "../../src/wal/stream_codec.ts";
 import type { DecodedFrame } from "../../src/wal/frame.ts";
 import type { Primary } from "../../src/replication/primary.ts";
 import { withPrimary } from "../helpers/primary_fixture.ts";
+import { wholeFrames } from "../helpers/stream_tap.ts";
 
 const utf8 = new TextEncoder();
 const STREAM = { replicaId: "prop", maxCount: 7, maxBytes: 1 << 20 };
@@ -29,7 +28,7 @@ async function connection(
   try {
     while (bytes < cutAt) {
       // Caught up with nothing more on its way: the cut comes now.
-      const frames = _wholeFrames(chunks, bytes);
+      const frames = wholeFrames(chunks, bytes);
       const last = frames[frames.length - 1]?.lsn ?? sinceLsn;
       if (last >= primary.spool.currentLsn() && wroteDuring) break;
       if (last >= primary.spool.currentLsn()) {
@@ -45,14 +44,7 @@ async function connection(
   } finally {
     await reader.cancel();
   }
-  return _wholeFrames(chunks, Math.min(bytes, cutAt));
-}
-
-/** The whole frames in the first `length` bytes of `chunks` (a cut loses the rest). */
-function _wholeFrames(chunks: readonly Uint8Array[], length: number): DecodedFrame[] {
-  const run = decodeStreamRun(concatBytes(chunks).subarray(0, length));
-  assert.notEqual(run.stop?.status, "corrupt", "a cut never looks like damage");
-  return run.items.flatMap((item) => item.kind === "frames" ? item.frames : []);
+  return wholeFrames(chunks, Math.min(bytes, cutAt));
 }
 
 Deno.test("streams cut at random bytes and resumed from the last LSN deliver exactly 1..N", async () => {
