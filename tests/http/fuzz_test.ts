@@ -26,6 +26,7 @@ import {
   FRAME_V3_OVERHEAD_BYTES,
 } from "../../src/wal/frame.ts";
 import type { StateApplier } from "../../src/state/applier.ts";
+import { seededRandom } from "../helpers/seeded_random.ts";
 
 // ---- settings ----
 
@@ -58,19 +59,11 @@ const FAILURES_SHOWN = 5;
 // ---- a small seeded PRNG (mulberry32) ----
 
 class Rng {
-  #state: number;
+  /** A float in [0, 1). */
+  readonly next: () => number;
 
   constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A float in [0, 1). */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = seededRandom(seed);
   }
 
   /** A whole number in [min, max]. */

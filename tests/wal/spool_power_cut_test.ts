@@ -7,21 +7,10 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Spool } from "../../src/wal/spool.ts";
 import { MemFs } from "../helpers/mem_fs.ts";
+import { seededRandom } from "../helpers/seeded_random.ts";
 
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
-
-/** Deterministic random numbers in [0, 1) from a seed (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Scenario {
   writers: number;

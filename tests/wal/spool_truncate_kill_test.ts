@@ -8,13 +8,19 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { denoFileSystem, type FileSystem, joinPath } from "../../src/core/files.ts";
+import {
+  denoFileSystem,
+  type FileSystem,
+  joinPath,
+  readFileIfExists,
+} from "../../src/core/files.ts";
 import { decodeFrameRun } from "../../src/wal/frame.ts";
 import { Spool } from "../../src/wal/spool.ts";
 import { parseSegmentFileName, segmentFileName } from "../../src/wal/segment.ts";
 import { MemFs } from "../helpers/mem_fs.ts";
 import { runUntilKilled } from "../helpers/process.ts";
 import { withTempDir } from "../helpers/temp.ts";
+import { seededRandom } from "../helpers/seeded_random.ts";
 
 const utf8 = new TextEncoder();
 const CLOCK_MS = 1_700_000_000_000;
@@ -44,17 +50,6 @@ async function writeHistory(walDir: string, fs: FileSystem): Promise<void> {
   await spool.close();
 }
 
-async function fileBytes(fs: FileSystem, path: string): Promise<Uint8Array> {
-  const file = await fs.open(path);
-  try {
-    const bytes = new Uint8Array(await file.size());
-    await file.readAt(bytes, 0);
-    return bytes;
-  } finally {
-    file.close();
-  }
-}
-
 /** The segment files, oldest first. */
 async function segmentFiles(fs: FileSystem, walDir: string) {
   const dir = joinPath(walDir, TIMELINE_DIR);
@@ -62,7 +57,7 @@ async function segmentFiles(fs: FileSystem, walDir: string) {
     .filter((lsn): lsn is number => lsn !== undefined).sort((a, b) => a - b);
   const files = [];
   for (const firstLsn of firstLsns) {
-    files.push({ firstLsn, bytes: await fileBytes(fs, joinPath(dir, segmentFileName(firstLsn))) });
+    files.push({ firstLsn, bytes: await wholeFile(fs, joinPath(dir, segmentFileName(firstLsn))) });
   }
   return files;
 }
@@ -145,18 +140,6 @@ async function forkPoints(walDir: string, fs: FileSystem): Promise<number[]> {
   await spool.close();
   assert.ok(segments.length >= 6, `${segments.length} segments`);
   return [segments[1]!.firstLsn + 2, segments[2]!.lastLsn, 0, RECORDS - 2];
-}
-
-/** Deterministic random numbers in [0, 1) from a seed (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 Deno.test("a power cut at any operation of truncateAfter() reopens the old log, the truncated one, or a whole prefix between", async () => {
@@ -266,3 +249,8 @@ Deno.test("kill -9 of a process truncating its log, after every step and at rand
     }
   });
 });
+
+/** A file's bytes, through `fs` (a MemFs power cut or the real disk). */
+async function wholeFile(fs: FileSystem, path: string): Promise<Uint8Array> {
+  return (await readFileIfExists(fs, path, Number.MAX_SAFE_INTEGER))!;
+}

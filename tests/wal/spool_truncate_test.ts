@@ -13,7 +13,12 @@ import {
   WalRemovedError,
   WalTruncateError,
 } from "../../src/core/errors.ts";
-import { denoFileSystem, type FileSystem, joinPath } from "../../src/core/files.ts";
+import {
+  denoFileSystem,
+  type FileSystem,
+  joinPath,
+  readFileIfExists,
+} from "../../src/core/files.ts";
 import { type DecodedFrame, decodeFrameRun } from "../../src/wal/frame.ts";
 import { Spool, type SpoolOptions } from "../../src/wal/spool.ts";
 import { parseSegmentFileName, segmentFileName } from "../../src/wal/segment.ts";
@@ -83,17 +88,6 @@ async function readAllRaw(spool: Spool): Promise<Uint8Array> {
   return concat(chunks);
 }
 
-async function fileBytes(fs: FileSystem, path: string): Promise<Uint8Array> {
-  const file = await fs.open(path);
-  try {
-    const bytes = new Uint8Array(await file.size());
-    await file.readAt(bytes, 0);
-    return bytes;
-  } finally {
-    file.close();
-  }
-}
-
 /** The segment files of the timeline directory, oldest first: first LSN and bytes. */
 async function segmentFiles(
   fs: FileSystem,
@@ -104,7 +98,7 @@ async function segmentFiles(
     .filter((lsn): lsn is number => lsn !== undefined).sort((a, b) => a - b);
   const files = [];
   for (const firstLsn of firstLsns) {
-    files.push({ firstLsn, bytes: await fileBytes(fs, joinPath(dir, segmentFileName(firstLsn))) });
+    files.push({ firstLsn, bytes: await wholeFile(fs, joinPath(dir, segmentFileName(firstLsn))) });
   }
   return files;
 }
@@ -600,3 +594,8 @@ Deno.test("property: truncating and appending stores exactly what a log that nev
   });
   await fc.assert(fc.asyncProperty(scenarios, runScenario), { numRuns: 150 });
 });
+
+/** A file's bytes, through `fs` (a MemFs power cut or the real disk). */
+async function wholeFile(fs: FileSystem, path: string): Promise<Uint8Array> {
+  return (await readFileIfExists(fs, path, Number.MAX_SAFE_INTEGER))!;
+}
