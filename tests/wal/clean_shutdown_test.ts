@@ -164,10 +164,7 @@ Deno.test("a clean close leaves the record; the next open reads only the newest 
 
 Deno.test("the first append after a trusted open removes the record before it writes; the next clean close writes it again", async () => {
   await withTempDir(async (dir) => {
-    const spool = await open(dir);
-    await appendMany(spool, 0, 10);
-    await spool.close();
-    const reopened = await open(dir);
+    const reopened = await reopenAfter(dir, 10, () => Promise.resolve());
     assert.equal(reopened.recovery.trustedCleanShutdown, true);
     assert.ok(await exists(recordPath(dir)), "reads change nothing: the record stays");
     await reopened.readSince(0, 5, 1 << 20);
@@ -208,7 +205,7 @@ Deno.test("a segment sealed after a trusted open gets the SHA-256 of its bytes a
 
 // ---- never trusted blindly ----
 
-/** Closes a spool of `count` records cleanly, damages it with `damage`, reopens it. */
+/** Closes a spool of `count` records cleanly, damages it with `damage` (or not), reopens it. */
 async function reopenAfter(
   dir: string,
   count: number,
@@ -361,10 +358,7 @@ Deno.test("a power cut at any step of the first append after a trusted open neve
 
 Deno.test("truncateAfter() removes the record before it cuts; the next open scans", async () => {
   await withTempDir(async (dir) => {
-    const spool = await open(dir);
-    await appendMany(spool, 0, 10);
-    await spool.close();
-    const reopened = await open(dir);
+    const reopened = await reopenAfter(dir, 10, () => Promise.resolve());
     assert.equal(reopened.recovery.trustedCleanShutdown, true);
     await reopened.truncateAfter(6);
     assert.equal(await exists(recordPath(dir)), false);
