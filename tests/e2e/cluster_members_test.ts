@@ -176,6 +176,19 @@ async function quorumOutcome(base: string, key: string) {
   return { outcome, required, observed };
 }
 
+/**
+ * After `killed` (the leader) died: the leader elected holds every acknowledged write and takes
+ * more; `killed` rejoins; every node converges to the same state.
+ */
+async function assertSuccession(cluster: Cluster, killed: Node, acked: Acked): Promise<void> {
+  const next = await agreedLeader(cluster, killed.name);
+  await assertAckedOn(next, acked);
+  await writeAcked(next.base, acked, "after-", WRITES_PER_PHASE);
+  await startNode(cluster, killed.name);
+  await convergeAll(cluster, next);
+  await assertSameStates(cluster, next, acked);
+}
+
 clusterTest(
   `--members grown from three to four by restarting every node: the new member catches up, quorum and elections need three of four, nothing acknowledged is lost`,
   async (cluster) => {
@@ -199,12 +212,7 @@ clusterTest(
     await assertNoElection(cluster, [live!, back], 3);
     // A third member back: three of four elect a leader, which has every acknowledged write.
     await startNode(cluster, "n4");
-    const next = await agreedLeader(cluster, leader.name);
-    await assertAckedOn(next, acked);
-    await writeAcked(next.base, acked, "after-", WRITES_PER_PHASE);
-    await startNode(cluster, leader.name);
-    await convergeAll(cluster, next);
-    await assertSameStates(cluster, next, acked);
+    await assertSuccession(cluster, leader, acked);
   },
 );
 
@@ -227,12 +235,7 @@ clusterTest(
     // The standby back and the leader killed: two live members of three elect a leader.
     await startNode(cluster, stopped.name);
     await stop(leader, "SIGKILL");
-    const next = await agreedLeader(cluster, leader.name);
-    await assertAckedOn(next, acked);
-    await writeAcked(next.base, acked, "after-", WRITES_PER_PHASE);
-    await startNode(cluster, leader.name);
-    await convergeAll(cluster, next);
-    await assertSameStates(cluster, next, acked);
+    await assertSuccession(cluster, leader, acked);
   },
 );
 

@@ -46,6 +46,15 @@ async function ackedWrite(base: string, key: string, value: number): Promise<voi
   });
 }
 
+/** Small segments, no minimum WAL kept, retention often: pruned as soon as no slot needs them. */
+const PRUNING_ARGS = [
+  "--segment-bytes-max",
+  "4096",
+  "--wal-retain-bytes-min",
+  "0",
+  "--retention-interval-ms",
+  "100",
+];
 /** The lease of the etcd-outage test. */
 const OUTAGE_TTL_S = 5;
 /** The writers' policies, in turn. */
@@ -476,16 +485,8 @@ clusterTest(
 clusterTest(
   `failover slots: an edge stopped before the leader dies resumes on the new leader without a snapshot`,
   async (cluster, dir) => {
-    // Small segments, no minimum WAL kept, retention often: without failover slots the standbys
-    // prune what the stopped edge still needs.
-    const extraArgs = [
-      "--segment-bytes-max",
-      "4096",
-      "--wal-retain-bytes-min",
-      "0",
-      "--retention-interval-ms",
-      "100",
-    ];
+    // Without failover slots the standbys prune what the stopped edge still needs.
+    const extraArgs = PRUNING_ARGS;
     let edge: Node | undefined;
     for (const id of MEMBERS) await startNode(cluster, id, { extraArgs });
     const leader = await agreedLeader(cluster);
@@ -541,15 +542,8 @@ clusterTest(
 clusterTest(
   `an old leader whose pruned log cannot rebuild its state reloads it from the new leader's snapshot`,
   async (cluster) => {
-    // Small segments pruned as soon as no slot needs them: no log keeps LSN 1 for long.
-    const extraArgs = [
-      "--segment-bytes-max",
-      "4096",
-      "--wal-retain-bytes-min",
-      "0",
-      "--retention-interval-ms",
-      "100",
-    ];
+    // No log keeps LSN 1 for long.
+    const extraArgs = PRUNING_ARGS;
     for (const id of MEMBERS) await startNode(cluster, id, { extraArgs });
     const leader = await agreedLeader(cluster);
     // Both standbys hold a slot before the writes: the leader prunes past a member with none.
