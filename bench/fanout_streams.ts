@@ -26,14 +26,7 @@ import process from "node:process";
 import { nowMs, type ReadersOutput, type WriteReceipt } from "./fanout_peers.ts";
 import { spawnPeer } from "./proc_stats.ts";
 import { connect, type Profile, selfTimes } from "./profile.ts";
-import {
-  FRAMES_MEDIA_TYPE,
-  HEADER_CURRENT_LSN,
-  HEADER_OLDEST_LSN,
-  HEADER_START_LSN,
-  HEADER_TERM,
-  HEADER_TIMELINE,
-} from "../src/model/wire.ts";
+import { positionHeaders } from "../src/http/routes/wal.ts";
 
 const RECORDS_PER_SECOND = 1000;
 const RECORDS_PER_COMMIT_DEFAULT = 3.4;
@@ -119,16 +112,9 @@ function serveStreams(hub: StreamHub, currentLsn: () => number, port: number): D
       maxBytes: 1 << 20,
       signal: request.signal,
     });
-    const current = String(currentLsn());
+    const position = { currentLsn: currentLsn(), oldestLsn: 1, term: 1, timeline: 1 };
     return new Response(body, {
-      headers: {
-        "content-type": FRAMES_MEDIA_TYPE,
-        [HEADER_CURRENT_LSN]: current,
-        [HEADER_OLDEST_LSN]: "1",
-        [HEADER_TERM]: "1",
-        [HEADER_TIMELINE]: "1",
-        [HEADER_START_LSN]: String(startLsn + 1),
-      },
+      headers: positionHeaders({ ...position, startLsn: startLsn + 1 }),
     });
   });
 }

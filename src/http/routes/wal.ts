@@ -82,7 +82,7 @@ function _recordOf(frame: DecodedFrame): unknown {
  */
 function _framesResponse(c: Context<AppEnv>, result: RawPullResult): Response {
   const { chunks, count, byteLength } = result.raw;
-  const headers = { ..._positionHeaders(result), [HEADER_RECORD_COUNT]: String(count) };
+  const headers = { ...positionHeaders(result), [HEADER_RECORD_COUNT]: String(count) };
   if (chunks.length <= 1) {
     return c.body((chunks[0] ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, 200, headers);
   }
@@ -100,7 +100,7 @@ function _framesResponse(c: Context<AppEnv>, result: RawPullResult): Response {
 }
 
 /** The raw-frame headers of a pull or stream: the media type and where the primary stands. */
-function _positionHeaders(position: PullPosition): Record<string, string> {
+export function positionHeaders(position: PullPosition): Record<string, string> {
   return {
     "content-type": FRAMES_MEDIA_TYPE,
     [HEADER_CURRENT_LSN]: String(position.currentLsn),
@@ -117,7 +117,7 @@ function _positionHeaders(position: PullPosition): Record<string, string> {
  */
 function _streamResponse(c: Context<AppEnv>, opened: StreamOpened): Response {
   return c.body(opened.body, 200, {
-    ..._positionHeaders(opened),
+    ...positionHeaders(opened),
     [HEADER_CACHE_CONTROL]: CACHE_CONTROL_NO_STORE,
     [HEADER_ACCEL_BUFFERING]: ACCEL_BUFFERING_OFF,
   });
