@@ -10,7 +10,6 @@
 
 // The zod of @hono/zod-openapi (zod with `.openapi()`), so route schemas can embed this one.
 import { z } from "@hono/zod-openapi";
-import { decodeUtf8Strict } from "../core/bytes.ts";
 import { BadRequestError, CorruptFrameError } from "../core/errors.ts";
 import {
   COLLECTION_BYTES_MAX,
@@ -19,18 +18,11 @@ import {
   U64_SAFE_MAX,
 } from "../core/limits.ts";
 import { COLLECTION_PATTERN } from "./ids.ts";
+import { type ChangeRecord, parsePayload, trustedRecord } from "./trusted_record.ts";
 
 const _utf8 = new TextEncoder();
 
-/** One key-level change. `value` is present exactly for puts. */
-export interface ChangeRecord {
-  op: "put" | "delete";
-  collection: string;
-  key: string;
-  value?: unknown;
-  /** Writer-side logical time in ms; the primary sets it when absent. */
-  ts: number;
-}
+export type { ChangeRecord } from "./trusted_record.ts";
 
 /** The record schema: strict (unknown fields are refused), put needs `value`, delete forbids it. */
 export const changeRecordSchema = z
@@ -176,13 +168,8 @@ export function decodeChangeRecord(
   payload: Uint8Array,
   options: { trusted?: boolean } = {},
 ): ChangeRecord {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(decodeUtf8Strict(payload));
-  } catch {
-    throw new CorruptFrameError("payload is not UTF-8 JSON");
-  }
-  if (options.trusted) return _trustedRecord(parsed);
+  const parsed = parsePayload(payload);
+  if (options.trusted) return trustedRecord(parsed);
   if (!jsonShapeWithin(parsed, JSON_DEPTH_MAX + 1)) {
     throw new CorruptFrameError("payload nests too deep");
   }
@@ -193,18 +180,6 @@ export function decodeChangeRecord(
     );
   }
   return stampRecord(result.data, result.data.ts);
-}
-
-function _trustedRecord(parsed: unknown): ChangeRecord {
-  const r = parsed as Partial<ChangeRecord> | null;
-  const opOk = r?.op === "delete" || (r?.op === "put" && r.value !== undefined);
-  if (
-    !opOk || typeof r!.collection !== "string" || typeof r!.key !== "string" ||
-    typeof r!.ts !== "number"
-  ) {
-    throw new CorruptFrameError("payload is not a change record");
-  }
-  return r as ChangeRecord;
 }
 
 /**
