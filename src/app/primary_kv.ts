@@ -13,6 +13,9 @@ import { KV_SLOTS_META_KEY, KV_SLOTS_PREFIX } from "../slots/slot_kv.ts";
 import { CATALOG_FILE_NAME } from "../slots/slot_store.ts";
 import { KvState } from "../state/kv_state.ts";
 
+/** The primary's Deno KV file in its data directory: slots and the materialised state. */
+export const PRIMARY_KV_FILE = "ferry.kv";
+
 /**
  * Opens the primary's Deno KV (`<data>/ferry.kv`) and reads what start-up reads from it first: the
  * slots' generation and entries, and the state meta. A damaged file fails right here, at open or on
@@ -21,7 +24,7 @@ import { KvState } from "../state/kv_state.ts";
  * Nothing is written. Needs read and write access to the data directory.
  */
 export async function openPrimaryKv(dataDir: string, oldestLsn: number): Promise<Deno.Kv> {
-  const path = joinPath(dataDir, "ferry.kv");
+  const path = joinPath(dataDir, PRIMARY_KV_FILE);
   let kv: Deno.Kv | undefined;
   let appliedLsn: number;
   try {

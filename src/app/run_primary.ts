@@ -26,7 +26,7 @@ import { Spool } from "../wal/spool.ts";
 import { EventHub, publishingLogger } from "../core/events.ts";
 import { statusView } from "../http/views.ts";
 import { PRIMARY_EVENTS, startTicks } from "./events.ts";
-import { openPrimaryKv } from "./primary_kv.ts";
+import { openPrimaryKv, PRIMARY_KV_FILE } from "./primary_kv.ts";
 import type { Listener } from "./listener.ts";
 import { loadSecurity } from "./security.ts";
 import { checkDataDirTimeline } from "./timeline_check.ts";
@@ -175,7 +175,8 @@ export async function openServing(
   const members = parts.cluster?.members;
   const waiter = members ? new CommitWaiter({ members }) : undefined;
   const commitLsn = waiter ? () => waiter.commitLsn(spool.currentLsn()) ?? 0 : parts.edgeCap;
-  const state = await StateApplier.open({ spool, kv, logger, applyUpTo: commitLsn });
+  const kvPath = joinPath(config.dataDir, PRIMARY_KV_FILE);
+  const state = await StateApplier.open({ spool, kv, kvPath, logger, applyUpTo: commitLsn });
   const primary = _newPrimary(config, {
     spool,
     slots,

@@ -3,6 +3,10 @@
  * KV, applied from the spool in order, in batches, only after each record is durable. Its applied
  * LSN pins the WAL (retention never prunes what it has not applied yet) and serves `min_lsn` reads.
  *
+ * Given the KV file's path, the apply work runs in a worker with its own handle on the file
+ * (`state_writer.ts`), off the thread that serves writes; without one, or where the worker cannot
+ * run, in this thread.
+ *
  * In a cluster (SPEC.md 13.4) it applies only records at or below a cap (`applyUpTo`: the commit
  * LSN), so neither reads nor snapshots ever show a record that a failover could lose. Records
  * appended above the cap wait until `capRaised()` says it rose (and the cap is read again at
@@ -12,7 +16,6 @@
  */
 
 import assert from "node:assert/strict";
-import { CorruptFrameError } from "../core/errors.ts";
 import { KvState, type StateEntry } from "./kv_state.ts";
 import {
   STATE_APPLY_BATCH_BYTES,
@@ -24,8 +27,14 @@ import {
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { LsnSignal } from "./lsn_signal.ts";
-import { type ChangeRecord, decodeChangeRecord } from "../model/records.ts";
 import type { StateReader } from "./reader.ts";
+import {
+  ApplyWorkerGoneError,
+  InProcessWriter,
+  type StateWriter,
+  workerRefusal,
+  WorkerWriter,
+} from "./state_writer.ts";
 import type { Spool } from "../wal/spool.ts";
 import { sleep, Waiters } from "../core/waiter.ts";
 
@@ -33,6 +42,10 @@ import { sleep, Waiters } from "../core/waiter.ts";
 export interface StateApplierOptions {
   spool: Spool;
   kv: Deno.Kv;
+  /** The file `kv` was opened from: the apply worker opens its own handle on it. */
+  kvPath?: string;
+  /** The apply worker's module, when not the usual one (tests give one that fails). */
+  workerModule?: URL;
   logger?: Logger;
   /**
    * In a cluster: the highest LSN it may apply (the commit LSN, never lowered). Absent: every
@@ -51,6 +64,11 @@ export class StateApplier implements StateReader {
   #loop: Promise<void> | undefined;
   #skipped = 0;
   #applyUpTo: (() => number) | undefined;
+  #kv: Deno.Kv;
+  #kvPath: string | undefined;
+  #workerModule: URL | undefined;
+  /** Made at the first batch (a worker is started only for an applier that runs). */
+  #writer: StateWriter | undefined;
   /** The loop, while records wait above the cap (one waiter at most). */
   #capWait = new Waiters({ max: 1, what: "state apply waits" });
 
@@ -60,6 +78,9 @@ export class StateApplier implements StateReader {
     this.applied = new LsnSignal(appliedLsn);
     this.#logger = options.logger ?? silentLogger;
     this.#applyUpTo = options.applyUpTo;
+    this.#kv = options.kv;
+    this.#kvPath = options.kvPath;
+    this.#workerModule = options.workerModule;
   }
 
   /** Reads the applied LSN from `kv`. Needs the KV's file permissions (through `kv`). */
@@ -96,10 +117,16 @@ export class StateApplier implements StateReader {
     this.#loop ??= this.#run();
   }
 
-  /** Stops the loop after its current batch. */
+  /** Where the apply work runs: "worker", "in_process", or undefined before the first batch. */
+  get mode(): StateWriter["mode"] | undefined {
+    return this.#writer?.mode;
+  }
+
+  /** Stops the loop after its current batch, then the worker. */
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#loop;
+    await this.#writer?.close();
     this.applied.releaseAll();
   }
 
@@ -158,27 +185,32 @@ export class StateApplier implements StateReader {
     const frames = await this.#spool.readSince(this.applied.value, count, STATE_APPLY_BATCH_BYTES);
     if (frames.length === 0) return;
     assert(frames[frames.length - 1]!.lsn <= target, "the state never applies past its cap");
-    const records: Array<{ lsn: number; record: ChangeRecord }> = [];
-    for (const frame of frames) {
-      try {
-        records.push({
-          lsn: frame.lsn,
-          record: decodeChangeRecord(frame.payload, { trusted: true }),
-        });
-      } catch (error) {
-        if (!(error instanceof CorruptFrameError)) throw error;
-        this.#skipped += 1;
-        this.#logger.error("state.record_skipped", { lsn: frame.lsn, reason: error.message });
-      }
+    const writer = this.#writer ??= this.#newWriter();
+    let skipped;
+    try {
+      skipped = await writer.apply(frames, (lsn) => this.applied.advance(lsn));
+    } catch (error) {
+      if (!(error instanceof ApplyWorkerGoneError)) throw error;
+      // What it committed is in KV and applying again converges: this thread goes on from here.
+      this.#logger.warn("state.apply_worker_failed", { error, applied_lsn: this.applied.value });
+      this.#writer = this.#inProcess("the apply worker stopped");
+      return;
     }
-    const last = frames[frames.length - 1]!;
-    // Frames come in LSN order without gaps: the term of `lsn` is at its offset from the first.
-    const termOf = (lsn: number) => frames[lsn - frames[0]!.lsn]?.term ?? last.term;
-    const meta = (lsn: number) => ({ applied_lsn: lsn, last_term: termOf(lsn), last_hash: null });
-    // Each commit is visible when it lands: readers and retention need not wait for the batch.
-    await this.state.apply(records, meta, { onCommitted: (lsn) => this.applied.advance(lsn) });
-    // Skipped records at the end of the batch still count as applied.
-    if (records[records.length - 1]?.lsn !== last.lsn) await this.state.setMeta(meta(last.lsn));
-    this.applied.advance(last.lsn);
+    for (const { lsn, reason } of skipped) {
+      this.#skipped += 1;
+      this.#logger.error("state.record_skipped", { lsn, reason });
+    }
+  }
+
+  #newWriter(): StateWriter {
+    const refusal = this.#kvPath === undefined ? "no KV file path" : workerRefusal();
+    if (refusal !== undefined) return this.#inProcess(refusal);
+    this.#logger.info("state.apply_mode", { mode: "worker" });
+    return new WorkerWriter(this.#kvPath!, this.#workerModule);
+  }
+
+  #inProcess(reason: string): StateWriter {
+    this.#logger.info("state.apply_mode", { mode: "in_process", reason });
+    return new InProcessWriter(this.#kv);
   }
 }

@@ -120,3 +120,37 @@ Deno.test("without a tokens file ferry refuses to listen beyond loopback", async
     );
   });
 });
+
+Deno.test("the state applies in a worker under the start task's flags; without read access to src/ in the primary's thread, saying why", async () => {
+  await withTempDir(async (dir) => {
+    for (const srcReadable of [true, false]) {
+      const dataDir = `${dir}/data-${srcReadable}`;
+      const port = freePort();
+      const base = `http://127.0.0.1:${port}`;
+      const args = startTaskArgs(dataDir, port).map((arg) =>
+        !srcReadable && arg.startsWith("--allow-read=") ? `--allow-read=${dataDir}` : arg
+      );
+      const primary = startProcess(args);
+      await primary.waitFor("ferry.started");
+      await post(base, "/v1/records", {
+        records: Array.from(
+          { length: 50 },
+          (_, i) => ({ op: "put", collection: "c", key: `k${i}`, value: i }),
+        ),
+      });
+      const read = await fetch(`${base}/v1/records/c/k49?min_lsn=50&await_timeout_ms=10000`);
+      assert.equal(read.status, 200);
+      assert.equal((await read.json()).value, 49);
+      const mode = await primary.waitFor("state.apply_mode");
+      assert.equal(mode.mode, srcReadable ? "worker" : "in_process");
+      if (!srcReadable) assert.match(String(mode.reason), /--allow-read/);
+      primary.child.kill("SIGTERM");
+      assert.equal((await primary.child.status).code, 0);
+      await primary.stderrDone;
+      assert.ok(
+        !primary.lines.some((l) => l.includes('"state.apply_failed"')),
+        primary.lines.join("\n"),
+      );
+    }
+  });
+});

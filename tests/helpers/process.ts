@@ -14,7 +14,11 @@ export function startTaskArgs(dataDir: string, port: number): string[] {
   assert.equal(argv[0], "deno");
   assert.ok(!argv.includes("-A") && !argv.some((a) => a === "--allow-all"), "never -A");
   for (
-    const flag of ["--allow-read=./data", "--allow-write=./data", "--allow-net=127.0.0.1:8787"]
+    const flag of [
+      "--allow-read=./data,./src",
+      "--allow-write=./data",
+      "--allow-net=127.0.0.1:8787",
+    ]
   ) {
     assert.ok(argv.includes(flag), `the start task grants ${flag}`);
   }

@@ -1,0 +1,64 @@
+/**
+ * How the primary hands frames to the state's apply worker and what they say to each other. The
+ * frames of one batch travel packed in one buffer that is transferred, not copied: per frame its
+ * LSN and term (float64, exact for every safe integer), its payload's length (uint32) and the
+ * payload, little-endian. In memory only; never stored.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { ApplyFrame, SkippedRecord } from "./apply_frames.ts";
+
+/** Bytes before each packed payload: LSN, term, length. */
+export const PACKED_FRAME_HEADER_BYTES = 20;
+
+/** What the primary asks of the worker, one message at a time. */
+export type ToApplyWorker =
+  | { kind: "open"; path: string }
+  | { kind: "apply"; frames: ArrayBuffer }
+  | { kind: "close" };
+
+/** What the worker answers: each request ends with `done` or `failed`; `committed` comes between. */
+export type FromApplyWorker =
+  | { kind: "committed"; lsn: number }
+  | { kind: "done"; skipped: SkippedRecord[] }
+  | { kind: "failed"; name: string; message: string };
+
+/** Packs `frames` into one buffer (see the module comment). */
+export function packFrames(frames: readonly ApplyFrame[]): ArrayBuffer {
+  let bytes = 0;
+  for (const frame of frames) bytes += PACKED_FRAME_HEADER_BYTES + frame.payload.byteLength;
+  const buffer = new ArrayBuffer(bytes);
+  const view = new DataView(buffer);
+  const out = new Uint8Array(buffer);
+  let at = 0;
+  for (const { lsn, term, payload } of frames) {
+    view.setFloat64(at, lsn, true);
+    view.setFloat64(at + 8, term, true);
+    view.setUint32(at + 16, payload.byteLength, true);
+    out.set(payload, at + PACKED_FRAME_HEADER_BYTES);
+    at += PACKED_FRAME_HEADER_BYTES + payload.byteLength;
+  }
+  return buffer;
+}
+
+/** The frames `packFrames` packed; payloads are views into `buffer`. */
+export function unpackFrames(buffer: ArrayBuffer): ApplyFrame[] {
+  const view = new DataView(buffer);
+  const frames: ApplyFrame[] = [];
+  let at = 0;
+  while (at < buffer.byteLength) {
+    assert(at + PACKED_FRAME_HEADER_BYTES <= buffer.byteLength, "a packed frame header is whole");
+    const length = view.getUint32(at + 16, true);
+    const start = at + PACKED_FRAME_HEADER_BYTES;
+    assert(start + length <= buffer.byteLength, "a packed payload is whole");
+    frames.push({
+      lsn: view.getFloat64(at, true),
+      term: view.getFloat64(at + 8, true),
+      payload: new Uint8Array(buffer, start, length),
+    });
+    at = start + length;
+  }
+  return frames;
+}

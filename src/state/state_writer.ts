@@ -1,0 +1,147 @@
+/**
+ * Who writes the primary's materialised state: a worker (`apply_worker.ts`) with its own handle on
+ * the Deno KV file, or, where the process may not load the worker's modules (they are read like
+ * any file: `--allow-read` must cover `src/`), the primary's own thread. Measured on 2 cores, the
+ * apply work in the primary's thread took a quarter of the single-write throughput at 64 clients
+ * and tripled the 1-client p99 (bench/RESULTS.md).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { type FromApplyWorker, packFrames, type ToApplyWorker } from "./apply_batch.ts";
+import { type ApplyFrame, applyFrames, type SkippedRecord } from "./apply_frames.ts";
+import { KvState } from "./kv_state.ts";
+
+/** Applies frames to the state; one call at a time. */
+export interface StateWriter {
+  readonly mode: "worker" | "in_process";
+  /** Applies `frames` (see `applyFrames`); `onCommitted(lsn)` as each commit becomes visible. */
+  apply(
+    frames: readonly ApplyFrame[],
+    onCommitted: (lsn: number) => void,
+  ): Promise<SkippedRecord[]>;
+  close(): Promise<void>;
+}
+
+/** The worker stopped (an uncaught error, or it could not load): its writer is unusable. */
+export class ApplyWorkerGoneError extends Error {
+  override name = "ApplyWorkerGoneError";
+}
+
+/** Applies in the calling thread, through a store of its own (its entry count starts from KV). */
+export class InProcessWriter implements StateWriter {
+  readonly mode = "in_process";
+  #state: KvState;
+
+  constructor(kv: Deno.Kv) {
+    this.#state = new KvState(kv);
+  }
+
+  apply(frames: readonly ApplyFrame[], onCommitted: (lsn: number) => void) {
+    return applyFrames(this.#state, frames, onCommitted);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Why this process may not run the apply worker (its modules are read like any file), or
+ * undefined when it may.
+ */
+export function workerRefusal(): string | undefined {
+  const modules = new URL("../", import.meta.url);
+  if (modules.protocol !== "file:") return `the modules are not files (${modules.protocol})`;
+  const read = Deno.permissions.querySync({ name: "read", path: modules });
+  if (read.state === "granted") return undefined;
+  return `no read access to ${decodeURIComponent(modules.pathname)} (add it to --allow-read)`;
+}
+
+interface Pending {
+  resolve: (skipped: SkippedRecord[]) => void;
+  reject: (error: Error) => void;
+  onCommitted?: (lsn: number) => void;
+}
+
+/** The apply worker's module. */
+export const APPLY_WORKER_MODULE = new URL("./apply_worker.ts", import.meta.url);
+
+/** Applies in the apply worker; the KV file is opened there by path. */
+export class WorkerWriter implements StateWriter {
+  readonly mode = "worker";
+  #worker: Worker;
+  #pending: Pending | undefined;
+  #gone: Error | undefined;
+  #opened: Promise<unknown>;
+
+  /** `module` is the worker's (tests give one that fails). */
+  constructor(kvPath: string, module: URL = APPLY_WORKER_MODULE) {
+    this.#worker = new Worker(module.href, {
+      type: "module",
+      name: "ferry-state-apply",
+    });
+    this.#worker.onmessage = (event: MessageEvent<FromApplyWorker>) => this.#receive(event.data);
+    this.#worker.onerror = (event) => {
+      // Handled here: unhandled, a worker's error would end the whole process.
+      event.preventDefault();
+      this.#end(new ApplyWorkerGoneError(`the state's apply worker stopped: ${event.message}`));
+    };
+    // A worker that cannot open the file is no use: the caller goes on in its own thread.
+    this.#opened = this.#request({ kind: "open", path: kvPath }).catch((error: Error) => {
+      const gone = error instanceof ApplyWorkerGoneError ? error : new ApplyWorkerGoneError(
+        `the state's apply worker could not open ${kvPath}: ${error.message}`,
+      );
+      this.#end(gone);
+      throw gone;
+    });
+    this.#opened.catch(() => undefined);
+  }
+
+  async apply(frames: readonly ApplyFrame[], onCommitted: (lsn: number) => void) {
+    await this.#opened;
+    const packed = packFrames(frames);
+    return await this.#request({ kind: "apply", frames: packed }, [packed], onCommitted);
+  }
+
+  async close(): Promise<void> {
+    if (this.#gone === undefined) {
+      await this.#request({ kind: "close" }).catch(() => undefined);
+    }
+    this.#end(new ApplyWorkerGoneError("the state's apply worker was closed"));
+  }
+
+  #request(
+    message: ToApplyWorker,
+    transfer: Transferable[] = [],
+    onCommitted?: (lsn: number) => void,
+  ): Promise<SkippedRecord[]> {
+    if (this.#gone) return Promise.reject(this.#gone);
+    assert(this.#pending === undefined, "one request to the apply worker at a time");
+    return new Promise((resolve, reject) => {
+      this.#pending = { resolve, reject, onCommitted };
+      this.#worker.postMessage(message, transfer);
+    });
+  }
+
+  #receive(message: FromApplyWorker): void {
+    const pending = this.#pending;
+    if (pending === undefined) return;
+    if (message.kind === "committed") {
+      pending.onCommitted?.(message.lsn);
+      return;
+    }
+    this.#pending = undefined;
+    if (message.kind === "done") pending.resolve(message.skipped);
+    else pending.reject(Object.assign(new Error(message.message), { name: message.name }));
+  }
+
+  #end(error: Error): void {
+    this.#gone ??= error;
+    this.#worker.terminate();
+    const pending = this.#pending;
+    this.#pending = undefined;
+    pending?.reject(this.#gone);
+  }
+}
