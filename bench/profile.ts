@@ -5,6 +5,7 @@
  * to bench/profiles/<scenario>.cpuprofile (open it in Chrome DevTools).
  *
  * Run: deno run -A bench/profile.ts writes|batch|wrk-writes|wrk-batch|wrk-pull [seconds]
+ * (`FERRY_PROFILE_CONNECTIONS=N` sets the connections of wrk-writes, 64 by default).
  */
 
 import { freePort, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
@@ -106,7 +107,11 @@ function wrkLoadArgs(base: string, scenario: string, seconds: number, dir: strin
   const batch = scenario === "wrk-batch";
   const script = `${dir}/post.lua`;
   Deno.writeTextFileSync(script, wrkScript(batch ? 1000 : 1, 128, 100_000));
-  return wrkArgs(base, { connections: batch ? 4 : 64, durationMs, script });
+  return wrkArgs(base, {
+    connections: batch ? 4 : Number(Deno.env.get("FERRY_PROFILE_CONNECTIONS") ?? 64),
+    durationMs,
+    script,
+  });
 }
 
 async function main(): Promise<void> {
