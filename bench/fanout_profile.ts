@@ -24,6 +24,8 @@ const READERS_LEAD_MS = 12_000;
 const DEADLINE_SLACK_MS = 120_000;
 const SAMPLING_INTERVAL_US = 200;
 const TOP_FUNCTIONS = 40;
+/** Threads below this share of a core are left out of the per-thread line. */
+const THREAD_SHARE_SHOWN_MIN = 0.01;
 const PEERS = "bench/fanout_peers.ts";
 
 interface Options {
@@ -112,9 +114,11 @@ async function run(options: Options): Promise<void> {
       await inspector.send("Profiler.start");
     }
     const before = await userSystemTicks(primary.child.pid);
+    const threadsBefore = await threadTicks(primary.child.pid);
     const { writes: written } = await writer.output<WriterOutput>();
     const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
     const after = await userSystemTicks(primary.child.pid);
+    const threadsAfter = await threadTicks(primary.child.pid);
     const ticksPerS = await clockTicksPerSecond();
     const [userS, systemS] = [0, 1].map((i) => (after[i]! - before[i]!) / ticksPerS);
     const windowS = (nowMs() - startAtMs) / 1000;
@@ -122,6 +126,7 @@ async function run(options: Options): Promise<void> {
       ? ((await inspector.send("Profiler.stop")) as { profile: Profile }).profile
       : undefined;
     report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs });
+    printThreads(threadsBefore, threadsAfter, ticksPerS * windowS);
     if (profile) await printProfile(profile, options.mode);
   } finally {
     for (const peer of peers) await peer.kill();
@@ -129,6 +134,34 @@ async function run(options: Options): Promise<void> {
     await killProcess(primary, "SIGTERM");
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** utime + stime of each thread of a process, in clock ticks, by thread id and name. */
+async function threadTicks(pid: number): Promise<Map<string, number>> {
+  const ticks = new Map<string, number>();
+  for await (const entry of Deno.readDir(`/proc/${pid}/task`)) {
+    const dir = `/proc/${pid}/task/${entry.name}`;
+    const stat = await Deno.readTextFile(`${dir}/stat`).catch(() => "");
+    if (stat === "") continue; // the thread ended
+    const name = (await Deno.readTextFile(`${dir}/comm`).catch(() => "?")).trim();
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks.set(`${name} (${entry.name})`, Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
+/** Each thread's share of a core over the window, busiest first (threads above 1 %). */
+function printThreads(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  windowTicks: number,
+) {
+  const shares = [...after].map(([thread, ticks]) => {
+    return [thread, (ticks - (before.get(thread) ?? 0)) / windowTicks] as const;
+  }).filter(([, share]) => share >= THREAD_SHARE_SHOWN_MIN).sort((a, b) => b[1] - a[1]);
+  console.log(
+    `threads: ${shares.map(([t, share]) => `${t} ${(100 * share).toFixed(1)}%`).join(", ")}`,
+  );
 }
 
 /** utime and stime of a process, in clock ticks. */
