@@ -64,6 +64,13 @@ export const READ_CHUNK_BYTES = 1 * MIB_BYTES;
  */
 export const RANGE_READ_BYTES_MIN = 64 * KIB_BYTES;
 export const RANGE_READ_BYTES_MAX = 72 * MIB_BYTES;
+/**
+ * Read-ahead of a catching-up reader's next range (wal/read_ahead.ts): bytes and entries held at
+ * most (the oldest go first), and how long an entry waits for its reader.
+ */
+export const READ_AHEAD_BYTES_MAX = 32 * MIB_BYTES;
+export const READ_AHEAD_ENTRIES_MAX = 16;
+export const READ_AHEAD_TTL_MS = 5_000;
 /** Append-time samples kept in memory for lag estimates (two numbers each). */
 export const COMMIT_TIME_SAMPLES_MAX = 65_536;
 /** Long-poll waiters the spool keeps at once; more are refused. */

@@ -69,6 +69,7 @@ export function statusView(
     wal_retained_bytes: primary.spool.retainedBytes(),
     wal_segments: primary.spool.segments().length,
     wal_tail_bytes: primary.spool.stats().tailBytes,
+    wal_read_ahead_bytes: primary.spool.stats().readAheadBytes,
     topology_epoch: primary.epoch.value,
   };
 }

@@ -28,6 +28,7 @@
 import assert from "node:assert/strict";
 import client from "prom-client";
 import type { EventHub } from "../core/events.ts";
+import { MIB_BYTES, READ_AHEAD_BYTES_MAX } from "../core/limits.ts";
 import type { Primary } from "../replication/primary.ts";
 import type { ReplicaState } from "../replication/registry.ts";
 import { INVALIDATION_REASONS, isLive, type Slot } from "../slots/slot.ts";
@@ -43,6 +44,7 @@ import {
 /** Lowest and highest HTTP status code `observeHttp()` accepts. */
 const HTTP_STATUS_MIN = 100;
 const HTTP_STATUS_MAX = 599;
+const READ_AHEAD_MIB = READ_AHEAD_BYTES_MAX / MIB_BYTES;
 
 /** What the scrape-time callbacks read; undefined until `attachPrimary()`. */
 interface _Source {
@@ -110,6 +112,12 @@ const _SCALAR_GAUGES: readonly _GaugeSpec[] = [
     name: "ferry_wal_tail_bytes",
     help: "Bytes of recent frames held in the in-memory tail.",
     read: (s) => s.primary.spool.stats().tailBytes,
+  },
+  {
+    name: "ferry_wal_read_ahead_bytes",
+    help:
+      `Bytes read ahead from segment files for replicas catching up (at most ${READ_AHEAD_MIB} MiB).`,
+    read: (s) => s.primary.spool.stats().readAheadBytes,
   },
   {
     name: "ferry_pull_waiters",

@@ -10,9 +10,10 @@
  */
 
 import { WalCorruptionError } from "../core/errors.ts";
-import type { FileSystem } from "../core/files.ts";
+import type { FileHandle, FileSystem } from "../core/files.ts";
 import { RANGE_READ_BYTES_MAX, RANGE_READ_BYTES_MIN, READ_CHUNK_BYTES } from "../core/limits.ts";
 import { type DecodedFrame, frameHeaderAt, frameV3LengthAt, frameV3LsnAt } from "./frame.ts";
+import type { ReadAhead } from "./read_ahead.ts";
 import type { Segment } from "./segment.ts";
 
 /** Records as stored: a pull's raw-frame body, in LSN order, in as few views as possible. */
@@ -125,39 +126,54 @@ interface _Walk {
 /**
  * Appends to `raw` the frames of `segment` with LSN > `raw.lastLsn`, read as stored, until the
  * budget is spent or the segment's durable bytes end; returns true when the budget is spent.
- * Starts at the seek-index checkpoint at or before the next LSN and reads, in one read, the bytes
- * the budget is expected to need (from the segment's mean frame size); a second read happens only
- * when the frames are larger than that. Throws `WalCorruptionError` for a damaged header, a gap
- * in the LSNs, or a first frame that is not the next LSN. Needs read access to the segment.
+ * Starts from the bytes `ahead` read for this LSN when it has them, else at the seek-index
+ * checkpoint at or before the next LSN, reading in one read the bytes the budget is expected to
+ * need (from the segment's mean frame size); a second read happens only when the frames are larger
+ * than that. A read that fills the budget has `ahead` read what would come next. Throws
+ * `WalCorruptionError` for a damaged header, a gap in the LSNs, or a first frame that is not the
+ * next LSN. Needs read access to the segment.
  */
 export async function readSegmentRange(
   fs: FileSystem,
   segment: Segment,
   raw: RawFrames,
   budget: RawBudget,
+  ahead?: ReadAhead,
 ): Promise<boolean> {
   const sinceLsn = raw.lastLsn;
   const index = await segment.ensureIndex(fs);
   // The durable end now: the appender may write past it meanwhile, never before it.
   const end = segment.sizeBytes;
-  let position = index.floorOffset(sinceLsn + 1);
+  const early = ahead?.take(segment, sinceLsn + 1);
+  let prefetched = early && await early.bytes;
+  let position = prefetched ? early!.offset : index.floorOffset(sinceLsn + 1);
   if (position >= end) return false;
   const leadInFrames = sinceLsn + 1 - (index.floorLsn(sinceLsn + 1) ?? segment.firstLsn);
-  let want = _firstReadBytes(segment, leadInFrames, budget, end - position);
-  const file = await fs.open(segment.path);
+  let want = prefetched?.byteLength ??
+    _firstReadBytes(segment, leadInFrames, budget, end - position);
+  let file: FileHandle | undefined;
   try {
-    let expectedLsn = -1;
+    let expectedLsn = prefetched ? sinceLsn + 1 : -1;
     for (;;) {
       const requested = Math.min(want, end - position);
-      const buffer = new Uint8Array(requested);
-      const got = await file.readAt(buffer, position);
-      const bytes = buffer.subarray(0, got);
+      let bytes = prefetched?.subarray(0, requested);
+      prefetched = undefined;
+      if (bytes === undefined) {
+        file ??= await fs.open(segment.path);
+        const buffer = new Uint8Array(requested);
+        bytes = buffer.subarray(0, await file.readAt(buffer, position));
+      }
+      const got = bytes.byteLength;
       const walk = _walkHeaders(bytes, { sinceLsn: raw.lastLsn, expectedLsn, raw, budget });
       if (walk.takenFrom >= 0) {
         _checkFirst(segment, walk, raw.lastLsn, position);
         _appendRun(raw, bytes.subarray(walk.takenFrom, walk.offset), walk.taken, walk.lastLsn);
       }
-      if (walk.outcome === "full") return true;
+      if (walk.outcome === "full") {
+        const next = { offset: position + walk.offset, lsn: walk.lastLsn + 1, size: requested };
+        ahead?.schedule(fs, segment, { ...next, size: Math.min(requested, end - next.offset) });
+        return true;
+      }
       const unfinished = walk.outcome === "more" || got < requested;
       if (unfinished && (got < requested || position + got >= end)) {
         const reason = got < requested ? "file shorter than expected" : "incomplete frame";
@@ -172,7 +188,7 @@ export async function readSegmentRange(
     if (error instanceof _HeaderError) throw _corruption(segment, error.message, error.offset);
     throw error;
   } finally {
-    file.close();
+    file?.close();
   }
 }
 

@@ -20,6 +20,7 @@ import { writeManifest } from "./segment_manifest.ts";
 import { type CleanShutdown, removeCleanShutdown, writeCleanShutdown } from "./clean_shutdown.ts";
 import { createDirs, createSegmentFile, listSegments, sealedSegments } from "./segment_dir.ts";
 import { openNewestSegment } from "./newest_segment.ts";
+import { ReadAhead } from "./read_ahead.ts";
 import { RunningDigest } from "./segment_digest.ts";
 import { planTruncation, truncateFiles, type TruncationPlan } from "./truncate.ts";
 
@@ -47,6 +48,8 @@ export interface SegmentInfo {
 export class SegmentSet {
   readonly dir: string;
   #fs: FileSystem;
+  /** Catching-up readers' next ranges, read while they check the last (`read_ahead.ts`). */
+  #readAhead = new ReadAhead();
   #segments: Segment[];
   #activeFile: FileHandle;
   #retainedBytes: number;
@@ -284,8 +287,14 @@ export class SegmentSet {
    * The segments holding records after `lsn`, oldest first (a copy: a prune may remove one
    * meanwhile), and the file system to read them through: for raw range reads.
    */
-  readersAfter(lsn: number): { fs: FileSystem; segments: Segment[] } {
-    return { fs: this.#fs, segments: this.#segments.filter((segment) => segment.lastLsn > lsn) };
+  /** Bytes read ahead for catching-up readers (`read_ahead.ts`). */
+  readAheadBytes(): number {
+    return this.#readAhead.stats.bytes;
+  }
+
+  readersAfter(lsn: number): { fs: FileSystem; segments: Segment[]; ahead: ReadAhead } {
+    const segments = this.#segments.filter((segment) => segment.lastLsn > lsn);
+    return { fs: this.#fs, segments, ahead: this.#readAhead };
   }
 
   /**
@@ -297,6 +306,7 @@ export class SegmentSet {
     lsn: number,
     retainBytesMin: number,
   ): Promise<{ removedSegments: number; removedBytes: number; throughLsn: number }> {
+    this.#readAhead.clear();
     const removable: Segment[] = [];
     let retained = this.#retainedBytes;
     for (const segment of this.#segments.slice(0, -1)) {
@@ -340,6 +350,7 @@ export class SegmentSet {
    * meanwhile (no append, read or prune). Needs read and write access to the directory.
    */
   async truncate(plan: TruncationPlan): Promise<void> {
+    this.#readAhead.clear();
     await this.#manifestWrites;
     await this.#beforeChange();
     const before = this.#segments.slice(0, plan.keptIndex);
@@ -402,6 +413,7 @@ export class SegmentSet {
    * open scans. Needs write access for the record.
    */
   async close(clean?: { samples: CleanShutdown["samples"] }): Promise<void> {
+    this.#readAhead.clear();
     clearTimeout(this.#digestTimer);
     await this.active.stopDigest();
     await this.#digestCatchUp;

@@ -119,10 +119,9 @@ export class Spool {
   }
 
   /**
-   * Opens (creating when missing) the spool. Sealed segments are listed and sized, never read; the
-   * newest is taken as a clean shutdown record describes it, else scanned once and its torn tail
-   * truncated and fsynced (`newest_segment.ts`). Needs read and write access to `walDir` and, to
-   * fsync its entry when it creates it, read access to its parent (the data directory).
+   * Opens (creating when missing) the spool: sealed segments listed and sized, never read; the
+   * newest taken as a clean shutdown record describes it, else scanned once, its torn tail cut and
+   * fsynced (`newest_segment.ts`). Needs read and write access to `walDir`, read to its parent.
    */
   static async open(options: SpoolOptions): Promise<Spool> {
     const tail = new FrameTail(options.tailBytesMax ?? TAIL_BYTES_DEFAULT);
@@ -169,6 +168,7 @@ export class Spool {
       queuedBytes: this.#queuedBytes,
       waiters: this.#feed.waiters,
       commitListeners: this.#feed.listeners,
+      readAheadBytes: this.#files.readAheadBytes(),
     };
   }
 

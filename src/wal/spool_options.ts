@@ -55,4 +55,6 @@ export interface SpoolStats {
   queuedBytes: number;
   waiters: number;
   commitListeners: number;
+  /** Bytes read ahead for catching-up readers (`read_ahead.ts`), held or on their way. */
+  readAheadBytes: number;
 }

@@ -55,12 +55,12 @@ export async function readRawAcross(
   budget: RawBudget,
 ): Promise<RawFrames> {
   const raw = emptyRawFrames(sinceLsn);
-  const { fs, segments } = files.readersAfter(sinceLsn);
+  const { fs, segments, ahead } = files.readersAfter(sinceLsn);
   for (const segment of segments) {
     if (tail.has(raw.lastLsn + 1)) break;
     if (segment.lastLsn <= raw.lastLsn) continue;
     try {
-      if (await readSegmentRange(fs, segment, raw, budget)) return raw;
+      if (await readSegmentRange(fs, segment, raw, budget, ahead)) return raw;
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
         throw new WalRemovedError(sinceLsn, files.oldestLsn());

@@ -20,6 +20,7 @@ const EXPECTED_METRICS: ReadonlyArray<readonly [string, string]> = [
   ["ferry_wal_retained_bytes", "gauge"],
   ["ferry_wal_segments", "gauge"],
   ["ferry_wal_tail_bytes", "gauge"],
+  ["ferry_wal_read_ahead_bytes", "gauge"],
   ["ferry_pull_waiters", "gauge"],
   // Untyped, not gauge: promtool rejects a `_count` suffix on a gauge (see src/metrics.ts).
   ["ferry_replica_count", "untyped"],
