@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { concatBytes } from "../../src/core/bytes.ts";
 import { denoFileSystem, joinPath } from "../../src/core/files.ts";
 import { READ_AHEAD_ENTRIES_MAX, READ_AHEAD_TTL_MS } from "../../src/core/limits.ts";
+import type { RawFrames } from "../../src/wal/range_read.ts";
 import { ReadAhead } from "../../src/wal/read_ahead.ts";
 import type { Segment } from "../../src/wal/segment.ts";
 import { Spool } from "../../src/wal/spool.ts";
@@ -33,6 +34,16 @@ async function sealedSpool(dir: string) {
   return { spool: await Spool.open({ ...options, fs }), fs };
 }
 
+/** `raw` holds exactly the bytes of the frames `readSince(since)` decodes. */
+async function assertReadSinceBytes(spool: Spool, since: number, raw: RawFrames): Promise<void> {
+  const frames = await spool.readSince(since, PULL, 1 << 20);
+  assert.equal(raw.count, frames.length);
+  assert.deepEqual(
+    concatBytes(raw.chunks, raw.byteLength),
+    concatBytes(frames.map((f) => f.bytes), frames.reduce((n, f) => n + f.byteLength, 0)),
+  );
+}
+
 Deno.test("pulls that go on where the last ended get exactly readSince's bytes, segment after segment", async () => {
   await withTempDir(async (dir) => {
     const { spool } = await sealedSpool(dir);
@@ -44,14 +55,7 @@ Deno.test("pulls that go on where the last ended get exactly readSince's bytes, 
         since = raw.lastLsn;
       }
       assert.ok(pulls.length > 2 * spool.segments().length, "several pulls per segment");
-      for (const { since, raw } of pulls) {
-        const frames = await spool.readSince(since, PULL, 1 << 20);
-        assert.equal(raw.count, frames.length);
-        assert.deepEqual(
-          concatBytes(raw.chunks, raw.byteLength),
-          concatBytes(frames.map((f) => f.bytes), frames.reduce((n, f) => n + f.byteLength, 0)),
-        );
-      }
+      for (const { since, raw } of pulls) await assertReadSinceBytes(spool, since, raw);
     } finally {
       await spool.close();
     }
@@ -97,12 +101,8 @@ Deno.test("after a truncation and new appends, the next pull gets the new bytes,
         ]);
       }
       const next = await spool.readRawSince(first.lastLsn, PULL, 1 << 20);
-      const frames = await spool.readSince(first.lastLsn, PULL, 1 << 20);
       assert.equal(next.count, PULL);
-      assert.deepEqual(
-        concatBytes(next.chunks, next.byteLength),
-        concatBytes(frames.map((f) => f.bytes), frames.reduce((n, f) => n + f.byteLength, 0)),
-      );
+      await assertReadSinceBytes(spool, first.lastLsn, next);
     } finally {
       await spool.close();
     }
