@@ -30,25 +30,27 @@ import {
   type NatsReadersOutput,
   type NatsWriterOutput,
 } from "./fanout_nats.ts";
+import {
+  FANOUT_PEERS,
+  FANOUT_READER_PROCESSES,
+  FANOUT_READERS_LEAD_MS,
+  FANOUT_REPLICAS,
+  FANOUT_WRITES_PER_SECOND,
+  readerGroups,
+  spawnFerryReaders,
+} from "./fanout_common.ts";
 import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts";
 import { cpuMeter, type LagSummary, type Peer, spawnPeer, summarize } from "./proc_stats.ts";
 import { appendResults, formatNumber } from "./results.ts";
 import { ensureNatsServer, quickMode } from "./replication_bench.ts";
 
-const REPLICAS_FULL = 100;
+const REPLICAS_FULL = FANOUT_REPLICAS;
 const REPLICAS_QUICK = 10;
-const WRITES_PER_SECOND = 1000;
+const WRITES_PER_SECOND = FANOUT_WRITES_PER_SECOND;
 const SECONDS_FULL = 20;
 const SECONDS_QUICK = 5;
-/** Reader processes the replicas are spread over (the machine has 2 cores). */
-const READER_PROCESSES = 2;
 /** Time between spawning the writer and its first write (its own start-up is not measured). */
 const WRITER_LEAD_MS = 3000;
-/**
- * Time between spawning the readers and the first write: the readers report the CPU they use from
- * then on themselves (a process that has exited has no /proc entry left to read).
- */
-const READERS_LEAD_MS = 12_000;
 const DEADLINE_SLACK_MS = 180_000;
 const READY_TIMEOUT_MS = 60_000;
 /** The writer must reach this share of its target rate, or the run says so. */
@@ -59,7 +61,6 @@ const MEMORY_BYTES_QUICK = 100e6;
 const TARGET_STREAM_P99_MS = 50;
 const TARGET_CPU_SHARE_OF_POLL = 0.25;
 
-const FERRY_PEERS = "bench/fanout_peers.ts";
 const NATS_PEERS = "bench/fanout_nats.ts";
 
 /** One mode's figures. */
@@ -84,11 +85,7 @@ interface Plan {
 
 /** The ids of the replicas, spread over the reader processes. */
 function idsOf(plan: Plan, prefix: string): string[][] {
-  const ids = Array.from({ length: plan.replicas }, (_, i) => `${prefix}-${i}`);
-  return Array.from(
-    { length: READER_PROCESSES },
-    (_, p) => ids.filter((_, i) => i % READER_PROCESSES === p),
-  );
+  return readerGroups(prefix, plan.replicas);
 }
 
 async function metric(base: string, name: string): Promise<number> {
@@ -152,19 +149,15 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
     primary = await startPrimary(joinPath(plan.dir, `ferry-${mode}`));
     const { base, port } = primary;
     const flags = [`--allow-net=127.0.0.1:${port}`];
-    const startAtMs = nowMs() + READERS_LEAD_MS;
+    const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
     const deadlineMs = startAtMs + plan.writes + DEADLINE_SLACK_MS;
-    const readers = idsOf(plan, mode).map((ids) =>
-      spawnPeer(FERRY_PEERS, flags, {
-        role: "readers",
-        mode,
-        base,
-        ids,
-        untilLsn: plan.writes,
-        measureFromMs: startAtMs,
-        deadlineMs,
-      })
-    );
+    const readers = spawnFerryReaders(base, {
+      mode,
+      groups: idsOf(plan, mode),
+      untilLsn: plan.writes,
+      measureFromMs: startAtMs,
+      deadlineMs,
+    });
     peers.push(...readers);
     await Promise.all(readers.map((reader) => reader.ready));
     const gauge = mode === "stream" ? "ferry_wal_streams" : "ferry_pull_waiters";
@@ -173,7 +166,7 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
       async () => (await metric(base, gauge)) === plan.replicas,
     );
     _leadLeft(startAtMs);
-    const writer = spawnPeer(FERRY_PEERS, flags, {
+    const writer = spawnPeer(FANOUT_PEERS, flags, {
       role: "writer",
       base,
       ratePerSecond: WRITES_PER_SECOND,
@@ -230,7 +223,7 @@ async function runWritesAlone(plan: Plan): Promise<ModeResult> {
     primary = await startPrimary(joinPath(plan.dir, "ferry-writes"));
     const { base, port } = primary;
     const startAtMs = nowMs() + WRITER_LEAD_MS;
-    const writer = spawnPeer(FERRY_PEERS, [`--allow-net=127.0.0.1:${port}`], {
+    const writer = spawnPeer(FANOUT_PEERS, [`--allow-net=127.0.0.1:${port}`], {
       role: "writer",
       base,
       ratePerSecond: WRITES_PER_SECOND,
@@ -278,7 +271,7 @@ async function runNats(plan: Plan): Promise<ModeResult & { version: string }> {
       "--allow-read",
       "--allow-sys",
     ];
-    const startAtMs = nowMs() + READERS_LEAD_MS;
+    const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
     const deadlineMs = startAtMs + plan.writes + DEADLINE_SLACK_MS;
     const readers = groups.map((consumers) =>
       spawnPeer(NATS_PEERS, flags, {
@@ -432,7 +425,7 @@ async function report(figures: {
       figures.quick ? " (quick)" : ""
     }`,
     [
-      `${plan.replicas} replicas in ${READER_PROCESSES} Deno processes follow one server while one ` +
+      `${plan.replicas} replicas in ${FANOUT_READER_PROCESSES} Deno processes follow one server while one ` +
       `writer process sends ${
         formatNumber(plan.writes)
       } single-record writes at ${WRITES_PER_SECOND}/s ` +

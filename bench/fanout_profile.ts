@@ -12,21 +12,24 @@
 import { joinPath } from "../src/core/files.ts";
 import { freePort, killProcess, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
 import { lags } from "./fanout_bench.ts";
+import {
+  FANOUT_PEERS,
+  FANOUT_READERS_LEAD_MS,
+  FANOUT_REPLICAS,
+  FANOUT_WRITES_PER_SECOND,
+  readerGroups,
+  spawnFerryReaders,
+} from "./fanout_common.ts";
 import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts";
 import { connect, type Profile, selfTimes } from "./profile.ts";
 import { clockTicksPerSecond, type Peer, spawnPeer } from "./proc_stats.ts";
 
-const REPLICAS_DEFAULT = 100;
-const WRITES_PER_SECOND = 1000;
 const SECONDS_DEFAULT = 10;
-const READER_PROCESSES = 2;
-const READERS_LEAD_MS = 12_000;
 const DEADLINE_SLACK_MS = 120_000;
 const SAMPLING_INTERVAL_US = 200;
 const TOP_FUNCTIONS = 40;
 /** Threads below this share of a core are left out of the per-thread line. */
 const THREAD_SHARE_SHOWN_MIN = 0.01;
-const PEERS = "bench/fanout_peers.ts";
 
 interface Options {
   mode: "stream" | "poll" | "none";
@@ -44,24 +47,20 @@ function parseOptions(args: string[]): Options {
     mode,
     seconds: Number(positional[1] ?? SECONDS_DEFAULT),
     profile: args.includes("--profile"),
-    replicas: mode === "none" ? 0 : Number(replicas ?? REPLICAS_DEFAULT),
+    replicas: mode === "none" ? 0 : Number(replicas ?? FANOUT_REPLICAS),
   };
 }
 
-function spawnReaders(options: Options, base: string, flags: string[], times: number[]): Peer[] {
+function spawnReaders(options: Options, base: string, times: number[]): Peer[] {
   const { replicas, mode } = options;
   if (mode === "none") return [];
-  const ids = Array.from({ length: replicas }, (_, i) => `${mode}-${i}`);
-  return Array.from({ length: READER_PROCESSES }, (_, p) =>
-    spawnPeer(PEERS, flags, {
-      role: "readers",
-      mode,
-      base,
-      ids: ids.filter((_, i) => i % READER_PROCESSES === p),
-      untilLsn: options.seconds * WRITES_PER_SECOND,
-      measureFromMs: times[0],
-      deadlineMs: times[1],
-    }));
+  return spawnFerryReaders(base, {
+    mode,
+    groups: readerGroups(mode, replicas),
+    untilLsn: options.seconds * FANOUT_WRITES_PER_SECOND,
+    measureFromMs: times[0]!,
+    deadlineMs: times[1]!,
+  });
 }
 
 async function printProfile(profile: Profile, mode: string): Promise<void> {
@@ -92,16 +91,16 @@ async function run(options: Options): Promise<void> {
     closeInspector = inspector?.close ?? closeInspector;
     const base = `http://127.0.0.1:${port}`;
     const flags = [`--allow-net=127.0.0.1:${port}`];
-    const writes = options.seconds * WRITES_PER_SECOND;
-    const startAtMs = nowMs() + READERS_LEAD_MS;
+    const writes = options.seconds * FANOUT_WRITES_PER_SECOND;
+    const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
     const deadlineMs = startAtMs + writes + DEADLINE_SLACK_MS;
-    const readers = spawnReaders(options, base, flags, [startAtMs, deadlineMs]);
+    const readers = spawnReaders(options, base, [startAtMs, deadlineMs]);
     peers.push(...readers);
     await Promise.all(readers.map((reader) => reader.ready));
-    const writer = spawnPeer(PEERS, flags, {
+    const writer = spawnPeer(FANOUT_PEERS, flags, {
       role: "writer",
       base,
-      ratePerSecond: WRITES_PER_SECOND,
+      ratePerSecond: FANOUT_WRITES_PER_SECOND,
       count: writes,
       startAtMs,
       deadlineMs,

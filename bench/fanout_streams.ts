@@ -25,14 +25,18 @@ import { lags } from "./fanout_bench.ts";
 import process from "node:process";
 import { nowMs, type ReadersOutput, type WriteReceipt } from "./fanout_peers.ts";
 import { spawnPeer } from "./proc_stats.ts";
+import {
+  FANOUT_REPLICAS,
+  FANOUT_WRITES_PER_SECOND,
+  readerGroups,
+  spawnFerryReaders,
+} from "./fanout_common.ts";
 import { connect, type Profile, selfTimes } from "./profile.ts";
 import { positionHeaders } from "../src/http/routes/wal.ts";
 
-const RECORDS_PER_SECOND = 1000;
+const RECORDS_PER_SECOND = FANOUT_WRITES_PER_SECOND;
 const RECORDS_PER_COMMIT_DEFAULT = 3.4;
 const SECONDS_DEFAULT = 10;
-const REPLICAS_DEFAULT = 100;
-const READER_PROCESSES = 2;
 const READERS_LEAD_MS = 8000;
 const DEADLINE_SLACK_MS = 60_000;
 const SCRIPT = "bench/fanout_streams.ts";
@@ -170,7 +174,7 @@ function option(args: string[], name: string, fallback: number): number {
 
 async function main(args: string[]): Promise<void> {
   const seconds = Number(args.find((a) => !a.startsWith("--")) ?? SECONDS_DEFAULT);
-  const replicas = option(args, "replicas", REPLICAS_DEFAULT);
+  const replicas = option(args, "replicas", FANOUT_REPLICAS);
   const recordsPerCommit = option(args, "records-per-commit", RECORDS_PER_COMMIT_DEFAULT);
   const records = seconds * RECORDS_PER_SECOND;
   const port = freePort();
@@ -194,20 +198,13 @@ async function main(args: string[]): Promise<void> {
   );
   await server.ready;
   const inspector = profiling ? await connect(inspectPort) : undefined;
-  const ids = Array.from({ length: replicas }, (_, i) => `s-${i}`);
-  const readers = Array.from(
-    { length: READER_PROCESSES },
-    (_, p) =>
-      spawnPeer("bench/fanout_peers.ts", [`--allow-net=127.0.0.1:${port}`], {
-        role: "readers",
-        mode: "stream",
-        base: `http://127.0.0.1:${port}`,
-        ids: ids.filter((_, i) => i % READER_PROCESSES === p),
-        untilLsn: records,
-        measureFromMs: startAtMs,
-        deadlineMs,
-      }),
-  );
+  const readers = spawnFerryReaders(`http://127.0.0.1:${port}`, {
+    mode: "stream",
+    groups: readerGroups("s", replicas),
+    untilLsn: records,
+    measureFromMs: startAtMs,
+    deadlineMs,
+  });
   try {
     if (inspector) {
       await new Promise((r) => setTimeout(r, startAtMs - nowMs()));
