@@ -5,7 +5,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "./assert.ts";
 
 /** Shortest leader lease a cluster may ask for (SPEC 13.4: `--lease-ttl-s` at least 2). */
 export const LEASE_TTL_S_MIN = 2;

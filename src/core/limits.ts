@@ -7,7 +7,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "./assert.ts";
 
 export const KIB_BYTES = 1024;
 export const MIB_BYTES = 1024 * KIB_BYTES;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "./assert.ts";
 import { OverloadedError } from "./errors.ts";
 
 /** How long a wait may last, and what ends it early. */

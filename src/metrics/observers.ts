@@ -5,7 +5,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import client from "prom-client";
 import { GROUP_COMMIT_RECORDS_MAX } from "../core/limits.ts";
 import type { SlotStoreObserver } from "../slots/slot_store.ts";

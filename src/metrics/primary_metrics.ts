@@ -25,7 +25,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import client from "prom-client";
 import type { EventHub } from "../core/events.ts";
 import { MIB_BYTES, READ_AHEAD_BYTES_MAX } from "../core/limits.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import {
   ACK_N_MAX,
   COMMIT_POLICY_REGIONS_MAX,

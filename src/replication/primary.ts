@@ -7,7 +7,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import {
   BadRequestError,
   NotFoundError,

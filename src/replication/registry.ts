@@ -6,7 +6,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { NotFoundError, OverloadedError } from "../core/errors.ts";
 import { REPLICAS_MAX } from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";

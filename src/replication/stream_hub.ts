@@ -15,7 +15,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { OverloadedError, UnavailableError } from "../core/errors.ts";
 import {
   STREAM_CONTROL_INTERVAL_MS,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { TOPOLOGY_WAITERS_MAX } from "../core/limits.ts";
 import { Waiters, WaitOptions } from "../core/waiter.ts";
 import { type ReplicaState } from "./registry.ts";

@@ -21,7 +21,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { crc32 } from "node:zlib";
 import { CatalogFormatError } from "../core/errors.ts";
 import { CATALOG_REPLICA_ID_BYTES_MAX } from "../core/limits.ts";

@@ -15,7 +15,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { KvState, type StateEntry } from "./kv_state.ts";
 import {
   STATE_APPLY_BATCH_BYTES,

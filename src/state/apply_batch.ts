@@ -7,7 +7,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import type { ApplyFrame, SkippedRecord } from "./apply_frames.ts";
 
 /** Bytes before each packed payload: LSN, term, length. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { serialize } from "node:v8";
 import { crc32 } from "node:zlib";
 import {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { crc32 } from "node:zlib";
 import { KvCorruptError } from "../core/errors.ts";
 import { KV_VALUE_TEXT_BYTES_MAX } from "../core/limits.ts";

@@ -17,7 +17,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { crc32 } from "node:zlib";
 import { KvCorruptError } from "../core/errors.ts";
 import {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { APPEND_WAITERS_MAX } from "../core/limits.ts";
 import { Waiters, type WaitOptions } from "../core/waiter.ts";
 

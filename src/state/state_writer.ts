@@ -8,7 +8,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { type FromApplyWorker, packFrames, type ToApplyWorker } from "./apply_batch.ts";
 import { type ApplyFrame, applyFrames, type SkippedRecord } from "./apply_frames.ts";
 import { KvState } from "./kv_state.ts";

@@ -20,7 +20,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { crc32 } from "node:zlib";
 import type { FileHandle, FileSystem } from "../core/files.ts";
 import { SEEK_INDEX_INTERVAL_RECORDS, SEEK_SIDECAR_BYTES_MAX } from "../core/limits.ts";

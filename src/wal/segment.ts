@@ -6,7 +6,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { createHash } from "node:crypto";
 import { WalCorruptionError } from "../core/errors.ts";
 import { type FileHandle, type FileSystem, writeFileAtomic } from "../core/files.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { createHash, type Hash } from "node:crypto";
 import { WalCorruptionError } from "../core/errors.ts";
 import type { FileSystem } from "../core/files.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { WalRemovedError } from "../core/errors.ts";
 import { type FileHandle, type FileSystem, joinPath, parentDir } from "../core/files.ts";
 import { DIGEST_CATCH_UP_DELAY_MS } from "../core/limits.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { WalCorruptionError, WalRemovedError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { DecodedFrame } from "./frame.ts";

@@ -14,7 +14,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import type { DecodedFrame } from "./frame.ts";
 import { TAIL_COMPACT_AFTER_SLOTS } from "../core/limits.ts";
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import type { FileSystem } from "../core/files.ts";
 
 const _TIMELINE_DIR_PATTERN = /^[0-9a-f]{8}$/;

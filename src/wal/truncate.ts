@@ -19,7 +19,7 @@
  * @module
  */
 
-import assert from "node:assert/strict";
+import assert from "../core/assert.ts";
 import { WalCorruptionError, WalTruncateError } from "../core/errors.ts";
 import type { FileHandle, FileSystem } from "../core/files.ts";
 import { Segment } from "./segment.ts";
