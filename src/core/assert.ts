@@ -10,7 +10,9 @@
 import nodeAssert from "node:assert/strict";
 
 function _assert(condition: unknown, message?: string | Error): asserts condition {
-  if (!condition) nodeAssert(condition, message);
+  if (condition) return;
+  if (typeof message === "string") nodeAssert(condition, message);
+  else nodeAssert(condition, message);
 }
 
 /** node's strict assert, its members included, with a cheap call. */
