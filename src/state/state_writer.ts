@@ -106,6 +106,8 @@ export class WorkerWriter implements StateWriter {
   }
 
   async close(): Promise<void> {
+    // A stop right after the start finds the open under way: it ends first (one request at a time).
+    await this.#opened.catch(() => undefined);
     if (this.#gone === undefined) {
       await this.#request({ kind: "close" }).catch(() => undefined);
     }

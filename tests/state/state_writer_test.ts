@@ -127,3 +127,11 @@ Deno.test("StateApplier: the worker applies when it may; when it stops, the prim
 Deno.test("workerRefusal: under -A the worker may run", () => {
   assert.equal(workerRefusal(), undefined);
 });
+
+Deno.test("a writer closed while its worker still opens the file closes cleanly", async () => {
+  await withTempDir(async (dir) => {
+    const writer = new WorkerWriter(joinPath(dir, "ferry.kv"));
+    await writer.close();
+    await assert.rejects(writer.apply(mixedFrames(), () => {}), ApplyWorkerGoneError);
+  });
+});
