@@ -142,15 +142,7 @@ export function streamResponse(
 ): Response {
   let next = 0;
   const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      request.signal?.addEventListener("abort", () => {
-        try {
-          controller.error(request.signal!.reason);
-        } catch {
-          // Already closed.
-        }
-      }, { once: true });
-    },
+    start: (controller) => _failOnAbort(request, controller),
     pull(controller) {
       const chunk = chunks[next++];
       if (chunk !== undefined) return controller.enqueue(chunk);
@@ -218,15 +210,7 @@ export function snapshotResponse(
 ): Response {
   let next = 0;
   const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      request.signal?.addEventListener("abort", () => {
-        try {
-          controller.error(request.signal!.reason);
-        } catch {
-          // Already closed: the abort came after the whole answer.
-        }
-      }, { once: true });
-    },
+    start: (controller) => _failOnAbort(request, controller),
     async pull(controller) {
       const line = lines[next++];
       if (line !== undefined) return controller.enqueue(_utf8.encode(line + "\n"));
@@ -243,6 +227,20 @@ export function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** A scripted body fails with the request's abort reason, as a real response body does. */
+function _failOnAbort(
+  request: ScriptedRequest,
+  controller: ReadableStreamDefaultController<Uint8Array>,
+): void {
+  request.signal?.addEventListener("abort", () => {
+    try {
+      controller.error(request.signal!.reason);
+    } catch {
+      // Already closed: the abort came after the whole answer.
+    }
+  }, { once: true });
 }
 
 function _routeOf(method: string, path: string): ScriptedRoute {
