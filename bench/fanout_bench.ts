@@ -37,6 +37,7 @@ import {
   FANOUT_REPLICAS,
   FANOUT_WRITES_PER_SECOND,
   readerGroups,
+  receiptsOf,
   spawnFerryReaders,
 } from "./fanout_common.ts";
 import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts";
@@ -183,13 +184,7 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
     const readerCpuS = outputs.map((output) => output.cpuS);
     const windowS = (nowMs() - startAtMs) / 1000;
     const replicas = outputs.flatMap((output) => output.replicas);
-    const figures = lags(writes, (visit) => {
-      for (const replica of replicas) {
-        for (const [first, last, at] of replica.receipts) {
-          for (let l = first; l <= last; l++) visit(l, at);
-        }
-      }
-    }, plan.replicas * plan.writes);
+    const figures = lags(writes, receiptsOf(replicas), plan.replicas * plan.writes);
     const receipts = replicas.reduce((n, r) => n + r.receipts.length, 0);
     const acks = replicas.reduce((n, r) => n + r.acks, 0);
     const reconnects = replicas.reduce((n, r) => n + r.reconnects, 0);

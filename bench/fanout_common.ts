@@ -4,6 +4,7 @@
  * sends 1 000 single-record writes a second.
  */
 
+import type { ReadersOutput } from "./fanout_peers.ts";
 import { type Peer, spawnPeer } from "./proc_stats.ts";
 
 export const FANOUT_REPLICAS = 100;
@@ -43,4 +44,17 @@ export function spawnFerryReaders(
   return groups.map((ids) =>
     spawnPeer(FANOUT_PEERS, flags, { role: "readers", base, ids, ...task })
   );
+}
+
+/** Visits every (LSN, received at) the replicas recorded: the receipts `lags` of fanout_bench takes. */
+export function receiptsOf(
+  replicas: ReadersOutput["replicas"],
+): (visit: (lsn: number, receivedMs: number) => void) => void {
+  return (visit) => {
+    for (const replica of replicas) {
+      for (const [first, last, at] of replica.receipts) {
+        for (let lsn = first; lsn <= last; lsn++) visit(lsn, at);
+      }
+    }
+  };
 }

@@ -18,6 +18,7 @@ import {
   FANOUT_REPLICAS,
   FANOUT_WRITES_PER_SECOND,
   readerGroups,
+  receiptsOf,
   spawnFerryReaders,
 } from "./fanout_common.ts";
 import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts";
@@ -190,13 +191,7 @@ function report(options: Options, figures: {
   if (delivered > 0) {
     line.push(`${((cpuS / delivered) * 1e6).toFixed(2)} µs per delivered record`);
     const replicas = outputs.flatMap((output) => output.replicas);
-    const { ackLag } = lags(written, (visit) => {
-      for (const replica of replicas) {
-        for (const [first, last, at] of replica.receipts) {
-          for (let l = first; l <= last; l++) visit(l, at);
-        }
-      }
-    }, delivered);
+    const { ackLag } = lags(written, receiptsOf(replicas), delivered);
     const runs = replicas.reduce((n, r) => n + r.receipts.length, 0);
     line.push(`lag p50 ${ackLag.p50.toFixed(1)} p99 ${ackLag.p99.toFixed(1)} ms`);
     line.push(`${(delivered / runs).toFixed(2)} records per run`);

@@ -29,6 +29,7 @@ import {
   FANOUT_REPLICAS,
   FANOUT_WRITES_PER_SECOND,
   readerGroups,
+  receiptsOf,
   spawnFerryReaders,
 } from "./fanout_common.ts";
 import { connect, type Profile, selfTimes } from "./profile.ts";
@@ -226,13 +227,7 @@ async function main(args: string[]): Promise<void> {
     const { writes, userS, systemS } = await server.output<ServerOutput>();
     const delivered = replicas * records;
     const all = outputs.flatMap((o) => o.replicas);
-    const { ackLag } = lags(writes, (visit) => {
-      for (const replica of all) {
-        for (const [first, last, at] of replica.receipts) {
-          for (let l = first; l <= last; l++) visit(l, at);
-        }
-      }
-    }, delivered);
+    const { ackLag } = lags(writes, receiptsOf(all), delivered);
     const perRecord = (s: number) => ((s / delivered) * 1e6).toFixed(3);
     console.log(
       `server CPU ${(userS + systemS).toFixed(2)} s (user ${userS.toFixed(2)}, system ${
