@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { createHash } from "node:crypto";
 import {
+  CLEAN_SHUTDOWN_FILE_NAME,
   type CleanShutdown,
   decodeCleanShutdown,
   encodeCleanShutdown,
@@ -15,6 +16,8 @@ import { Spool, type SpoolOptions } from "../../src/wal/spool.ts";
 import { WalCorruptionError } from "../../src/core/errors.ts";
 import { joinPath } from "../../src/core/files.ts";
 import { frameV3ByteLength } from "../../src/wal/frame.ts";
+import { segmentFileName } from "../../src/wal/segment.ts";
+import { timelineDirName } from "../../src/wal/timelines.ts";
 import { withTempDir } from "../helpers/temp.ts";
 import { recordingFileSystem } from "../helpers/recording_fs.ts";
 import { createMemoryLogger } from "../helpers/memory_logger.ts";
@@ -68,10 +71,10 @@ function expected(count: number): string[] {
   return Array.from({ length: count }, (_, i) => text.decode(payload(i)));
 }
 
-const timelineDir = (walDir: string) => joinPath(walDir, "00000001");
-const recordPath = (walDir: string) => joinPath(timelineDir(walDir), "clean.shutdown");
+const timelineDir = (walDir: string) => joinPath(walDir, timelineDirName(1));
+const recordPath = (walDir: string) => joinPath(timelineDir(walDir), CLEAN_SHUTDOWN_FILE_NAME);
 const newestPath = (walDir: string, firstLsn = 1) =>
-  joinPath(timelineDir(walDir), `${String(firstLsn).padStart(20, "0")}.wal`);
+  joinPath(timelineDir(walDir), segmentFileName(firstLsn));
 
 async function exists(path: string): Promise<boolean> {
   try {
