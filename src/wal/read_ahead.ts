@@ -5,7 +5,7 @@
  * reader checks what it got. Its next pull starts at the LSN after the last one it received: if
  * that is an entry here, the range read starts from these bytes instead of a read of its own (and
  * walks and checks their headers as always). Entries are taken once, expire, are bounded in count
- * and bytes, and are dropped when the files change under them (truncation, pruning).
+ * and bytes, and are dropped when the files change under them (a truncation, their segment pruned).
  *
  * @module
  */
@@ -69,7 +69,14 @@ export class ReadAhead {
     this.#bytes += size;
   }
 
-  /** Drops every entry (the files changed: a truncation, a prune, a close). */
+  /** Drops the entries of `segments` (pruned). */
+  drop(segments: readonly Segment[]): void {
+    const gone = new Set(segments);
+    for (const entry of this.#entries.filter((e) => gone.has(e.segment))) this.#bytes -= entry.size;
+    this.#entries = this.#entries.filter((e) => !gone.has(e.segment));
+  }
+
+  /** Drops every entry (the files changed: a truncation, a close). */
   clear(): void {
     this.#entries = [];
     this.#bytes = 0;

@@ -283,15 +283,15 @@ export class SegmentSet {
     return since;
   }
 
-  /**
-   * The segments holding records after `lsn`, oldest first (a copy: a prune may remove one
-   * meanwhile), and the file system to read them through: for raw range reads.
-   */
   /** Bytes read ahead for catching-up readers (`read_ahead.ts`). */
   readAheadBytes(): number {
     return this.#readAhead.stats.bytes;
   }
 
+  /**
+   * The segments holding records after `lsn`, oldest first (a copy: a prune may remove one
+   * meanwhile), the file system to read them through, and the read-ahead: for raw range reads.
+   */
   readersAfter(lsn: number): { fs: FileSystem; segments: Segment[]; ahead: ReadAhead } {
     const segments = this.#segments.filter((segment) => segment.lastLsn > lsn);
     return { fs: this.#fs, segments, ahead: this.#readAhead };
@@ -306,7 +306,6 @@ export class SegmentSet {
     lsn: number,
     retainBytesMin: number,
   ): Promise<{ removedSegments: number; removedBytes: number; throughLsn: number }> {
-    this.#readAhead.clear();
     const removable: Segment[] = [];
     let retained = this.#retainedBytes;
     for (const segment of this.#segments.slice(0, -1)) {
@@ -316,6 +315,7 @@ export class SegmentSet {
     }
     if (removable.length === 0) return { removedSegments: 0, removedBytes: 0, throughLsn: 0 };
     this.#segments.splice(0, removable.length);
+    this.#readAhead.drop(removable);
     const removedBytes = this.#retainedBytes - retained;
     this.#retainedBytes = retained;
     // The manifest first: until the directory fsync below, it may list fewer segments than exist

@@ -109,7 +109,7 @@ Deno.test("after a truncation and new appends, the next pull gets the new bytes,
   });
 });
 
-Deno.test("ReadAhead: taken once, expired after its TTL, oldest dropped past the entry bound", async () => {
+Deno.test("ReadAhead: taken once, expired after its TTL, oldest dropped past the entry bound, a pruned segment's dropped", async () => {
   await withTempDir(async (dir) => {
     const path = joinPath(dir, "segment");
     await Deno.writeFile(path, new Uint8Array(4096).map((_, i) => i & 0xff));
@@ -133,6 +133,11 @@ Deno.test("ReadAhead: taken once, expired after its TTL, oldest dropped past the
     assert.equal(ahead.take(segment, 1), undefined, "the oldest went first");
     ahead.schedule(fs, segment, { offset: 4090, lsn: 99, size: 10 });
     assert.equal(await ahead.take(segment, 99)!.bytes, undefined, "a short read is no entry");
+    const other = { path } as Segment;
+    ahead.schedule(fs, other, { offset: 0, lsn: 5, size: 4 });
+    ahead.drop([segment]);
+    assert.deepEqual(ahead.stats, { entries: 1, bytes: 4 }, "a pruned segment's entries go");
+    assert.ok(ahead.take(other, 5), "the others stay");
     ahead.clear();
     assert.deepEqual(ahead.stats, { entries: 0, bytes: 0 });
     // Let the reads started above end before the test does.
