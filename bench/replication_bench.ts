@@ -23,7 +23,7 @@ import {
 } from "../src/core/limits.ts";
 import { encodeChangeRecord } from "../src/model/records.ts";
 import { decodeFrameRun, frameHeaderAt, frameV3ByteLength } from "../src/wal/frame.ts";
-import { timelineDirName } from "../src/wal/spool.ts";
+import { timelineDirName } from "../src/wal/timelines.ts";
 import { Spool } from "../src/wal/spool.ts";
 import { joinPath } from "../src/core/files.ts";
 import { getJson, type Node, startPrimary, stop } from "../tests/helpers/cluster.ts";

@@ -17,6 +17,11 @@ export interface FileHandle {
   writeAt(data: Uint8Array, position: number): Promise<void>;
   /** fdatasync: the written bytes (and the size) are on disk when this resolves. */
   syncData(): Promise<void>;
+  /**
+   * The same fdatasync on the calling thread, blocking it until the bytes are on disk. Layers that
+   * only intercept `syncData` leave it out, and callers then use `syncData`.
+   */
+  syncDataNow?(): void;
   truncate(length: number): Promise<void>;
   size(): Promise<number>;
   close(): void;
@@ -113,6 +118,10 @@ class _DenoFileHandle implements FileHandle {
 
   syncData(): Promise<void> {
     return this.#file.syncData();
+  }
+
+  syncDataNow(): void {
+    this.#file.syncDataSync();
   }
 
   async truncate(length: number): Promise<void> {

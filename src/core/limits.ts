@@ -294,11 +294,23 @@ export const SEGMENT_LIST_BYTES_MAX = 16 * MIB_BYTES;
 
 /**
  * Writes up to this size use Deno's blocking call: it only copies into the page cache, and each
- * async file op costs a hop to a thread pool and back. The fdatasync stays async on purpose: while
- * it runs, other requests reach the append queue and join the next group commit (a blocking fsync
- * would leave every group commit with one record).
+ * async file op costs a hop to a thread pool and back. The fdatasync stays async while writers are
+ * concurrent: while it runs, other requests reach the append queue and join the next group commit
+ * (a blocking fsync would leave every group commit with one record). See `wal/inline_sync.ts`.
  */
 export const BLOCKING_IO_BYTES_MAX = 256 * 1024;
+/**
+ * Group commits of one append each, during whose async fdatasync no other append arrived, before
+ * a writer counts as alone and its commits' fdatasync runs on the event loop's thread.
+ */
+export const WAL_INLINE_SYNC_AFTER_COMMITS = 8;
+/** While inline, one group commit in this many syncs async again to find concurrent writers. */
+export const WAL_INLINE_SYNC_PROBE_EVERY = 16;
+/**
+ * An fdatasync slower than this ends inline syncing: the event loop must not wait on a slow disk
+ * (this one flushes in 0.1-0.3 ms).
+ */
+export const WAL_INLINE_SYNC_SLOW_MS = 1;
 /** Compact the backing array once this many evicted slots accumulate at its front. */
 export const TAIL_COMPACT_AFTER_SLOTS = 4096;
 

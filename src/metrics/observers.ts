@@ -64,13 +64,22 @@ export function spoolObserver(registry: client.Registry): SpoolObserver {
     buckets: [...GROUP_COMMIT_RECORDS_BUCKETS],
     registers: [registry],
   });
+  const inline = new client.Counter({
+    name: "ferry_wal_fsync_inline_total",
+    help:
+      "Group commit fsyncs run on the event loop's thread (a writer alone; wal/inline_sync.ts).",
+    registers: [registry],
+  });
   const corruption = new client.Counter({
     name: "ferry_wal_corruption_total",
     help: "Corrupt WAL frames or segments the spool found.",
     registers: [registry],
   });
   return {
-    fsyncSeconds: (seconds) => fsync.observe(seconds),
+    fsyncSeconds: (seconds, onLoop) => {
+      fsync.observe(seconds);
+      if (onLoop) inline.inc();
+    },
     groupCommitRecords: (records) => groupCommit.observe(records),
     corruption: () => corruption.inc(),
   };

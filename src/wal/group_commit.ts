@@ -101,6 +101,20 @@ export function encodeGroupCommit<R>(
   return { buffer, frames };
 }
 
+/** Answers each append of a durable group commit with its LSNs (they start at `firstLsn`). */
+export function resolveGroupCommit(
+  batch: readonly PendingAppend<{ firstLsn: number; lastLsn: number; timestampMs: number }>[],
+  firstLsn: number,
+  timestampMs: number,
+): void {
+  let next = firstLsn;
+  for (const pending of batch) {
+    const lastLsn = next + pending.payloads.length - 1;
+    pending.resolve({ firstLsn: next, lastLsn, timestampMs });
+    next = lastLsn + 1;
+  }
+}
+
 /** `frame` as a view into `bytes`, its copy in the group commit's buffer. */
 function _copiedFrame(frame: DecodedFrame, bytes: Uint8Array): DecodedFrame {
   // A v1 frame (no CRC) ends with its payload; v2 and v3 end with the CRC.

@@ -228,9 +228,18 @@ export class SegmentSet {
     return offset;
   }
 
-  /** fdatasync of the active segment. */
-  syncActive(): Promise<void> {
-    return this.#activeFile.syncData();
+  /**
+   * fdatasync of the active segment; with `inline`, on this thread where the file layer can
+   * (`wal/inline_sync.ts`). Returns whether it ran inline.
+   */
+  async syncActive(inline = false): Promise<boolean> {
+    const file = this.#activeFile;
+    if (!inline || file.syncDataNow === undefined) {
+      await file.syncData();
+      return false;
+    }
+    file.syncDataNow();
+    return true;
   }
 
   /** Cuts the active file back to its durable end (after a failed write). */

@@ -29,11 +29,17 @@ import { FrameTail } from "./tail.ts";
 import type { WaitOptions } from "../core/waiter.ts";
 import { CommitFeed, type CommitListener } from "./commit_feed.ts";
 import { type RecoveryReport, type SegmentInfo, SegmentSet } from "./segment_set.ts";
-import { encodeGroupCommit, type PendingAppend, takeGroupCommit } from "./group_commit.ts";
+import {
+  encodeGroupCommit,
+  type PendingAppend,
+  resolveGroupCommit,
+  takeGroupCommit,
+} from "./group_commit.ts";
 import { CommitTimes } from "./commit_times.ts";
 import { SealedSegments } from "./sealed_segments.ts";
 import { timelineDirName } from "./timelines.ts";
 import { SpoolGate } from "./spool_gate.ts";
+import { InlineSyncPolicy } from "./inline_sync.ts";
 import type {
   AppendResult,
   PruneResult,
@@ -46,7 +52,6 @@ import { type TruncateResult, truncationLogFields } from "./truncate.ts";
 export type { AppendResult, PruneResult, SpoolObserver, SpoolOptions, SpoolStats, TruncateResult };
 
 type _State = "open" | "closing" | "closed" | "failed";
-export { timelineDirName } from "./timelines.ts";
 
 /**
  * The durable, segmented, group-committed log.
@@ -86,6 +91,7 @@ export class Spool {
   #feed = new CommitFeed();
   /** Prunes and truncations one at a time; appends and reads refused during a truncation. */
   #gate = new SpoolGate();
+  #inlineSync: InlineSyncPolicy;
 
   private constructor(fields: {
     options: SpoolOptions;
@@ -108,6 +114,7 @@ export class Spool {
     this.#commitTimes = fields.commitTimes;
     this.#currentLsn = fields.recovery.currentLsn;
     this.#queueBytesMax = options.queueBytesMax ?? APPEND_QUEUE_BYTES_MAX;
+    this.#inlineSync = new InlineSyncPolicy(options.inlineSyncSlowMs);
     this.#reads = new SpoolReads(this.#files, this.#tail, {
       currentLsn: () => this.#currentLsn,
       closed: () => this.#state === "closed",
@@ -213,10 +220,9 @@ export class Spool {
   }
 
   /**
-   * Appends frames another node wrote (a relay's or a standby's copy of its upstream's log, SPEC.md
-   * 13.3): the same LSNs and bytes, their terms and timestamps kept, under `append`'s durability
-   * contract and errors. The first must follow `currentLsn()` and each the one before, else
-   * `LsnGapError` and nothing is written. One caller, one call at a time: the follower.
+   * Appends frames another node wrote (a relay's or standby's copy of its upstream, SPEC.md 13.3):
+   * same LSNs, bytes, terms and timestamps, under `append`'s contract and errors. Each must follow
+   * the one before (the first `currentLsn()`), else `LsnGapError`. One caller: the follower.
    */
   appendFrames(frames: readonly DecodedFrame[]): Promise<AppendResult> {
     const refused = this.#refusal();
@@ -300,16 +306,19 @@ export class Spool {
       return;
     }
     const syncStarted = performance.now();
+    let inline: boolean;
     try {
-      await this.#files.syncActive();
+      inline = await this.#files.syncActive(this.#inlineSync.inline(batch.length));
     } catch (error) {
       this.#fail(error, "fdatasync");
       for (const pending of batch) pending.reject(this.#unavailable());
       return;
     }
-    this.#observer.fsyncSeconds?.((performance.now() - syncStarted) / 1000);
+    const ms = performance.now() - syncStarted;
+    this.#inlineSync.synced({ appends: batch.length, inline, ms, queued: this.#queue.length });
+    this.#observer.fsyncSeconds?.(ms / 1000, inline);
     this.#publish(frames, offset, buffer.byteLength);
-    this.#resolveBatch(batch, frames[0]!.lsn, timestampMs);
+    resolveGroupCommit(batch, frames[0]!.lsn, timestampMs);
     // Writers first: the feed wakes long-polls and streams on the next turn of the event loop.
     this.#feed.published({ firstLsn: frames[0]!.lsn, lastLsn: this.#currentLsn, bytes: buffer });
   }
@@ -321,15 +330,6 @@ export class Spool {
     for (const frame of frames) this.#tail.push(frame);
     this.#currentLsn = frames[frames.length - 1]!.lsn;
     this.#observer.groupCommitRecords?.(frames.length);
-  }
-
-  #resolveBatch(batch: PendingAppend<AppendResult>[], firstLsn: number, timestampMs: number): void {
-    let next = firstLsn;
-    for (const pending of batch) {
-      const lastLsn = next + pending.payloads.length - 1;
-      pending.resolve({ firstLsn: next, lastLsn, timestampMs });
-      next = lastLsn + 1;
-    }
   }
 
   async #undoPartialWrite(): Promise<void> {

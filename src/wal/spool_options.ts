@@ -11,7 +11,8 @@ import type { Logger } from "../core/log.ts";
 
 /** Hooks for metrics; the spool imports no metrics library. */
 export interface SpoolObserver {
-  fsyncSeconds?(seconds: number): void;
+  /** Each group commit's fdatasync: how long, and whether on the event loop's thread. */
+  fsyncSeconds?(seconds: number, inline: boolean): void;
   groupCommitRecords?(records: number): void;
   corruption?(error: WalCorruptionError): void;
 }
@@ -32,6 +33,8 @@ export interface SpoolOptions {
   clock?: () => number;
   /** Frame bytes that may wait in the append queue (default `APPEND_QUEUE_BYTES_MAX`). */
   queueBytesMax?: number;
+  /** An fdatasync slower than this ends inline syncing (default `WAL_INLINE_SYNC_SLOW_MS`). */
+  inlineSyncSlowMs?: number;
 }
 
 /** The LSNs one append received. */

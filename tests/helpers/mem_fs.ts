@@ -45,7 +45,9 @@ export class MemFs implements FileSystem {
   /** Count of `writeAt` and `syncData` calls. */
   writes = 0;
   syncs = 0;
-  /** When set, the next `syncData` fails with EIO (and clears this flag). */
+  /** Of `syncs`, those made with `syncDataNow` (on the calling thread). */
+  inlineSyncs = 0;
+  /** When set, the next `syncData` or `syncDataNow` fails with EIO (and clears this flag). */
   failNextSync = false;
   #files = new Map<string, _MemFile>();
   #durableEntries = new Map<string, Map<string, _MemFile>>();
@@ -254,16 +256,27 @@ class _MemHandle implements FileHandle {
   }
 
   syncData(): Promise<void> {
+    try {
+      this.#sync();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  syncDataNow(): void {
+    this.#sync();
+    this.#fs.inlineSyncs += 1;
+  }
+
+  #sync(): void {
     this.#check();
     this.#fs.syncs += 1;
     if (this.#fs.failNextSync) {
       this.#fs.failNextSync = false;
-      return Promise.reject(
-        Object.assign(new Error("Input/output error (os error 5)"), { code: "EIO" }),
-      );
+      throw Object.assign(new Error("Input/output error (os error 5)"), { code: "EIO" });
     }
     this.#file.durable = this.#file.view().slice();
-    return Promise.resolve();
   }
 
   truncate(length: number): Promise<void> {

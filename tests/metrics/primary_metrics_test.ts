@@ -50,6 +50,7 @@ const EXPECTED_METRICS: ReadonlyArray<readonly [string, string]> = [
   ["ferry_commit_wait_total", "counter"],
   ["ferry_slot_invalidations_total", "counter"],
   ["ferry_http_requests_total", "counter"],
+  ["ferry_wal_fsync_inline_total", "counter"],
   ["ferry_wal_corruption_total", "counter"],
   ["ferry_slots_persist_total", "counter"],
   ["ferry_slots_load_fallback_total", "counter"],

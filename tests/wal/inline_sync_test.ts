@@ -1,0 +1,245 @@
+// SPEC.md section 3, group commit: where the fdatasync of a group commit runs. A writer alone gets
+// it on the event loop's thread (no hand-off to a pool thread and back); concurrent writers, a slow
+// disk, or a failing one get the usual async fdatasync or the usual failure. Either way an append
+// resolves only once its bytes are synced.
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { InlineSyncPolicy } from "../../src/wal/inline_sync.ts";
+import { Spool } from "../../src/wal/spool.ts";
+import { UnavailableError } from "../../src/core/errors.ts";
+import { type FileSystem } from "../../src/core/files.ts";
+import {
+  WAL_INLINE_SYNC_AFTER_COMMITS,
+  WAL_INLINE_SYNC_PROBE_EVERY,
+  WAL_INLINE_SYNC_SLOW_MS,
+} from "../../src/core/limits.ts";
+import { MemFs } from "../helpers/mem_fs.ts";
+import { withTempDir } from "../helpers/temp.ts";
+
+const utf8 = new TextEncoder();
+const FAST_MS = WAL_INLINE_SYNC_SLOW_MS / 4;
+const SLOW_MS = WAL_INLINE_SYNC_SLOW_MS * 2;
+
+/** A policy that has seen `commits` lone async commits. */
+function policyAfterAloneCommits(commits: number): InlineSyncPolicy {
+  const policy = new InlineSyncPolicy();
+  for (let i = 0; i < commits; i++) {
+    assert.equal(policy.inline(1), false);
+    policy.synced({ appends: 1, inline: false, ms: FAST_MS, queued: 0 });
+  }
+  return policy;
+}
+
+/** Runs `commits` single-append commits through `policy`; returns how many it ran inline. */
+function inlineOf(policy: InlineSyncPolicy, commits: number): number {
+  let inline = 0;
+  for (let i = 0; i < commits; i++) {
+    const now = policy.inline(1);
+    if (now) inline += 1;
+    policy.synced({ appends: 1, inline: now, ms: FAST_MS, queued: 0 });
+  }
+  return inline;
+}
+
+Deno.test("a writer alone for WAL_INLINE_SYNC_AFTER_COMMITS commits syncs inline from the next", () => {
+  const policy = policyAfterAloneCommits(WAL_INLINE_SYNC_AFTER_COMMITS - 1);
+  assert.equal(policy.alone, false);
+  assert.equal(policy.inline(1), false);
+  policy.synced({ appends: 1, inline: false, ms: FAST_MS, queued: 0 });
+  assert.equal(policy.alone, true);
+  assert.equal(policy.inline(1), true);
+});
+
+Deno.test("while inline, one commit in WAL_INLINE_SYNC_PROBE_EVERY syncs async to look for other writers", () => {
+  const policy = policyAfterAloneCommits(WAL_INLINE_SYNC_AFTER_COMMITS);
+  const commits = WAL_INLINE_SYNC_PROBE_EVERY * 3;
+  assert.equal(inlineOf(policy, commits), commits - 3);
+});
+
+Deno.test("a group of several appends, an append arriving during a flush, or a slow flush ends the run", () => {
+  const endings = [
+    (policy: InlineSyncPolicy) => assert.equal(policy.inline(2), false),
+    (policy: InlineSyncPolicy) =>
+      policy.synced({ appends: 1, inline: false, ms: FAST_MS, queued: 1 }),
+    (policy: InlineSyncPolicy) =>
+      policy.synced({ appends: 1, inline: true, ms: SLOW_MS, queued: 0 }),
+    (policy: InlineSyncPolicy) =>
+      policy.synced({ appends: 1, inline: false, ms: SLOW_MS, queued: 0 }),
+  ];
+  for (const end of endings) {
+    const policy = policyAfterAloneCommits(WAL_INLINE_SYNC_AFTER_COMMITS);
+    assert.equal(policy.alone, true);
+    end(policy);
+    assert.equal(policy.alone, false);
+    assert.equal(policy.inline(1), false, "it takes lone async commits again to go inline");
+  }
+});
+
+Deno.test("property: inline only for one append, after enough lone fast async commits, never a whole probe period in a row", () => {
+  const event = fc.record({
+    appends: fc.integer({ min: 1, max: 3 }),
+    slow: fc.boolean(),
+    queued: fc.integer({ min: 0, max: 2 }),
+  });
+  fc.assert(fc.property(fc.array(event, { maxLength: 200 }), (events) => {
+    const policy = new InlineSyncPolicy();
+    let lone = 0; // the model: lone fast async commits since the run last ended
+    let inlineInARow = 0;
+    for (const { appends, slow, queued } of events) {
+      const inline = policy.inline(appends);
+      if (inline) {
+        assert.equal(appends, 1);
+        assert.ok(lone >= WAL_INLINE_SYNC_AFTER_COMMITS);
+        inlineInARow += 1;
+        assert.ok(inlineInARow < WAL_INLINE_SYNC_PROBE_EVERY);
+      } else inlineInARow = 0;
+      const ms = slow ? SLOW_MS : FAST_MS;
+      // Inline, nothing can arrive while the thread waits.
+      const arrived = inline ? 0 : queued;
+      policy.synced({ appends, inline, ms, queued: arrived });
+      if (slow || appends !== 1 || (!inline && arrived > 0)) lone = 0;
+      else if (!inline) lone += 1;
+    }
+  }));
+});
+
+function payload(tag: string): Uint8Array {
+  return utf8.encode(JSON.stringify({ op: "put", collection: "c", key: tag, value: tag }));
+}
+
+/** Appends `count` records one after another, each awaited: a writer alone. */
+async function writeAlone(spool: Spool, count: number, tag: string): Promise<void> {
+  for (let i = 0; i < count; i++) await spool.append([payload(`${tag}${i}`)]);
+}
+
+Deno.test("a spool with one writer syncs inline, and every answered append survives a power cut", async () => {
+  const fs = new MemFs();
+  const spool = await Spool.open({ walDir: "/data/wal", timeline: 1, term: 1, fs });
+  const commits = WAL_INLINE_SYNC_AFTER_COMMITS + WAL_INLINE_SYNC_PROBE_EVERY;
+  await writeAlone(spool, commits, "a");
+  assert.equal(fs.syncs - fs.inlineSyncs, WAL_INLINE_SYNC_AFTER_COMMITS + 1);
+  assert.equal(fs.inlineSyncs, WAL_INLINE_SYNC_PROBE_EVERY - 1);
+  fs.powerCut(() => 0); // keeps synced bytes only
+  const reopened = await Spool.open({ walDir: "/data/wal", timeline: 1, term: 1, fs });
+  assert.equal(reopened.currentLsn(), commits);
+  await reopened.close();
+});
+
+/** MemFs with an async fdatasync that takes a turn of the event loop, as a disk's does. */
+function slowSyncFs(fs: MemFs): FileSystem {
+  return {
+    ...fs,
+    open: async (path, options) => {
+      const handle = await fs.open(path, options);
+      return {
+        readAt: (buffer, position) => handle.readAt(buffer, position),
+        writeAt: (data, position) => handle.writeAt(data, position),
+        syncData: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          await handle.syncData();
+        },
+        syncDataNow: () => handle.syncDataNow!(),
+        truncate: (length) => handle.truncate(length),
+        size: () => handle.size(),
+        close: () => handle.close(),
+      };
+    },
+    readDir: (path) => fs.readDir(path),
+    mkdirp: (path) => fs.mkdirp(path),
+    remove: (path) => fs.remove(path),
+    rename: (from, to) => fs.rename(from, to),
+    syncDir: (path) => fs.syncDir(path),
+    sizeOf: (path) => fs.sizeOf(path),
+  };
+}
+
+Deno.test("concurrent writers keep the async fdatasync (their appends share group commits)", async () => {
+  const mem = new MemFs();
+  const spool = await Spool.open({
+    walDir: "/data/wal",
+    timeline: 1,
+    term: 1,
+    fs: slowSyncFs(mem),
+    inlineSyncSlowMs: Infinity, // a timer's turn may take more than a real flush
+  });
+  const commits = (WAL_INLINE_SYNC_AFTER_COMMITS + WAL_INLINE_SYNC_PROBE_EVERY) * 2;
+  await Promise.all([writeAlone(spool, commits, "a"), writeAlone(spool, commits, "b")]);
+  assert.equal(mem.inlineSyncs, 0);
+  assert.equal(spool.currentLsn(), commits * 2);
+  await spool.close();
+});
+
+Deno.test("a second writer ends a lone writer's inline run within one probe period", async () => {
+  const mem = new MemFs();
+  const spool = await Spool.open({
+    walDir: "/data/wal",
+    timeline: 1,
+    term: 1,
+    fs: slowSyncFs(mem),
+    inlineSyncSlowMs: Infinity, // a timer's turn may take more than a real flush
+  });
+  await writeAlone(spool, WAL_INLINE_SYNC_AFTER_COMMITS + 2, "a");
+  const inlineAlone = mem.inlineSyncs;
+  assert.ok(inlineAlone > 0, "the lone writer went inline");
+  const commits = WAL_INLINE_SYNC_PROBE_EVERY * 4;
+  await Promise.all([writeAlone(spool, commits, "b"), writeAlone(spool, commits, "c")]);
+  assert.ok(
+    mem.inlineSyncs - inlineAlone < WAL_INLINE_SYNC_PROBE_EVERY,
+    `${mem.inlineSyncs - inlineAlone} inline syncs with two writers`,
+  );
+  await spool.close();
+});
+
+Deno.test("a failed inline fdatasync stops the spool like a failed async one", async () => {
+  const fs = new MemFs();
+  const spool = await Spool.open({ walDir: "/data/wal", timeline: 1, term: 1, fs });
+  await writeAlone(spool, WAL_INLINE_SYNC_AFTER_COMMITS + 1, "a");
+  assert.ok(fs.inlineSyncs > 0);
+  const before = spool.currentLsn();
+  fs.failNextSync = true;
+  await assert.rejects(() => spool.append([payload("x")]), UnavailableError);
+  assert.equal(fs.inlineSyncs, 1, "the failed sync was the inline one");
+  await assert.rejects(() => spool.append([payload("y")]), UnavailableError);
+  assert.equal(spool.isWritable(), false);
+  assert.equal(spool.currentLsn(), before);
+  await spool.close();
+});
+
+Deno.test("on real files: a lone writer's fdatasyncs run inline and its records survive a reopen", async () => {
+  await withTempDir(async (dir) => {
+    const reports: boolean[] = [];
+    const observer = { fsyncSeconds: (_seconds: number, inline: boolean) => reports.push(inline) };
+    // No flush counts as slow here, so the count is exact whatever the disk.
+    const options = {
+      walDir: `${dir}/wal`,
+      timeline: 1,
+      term: 1,
+      observer,
+      inlineSyncSlowMs: Infinity,
+    };
+    const spool = await Spool.open(options);
+    const commits = WAL_INLINE_SYNC_AFTER_COMMITS + 4;
+    await writeAlone(spool, commits, "a");
+    await spool.close();
+    const expected = [...Array(commits)].map((_, i) => i >= WAL_INLINE_SYNC_AFTER_COMMITS);
+    assert.deepEqual(reports, expected);
+    const reopened = await Spool.open(options);
+    assert.equal(reopened.currentLsn(), commits);
+    await reopened.close();
+  });
+});
+
+Deno.test("on real files: a disk slower than the bound never gets an inline fdatasync", async () => {
+  await withTempDir(async (dir) => {
+    const reports: boolean[] = [];
+    const observer = { fsyncSeconds: (_seconds: number, inline: boolean) => reports.push(inline) };
+    // Every flush counts as slow.
+    const options = { walDir: `${dir}/wal`, timeline: 1, term: 1, observer, inlineSyncSlowMs: -1 };
+    const spool = await Spool.open(options);
+    await writeAlone(spool, WAL_INLINE_SYNC_AFTER_COMMITS * 3, "a");
+    await spool.close();
+    assert.equal(reports.filter((inline) => inline).length, 0);
+    assert.equal(reports.length, WAL_INLINE_SYNC_AFTER_COMMITS * 3);
+  });
+});
