@@ -37,6 +37,7 @@ import {
 } from "./state_writer.ts";
 import type { Spool } from "../wal/spool.ts";
 import { sleep, Waiters } from "../core/waiter.ts";
+import { RawFramesRejectedError } from "./apply_batch.ts";
 
 /** Options of `StateApplier.open`. */
 export interface StateApplierOptions {
@@ -185,13 +186,10 @@ export class StateApplier implements StateReader {
     // LSNs follow each other without gaps: a count caps the batch at the target.
     const count = Math.min(STATE_APPLY_BATCH_RECORDS, target - this.applied.value);
     if (count <= 0) return;
-    const frames = await this.#spool.readSince(this.applied.value, count, STATE_APPLY_BATCH_BYTES);
-    if (frames.length === 0) return;
-    assert(frames[frames.length - 1]!.lsn <= target, "the state never applies past its cap");
     const writer = this.#writer ??= this.#newWriter();
     let skipped;
     try {
-      skipped = await writer.apply(frames, (lsn) => this.applied.advance(lsn));
+      skipped = await this.#applyBatch(writer, count, target);
     } catch (error) {
       if (!(error instanceof ApplyWorkerGoneError)) throw error;
       // What it committed is in KV and applying again converges: this thread goes on from here.
@@ -203,6 +201,31 @@ export class StateApplier implements StateReader {
       this.#skipped += 1;
       this.#logger.error("state.record_skipped", { lsn, reason });
     }
+  }
+
+  /**
+   * Has `writer` apply up to `count` records after the applied LSN. A worker gets them as stored
+   * (its thread decodes and checks them); if it refuses them, they are read again decoded, which
+   * checks every CRC here and reports a damaged segment as any read does.
+   */
+  async #applyBatch(writer: StateWriter, count: number, target: number) {
+    const onCommitted = (lsn: number) => this.applied.advance(lsn);
+    const afterLsn = this.applied.value;
+    if (writer.applyRaw !== undefined) {
+      const raw = await this.#spool.readRawSince(afterLsn, count, STATE_APPLY_BATCH_BYTES);
+      if (raw.count === 0) return [];
+      assert(raw.lastLsn <= target, "the state never applies past its cap");
+      try {
+        return await writer.applyRaw(raw, afterLsn, onCommitted);
+      } catch (error) {
+        if (!(error instanceof RawFramesRejectedError)) throw error;
+        this.#logger.warn("state.raw_frames_rejected", { error, applied_lsn: this.applied.value });
+      }
+    }
+    const frames = await this.#spool.readSince(this.applied.value, count, STATE_APPLY_BATCH_BYTES);
+    if (frames.length === 0) return [];
+    assert(frames[frames.length - 1]!.lsn <= target, "the state never applies past its cap");
+    return await writer.apply(frames, onCommitted);
   }
 
   #newWriter(): StateWriter {

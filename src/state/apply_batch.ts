@@ -9,6 +9,8 @@
 
 import assert from "../core/assert.ts";
 import type { ApplyFrame, SkippedRecord } from "./apply_frames.ts";
+import { decodeFrameRun } from "../wal/frame.ts";
+import type { RawFrames } from "../wal/range_read.ts";
 
 /** Bytes before each packed payload: LSN, term, length. */
 export const PACKED_FRAME_HEADER_BYTES = 20;
@@ -17,6 +19,8 @@ export const PACKED_FRAME_HEADER_BYTES = 20;
 export type ToApplyWorker =
   | { kind: "open"; path: string }
   | { kind: "apply"; frames: ArrayBuffer }
+  /** Frames as the spool stores them (`rawFrameBuffer`), the first one after `afterLsn`. */
+  | { kind: "apply_raw"; frames: ArrayBuffer; afterLsn: number }
   | { kind: "close" };
 
 /** What the worker answers: each request ends with `done` or `failed`; `committed` comes between. */
@@ -61,4 +65,41 @@ export function unpackFrames(buffer: ArrayBuffer): ApplyFrame[] {
     at = start + length;
   }
   return frames;
+}
+
+/** The worker refused raw frames: one failed its CRC check, or they do not follow each other. */
+export class RawFramesRejectedError extends Error {
+  override name = "RawFramesRejectedError";
+}
+
+/** The bytes of `raw`'s chunks, back to back, in a buffer of their own (to transfer). */
+export function rawFrameBuffer(raw: RawFrames): ArrayBuffer {
+  const buffer = new ArrayBuffer(raw.byteLength);
+  const out = new Uint8Array(buffer);
+  let at = 0;
+  for (const chunk of raw.chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return buffer;
+}
+
+/**
+ * The frames of a `rawFrameBuffer`, every CRC checked and their LSNs following `afterLsn` one by
+ * one; `RawFramesRejectedError` otherwise. Payloads are views into `buffer`.
+ */
+export function rawApplyFrames(buffer: ArrayBuffer, afterLsn: number): ApplyFrame[] {
+  const run = decodeFrameRun(new Uint8Array(buffer));
+  if (run.stop !== undefined) {
+    const why = run.stop.status === "corrupt" ? run.stop.reason : "a frame is cut short";
+    throw new RawFramesRejectedError(`raw frame at byte ${run.offset}: ${why}`);
+  }
+  let lsn = afterLsn;
+  for (const frame of run.frames) {
+    lsn += 1;
+    if (frame.lsn !== lsn) {
+      throw new RawFramesRejectedError(`raw frames: LSN ${frame.lsn} where ${lsn} was due`);
+    }
+  }
+  return run.frames;
 }

@@ -1,7 +1,7 @@
 /**
  * The state's apply worker (a Web Worker): opens its own handle on the primary's Deno KV file and
- * applies the batches the primary sends (`apply_batch.ts`), so decoding, planning and Deno KV's
- * serialization run beside the write path instead of on it. Requests come one at a time; each
+ * applies the batches the primary sends (`apply_batch.ts`), so decoding, CRC checks, planning and
+ * Deno KV's serialization run beside the write path instead of on it. Requests come one at a time; each
  * answers `committed` per visible commit, then `done` or `failed`.
  *
  * It imports nothing outside `src/` and no npm package: a worker may load only what the process
@@ -10,7 +10,12 @@
  * @module
  */
 
-import { type FromApplyWorker, type ToApplyWorker, unpackFrames } from "./apply_batch.ts";
+import {
+  type FromApplyWorker,
+  rawApplyFrames,
+  type ToApplyWorker,
+  unpackFrames,
+} from "./apply_batch.ts";
 import { applyFrames } from "./apply_frames.ts";
 import { KvState } from "./kv_state.ts";
 
@@ -34,11 +39,14 @@ async function _handle(message: ToApplyWorker): Promise<void> {
     if (message.kind === "open") {
       kv = await Deno.openKv(message.path);
       state = new KvState(kv);
-    } else if (message.kind === "apply") {
+    } else if (message.kind === "apply" || message.kind === "apply_raw") {
       if (state === undefined) throw new Error("the apply worker's store is not open");
+      const frames = message.kind === "apply"
+        ? unpackFrames(message.frames)
+        : rawApplyFrames(message.frames, message.afterLsn);
       const skipped = await applyFrames(
         state,
-        unpackFrames(message.frames),
+        frames,
         (lsn) => scope.postMessage({ kind: "committed", lsn }),
       );
       scope.postMessage({ kind: "done", skipped });

@@ -9,7 +9,14 @@
  */
 
 import assert from "../core/assert.ts";
-import { type FromApplyWorker, packFrames, type ToApplyWorker } from "./apply_batch.ts";
+import {
+  type FromApplyWorker,
+  packFrames,
+  rawFrameBuffer,
+  RawFramesRejectedError,
+  type ToApplyWorker,
+} from "./apply_batch.ts";
+import type { RawFrames } from "../wal/range_read.ts";
 import { type ApplyFrame, applyFrames, type SkippedRecord } from "./apply_frames.ts";
 import { KvState } from "./kv_state.ts";
 
@@ -19,6 +26,15 @@ export interface StateWriter {
   /** Applies `frames` (see `applyFrames`); `onCommitted(lsn)` as each commit becomes visible. */
   apply(
     frames: readonly ApplyFrame[],
+    onCommitted: (lsn: number) => void,
+  ): Promise<SkippedRecord[]>;
+  /**
+   * Applies frames as the spool stores them (the first after `afterLsn`), decoded and CRC-checked
+   * where they are applied; `RawFramesRejectedError` when a check fails. Absent: use `apply`.
+   */
+  applyRaw?(
+    raw: RawFrames,
+    afterLsn: number,
     onCommitted: (lsn: number) => void,
   ): Promise<SkippedRecord[]>;
   close(): Promise<void>;
@@ -105,6 +121,12 @@ export class WorkerWriter implements StateWriter {
     return await this.#request({ kind: "apply", frames: packed }, [packed], onCommitted);
   }
 
+  async applyRaw(raw: RawFrames, afterLsn: number, onCommitted: (lsn: number) => void) {
+    await this.#opened;
+    const frames = rawFrameBuffer(raw);
+    return await this.#request({ kind: "apply_raw", frames, afterLsn }, [frames], onCommitted);
+  }
+
   async close(): Promise<void> {
     // A stop right after the start finds the open under way: it ends first (one request at a time).
     await this.#opened.catch(() => undefined);
@@ -136,7 +158,9 @@ export class WorkerWriter implements StateWriter {
     }
     this.#pending = undefined;
     if (message.kind === "done") pending.resolve(message.skipped);
-    else pending.reject(Object.assign(new Error(message.message), { name: message.name }));
+    else if (message.name === "RawFramesRejectedError") {
+      pending.reject(new RawFramesRejectedError(message.message));
+    } else pending.reject(Object.assign(new Error(message.message), { name: message.name }));
   }
 
   #end(error: Error): void {

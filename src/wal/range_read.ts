@@ -12,7 +12,7 @@
 import { WalCorruptionError } from "../core/errors.ts";
 import type { FileHandle, FileSystem } from "../core/files.ts";
 import { RANGE_READ_BYTES_MAX, RANGE_READ_BYTES_MIN, READ_CHUNK_BYTES } from "../core/limits.ts";
-import { type DecodedFrame, frameHeaderAt, frameV3LengthAt, frameV3LsnAt } from "./frame.ts";
+import { frameHeaderAt, frameV3LengthAt, frameV3LsnAt } from "./frame.ts";
 import type { ReadAhead } from "./read_ahead.ts";
 import type { Segment } from "./segment.ts";
 
@@ -40,7 +40,12 @@ export function emptyRawFrames(sinceLsn: number): RawFrames {
 }
 
 /** Appends one run of stored bytes holding `count` frames that end at `lastLsn`. */
-function _appendRun(raw: RawFrames, bytes: Uint8Array, count: number, lastLsn: number): void {
+export function appendRawRun(
+  raw: RawFrames,
+  bytes: Uint8Array,
+  count: number,
+  lastLsn: number,
+): void {
   if (count === 0) return;
   const last = raw.chunks[raw.chunks.length - 1];
   if (
@@ -57,55 +62,6 @@ function _appendRun(raw: RawFrames, bytes: Uint8Array, count: number, lastLsn: n
   raw.count += count;
   raw.byteLength += bytes.byteLength;
   raw.lastLsn = lastLsn;
-}
-
-/**
- * Appends decoded frames (the in-memory tail's) while the budget allows; frames that sit next to
- * each other in one buffer (a group commit) become one view, with no copy. Returns true when the
- * budget stopped it before the frames ran out.
- */
-export function appendFrames(
-  raw: RawFrames,
-  frames: readonly DecodedFrame[],
-  budget: RawBudget,
-): boolean {
-  // The current run: frames adjacent in one buffer, appended as one view when it ends.
-  let run: { first: Uint8Array; end: number; count: number; lastLsn: number } | undefined;
-  let pendingBytes = 0;
-  const flush = () => {
-    if (run === undefined) return;
-    const { first, end } = run;
-    _appendRun(
-      raw,
-      new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset),
-      run.count,
-      run.lastLsn,
-    );
-    run = undefined;
-    pendingBytes = 0;
-  };
-  let spent = false;
-  for (const frame of frames) {
-    const count = raw.count + (run?.count ?? 0);
-    if (
-      count >= budget.maxCount ||
-      (count > 0 && raw.byteLength + pendingBytes + frame.byteLength > budget.maxBytes)
-    ) {
-      spent = true;
-      break;
-    }
-    const { bytes } = frame;
-    if (run === undefined || run.first.buffer !== bytes.buffer || run.end !== bytes.byteOffset) {
-      flush();
-      run = { first: bytes, end: bytes.byteOffset, count: 0, lastLsn: frame.lsn };
-    }
-    run.end = bytes.byteOffset + bytes.byteLength;
-    run.count += 1;
-    run.lastLsn = frame.lsn;
-    pendingBytes += frame.byteLength;
-  }
-  flush();
-  return spent;
 }
 
 /** Where a header walk over one buffer stopped. */
@@ -167,7 +123,7 @@ export async function readSegmentRange(
       const walk = _walkHeaders(bytes, { sinceLsn: raw.lastLsn, expectedLsn, raw, budget });
       if (walk.takenFrom >= 0) {
         _checkFirst(segment, walk, raw.lastLsn, position);
-        _appendRun(raw, bytes.subarray(walk.takenFrom, walk.offset), walk.taken, walk.lastLsn);
+        appendRawRun(raw, bytes.subarray(walk.takenFrom, walk.offset), walk.taken, walk.lastLsn);
       }
       if (walk.outcome === "full") {
         const next = { offset: position + walk.offset, lsn: walk.lastLsn + 1, size: requested };

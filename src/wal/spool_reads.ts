@@ -11,13 +11,7 @@ import assert from "../core/assert.ts";
 import { WalCorruptionError, WalRemovedError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { DecodedFrame } from "./frame.ts";
-import {
-  appendFrames,
-  emptyRawFrames,
-  type RawBudget,
-  type RawFrames,
-  readSegmentRange,
-} from "./range_read.ts";
+import { emptyRawFrames, type RawBudget, type RawFrames, readSegmentRange } from "./range_read.ts";
 import { type ReadBudget, takeIntoBudget } from "./segment.ts";
 import type { SegmentSet } from "./segment_set.ts";
 import type { FrameTail } from "./tail.ts";
@@ -68,9 +62,7 @@ export async function readRawAcross(
       throw error;
     }
   }
-  if (tail.has(raw.lastLsn + 1)) {
-    appendFrames(raw, tail.readSince(raw.lastLsn, budget.maxCount - raw.count, Infinity), budget);
-  }
+  tail.appendRaw(raw, budget);
   return raw;
 }
 

@@ -10,12 +10,17 @@ import { KvState } from "../../src/state/kv_state.ts";
 import {
   ApplyWorkerGoneError,
   InProcessWriter,
+  type StateWriter,
   workerRefusal,
   WorkerWriter,
 } from "../../src/state/state_writer.ts";
 import { withPrimary } from "../helpers/primary_fixture.ts";
 import { createMemoryLogger } from "../helpers/memory_logger.ts";
 import { withTempDir } from "../helpers/temp.ts";
+import { encodeFrameV3, frameV3ByteLength } from "../../src/wal/frame.ts";
+import type { RawFrames } from "../../src/wal/range_read.ts";
+import { Spool } from "../../src/wal/spool.ts";
+import { segmentFileName } from "../../src/wal/segment.ts";
 
 const utf8 = new TextEncoder();
 const WAIT_BOUND_MS = 10_000;
@@ -39,6 +44,21 @@ function mixedFrames(): ApplyFrame[] {
   return payloads.map((payload, i) => ({ lsn: i + 1, term: 1 + Math.floor(i / 4), payload }));
 }
 
+/** `frames` as the spool stores them (v3 frames, one chunk each), for `applyRaw`. */
+function storedFrames(frames: readonly ApplyFrame[]): RawFrames {
+  const chunks = frames.map((f) =>
+    encodeFrameV3({
+      term: f.term,
+      ownershipEpoch: 0,
+      lsn: f.lsn,
+      timestampMs: 1,
+      payload: f.payload,
+    })
+  );
+  const byteLength = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+  return { chunks, count: frames.length, byteLength, lastLsn: frames[frames.length - 1]!.lsn };
+}
+
 async function stateOf(path: string) {
   const kv = await Deno.openKv(path);
   try {
@@ -55,23 +75,33 @@ async function stateOf(path: string) {
 Deno.test("the apply worker and the primary's thread leave the same state and meta from the same frames", async () => {
   await withTempDir(async (dir) => {
     const results = [];
-    for (const mode of ["worker", "in_process"] as const) {
-      const path = joinPath(dir, `${mode}.kv`);
+    for (const way of ["worker", "worker_raw", "in_process"] as const) {
+      const path = joinPath(dir, `${way}.kv`);
       const kv = await Deno.openKv(path);
-      const writer = mode === "worker" ? new WorkerWriter(path) : new InProcessWriter(kv);
+      const writer: StateWriter = way === "in_process"
+        ? new InProcessWriter(kv)
+        : new WorkerWriter(path);
       const committed: number[] = [];
+      const onCommitted = (lsn: number) => committed.push(lsn);
       const frames = mixedFrames();
-      const skipped = await writer.apply(frames.slice(0, 4), (lsn) => committed.push(lsn));
-      skipped.push(...await writer.apply(frames.slice(4), (lsn) => committed.push(lsn)));
+      const skipped = [];
+      for (const [from, to] of [[0, 4], [4, frames.length]] as const) {
+        skipped.push(
+          ...way === "worker_raw"
+            ? await writer.applyRaw!(storedFrames(frames.slice(from, to)), from, onCommitted)
+            : await writer.apply(frames.slice(from, to), onCommitted),
+        );
+      }
       await writer.close();
       kv.close();
-      assert.equal(writer.mode, mode);
+      assert.equal(writer.mode, way === "in_process" ? "in_process" : "worker");
       assert.deepEqual(skipped, [{ lsn: 6, reason: "payload is not UTF-8 JSON" }]);
       assert.deepEqual(committed, [...committed].sort((a, b) => a - b), "commits come in order");
       assert.equal(committed.at(-1), 7, "the last commit names the last LSN");
       results.push(await stateOf(path));
     }
     assert.deepEqual(results[0], results[1]);
+    assert.deepEqual(results[0], results[2]);
     const [worker] = results;
     assert.deepEqual(worker!.meta, { applied_lsn: 7, last_term: 2, last_hash: null, entries: 3 });
     assert.deepEqual(worker!.entries.map((e) => [e.key, e.lsn]), [["a", 3], ["big", 5], ["c", 7]]);
@@ -133,5 +163,50 @@ Deno.test("a writer closed while its worker still opens the file closes cleanly"
     const writer = new WorkerWriter(joinPath(dir, "ferry.kv"));
     await writer.close();
     await assert.rejects(writer.apply(mixedFrames(), () => {}), ApplyWorkerGoneError);
+  });
+});
+
+Deno.test("StateApplier: frames the worker refuses are read again decoded, so a damaged segment is reported and the damaged record never applied", async () => {
+  await withTempDir(async (dir) => {
+    const walDir = joinPath(dir, "wal");
+    const options = { walDir, timeline: 1, term: 1, segmentBytesMax: 4096 };
+    let spool = await Spool.open(options);
+    for (let i = 1; i <= 100; i++) await spool.append([put(`k${String(i).padStart(3, "0")}`, i)]);
+    const frameBytes = frameV3ByteLength(put("k001", 1).byteLength);
+    const [sealed] = spool.segments();
+    assert.ok(sealed!.lastLsn >= 10, "LSN 10 is in a sealed segment (never scanned on open)");
+    await spool.close();
+    // A flipped payload byte in LSN 10: the raw read serves it, the worker's CRC check refuses it.
+    const path = joinPath(spool.dir, segmentFileName(sealed!.firstLsn));
+    const file = await Deno.open(path, { read: true, write: true });
+    const at = 9 * frameBytes + frameBytes - 10;
+    const byte = new Uint8Array(1);
+    await file.seek(at, Deno.SeekMode.Start);
+    await file.read(byte);
+    await file.seek(at, Deno.SeekMode.Start);
+    await file.write(new Uint8Array([byte[0]! ^ 0x20]));
+    file.close();
+    spool = await Spool.open(options);
+    const kvPath = joinPath(dir, "ferry.kv");
+    const kv = await Deno.openKv(kvPath);
+    const logger = createMemoryLogger();
+    const state = await StateApplier.open({ spool, kv, kvPath, logger });
+    state.start();
+    try {
+      const failed = () => logger.lines.some((l) => l.event === "state.apply_failed");
+      for (let waited = 0; !failed() && waited < WAIT_BOUND_MS; waited += 20) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(state.mode, "worker");
+      assert.ok(logger.lines.some((l) => l.event === "state.raw_frames_rejected"));
+      const failure = logger.lines.find((l) => l.event === "state.apply_failed")!;
+      assert.match(JSON.stringify(failure), /WalCorruptionError|corrupt/i);
+      // The decoded read refuses the whole batch that holds it, as it always did.
+      assert.ok(state.appliedLsn() < 10, "the damaged record is never applied");
+    } finally {
+      await state.stop();
+      await spool.close();
+      kv.close();
+    }
   });
 });

@@ -318,7 +318,7 @@ Deno.test("the tail serves recent records from memory and shares one copy betwee
     const second = await spool.readSince(10, 100, 1 << 20);
     assert.equal(fs.reads.length, 0, "no file read for tail records");
     assert.equal(first[0]!.bytes.buffer, second[0]!.bytes.buffer, "same backing memory");
-    assert.equal(first[0], second[0]);
+    assert.deepEqual(first, second);
     await spool.close();
   });
 });
