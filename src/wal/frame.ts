@@ -108,29 +108,30 @@ function _getU64(view: DataView, offset: number): number {
 
 /**
  * Writes a v3 frame into `target` at `offset` and returns its byte length. Used by the appender to
- * build one buffer for a whole group commit without intermediate copies.
+ * build one buffer for a whole group commit without intermediate copies (`view`, over the whole of
+ * `target`, made once for all its frames).
  */
-export function writeFrameV3(target: Uint8Array, offset: number, fields: FrameFields): number {
+export function writeFrameV3(
+  target: Uint8Array,
+  offset: number,
+  fields: FrameFields,
+  view: DataView = new DataView(target.buffer, target.byteOffset, target.byteLength),
+): number {
   const length = fields.payload.byteLength;
   if (length > FRAME_PAYLOAD_BYTES_MAX) {
     throw new CorruptFrameError(`payload of ${length} bytes exceeds ${FRAME_PAYLOAD_BYTES_MAX}`);
   }
   const total = frameV3ByteLength(length);
-  const view = new DataView(target.buffer, target.byteOffset + offset, total);
   target.set(FRAME_MAGIC, offset);
-  view.setUint8(V3_VERSION_OFFSET, FRAME_V3);
-  _setU64(view, V3_TERM_OFFSET, fields.term, "term");
-  _setU64(view, V3_EPOCH_OFFSET, fields.ownershipEpoch, "ownership epoch");
-  _setU64(view, V3_LSN_OFFSET, fields.lsn, "lsn");
-  _setU64(view, V3_TIMESTAMP_OFFSET, fields.timestampMs, "timestamp");
-  view.setUint32(V3_LENGTH_OFFSET, length, true);
+  view.setUint8(offset + V3_VERSION_OFFSET, FRAME_V3);
+  _setU64(view, offset + V3_TERM_OFFSET, fields.term, "term");
+  _setU64(view, offset + V3_EPOCH_OFFSET, fields.ownershipEpoch, "ownership epoch");
+  _setU64(view, offset + V3_LSN_OFFSET, fields.lsn, "lsn");
+  _setU64(view, offset + V3_TIMESTAMP_OFFSET, fields.timestampMs, "timestamp");
+  view.setUint32(offset + V3_LENGTH_OFFSET, length, true);
   target.set(fields.payload, offset + FRAME_V3_HEADER_BYTES);
   const crcEnd = offset + FRAME_V3_HEADER_BYTES + length;
-  view.setUint32(
-    total - FRAME_CRC_BYTES,
-    crc32(target.subarray(offset + FRAME_MAGIC_BYTES, crcEnd)),
-    true,
-  );
+  view.setUint32(crcEnd, crc32(target.subarray(offset + FRAME_MAGIC_BYTES, crcEnd)), true);
   return total;
 }
 

@@ -8,13 +8,7 @@
 
 import { LsnGapError } from "../core/errors.ts";
 import { GROUP_COMMIT_BYTES_MAX, GROUP_COMMIT_RECORDS_MAX } from "../core/limits.ts";
-import {
-  type DecodedFrame,
-  FRAME_CRC_BYTES,
-  FRAME_V3,
-  FRAME_V3_HEADER_BYTES,
-  writeFrameV3,
-} from "./frame.ts";
+import { type DecodedFrame, type FrameFields, writeFrameV3 } from "./frame.ts";
 
 /**
  * One queued `append()`: its payloads, their encoded size, and how to answer it. A mirrored append
@@ -51,55 +45,65 @@ export function takeGroupCommit<R>(
 }
 
 /**
+ * One group commit's frames, encoded into one buffer: where each frame ends in it, and no object
+ * per frame (at batch rates those objects outlived the young generation and churned the old one).
+ */
+export interface EncodedGroupCommit {
+  buffer: Uint8Array;
+  firstLsn: number;
+  /** Offset in `buffer` where each frame ends, in LSN order. */
+  ends: number[];
+  /** The first frame's timestamp: the commit's, or the first mirrored frame's own. */
+  firstTimestampMs: number;
+}
+
+/**
  * Encodes every payload of `batch` as v3 frames with consecutive LSNs after `previousLsn`, into
- * one buffer; each returned frame is a view into it. Mirrored frames are copied byte for byte
- * (their term and timestamp kept); one that does not follow the LSN before it throws `LsnGapError`.
+ * one buffer. Mirrored frames are copied byte for byte (their term and timestamp kept); one that
+ * does not follow the LSN before it throws `LsnGapError`.
  */
 export function encodeGroupCommit<R>(
   batch: readonly PendingAppend<R>[],
   stamp: { term: number; previousLsn: number; timestampMs: number },
-): { buffer: Uint8Array; frames: DecodedFrame[] } {
+): EncodedGroupCommit {
   let total = 0;
   for (const pending of batch) total += pending.frameBytes;
   const buffer = new Uint8Array(total);
-  const frames: DecodedFrame[] = [];
-  let lsn = stamp.previousLsn;
+  const view = new DataView(buffer.buffer);
+  const ends: number[] = [];
+  let firstTimestampMs = stamp.timestampMs;
+  // One fields object for the whole commit: only the LSN and the payload change per frame.
+  const fields: FrameFields = {
+    term: stamp.term,
+    ownershipEpoch: 0,
+    lsn: stamp.previousLsn,
+    timestampMs: stamp.timestampMs,
+    payload: _EMPTY,
+  };
   let offset = 0;
   for (const pending of batch) {
     if (pending.frames) {
       for (const frame of pending.frames) {
-        lsn += 1;
-        if (frame.lsn !== lsn) throw new LsnGapError(lsn, frame.lsn);
+        fields.lsn += 1;
+        if (frame.lsn !== fields.lsn) throw new LsnGapError(fields.lsn, frame.lsn);
+        if (ends.length === 0) firstTimestampMs = frame.timestampMs;
         buffer.set(frame.bytes, offset);
-        frames.push(_copiedFrame(frame, buffer.subarray(offset, offset + frame.byteLength)));
         offset += frame.byteLength;
+        ends.push(offset);
       }
       continue;
     }
     for (const payload of pending.payloads) {
-      lsn += 1;
-      const fields = {
-        term: stamp.term,
-        ownershipEpoch: 0,
-        lsn,
-        timestampMs: stamp.timestampMs,
-        payload,
-      };
-      const length = writeFrameV3(buffer, offset, fields);
-      const bytes = buffer.subarray(offset, offset + length);
-      const payloadEnd = FRAME_V3_HEADER_BYTES + payload.byteLength;
-      frames.push({
-        ...fields,
-        version: FRAME_V3,
-        payload: bytes.subarray(FRAME_V3_HEADER_BYTES, payloadEnd),
-        byteLength: length,
-        bytes,
-      });
-      offset += length;
+      fields.lsn += 1;
+      fields.payload = payload;
+      offset += writeFrameV3(buffer, offset, fields, view);
+      ends.push(offset);
     }
   }
-  return { buffer, frames };
+  return { buffer, firstLsn: stamp.previousLsn + 1, ends, firstTimestampMs };
 }
+
+const _EMPTY = new Uint8Array(0);
 
 /** Answers each append of a durable group commit with its LSNs (they start at `firstLsn`). */
 export function resolveGroupCommit(
@@ -113,13 +117,4 @@ export function resolveGroupCommit(
     pending.resolve({ firstLsn: next, lastLsn, timestampMs });
     next = lastLsn + 1;
   }
-}
-
-/** `frame` as a view into `bytes`, its copy in the group commit's buffer. */
-function _copiedFrame(frame: DecodedFrame, bytes: Uint8Array): DecodedFrame {
-  // A v1 frame (no CRC) ends with its payload; v2 and v3 end with the CRC.
-  const crcBytes = frame.version === 1 ? 0 : FRAME_CRC_BYTES;
-  const payloadStart = frame.byteLength - frame.payload.byteLength - crcBytes;
-  const payload = bytes.subarray(payloadStart, payloadStart + frame.payload.byteLength);
-  return { ...frame, payload, bytes };
 }

@@ -10,7 +10,6 @@ import assert from "../core/assert.ts";
 import { createHash } from "node:crypto";
 import { WalCorruptionError } from "../core/errors.ts";
 import { type FileHandle, type FileSystem, writeFileAtomic } from "../core/files.ts";
-import type { DecodedFrame } from "./frame.ts";
 import {
   type ReadBudget,
   type ScanEnd,
@@ -165,13 +164,13 @@ export class Segment {
     return this.#index;
   }
 
-  /** Records that a frame was appended at `offset` (the appender's bookkeeping). */
-  noteAppended(frame: DecodedFrame, offset: number): void {
+  /** Records that the frame `lsn` was appended at `offset` (the appender's bookkeeping). */
+  noteAppended(lsn: number, offset: number): void {
     assert(this.#index !== undefined && this.recordCount !== undefined);
-    assert.equal(frame.lsn, this.lastLsn + 1, "frames are appended in LSN order");
-    this.#index.note(this.recordCount, frame.lsn, offset);
+    assert(lsn === this.lastLsn + 1, "frames are appended in LSN order");
+    this.#index.note(this.recordCount, lsn, offset);
     this.recordCount += 1;
-    this.lastLsn = frame.lsn;
+    this.lastLsn = lsn;
     this.lastFrameOffset = offset;
   }
 

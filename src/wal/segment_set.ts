@@ -13,7 +13,6 @@ import { WalRemovedError } from "../core/errors.ts";
 import { type FileHandle, type FileSystem, joinPath, parentDir } from "../core/files.ts";
 import { DIGEST_CATCH_UP_DELAY_MS } from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";
-import type { DecodedFrame } from "./frame.ts";
 import { type ReadBudget, SeekIndex, Segment, segmentFileName } from "./segment.ts";
 import { sidecarPath } from "./seek_sidecar.ts";
 import { writeManifest } from "./segment_manifest.ts";
@@ -21,6 +20,7 @@ import { type CleanShutdown, removeCleanShutdown, writeCleanShutdown } from "./c
 import { createDirs, createSegmentFile, listSegments, sealedSegments } from "./segment_dir.ts";
 import { openNewestSegment } from "./newest_segment.ts";
 import { ReadAhead } from "./read_ahead.ts";
+import type { EncodedGroupCommit } from "./group_commit.ts";
 import { RunningDigest } from "./segment_digest.ts";
 import { planTruncation, truncateFiles, type TruncationPlan } from "./truncate.ts";
 
@@ -248,16 +248,17 @@ export class SegmentSet {
   }
 
   /** Makes synced frames readable: the active segment's index, size and the retained bytes. */
-  noteDurable(frames: readonly DecodedFrame[], offset: number, bytes: number): void {
+  noteDurable(commit: EncodedGroupCommit, offset: number): void {
     const active = this.active;
     const written = this.#written;
-    assert(written !== undefined && written.byteLength === bytes, "the bytes written last");
+    const bytes = commit.buffer.byteLength;
+    assert(written !== undefined && written === commit.buffer, "the bytes written last");
     active.noteWritten(written, offset);
     this.#written = undefined;
     let frameOffset = offset;
-    for (const frame of frames) {
-      active.noteAppended(frame, frameOffset);
-      frameOffset += frame.byteLength;
+    for (let i = 0; i < commit.ends.length; i++) {
+      active.noteAppended(commit.firstLsn + i, frameOffset);
+      frameOffset = offset + commit.ends[i]!;
     }
     active.sizeBytes = offset + bytes;
     this.#retainedBytes += bytes;

@@ -30,6 +30,7 @@ import type { WaitOptions } from "../core/waiter.ts";
 import { CommitFeed, type CommitListener } from "./commit_feed.ts";
 import { type RecoveryReport, type SegmentInfo, SegmentSet } from "./segment_set.ts";
 import {
+  type EncodedGroupCommit,
   encodeGroupCommit,
   type PendingAppend,
   resolveGroupCommit,
@@ -284,7 +285,7 @@ export class Spool {
       return;
     }
     const timestampMs = this.#clock();
-    let encoded: { buffer: Uint8Array; frames: DecodedFrame[] };
+    let encoded: EncodedGroupCommit;
     try {
       encoded = encodeGroupCommit(batch, {
         term: this.term,
@@ -296,10 +297,9 @@ export class Spool {
       for (const pending of batch) pending.reject(error as Error);
       return;
     }
-    const { buffer, frames } = encoded;
     let offset: number;
     try {
-      offset = await this.#files.writeAtEnd(buffer);
+      offset = await this.#files.writeAtEnd(encoded.buffer);
     } catch (error) {
       await this.#undoPartialWrite();
       for (const pending of batch) pending.reject(this.#mapIoError(error, "write"));
@@ -317,19 +317,21 @@ export class Spool {
     const ms = performance.now() - syncStarted;
     this.#inlineSync.synced({ appends: batch.length, inline, ms, queued: this.#queue.length });
     this.#observer.fsyncSeconds?.(ms / 1000, inline);
-    this.#publish(frames, offset, buffer.byteLength);
-    resolveGroupCommit(batch, frames[0]!.lsn, timestampMs);
+    const { buffer, firstLsn } = encoded;
+    this.#publish(encoded, offset);
+    resolveGroupCommit(batch, firstLsn, timestampMs);
     // Writers first: the feed wakes long-polls and streams on the next turn of the event loop.
-    this.#feed.published({ firstLsn: frames[0]!.lsn, lastLsn: this.#currentLsn, bytes: buffer });
+    this.#feed.published({ firstLsn, lastLsn: this.#currentLsn, bytes: buffer });
   }
 
   /** Makes a durable batch visible: index, sizes, tail, current LSN. */
-  #publish(frames: DecodedFrame[], offset: number, bytes: number): void {
-    this.#files.noteDurable(frames, offset, bytes);
-    this.#commitTimes.note(frames[0]!.lsn, frames[0]!.timestampMs);
-    for (const frame of frames) this.#tail.push(frame);
-    this.#currentLsn = frames[frames.length - 1]!.lsn;
-    this.#observer.groupCommitRecords?.(frames.length);
+  #publish(commit: EncodedGroupCommit, offset: number): void {
+    const { firstLsn, ends } = commit;
+    this.#files.noteDurable(commit, offset);
+    this.#commitTimes.note(firstLsn, commit.firstTimestampMs);
+    this.#tail.pushRun(commit.buffer, firstLsn, ends);
+    this.#currentLsn = firstLsn + ends.length - 1;
+    this.#observer.groupCommitRecords?.(ends.length);
   }
 
   async #undoPartialWrite(): Promise<void> {
@@ -405,10 +407,9 @@ export class Spool {
 
   /**
    * Deletes whole sealed segments whose last LSN is ≤ `through`, oldest first, keeping at least
-   * `retainBytesMin` bytes; then fsyncs the directory. Never touches the active segment, so
-   * concurrent appends are unaffected. Prunes run one at a time, so a prune may start well after
-   * the call: pass `through` as a function to have it read (a retention floor) when this prune
-   * starts, right before its segments are chosen. Needs write access.
+   * `retainBytesMin` bytes; then fsyncs the directory. Never touches the active segment (appends go
+   * on). Prunes run one at a time, so one may start well after the call: pass `through` as a
+   * function to read it (a retention floor) right before its segments are chosen. Needs write.
    */
   pruneThrough(
     through: number | (() => number),
@@ -433,15 +434,14 @@ export class Spool {
   }
 
   /**
-   * Drops every record with LSN > `lsn` (a fork point, SPEC.md 13.4), durably: later segments are
-   * deleted newest first, then the one holding `lsn + 1` is cut after `lsn`'s frame and becomes
-   * the active segment (no longer sealed or listed); a crash at any step reopens a gap-free
-   * prefix of the old log (`truncate.ts`). The tail, commit times and `currentLsn()` follow; the
-   * next append gets `lsn + 1`. For a quiet spool (a node rejoining): appends and reads are
-   * refused (`UnavailableError`) from the call until it ends; it starts once queued appends are
-   * durable and reads and prunes under way have ended; waiters are not woken. `lsn ≥ currentLsn()`
-   * changes nothing; `lsn < oldestLsn() - 1` throws `WalTruncateError` (rebuild from a snapshot);
-   * an I/O error stops the spool (restart, then truncate again). Needs read and write access.
+   * Drops every record with LSN > `lsn` (a fork point, SPEC.md 13.4), durably: later segments go
+   * newest first, then the one holding `lsn + 1` is cut after `lsn` and becomes the active one; a
+   * crash at any step reopens a gap-free prefix (`truncate.ts`). Tail, commit times and
+   * `currentLsn()` follow. For a quiet spool (a node rejoining): appends and reads are refused
+   * (`UnavailableError`) until it ends; it starts once queued appends are durable and reads and
+   * prunes have ended; waiters are not woken. `lsn ≥ currentLsn()` changes nothing; `lsn <
+   * oldestLsn() - 1` throws `WalTruncateError` (rebuild from a snapshot); an I/O error stops the
+   * spool (restart, then truncate again). Needs read and write access.
    */
   truncateAfter(lsn: number): Promise<TruncateResult> {
     assert(Number.isSafeInteger(lsn) && lsn >= 0, "a truncation goes after an LSN");

@@ -156,6 +156,29 @@ export class FrameTail {
     while (this.#bytes > this.bytesMax) this.#evictOldestRun();
   }
 
+  /**
+   * Appends a whole group commit: `bytes` (a buffer of its own) holds frames `firstLsn`... back to
+   * back, ending at `ends` (the tail keeps that array). The same as pushing each frame.
+   */
+  pushRun(bytes: Uint8Array, firstLsn: number, ends: number[]): void {
+    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    const last = this.lastLsn;
+    const follows = last === undefined || firstLsn === last + 1;
+    if (this.bytesMax === 0 || !whole || !follows || bytes.byteLength > this.bytesMax) {
+      // The rare cases (a gap, a buffer larger than the budget) go frame by frame.
+      for (let i = 0; i < ends.length; i++) {
+        const frame = decodeFrame(bytes.subarray(0, ends[i]), i === 0 ? 0 : ends[i - 1]);
+        assert(frame.status === "ok", "a group commit holds whole frames");
+        this.push(frame.frame);
+      }
+      return;
+    }
+    this.#runs.push({ buffer: bytes.buffer, bytes, firstLsn, start: 0, ends, skip: 0 });
+    this.#count += ends.length;
+    this.#bytes += bytes.byteLength;
+    while (this.#bytes > this.bytesMax) this.#evictOldestRun();
+  }
+
   /** Starts a run with the one frame `bytes`. */
   #pushRun(bytes: Uint8Array, lsn: number): void {
     const { buffer } = bytes;

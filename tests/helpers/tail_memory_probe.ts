@@ -66,15 +66,15 @@ function fillTail(tail: FrameTail, buffers: LiveBuffers): number {
     const payloads = big
       ? [new Uint8Array(MIB).fill(i), new Uint8Array(MIB).fill(i)]
       : Array.from({ length: 256 }, () => new Uint8Array(4096).fill(i));
-    const { buffer, frames } = encodeGroupCommit([pending(payloads)], {
+    const { buffer, firstLsn, ends } = encodeGroupCommit([pending(payloads)], {
       term: 1,
       previousLsn: lsn,
       timestampMs: 0,
     });
     buffers.track(buffer.buffer);
     largest = Math.max(largest, buffer.byteLength);
-    for (const frame of frames) tail.push(frame);
-    lsn += frames.length;
+    tail.pushRun(buffer, firstLsn, ends);
+    lsn += ends.length;
   }
   return largest;
 }

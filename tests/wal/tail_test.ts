@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { FrameTail } from "../../src/wal/tail.ts";
 import {
   type DecodedFrame,
+  decodeFrameRun,
   decodeWholeFrame,
   encodeFrameV3,
   frameV3ByteLength,
@@ -82,7 +83,8 @@ function groupCommit(previousLsn: number, records: number, payloadBytes = 100) {
   const payloads = Array.from({ length: records }, () => new Uint8Array(payloadBytes).fill(7));
   const frameBytes = records * frameV3ByteLength(payloadBytes);
   const append = { payloads, frameBytes, resolve: () => {}, reject: () => {} };
-  return encodeGroupCommit([append], { term: 1, previousLsn, timestampMs: 0 });
+  const commit = encodeGroupCommit([append], { term: 1, previousLsn, timestampMs: 0 });
+  return { ...commit, frames: decodeFrameRun(commit.buffer).frames };
 }
 
 Deno.test("FrameTail counts each group-commit buffer once and evicts whole buffers", () => {
@@ -204,9 +206,13 @@ Deno.test("FrameTail drops part of a buffer's frames (prune, truncation) and kee
   assert.equal(tail.byteLength, 0);
 });
 
-Deno.test("property: FrameTail reads what a plain list of its frames would give, through pushes, drops and reads", () => {
+Deno.test("property: FrameTail reads what a plain list of its frames would give, through pushes (frame by frame or whole group commits), drops and reads", () => {
   const step = fc.oneof(
-    fc.record({ kind: fc.constant("push" as const), records: fc.integer({ min: 1, max: 6 }) }),
+    fc.record({
+      kind: fc.constant("push" as const),
+      records: fc.integer({ min: 1, max: 6 }),
+      whole: fc.boolean(),
+    }),
     fc.record({ kind: fc.constant("dropThrough" as const), back: fc.integer({ min: 0, max: 10 }) }),
     fc.record({ kind: fc.constant("dropAfter" as const), back: fc.integer({ min: 0, max: 4 }) }),
   );
@@ -225,8 +231,9 @@ Deno.test("property: FrameTail reads what a plain list of its frames would give,
         let lsn = 0;
         for (const s of steps) {
           if (s.kind === "push") {
-            const { frames } = groupCommit(lsn, s.records, 20);
-            frames.forEach((f) => tail.push(f));
+            const { frames, buffer, firstLsn, ends } = groupCommit(lsn, s.records, 20);
+            if (s.whole) tail.pushRun(buffer, firstLsn, ends);
+            else frames.forEach((f) => tail.push(f));
             model.push(...frames);
             lsn += s.records;
           } else if (s.kind === "dropThrough") {
@@ -266,4 +273,26 @@ Deno.test("property: FrameTail reads what a plain list of its frames would give,
       },
     ),
   );
+});
+
+Deno.test("FrameTail.pushRun() of a whole group commit is the same as pushing its frames, evictions included", () => {
+  const groups = [groupCommit(0, 4), groupCommit(4, 4), groupCommit(8, 4)];
+  const bufferBytes = groups[0]!.buffer.byteLength;
+  const byRun = new FrameTail(2 * bufferBytes + bufferBytes / 2);
+  const byFrame = new FrameTail(2 * bufferBytes + bufferBytes / 2);
+  for (const { buffer, firstLsn, ends, frames } of groups) {
+    byRun.pushRun(buffer, firstLsn, ends);
+    frames.forEach((f) => byFrame.push(f));
+  }
+  for (const tail of [byRun, byFrame]) {
+    assert.deepEqual([tail.firstLsn, tail.lastLsn, tail.byteLength], [5, 12, 2 * bufferBytes]);
+  }
+  assert.deepEqual(byRun.readSince(0, 100, 1 << 20), byFrame.readSince(0, 100, 1 << 20));
+  // A gap, and a buffer larger than the whole budget, go frame by frame (a copy each).
+  const small = new FrameTail(3 * groups[0]!.frames[0]!.byteLength);
+  const big = groupCommit(20, 50);
+  small.pushRun(big.buffer, big.firstLsn, big.ends);
+  assert.deepEqual([small.firstLsn, small.lastLsn], [68, 70]);
+  assert.ok(small.get(70)!.bytes.buffer !== big.buffer.buffer, "a copy");
+  assert.deepEqual(small.get(70), big.frames[49]);
 });
