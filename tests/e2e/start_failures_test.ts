@@ -3,7 +3,7 @@
 // exit code 2, exactly one `ferry.start_failed` line naming the flag to change, no stack trace.
 
 import assert from "node:assert/strict";
-import { freePort, replicaTaskArgs, startTaskArgs } from "../helpers/process.ts";
+import { freePort, programSucceeds, replicaTaskArgs, startTaskArgs } from "../helpers/process.ts";
 import { runUntilExit, stackLines, type StartOutcome } from "../helpers/start_outcome.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
@@ -27,15 +27,7 @@ async function makeReadOnly(dir: string): Promise<(() => Promise<void>) | undefi
     await Deno.chmod(dir, 0o555);
     return () => Deno.chmod(dir, 0o755);
   }
-  const chattr = async (flag: string) => {
-    try {
-      return (await new Deno.Command("chattr", { args: [flag, dir], stderr: "null" }).output())
-        .success;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
-    }
-  };
+  const chattr = (flag: string) => programSucceeds("chattr", { args: [flag, dir] });
   if (!(await chattr("+i"))) return undefined;
   return async () => void (await chattr("-i"));
 }

@@ -8,7 +8,7 @@
  * work, tests skip with the reason, unless `FERRY_REQUIRE_NGINX=1` (CI) makes that a failure.
  */
 
-import { freePort, waitUntil } from "./process.ts";
+import { freePort, programSucceeds, waitUntil } from "./process.ts";
 
 /** Where nginx was found, or why the tests that need it skip. */
 export type NginxFound = { path: string } | { skip: string };
@@ -200,15 +200,7 @@ async function _nginxPath(): Promise<string | undefined> {
 /** `apt-get install` of `name` (after `apt-get update` when the first try fails); quiet. */
 async function _aptInstall(name: string): Promise<void> {
   const env = { DEBIAN_FRONTEND: "noninteractive" };
-  const run = async (args: string[]) => {
-    try {
-      const command = new Deno.Command("apt-get", { args, env, stdout: "null", stderr: "null" });
-      return (await command.output()).success;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
-    }
-  };
+  const run = (args: string[]) => programSucceeds("apt-get", { args, env });
   const install = ["install", "-y", "--no-install-recommends", name];
   if (!(await run(install)) && (await run(["update"]))) await run(install);
 }

@@ -4,6 +4,23 @@ import assert from "node:assert/strict";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
+/**
+ * Runs `program` and says whether it exited 0, its output discarded unless `options` say otherwise;
+ * false, not an error, when the program is not installed (tests that need it skip, saying so).
+ */
+export async function programSucceeds(
+  program: string,
+  options: Deno.CommandOptions = {},
+): Promise<boolean> {
+  try {
+    const command = new Deno.Command(program, { stdout: "null", stderr: "null", ...options });
+    return (await command.output()).success;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
 /** The start task's argv (after `deno`), with the data dir and port replaced. */
 export function startTaskArgs(dataDir: string, port: number): string[] {
   const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<

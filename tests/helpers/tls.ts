@@ -1,18 +1,10 @@
 /** A private CA and server certificates made with `openssl`, for the TLS tests. */
 
+import { programSucceeds } from "./process.ts";
+
 /** True when `openssl` can be run (the TLS tests are skipped, saying so, without it). */
-export async function opensslAvailable(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("openssl", {
-      args: ["version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
+export function opensslAvailable(): Promise<boolean> {
+  return programSucceeds("openssl", { args: ["version"] });
 }
 
 async function _openssl(args: string[], cwd: string): Promise<void> {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import client from "prom-client";
 import { RebootstrapRequiredError, WalCorruptionError } from "../../src/core/errors.ts";
 import { Metrics } from "../../src/metrics/primary_metrics.ts";
+import { programSucceeds } from "../helpers/process.ts";
 import {
   appendRecords,
   type PrimaryFixture,
@@ -243,18 +244,8 @@ const PROMTOOL_REQUIRED = Deno.env.get("FERRY_REQUIRE_PROMTOOL") === "1";
 const PROMTOOL_FOUND = await promtoolFound();
 
 /** True when `promtool --version` runs; false when there is no such binary on PATH. */
-async function promtoolFound(): Promise<boolean> {
-  try {
-    const result = await new Deno.Command("promtool", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return result.success;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
+function promtoolFound(): Promise<boolean> {
+  return programSucceeds("promtool", { args: ["--version"] });
 }
 
 /** Feeds `text` to `promtool check metrics` on stdin; its exit code and everything it printed. */
