@@ -154,15 +154,16 @@ function slowSyncFs(fs: MemFs): FileSystem {
   };
 }
 
+/** A spool on `mem` whose async fdatasync takes a timer's turn; no flush counts as slow. */
+function openOnSlowSync(mem: MemFs): Promise<Spool> {
+  // A timer's turn may take longer than a real flush: the bound would end every inline run.
+  const options = { walDir: "/data/wal", timeline: 1, term: 1, inlineSyncSlowMs: Infinity };
+  return Spool.open({ ...options, fs: slowSyncFs(mem) });
+}
+
 Deno.test("concurrent writers keep the async fdatasync (their appends share group commits)", async () => {
   const mem = new MemFs();
-  const spool = await Spool.open({
-    walDir: "/data/wal",
-    timeline: 1,
-    term: 1,
-    fs: slowSyncFs(mem),
-    inlineSyncSlowMs: Infinity, // a timer's turn may take more than a real flush
-  });
+  const spool = await openOnSlowSync(mem);
   const commits = (WAL_INLINE_SYNC_AFTER_COMMITS + WAL_INLINE_SYNC_PROBE_EVERY) * 2;
   await Promise.all([writeAlone(spool, commits, "a"), writeAlone(spool, commits, "b")]);
   assert.equal(mem.inlineSyncs, 0);
@@ -172,13 +173,7 @@ Deno.test("concurrent writers keep the async fdatasync (their appends share grou
 
 Deno.test("a second writer ends a lone writer's inline run within one probe period", async () => {
   const mem = new MemFs();
-  const spool = await Spool.open({
-    walDir: "/data/wal",
-    timeline: 1,
-    term: 1,
-    fs: slowSyncFs(mem),
-    inlineSyncSlowMs: Infinity, // a timer's turn may take more than a real flush
-  });
+  const spool = await openOnSlowSync(mem);
   await writeAlone(spool, WAL_INLINE_SYNC_AFTER_COMMITS + 2, "a");
   const inlineAlone = mem.inlineSyncs;
   assert.ok(inlineAlone > 0, "the lone writer went inline");
