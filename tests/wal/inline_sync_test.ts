@@ -19,6 +19,11 @@ import { withTempDir } from "../helpers/temp.ts";
 
 const utf8 = new TextEncoder();
 const FAST_MS = WAL_INLINE_SYNC_SLOW_MS / 4;
+/**
+ * Spools on the in-memory layer, where no flush counts as slow: a pause of this process (a
+ * collection, a busy machine) between the start and the end of a flush must not end an inline run.
+ */
+const MEM_SPOOL = { walDir: "/data/wal", timeline: 1, term: 1, inlineSyncSlowMs: Infinity };
 const SLOW_MS = WAL_INLINE_SYNC_SLOW_MS * 2;
 
 /** A policy that has seen `commits` lone async commits. */
@@ -115,13 +120,13 @@ async function writeAlone(spool: Spool, count: number, tag: string): Promise<voi
 
 Deno.test("a spool with one writer syncs inline, and every answered append survives a power cut", async () => {
   const fs = new MemFs();
-  const spool = await Spool.open({ walDir: "/data/wal", timeline: 1, term: 1, fs });
+  const spool = await Spool.open({ ...MEM_SPOOL, fs });
   const commits = WAL_INLINE_SYNC_AFTER_COMMITS + WAL_INLINE_SYNC_PROBE_EVERY;
   await writeAlone(spool, commits, "a");
   assert.equal(fs.syncs - fs.inlineSyncs, WAL_INLINE_SYNC_AFTER_COMMITS + 1);
   assert.equal(fs.inlineSyncs, WAL_INLINE_SYNC_PROBE_EVERY - 1);
   fs.powerCut(() => 0); // keeps synced bytes only
-  const reopened = await Spool.open({ walDir: "/data/wal", timeline: 1, term: 1, fs });
+  const reopened = await Spool.open({ ...MEM_SPOOL, fs });
   assert.equal(reopened.currentLsn(), commits);
   await reopened.close();
 });
@@ -156,9 +161,7 @@ function slowSyncFs(fs: MemFs): FileSystem {
 
 /** A spool on `mem` whose async fdatasync takes a timer's turn; no flush counts as slow. */
 function openOnSlowSync(mem: MemFs): Promise<Spool> {
-  // A timer's turn may take longer than a real flush: the bound would end every inline run.
-  const options = { walDir: "/data/wal", timeline: 1, term: 1, inlineSyncSlowMs: Infinity };
-  return Spool.open({ ...options, fs: slowSyncFs(mem) });
+  return Spool.open({ ...MEM_SPOOL, fs: slowSyncFs(mem) });
 }
 
 Deno.test("concurrent writers keep the async fdatasync (their appends share group commits)", async () => {
@@ -188,7 +191,7 @@ Deno.test("a second writer ends a lone writer's inline run within one probe peri
 
 Deno.test("a failed inline fdatasync stops the spool like a failed async one", async () => {
   const fs = new MemFs();
-  const spool = await Spool.open({ walDir: "/data/wal", timeline: 1, term: 1, fs });
+  const spool = await Spool.open({ ...MEM_SPOOL, fs });
   await writeAlone(spool, WAL_INLINE_SYNC_AFTER_COMMITS + 1, "a");
   assert.ok(fs.inlineSyncs > 0);
   const before = spool.currentLsn();
