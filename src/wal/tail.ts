@@ -27,13 +27,12 @@ import { appendRawRun, type RawBudget, type RawFrames } from "./range_read.ts";
  * `ends[skip + i - 1]` (or `start` when that is the first kept one) to `ends[skip + i]`.
  */
 interface _Run {
-  buffer: ArrayBufferLike;
-  /** A view of the whole buffer, made once, that decoded reads build frames from. */
+  /** A view of the whole buffer (made once: decoded and raw reads take their views from it). */
   bytes: Uint8Array;
   firstLsn: number;
-  /** Offset in `buffer` where the first kept frame starts. */
+  /** Offset in the buffer where the first kept frame starts. */
   start: number;
-  /** Offset in `buffer` where each frame ends, dropped ones included (`skip` of them). */
+  /** Offset in the buffer where each frame ends, dropped ones included (`skip` of them). */
   ends: number[];
   skip: number;
 }
@@ -140,7 +139,7 @@ export class FrameTail {
     const { bytes } = frame;
     const end = bytes.byteOffset + bytes.byteLength;
     const newest = this.#runs.at(this.#runs.length - 1);
-    if (newest !== undefined && newest.buffer === bytes.buffer) {
+    if (newest !== undefined && newest.bytes.buffer === bytes.buffer) {
       if (newest.ends[newest.ends.length - 1] === bytes.byteOffset) {
         newest.ends.push(end);
         this.#count += 1;
@@ -173,7 +172,7 @@ export class FrameTail {
       }
       return;
     }
-    this.#runs.push({ buffer: bytes.buffer, bytes, firstLsn, start: 0, ends, skip: 0 });
+    this.#runs.push({ bytes, firstLsn, start: 0, ends, skip: 0 });
     this.#count += ends.length;
     this.#bytes += bytes.byteLength;
     while (this.#bytes > this.bytesMax) this.#evictOldestRun();
@@ -183,7 +182,6 @@ export class FrameTail {
   #pushRun(bytes: Uint8Array, lsn: number): void {
     const { buffer } = bytes;
     this.#runs.push({
-      buffer,
       bytes: new Uint8Array(buffer),
       firstLsn: lsn,
       start: bytes.byteOffset,
@@ -198,7 +196,7 @@ export class FrameTail {
   #evictOldestRun(): void {
     const run = this.#runs.shift()!;
     this.#count -= _count(run);
-    this.#bytes -= run.buffer.byteLength;
+    this.#bytes -= run.bytes.byteLength;
   }
 
   /** True when the tail holds `lsn`. */
@@ -308,7 +306,7 @@ export class FrameTail {
         newest.ends.length = newest.skip + keep;
       } else {
         this.#runs.pop();
-        this.#bytes -= newest.buffer.byteLength;
+        this.#bytes -= newest.bytes.byteLength;
       }
     }
   }
