@@ -8,6 +8,7 @@
  */
 
 import assert from "../core/assert.ts";
+import { concatBytes } from "../core/bytes.ts";
 import type { ApplyFrame, SkippedRecord } from "./apply_frames.ts";
 import { decodeFrameRun } from "../wal/frame.ts";
 import type { RawFrames } from "../wal/range_read.ts";
@@ -72,16 +73,14 @@ export class RawFramesRejectedError extends Error {
   override name = "RawFramesRejectedError";
 }
 
-/** The bytes of `raw`'s chunks, back to back, in a buffer of their own (to transfer). */
+/**
+ * The bytes of `raw`'s chunks, back to back, in a buffer of their own (to transfer: a chunk is a
+ * view of the tail's or a read's buffer, so even a single one is copied).
+ */
 export function rawFrameBuffer(raw: RawFrames): ArrayBuffer {
-  const buffer = new ArrayBuffer(raw.byteLength);
-  const out = new Uint8Array(buffer);
-  let at = 0;
-  for (const chunk of raw.chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return buffer;
+  const [only] = raw.chunks;
+  const bytes = raw.chunks.length === 1 ? only!.slice() : concatBytes(raw.chunks, raw.byteLength);
+  return bytes.buffer as ArrayBuffer;
 }
 
 /**

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { FrameTail } from "../../src/wal/tail.ts";
+import { concatBytes } from "../../src/core/bytes.ts";
 import {
   type DecodedFrame,
   decodeFrameRun,
@@ -140,13 +141,7 @@ Deno.test("FrameTail keeps alive at most its budget plus one group commit, count
 
 /** The bytes of `frames`, back to back. */
 function concat(frames: readonly DecodedFrame[]): Uint8Array {
-  const out = new Uint8Array(frames.reduce((sum, f) => sum + f.byteLength, 0));
-  let offset = 0;
-  for (const f of frames) {
-    out.set(f.bytes, offset);
-    offset += f.byteLength;
-  }
-  return out;
+  return concatBytes(frames.map((f) => f.bytes));
 }
 
 /** A tail holding LSNs 1-12 as three group commits of four. */
@@ -173,12 +168,7 @@ Deno.test("FrameTail.appendRaw() takes one view per group-commit buffer, bounded
     assert.equal(tail.appendRaw(bounded, { maxCount: maxCount!, maxBytes: maxBytes! }), true);
     assert.equal(bounded.count, expected);
     assert.equal(bounded.lastLsn, 2 + expected!);
-    const flat = new Uint8Array(bounded.byteLength);
-    let offset = 0;
-    for (const chunk of bounded.chunks) {
-      flat.set(chunk, offset);
-      offset += chunk.byteLength;
-    }
+    const flat = concatBytes(bounded.chunks);
     assert.deepEqual(flat, concat(frames.slice(2, 2 + expected!)), "exactly those frames' bytes");
   }
   assert.equal(tail.appendRaw(emptyRawFrames(12), { maxCount: 10, maxBytes: 1 << 20 }), false);
@@ -261,12 +251,7 @@ Deno.test("property: FrameTail reads what a plain list of its frames would give,
           if (!tail.has(r.since + 1)) continue;
           const raw = emptyRawFrames(r.since);
           tail.appendRaw(raw, { maxCount: r.maxCount, maxBytes });
-          const flat = new Uint8Array(raw.byteLength);
-          let offset = 0;
-          for (const chunk of raw.chunks) {
-            flat.set(chunk, offset);
-            offset += chunk.byteLength;
-          }
+          const flat = concatBytes(raw.chunks);
           assert.deepEqual(flat, concat(expected));
           assert.equal(raw.count, expected.length);
         }
