@@ -127,6 +127,7 @@ async function run(options: Options): Promise<void> {
       : undefined;
     report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs });
     printThreads(threadsBefore, threadsAfter, ticksPerS * windowS);
+    await printSyncs(base);
     if (profile) await printProfile(profile, options.mode);
   } finally {
     for (const peer of peers) await peer.kill();
@@ -134,6 +135,19 @@ async function run(options: Options): Promise<void> {
     await killProcess(primary, "SIGTERM");
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** How the group commits' fdatasyncs ran (from the primary's metrics). */
+async function printSyncs(base: string): Promise<void> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1] ?? 0);
+  const commits = value("ferry_wal_fsync_seconds_count");
+  const inline = value("ferry_wal_fsync_inline_total");
+  const records = value("ferry_wal_group_commit_records_sum");
+  console.log(
+    `group commits ${commits} (${(records / commits).toFixed(2)} records each), ` +
+      `fdatasync inline ${inline} (${((100 * inline) / commits).toFixed(0)}%)`,
+  );
 }
 
 /** utime + stime of each thread of a process, in clock ticks, by thread id and name. */

@@ -53,6 +53,8 @@ export interface StateApplierOptions {
    * durable record. Call `capRaised()` when it rises.
    */
   applyUpTo?: () => number;
+  /** How long a small backlog lingers (`STATE_APPLY_LINGER_MS` unless a test says otherwise). */
+  lingerMs?: number;
 }
 
 /** Applies the spool into the KV state in the background. */
@@ -68,10 +70,13 @@ export class StateApplier implements StateReader {
   #kv: Deno.Kv;
   #kvPath: string | undefined;
   #workerModule: URL | undefined;
+  #lingerMs: number;
   /** Made at the first batch (a worker is started only for an applier that has work). */
   #writer: StateWriter | undefined;
   /** The loop, while records wait above the cap (one waiter at most). */
   #capWait = new Waiters({ max: 1, what: "state apply waits" });
+  /** The loop, while a small backlog lingers: a `min_lsn` read ends it. */
+  #lingerWait = new Waiters({ max: 1, what: "state apply lingers" });
 
   private constructor(options: StateApplierOptions, state: KvState, appliedLsn: number) {
     this.#spool = options.spool;
@@ -82,6 +87,7 @@ export class StateApplier implements StateReader {
     this.#kv = options.kv;
     this.#kvPath = options.kvPath;
     this.#workerModule = options.workerModule;
+    this.#lingerMs = options.lingerMs ?? STATE_APPLY_LINGER_MS;
   }
 
   /** Reads the applied LSN from `kv`. Needs the KV's file permissions (through `kv`). */
@@ -106,7 +112,9 @@ export class StateApplier implements StateReader {
   }
 
   waitApplied(lsn: number, options: { timeoutMs: number; signal?: AbortSignal }): Promise<boolean> {
-    return this.applied.waitFor(lsn, options);
+    const reached = this.applied.waitFor(lsn, options);
+    this.#lingerWait.wake(); // a read waits now: a lingering backlog is applied at once
+    return reached;
   }
 
   get(collection: string, key: string): Promise<StateEntry | undefined> {
@@ -172,13 +180,14 @@ export class StateApplier implements StateReader {
 
   /**
    * Waits a little before applying a small backlog, so one KV commit (an fsync of its own) covers
-   * many group commits instead of competing with each spool fdatasync; not when a `min_lsn` read
-   * is already waiting, nor when a commit's worth is there.
+   * many group commits instead of competing with each spool fdatasync; not when a commit's worth
+   * is there, and only until a `min_lsn` read waits.
    */
   async #linger(signal: AbortSignal): Promise<void> {
     const backlog = this.#targetLsn() - this.applied.value;
-    if (this.applied.waiters > 0 || backlog >= STATE_APPLY_LINGER_BELOW_RECORDS) return;
-    await sleep(STATE_APPLY_LINGER_MS, signal);
+    if (backlog >= STATE_APPLY_LINGER_BELOW_RECORDS) return;
+    const readWaits = () => this.applied.waiters > 0;
+    await this.#lingerWait.wait(undefined, readWaits, { timeoutMs: this.#lingerMs, signal });
   }
 
   async #applyNext(): Promise<void> {

@@ -36,6 +36,8 @@ import type { StateEntry } from "../../src/state/kv_state.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
 const FAILOVER_CYCLES = Number(Deno.env.get("FERRY_FAILOVER_CYCLES") ?? "2");
+/** How long a read waits for its bookmark to be applied. */
+const READ_WAIT_MS = 10_000;
 /**
  * A `quorum` write acknowledged by `base`, sent again until it is (a new leader's standbys follow
  * it within moments of its promotion; the same key and value, so a repeat changes nothing).
@@ -119,6 +121,7 @@ clusterTest(
     /** Kill to the new leader's first acknowledged write, per cycle (ms). */
     const failoverMs: number[] = [];
     let n = 0;
+    let ackedLsn = 0;
     // Mostly `quorum` writes, some `local` and `ack_n=1` (which a failover may lose).
     const mixedWrite = async (base: string) => {
       const key = `k${n % 25}`;
@@ -129,7 +132,10 @@ clusterTest(
         unknown.push({ term: answer.body.term, lsn: answer.body.last_lsn });
       }
       const reached = answer?.status === 200 && answer.body.commit?.outcome === "reached";
-      if (policy === "quorum" && reached) acked.set(key, value);
+      if (policy === "quorum" && reached) {
+        acked.set(key, value);
+        ackedLsn = Math.max(ackedLsn, answer.body.last_lsn);
+      }
     };
     for (let cycle = 0; cycle < FAILOVER_CYCLES; cycle++) {
       const leader = await agreedLeader(cluster);
@@ -158,7 +164,9 @@ clusterTest(
       const key = `k${n % 25}`;
       const value = ++n;
       await waitUntil("the new leader to acknowledge a quorum write", async () => {
-        return (await quorumWrite(next.base, key, value)) !== undefined;
+        const lsn = await quorumWrite(next.base, key, value);
+        if (lsn !== undefined) ackedLsn = Math.max(ackedLsn, lsn);
+        return lsn !== undefined;
       }, 30_000);
       acked.set(key, value);
       failoverMs.push(Math.round(performance.now() - killedAt));
@@ -177,7 +185,7 @@ clusterTest(
     // Every acknowledged value is the leader's, key by key; every node holds the same state.
     const leader = await agreedLeader(cluster);
     for (const [key, value] of acked) {
-      const read = await getJson(leader.base, `/v1/records/items/${key}`).catch(() => undefined);
+      const read = await readApplied(leader.base, key, ackedLsn);
       assert.ok(read, `${key} survived`);
       assert.ok(
         (read.value as number) >= value,
@@ -283,6 +291,15 @@ async function settledState(cluster: Cluster, leader: Node): Promise<StateEntry[
   return states[0]!;
 }
 
+/**
+ * `key` as `base` has it once its state has applied `lsn` (the bookmark of the last acknowledged
+ * write: a read without one may come before the state applied it), or undefined.
+ */
+function readApplied(base: string, key: string, lsn: number) {
+  const path = `/v1/records/items/${key}?min_lsn=${lsn}&await_timeout_ms=${READ_WAIT_MS}`;
+  return getJson(base, path).catch(() => undefined);
+}
+
 /** SIGSTOP or SIGCONT to a node's process. */
 function signal(node: Node, sig: "SIGSTOP" | "SIGCONT"): void {
   Deno.kill(node.process.child.pid, sig);
@@ -295,8 +312,12 @@ clusterTest(
     const leader = await agreedLeader(cluster);
     const [first, second] = [...cluster.nodes.values()].filter((node) => node !== leader);
     const acked = new Map<string, number>();
+    let ackedLsn = 0;
     for (let i = 0; i < 20; i++) {
-      if ((await quorumWrite(leader.base, `k${i}`, i)) !== undefined) acked.set(`k${i}`, i);
+      const lsn = await quorumWrite(leader.base, `k${i}`, i);
+      if (lsn === undefined) continue;
+      acked.set(`k${i}`, i);
+      ackedLsn = Math.max(ackedLsn, lsn);
     }
     assert.equal(acked.size, 20);
     const frozen = first!;
@@ -321,7 +342,7 @@ clusterTest(
     signal(frozen, "SIGCONT");
     const next = await agreedLeader(cluster);
     for (const [key, value] of acked) {
-      const read = await getJson(next.base, `/v1/records/items/${key}`).catch(() => undefined);
+      const read = await readApplied(next.base, key, ackedLsn);
       assert.equal(read?.value, value, `${key} survived`);
     }
   },

@@ -1,7 +1,7 @@
-// SPEC.md section 3, group commit: where the fdatasync of a group commit runs. A writer alone gets
-// it on the event loop's thread (no hand-off to a pool thread and back); concurrent writers, a slow
-// disk, or a failing one get the usual async fdatasync or the usual failure. Either way an append
-// resolves only once its bytes are synced.
+// SPEC.md section 3, group commit: where the fdatasync of a group commit runs. One or two writers
+// get it on the event loop's thread (no hand-off to a pool thread and back); more concurrent
+// writers, a slow disk, or a failing one get the usual async fdatasync or the usual failure. Either
+// way an append resolves only once its bytes are synced.
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -13,6 +13,7 @@ import {
   WAL_INLINE_SYNC_AFTER_COMMITS,
   WAL_INLINE_SYNC_PROBE_EVERY,
   WAL_INLINE_SYNC_SLOW_MS,
+  WAL_INLINE_SYNC_WRITERS_MAX,
 } from "../../src/core/limits.ts";
 import { MemFs } from "../helpers/mem_fs.ts";
 import { withTempDir } from "../helpers/temp.ts";
@@ -25,6 +26,8 @@ const FAST_MS = WAL_INLINE_SYNC_SLOW_MS / 4;
  */
 const MEM_SPOOL = { walDir: "/data/wal", timeline: 1, term: 1, inlineSyncSlowMs: Infinity };
 const SLOW_MS = WAL_INLINE_SYNC_SLOW_MS * 2;
+/** Writers too many for an inline fdatasync. */
+const MANY = WAL_INLINE_SYNC_WRITERS_MAX + 1;
 
 /** A policy that has seen `commits` lone async commits. */
 function policyAfterAloneCommits(commits: number): InlineSyncPolicy {
@@ -49,11 +52,21 @@ function inlineOf(policy: InlineSyncPolicy, commits: number): number {
 
 Deno.test("a writer alone for WAL_INLINE_SYNC_AFTER_COMMITS commits syncs inline from the next", () => {
   const policy = policyAfterAloneCommits(WAL_INLINE_SYNC_AFTER_COMMITS - 1);
-  assert.equal(policy.alone, false);
+  assert.equal(policy.few, false);
   assert.equal(policy.inline(1), false);
   policy.synced({ appends: 1, inline: false, ms: FAST_MS, queued: 0 });
-  assert.equal(policy.alone, true);
+  assert.equal(policy.few, true);
   assert.equal(policy.inline(1), true);
+});
+
+Deno.test("two writers count as few: groups of two, one append arriving during a flush", () => {
+  const policy = new InlineSyncPolicy();
+  const few = WAL_INLINE_SYNC_WRITERS_MAX;
+  for (let i = 0; i < WAL_INLINE_SYNC_AFTER_COMMITS; i++) {
+    assert.equal(policy.inline(few), false);
+    policy.synced({ appends: few, inline: false, ms: FAST_MS, queued: few - 1 });
+  }
+  assert.equal(policy.inline(few), true);
 });
 
 Deno.test("while inline, one commit in WAL_INLINE_SYNC_PROBE_EVERY syncs async to look for other writers", () => {
@@ -62,11 +75,13 @@ Deno.test("while inline, one commit in WAL_INLINE_SYNC_PROBE_EVERY syncs async t
   assert.equal(inlineOf(policy, commits), commits - 3);
 });
 
-Deno.test("a group of several appends, an append arriving during a flush, or a slow flush ends the run", () => {
+Deno.test("a larger group, more appends arriving during a flush, or a slow flush ends the run", () => {
   const endings = [
-    (policy: InlineSyncPolicy) => assert.equal(policy.inline(2), false),
+    (policy: InlineSyncPolicy) => assert.equal(policy.inline(MANY), false),
     (policy: InlineSyncPolicy) =>
-      policy.synced({ appends: 1, inline: false, ms: FAST_MS, queued: 1 }),
+      policy.synced({ appends: MANY, inline: false, ms: FAST_MS, queued: 0 }),
+    (policy: InlineSyncPolicy) =>
+      policy.synced({ appends: 1, inline: false, ms: FAST_MS, queued: MANY - 1 }),
     (policy: InlineSyncPolicy) =>
       policy.synced({ appends: 1, inline: true, ms: SLOW_MS, queued: 0 }),
     (policy: InlineSyncPolicy) =>
@@ -74,28 +89,28 @@ Deno.test("a group of several appends, an append arriving during a flush, or a s
   ];
   for (const end of endings) {
     const policy = policyAfterAloneCommits(WAL_INLINE_SYNC_AFTER_COMMITS);
-    assert.equal(policy.alone, true);
+    assert.equal(policy.few, true);
     end(policy);
-    assert.equal(policy.alone, false);
-    assert.equal(policy.inline(1), false, "it takes lone async commits again to go inline");
+    assert.equal(policy.few, false);
+    assert.equal(policy.inline(1), false, "it takes few-writer async commits again to go inline");
   }
 });
 
-Deno.test("property: inline only for one append, after enough lone fast async commits, never a whole probe period in a row", () => {
+Deno.test("property: inline only for small groups, after enough few-writer fast async commits, never a whole probe period in a row", () => {
   const event = fc.record({
-    appends: fc.integer({ min: 1, max: 3 }),
+    appends: fc.integer({ min: 1, max: MANY + 1 }),
     slow: fc.boolean(),
-    queued: fc.integer({ min: 0, max: 2 }),
+    queued: fc.integer({ min: 0, max: MANY }),
   });
   fc.assert(fc.property(fc.array(event, { maxLength: 200 }), (events) => {
     const policy = new InlineSyncPolicy();
-    let lone = 0; // the model: lone fast async commits since the run last ended
+    let few = 0; // the model: few-writer fast async commits since the run last ended
     let inlineInARow = 0;
     for (const { appends, slow, queued } of events) {
       const inline = policy.inline(appends);
       if (inline) {
-        assert.equal(appends, 1);
-        assert.ok(lone >= WAL_INLINE_SYNC_AFTER_COMMITS);
+        assert.ok(appends <= WAL_INLINE_SYNC_WRITERS_MAX);
+        assert.ok(few >= WAL_INLINE_SYNC_AFTER_COMMITS);
         inlineInARow += 1;
         assert.ok(inlineInARow < WAL_INLINE_SYNC_PROBE_EVERY);
       } else inlineInARow = 0;
@@ -103,8 +118,9 @@ Deno.test("property: inline only for one append, after enough lone fast async co
       // Inline, nothing can arrive while the thread waits.
       const arrived = inline ? 0 : queued;
       policy.synced({ appends, inline, ms, queued: arrived });
-      if (slow || appends !== 1 || (!inline && arrived > 0)) lone = 0;
-      else if (!inline) lone += 1;
+      const many = appends > WAL_INLINE_SYNC_WRITERS_MAX || arrived >= WAL_INLINE_SYNC_WRITERS_MAX;
+      if (slow || many) few = 0;
+      else if (!inline) few += 1;
     }
   }));
 });
@@ -164,27 +180,44 @@ function openOnSlowSync(mem: MemFs): Promise<Spool> {
   return Spool.open({ ...MEM_SPOOL, fs: slowSyncFs(mem) });
 }
 
-Deno.test("concurrent writers keep the async fdatasync (their appends share group commits)", async () => {
+/** `writers` writers, each writing `commits` records one after another, all at once. */
+async function writeConcurrently(spool: Spool, writers: number, commits: number): Promise<void> {
+  const tags = Array.from({ length: writers }, (_, w) => `w${w}-`);
+  await Promise.all(tags.map((tag) => writeAlone(spool, commits, tag)));
+}
+
+Deno.test("more than WAL_INLINE_SYNC_WRITERS_MAX concurrent writers keep the async fdatasync (their appends share group commits)", async () => {
   const mem = new MemFs();
   const spool = await openOnSlowSync(mem);
   const commits = (WAL_INLINE_SYNC_AFTER_COMMITS + WAL_INLINE_SYNC_PROBE_EVERY) * 2;
-  await Promise.all([writeAlone(spool, commits, "a"), writeAlone(spool, commits, "b")]);
+  await writeConcurrently(spool, MANY, commits);
   assert.equal(mem.inlineSyncs, 0);
-  assert.equal(spool.currentLsn(), commits * 2);
+  assert.equal(spool.currentLsn(), commits * MANY);
   await spool.close();
 });
 
-Deno.test("a second writer ends a lone writer's inline run within one probe period", async () => {
+Deno.test("two concurrent writers sync inline, and every answered append survives a power cut", async () => {
+  const mem = new MemFs();
+  const spool = await openOnSlowSync(mem);
+  const commits = (WAL_INLINE_SYNC_AFTER_COMMITS + WAL_INLINE_SYNC_PROBE_EVERY) * 2;
+  await writeConcurrently(spool, WAL_INLINE_SYNC_WRITERS_MAX, commits);
+  assert.ok(mem.inlineSyncs > 0, "two writers went inline");
+  mem.powerCut(() => 0);
+  const reopened = await Spool.open({ ...MEM_SPOOL, fs: mem });
+  assert.equal(reopened.currentLsn(), commits * WAL_INLINE_SYNC_WRITERS_MAX);
+  await reopened.close();
+});
+
+Deno.test("more writers end a lone writer's inline run within one probe period", async () => {
   const mem = new MemFs();
   const spool = await openOnSlowSync(mem);
   await writeAlone(spool, WAL_INLINE_SYNC_AFTER_COMMITS + 2, "a");
   const inlineAlone = mem.inlineSyncs;
   assert.ok(inlineAlone > 0, "the lone writer went inline");
-  const commits = WAL_INLINE_SYNC_PROBE_EVERY * 4;
-  await Promise.all([writeAlone(spool, commits, "b"), writeAlone(spool, commits, "c")]);
+  await writeConcurrently(spool, MANY, WAL_INLINE_SYNC_PROBE_EVERY * 4);
   assert.ok(
     mem.inlineSyncs - inlineAlone < WAL_INLINE_SYNC_PROBE_EVERY,
-    `${mem.inlineSyncs - inlineAlone} inline syncs with two writers`,
+    `${mem.inlineSyncs - inlineAlone} inline syncs with ${MANY} writers`,
   );
   await spool.close();
 });
