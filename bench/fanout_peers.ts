@@ -19,6 +19,7 @@
 
 import process from "node:process";
 import { FerryClient } from "../src/client/client.ts";
+import type { WriteRecord } from "../src/client/types.ts";
 import { REPLICA_STREAM_ACK_MS } from "../src/core/limits.ts";
 import type { DecodedFrame } from "../src/wal/frame.ts";
 
@@ -48,6 +49,11 @@ export interface WriterTask {
   count: number;
   startAtMs: number;
   deadlineMs: number;
+  /**
+   * Plain `fetch` and the answer's `last_lsn` instead of `FerryClient` (the floor program answers
+   * with LSNs only).
+   */
+  plain?: boolean;
 }
 
 /** One run of records a reader got: `[firstLsn, lastLsn, receivedMs]`. */
@@ -185,8 +191,24 @@ async function runReaders(task: ReadersTask): Promise<ReadersOutput> {
   };
 }
 
+/** Writes `records` with one POST to `base` and returns the answer's `last_lsn`. */
+function plainWrite(base: string): (records: WriteRecord[]) => Promise<number> {
+  return async (records) => {
+    const response = await fetch(`${base}/v1/records`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ records }),
+    });
+    if (!response.ok) throw new Error(`write: ${response.status} ${await response.text()}`);
+    return ((await response.json()) as { last_lsn: number }).last_lsn;
+  };
+}
+
 async function runWriter(task: WriterTask): Promise<WriterOutput> {
   const client = new FerryClient(task.base);
+  const write = task.plain ? plainWrite(task.base) : async (records: WriteRecord[]) => {
+    return (await client.write(records)).lastLsn;
+  };
   const intervalMs = 1000 / task.ratePerSecond;
   const writes: Array<Promise<WriteReceipt>> = [];
   let next = 0;
@@ -196,10 +218,10 @@ async function runWriter(task: WriterTask): Promise<WriterOutput> {
       const i = next++;
       writes.push((async (): Promise<WriteReceipt> => {
         const sentMs = nowMs();
-        const answer = await client.write([
+        const lastLsn = await write([
           { op: "put", collection: WRITE_COLLECTION, key: `k${i % 1000}`, value: { i } },
         ]);
-        return [answer.lastLsn, sentMs, nowMs()];
+        return [lastLsn, sentMs, nowMs()];
       })());
     }
     if (next < task.count) await sleep(task.startAtMs + next * intervalMs - nowMs());

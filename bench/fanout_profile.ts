@@ -2,11 +2,14 @@
  * The fan-out load of bench/fanout_bench.ts in one mode, for iterating on the primary's cost per
  * delivered record: a fresh primary, the readers (`stream`, `poll`, or `none`: the write path
  * alone) and the open-loop writer, then the primary's CPU over the write phase, per delivered
- * record, and the lag. With `--profile` the primary runs under the V8 inspector, its CPU profile
+ * record, and the lag. `floor` runs the same writer against bench/write_floor.ts (the leanest Deno
+ * program that makes each write durable before answering) instead of a primary: what the write
+ * path costs at this rate with nothing of ferry's own. With `--profile` the primary runs under the V8 inspector, its CPU profile
  * over the write phase goes to bench/profiles/fanout-<mode>.cpuprofile and its top self times are
  * printed (the inspector adds some CPU of its own: compare profiled runs with profiled runs).
  *
- * Run: `deno run -A bench/fanout_profile.ts stream|poll|none [seconds] [--profile] [--replicas=N]`
+ * Run: `deno run -A bench/fanout_profile.ts stream|poll|none|floor [seconds] [--profile]
+ * [--replicas=N]`
  */
 
 import { joinPath } from "../src/core/files.ts";
@@ -24,6 +27,7 @@ import {
 import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts";
 import { connect, type Profile, selfTimes } from "./profile.ts";
 import { clockTicksPerSecond, type Peer, spawnPeer } from "./proc_stats.ts";
+import { withFloor } from "./write_peers.ts";
 
 const SECONDS_DEFAULT = 10;
 const DEADLINE_SLACK_MS = 120_000;
@@ -33,7 +37,7 @@ const TOP_FUNCTIONS = 40;
 const THREAD_SHARE_SHOWN_MIN = 0.01;
 
 interface Options {
-  mode: "stream" | "poll" | "none";
+  mode: "stream" | "poll" | "none" | "floor";
   seconds: number;
   profile: boolean;
   replicas: number;
@@ -41,20 +45,22 @@ interface Options {
 
 function parseOptions(args: string[]): Options {
   const mode = (args[0] ?? "stream") as Options["mode"];
-  if (!["stream", "poll", "none"].includes(mode)) throw new Error("mode: stream|poll|none");
+  if (!["stream", "poll", "none", "floor"].includes(mode)) {
+    throw new Error("mode: stream|poll|none|floor");
+  }
   const positional = args.filter((a) => !a.startsWith("--"));
   const replicas = args.find((a) => a.startsWith("--replicas="))?.split("=")[1];
   return {
     mode,
     seconds: Number(positional[1] ?? SECONDS_DEFAULT),
     profile: args.includes("--profile"),
-    replicas: mode === "none" ? 0 : Number(replicas ?? FANOUT_REPLICAS),
+    replicas: mode === "none" || mode === "floor" ? 0 : Number(replicas ?? FANOUT_REPLICAS),
   };
 }
 
 function spawnReaders(options: Options, base: string, times: number[]): Peer[] {
   const { replicas, mode } = options;
-  if (mode === "none") return [];
+  if (mode === "none" || mode === "floor") return [];
   return spawnFerryReaders(base, {
     mode,
     groups: readerGroups(mode, replicas),
@@ -137,6 +143,43 @@ async function run(options: Options): Promise<void> {
   }
 }
 
+/** The writer alone against the floor program: the floor's CPU over the write phase. */
+async function runFloor(options: Options): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-fanout-floor-" });
+  try {
+    await withFloor(dir, async (floor) => {
+      const writes = options.seconds * FANOUT_WRITES_PER_SECOND;
+      const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
+      const writer = spawnPeer(FANOUT_PEERS, [`--allow-net=127.0.0.1:${floor.port}`], {
+        role: "writer",
+        base: floor.base,
+        ratePerSecond: FANOUT_WRITES_PER_SECOND,
+        count: writes,
+        startAtMs,
+        deadlineMs: startAtMs + writes + DEADLINE_SLACK_MS,
+        plain: true,
+      });
+      try {
+        await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
+        const before = await userSystemTicks(floor.pid);
+        const threadsBefore = await threadTicks(floor.pid);
+        const { writes: written } = await writer.output<WriterOutput>();
+        const after = await userSystemTicks(floor.pid);
+        const threadsAfter = await threadTicks(floor.pid);
+        const ticksPerS = await clockTicksPerSecond();
+        const [userS, systemS] = [0, 1].map((i) => (after[i]! - before[i]!) / ticksPerS);
+        const windowS = (nowMs() - startAtMs) / 1000;
+        report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs: [] });
+        printThreads(threadsBefore, threadsAfter, ticksPerS * windowS);
+      } finally {
+        await writer.kill();
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** How the group commits' fdatasyncs ran (from the primary's metrics). */
 async function printSyncs(base: string): Promise<void> {
   const text = await (await fetch(`${base}/metrics`)).text();
@@ -214,4 +257,7 @@ function report(options: Options, figures: {
   console.log(line.join("; "));
 }
 
-if (import.meta.main) await run(parseOptions(Deno.args));
+if (import.meta.main) {
+  const options = parseOptions(Deno.args);
+  await (options.mode === "floor" ? runFloor(options) : run(options));
+}

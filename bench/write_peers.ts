@@ -262,6 +262,7 @@ export async function measureRedis(
 export interface Floor {
   base: string;
   port: number;
+  pid: number;
 }
 
 /**
@@ -294,7 +295,7 @@ export async function withFloor<T>(dir: string, body: (floor: Floor) => Promise<
     }
     clearTimeout(timer);
     await reader.cancel();
-    return await body({ base: `http://127.0.0.1:${port}`, port });
+    return await body({ base: `http://127.0.0.1:${port}`, port, pid: child.pid });
   } finally {
     try {
       child.kill("SIGTERM");
