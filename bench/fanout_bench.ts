@@ -1,11 +1,15 @@
 /**
  * Fan-out (SPEC.md 13.1): 100 replicas following one primary while a writer sustains 1000
- * single-record writes per second (open loop), in four modes measured in the same run:
+ * single-record writes per second (open loop), in six modes measured in the same run:
  *
  * - ferry, streaming pulls (`stream=1`, one chunk per group commit per stream);
  * - ferry, long-polls (`await_timeout_ms` 25 000), the mode streams replace;
  * - ferry with the same writer and no reader: the write path's own CPU, which both ferry figures
  *   include (a stream that cost nothing would still leave the ratio at its share);
+ * - ferry, streaming pulls with `--stream-batch-ms 4` (group commits batched, one chunk per
+ *   stream at most every 4 ms);
+ * - the floor program (bench/write_floor.ts) with the same writer and no reader: what the leanest
+ *   Deno program that answers durable writes costs at this rate, the bound below any Deno primary;
  * - NATS JetStream driven the same way: 100 durable pull consumers in two Deno processes, a
  *   publisher awaiting each PubAck (bench/fanout_nats.ts).
  *
@@ -43,6 +47,7 @@ import {
 import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts";
 import { cpuMeter, type LagSummary, type Peer, spawnPeer, summarize } from "./proc_stats.ts";
 import { appendResults, formatNumber } from "./results.ts";
+import { withFloor } from "./write_peers.ts";
 import { ensureNatsServer, quickMode } from "./replication_bench.ts";
 
 const REPLICAS_FULL = FANOUT_REPLICAS;
@@ -61,6 +66,10 @@ const MEMORY_BYTES_QUICK = 100e6;
 /** Targets of the issue. */
 const TARGET_STREAM_P99_MS = 50;
 const TARGET_CPU_SHARE_OF_POLL = 0.25;
+/** The long-poll figure when the target was set: 69 % of a core at 370 writes/s to 100 replicas. */
+const ISSUE_POLL_US_PER_RECORD = (0.69 / (370 * 100)) * 1e6;
+/** The batch interval of the extra streaming row (`--stream-batch-ms`). */
+const STREAM_BATCH_MS = 4;
 
 const NATS_PEERS = "bench/fanout_nats.ts";
 
@@ -143,11 +152,12 @@ function _leadLeft(startAtMs: number): void {
 }
 
 /** ferry, streaming or long-polling, against a fresh primary. */
-async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult> {
+async function runFerry(plan: Plan, mode: "stream" | "poll", batchMs = 0): Promise<ModeResult> {
   const peers: Peer[] = [];
   let primary: Node | undefined;
+  const batch = batchMs > 0 ? ["--stream-batch-ms", String(batchMs)] : [];
   try {
-    primary = await startPrimary(joinPath(plan.dir, `ferry-${mode}`));
+    primary = await startPrimary(joinPath(plan.dir, `ferry-${mode}-${batchMs}`), batch);
     const { base, port } = primary;
     const flags = [`--allow-net=127.0.0.1:${port}`];
     const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
@@ -189,7 +199,9 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
     const acks = replicas.reduce((n, r) => n + r.acks, 0);
     const reconnects = replicas.reduce((n, r) => n + r.reconnects, 0);
     return {
-      name: mode === "stream" ? "ferry, streaming pulls" : "ferry, long-polls",
+      name: mode === "stream"
+        ? `ferry, streaming pulls${batch.length > 0 ? `, ${batch.join(" ")}` : ""}`
+        : "ferry, long-polls",
       achievedRate: rateOf(writes.map(([, sent]) => sent)),
       ...figures,
       windowS,
@@ -207,33 +219,51 @@ async function runFerry(plan: Plan, mode: "stream" | "poll"): Promise<ModeResult
 }
 
 /**
- * The same writer against a fresh primary that no one reads: the write path's own CPU, shared by
- * both ferry modes. Its "per delivered record" figure divides by the same replicas × writes, so it
+ * The same writer with no reader: against a fresh primary, the write path's own CPU, shared by
+ * both ferry modes; against bench/write_floor.ts, what the leanest Deno program pays for the same
+ * durable writes. Its "per delivered record" figure divides by the same replicas × writes, so it
  * is the part of each mode's figure that is not delivery.
  */
-async function runWritesAlone(plan: Plan): Promise<ModeResult> {
-  const peers: Peer[] = [];
+async function runWritesAlone(plan: Plan, against: "ferry" | "floor"): Promise<ModeResult> {
+  if (against === "floor") {
+    return await withFloor(joinPath(plan.dir, "floor"), (floor) => {
+      const name = "floor program (bench/write_floor.ts), writes alone";
+      return measureWriter(plan, { ...floor, name, plain: true });
+    });
+  }
   let primary: Node | undefined;
   try {
     primary = await startPrimary(joinPath(plan.dir, "ferry-writes"));
-    const { base, port } = primary;
-    const startAtMs = nowMs() + WRITER_LEAD_MS;
-    const writer = spawnPeer(FANOUT_PEERS, [`--allow-net=127.0.0.1:${port}`], {
-      role: "writer",
-      base,
-      ratePerSecond: WRITES_PER_SECOND,
-      count: plan.writes,
-      startAtMs,
-      deadlineMs: startAtMs + plan.writes + DEADLINE_SLACK_MS,
-    });
-    peers.push(writer);
+    const name = "ferry, writes alone (no reader)";
+    return await measureWriter(plan, { ...primary, pid: primary.process.child.pid, name });
+  } finally {
+    if (primary) await stop(primary).catch((error) => console.error(`stopping primary: ${error}`));
+  }
+}
+
+/** The open-loop writer against `target` alone; the target's CPU over the write phase. */
+async function measureWriter(
+  plan: Plan,
+  target: { base: string; port: number; pid: number; name: string; plain?: boolean },
+): Promise<ModeResult> {
+  const startAtMs = nowMs() + WRITER_LEAD_MS;
+  const writer = spawnPeer(FANOUT_PEERS, [`--allow-net=127.0.0.1:${target.port}`], {
+    role: "writer",
+    base: target.base,
+    ratePerSecond: WRITES_PER_SECOND,
+    count: plan.writes,
+    startAtMs,
+    deadlineMs: startAtMs + plan.writes + DEADLINE_SLACK_MS,
+    plain: target.plain,
+  });
+  try {
     await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
-    const meter = await cpuMeter([primary.process.child.pid]);
+    const meter = await cpuMeter([target.pid]);
     const { writes } = await writer.output<WriterOutput>();
     const [serverCpuS] = await meter.stop();
     const none = summarize(new Float64Array(0));
     return {
-      name: "ferry, writes alone (no reader)",
+      name: target.name,
       achievedRate: rateOf(writes.map(([, sent]) => sent)),
       ackLag: none,
       sendLag: none,
@@ -245,8 +275,7 @@ async function runWritesAlone(plan: Plan): Promise<ModeResult> {
       notes: "its CPU is divided by the same replicas × writes as the other rows",
     };
   } finally {
-    for (const peer of peers) await peer.kill();
-    if (primary) await stop(primary).catch((error) => console.error(`stopping primary: ${error}`));
+    await writer.kill();
   }
 }
 
@@ -355,8 +384,12 @@ export async function runFanoutBench(): Promise<void> {
     console.log(row(stream));
     const poll = await runFerry(plan, "poll");
     console.log(row(poll));
-    const writesAlone = await runWritesAlone(plan);
+    const writesAlone = await runWritesAlone(plan, "ferry");
     console.log(row(writesAlone));
+    const batched = await runFerry(plan, "stream", STREAM_BATCH_MS);
+    console.log(row(batched));
+    const floor = await runWritesAlone(plan, "floor");
+    console.log(row(floor));
     const nats = await runNats(plan);
     console.log(row(nats));
     const bytes = quick ? MEMORY_BYTES_QUICK : MEMORY_BYTES_FULL;
@@ -370,7 +403,7 @@ export async function runFanoutBench(): Promise<void> {
         stalledStream: true,
       }),
     };
-    await report({ plan, stream, poll, writesAlone, nats, memory, quick });
+    await report({ plan, stream, poll, writesAlone, batched, floor, nats, memory, quick });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -385,11 +418,13 @@ async function report(figures: {
   stream: ModeResult;
   poll: ModeResult;
   writesAlone: ModeResult;
+  batched: ModeResult;
+  floor: ModeResult;
   nats: ModeResult & { version: string };
   memory: { without: StreamMemoryResult; stalled: StreamMemoryResult };
   quick: boolean;
 }): Promise<void> {
-  const { plan, stream, poll, writesAlone, nats, memory } = figures;
+  const { plan, stream, poll, writesAlone, batched, floor, nats, memory } = figures;
   const cpuShare = usPerRecord(stream) / usPerRecord(poll);
   const floorShare = usPerRecord(writesAlone) / usPerRecord(poll);
   const aboveWrites = (usPerRecord(stream) - usPerRecord(writesAlone)) /
@@ -406,6 +441,20 @@ async function report(figures: {
     `of which the write path alone (no reader) / long-poll: ${floorShare.toFixed(3)} (what a ` +
     `stream that cost nothing would reach); above the write path, stream / long-poll: ${
       aboveWrites.toFixed(3)
+    }`,
+    `the floor program's writes alone / long-poll: ${
+      (usPerRecord(floor) / usPerRecord(poll)).toFixed(3)
+    } (no Deno primary can go below this share: its writes alone cost that much)`,
+    `with --stream-batch-ms ${STREAM_BATCH_MS}: stream / long-poll ${
+      (usPerRecord(batched) / usPerRecord(poll)).toFixed(3)
+    }, lag p99 ${ms(batched.ackLag.p99)} ms`,
+    `against the long-poll figure when the target was set (${
+      ISSUE_POLL_US_PER_RECORD.toFixed(1)
+    } ` +
+    `µs: 69 % of a core at 370 writes/s to 100 replicas): stream ${
+      (usPerRecord(stream) / ISSUE_POLL_US_PER_RECORD).toFixed(3)
+    }, with --stream-batch-ms ${STREAM_BATCH_MS} ${
+      (usPerRecord(batched) / ISSUE_POLL_US_PER_RECORD).toFixed(3)
     }`,
     `ferry stream p99 / NATS p99: ${vsNats.toFixed(2)} (target ≤ 1): ${verdict(vsNats <= 1)}`,
     `writer rate reached (≥ ${RATE_SHARE_MIN * 100}% of ${WRITES_PER_SECOND}/s) in every mode: ${
@@ -440,6 +489,8 @@ async function report(figures: {
       row(stream),
       row(poll),
       row(writesAlone),
+      row(batched),
+      row(floor),
       row(nats),
       "",
       `Notes: ${stream.name}: ${stream.notes}. ${poll.name}: ${poll.notes}. ${writesAlone.name}: ${writesAlone.notes}. ${nats.name}: ${nats.notes}.`,

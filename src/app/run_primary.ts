@@ -252,6 +252,7 @@ function _newPrimary(
     slotEtaWarnS: config.slotEtaWarnS,
     streamMaxMs: config.streamMaxMs,
     streamUnsentBytesMax: config.streamUnsentBytesMax,
+    streamBatchMs: config.streamBatchMs,
     healthyWithinMs: config.healthyWithinMs,
     commitPolicyFloor: parts.floor,
     commitTimeoutMs: config.commitTimeoutMs,

@@ -41,6 +41,7 @@ export interface Config {
   readonly snapshotStallTimeoutMs: number;
   readonly streamMaxMs: number;
   readonly streamUnsentBytesMax: number;
+  readonly streamBatchMs: number;
   readonly streamPulls: boolean;
   /** A replica that keeps the log in its own spool (SPEC.md 13.3). */
   readonly keepWal: boolean;

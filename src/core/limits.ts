@@ -217,6 +217,12 @@ export const STREAMS_MAX = 1024;
  * Deno's response body takes no more chunks past 64 KiB held, so larger buys nothing.
  */
 export const STREAM_COALESCE_BYTES_MAX = 64 * KIB_BYTES;
+/**
+ * `--stream-batch-ms`: streams get group commits at most once per this interval (0: each as soon
+ * as it is durable, SPEC.md 13.1); see replication/commit_batcher.ts.
+ */
+export const STREAM_BATCH_MS_DEFAULT = 0;
+export const STREAM_BATCH_MS_MAX = 1000;
 /** Largest JSON payload of a control record; a longer one is corrupt. */
 export const CONTROL_PAYLOAD_BYTES_MAX = 1 * MIB_BYTES;
 /** A streaming replica acks at least this often, even with nothing new: acks are how it is seen. */

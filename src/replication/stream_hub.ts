@@ -18,6 +18,7 @@
 import assert from "../core/assert.ts";
 import { OverloadedError, UnavailableError } from "../core/errors.ts";
 import {
+  STREAM_BATCH_MS_DEFAULT,
   STREAM_CONTROL_INTERVAL_MS,
   STREAM_MAX_MS_DEFAULT,
   STREAM_TICK_MS,
@@ -35,6 +36,7 @@ import type { ControlRecord } from "../wal/stream_codec.ts";
 import type { PullServer } from "./pulls.ts";
 import type { ReplicaRegistry } from "./registry.ts";
 import { type StreamEndReason, WalStream } from "./wal_stream.ts";
+import { CommitBatcher } from "./commit_batcher.ts";
 
 export type { StreamEndReason };
 
@@ -75,6 +77,8 @@ export interface StreamHubOptions {
   mayServe?: () => boolean;
   /** A control record goes at least this often even while frames flow (absent: only when idle). */
   controlEveryMs?: number;
+  /** Group commits go to the streams at most once per this interval (`CommitBatcher`; 0: each). */
+  batchMs?: number;
 }
 
 /** A stream to open: who asks, from where, and what ends it early. */
@@ -98,9 +102,13 @@ export class StreamHub {
   #endedByReason: Record<string, number> = {};
   /** Per stream: what to undo when it ends (its max-age timer, its abort listener). */
   #cleanups = new Map<WalStream, () => void>();
+  #batcher: CommitBatcher;
 
   constructor(options: StreamHubOptions) {
     this.#options = options;
+    this.#batcher = new CommitBatcher(options.batchMs ?? STREAM_BATCH_MS_DEFAULT, (commit) => {
+      for (const open of this.#streams) open.deliver(commit);
+    });
   }
 
   /** Streams open now. */
@@ -186,9 +194,7 @@ export class StreamHub {
 
   #add(stream: WalStream): void {
     this.#streams.add(stream);
-    this.#unsubscribe ??= this.#options.onCommit((commit) => {
-      for (const open of this.#streams) open.deliver(commit);
-    });
+    this.#unsubscribe ??= this.#options.onCommit((commit) => this.#batcher.push(commit));
   }
 
   #ended(stream: WalStream, reason: StreamEndReason, error: unknown): void {
@@ -198,6 +204,7 @@ export class StreamHub {
     if (this.#streams.size === 0) {
       this.#unsubscribe?.();
       this.#unsubscribe = undefined;
+      this.#batcher.clear();
     }
     this.#endedByReason[reason] = (this.#endedByReason[reason] ?? 0) + 1;
     const fields = {
@@ -275,6 +282,7 @@ export function primaryStreamHub(parts: {
   members?: ReadonlySet<string>;
   streamMaxMs?: number;
   streamUnsentBytesMax?: number;
+  streamBatchMs?: number;
   mayServe?: () => boolean;
   logger: Logger;
   clock: () => number;
@@ -302,5 +310,6 @@ export function primaryStreamHub(parts: {
     mayServe: parts.mayServe,
     // The standbys hear of the slots while frames flow too, not only when the stream is idle.
     controlEveryMs: parts.failoverSlots ? STREAM_CONTROL_INTERVAL_MS : undefined,
+    batchMs: parts.streamBatchMs,
   });
 }

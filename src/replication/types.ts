@@ -70,6 +70,8 @@ export interface PrimaryOptions {
   streamMaxMs?: number;
   /** A stream ends past this many unsent bytes (`STREAM_UNSENT_BYTES_DEFAULT`). */
   streamUnsentBytesMax?: number;
+  /** Streams get group commits at most once per this interval (`STREAM_BATCH_MS_DEFAULT`). */
+  streamBatchMs?: number;
   /**
    * Fencing (SPEC.md 13.4): false once this node may no longer serve frames (its lease is past
    * its deadline); streams check it before serving and end ("fenced"). Always true by default.

@@ -12,6 +12,7 @@ import { wholeFrames } from "../helpers/stream_tap.ts";
 
 const utf8 = new TextEncoder();
 const STREAM = { replicaId: "prop", maxCount: 7, maxBytes: 1 << 20 };
+const BATCH_MS = 3;
 
 /** What one connection received before its cut: the whole frames in the first `cutAt` bytes. */
 async function connection(
@@ -48,7 +49,17 @@ async function connection(
 }
 
 Deno.test("streams cut at random bytes and resumed from the last LSN deliver exactly 1..N", async () => {
-  await withPrimary({ spool: { tailBytesMax: 4096 } }, async ({ primary }) => {
+  await cutAndResume(0);
+});
+
+Deno.test("the same with --stream-batch-ms: batched group commits keep 1..N exactly", async () => {
+  await cutAndResume(BATCH_MS);
+});
+
+/** The property, on a primary whose streams get group commits at most once per `batchMs`. */
+async function cutAndResume(batchMs: number): Promise<void> {
+  const options = { spool: { tailBytesMax: 4096 }, primary: { streamBatchMs: batchMs } };
+  await withPrimary(options, async ({ primary }) => {
     const written: Uint8Array[] = [];
     const append = async (count: number) => {
       const payloads = Array.from(
@@ -90,7 +101,7 @@ Deno.test("streams cut at random bytes and resumed from the last LSN deliver exa
           assert.equal(primary.streams.size, 0, "every cut connection ended its stream");
         },
       ),
-      { numRuns: 60 },
+      { numRuns: batchMs === 0 ? 60 : 20 },
     );
   });
-});
+}

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { UnavailableError } from "../../src/core/errors.ts";
 import {
   REPLICA_STREAM_ACK_MS,
+  STREAM_BATCH_MS_MAX,
   STREAM_CONTROL_INTERVAL_MS,
   STREAM_TICK_MS,
 } from "../../src/core/limits.ts";
@@ -16,6 +17,13 @@ import { eventually, lsnsThrough, StreamTap } from "../helpers/stream_tap.ts";
 const utf8 = new TextEncoder();
 const PAYLOAD = utf8.encode('{"op":"put","collection":"c","key":"k","value":1}');
 const STREAM = { maxCount: 1000, maxBytes: 1 << 20 };
+
+/** The LSNs of the frames in one chunk (whole frames only). */
+function lsnsOf(chunk: Uint8Array): number[] {
+  const run = decodeStreamRun(chunk);
+  assert.equal(run.offset, chunk.byteLength, "whole frames only");
+  return run.items.flatMap((item) => item.kind === "frames" ? item.frames.map((f) => f.lsn) : []);
+}
 
 Deno.test("a stream opens with a control record, then the backlog, then one chunk per group commit", async () => {
   await withPrimary({}, async ({ primary }) => {
@@ -49,6 +57,20 @@ Deno.test("a stream opens with a control record, then the backlog, then one chun
     await tap.readUntil((read) => read.lsns.length >= 6);
     assert.deepEqual(tap.read.lsns, lsnsThrough(6));
     assert.equal(primary.streams.size, 1);
+    await tap.cancel();
+  });
+});
+
+Deno.test("with --stream-batch-ms, the group commits after a delivery reach a stream as one chunk", async () => {
+  // The interval is far longer than three in-memory appends; nothing else is timed.
+  await withPrimary({ primary: { streamBatchMs: STREAM_BATCH_MS_MAX } }, async ({ primary }) => {
+    const opened = await primary.openStream({ replicaId: "r1", sinceLsn: 0, ...STREAM });
+    const tap = new StreamTap(opened.body);
+    await tap.chunk(); // the opening control record
+    await primary.append([PAYLOAD]); // after a quiet interval: at once, alone
+    assert.deepEqual(lsnsOf((await tap.chunk())!), [1]);
+    for (let i = 0; i < 3; i++) await primary.append([PAYLOAD]);
+    assert.deepEqual(lsnsOf((await tap.chunk())!), [2, 3, 4], "one chunk for three commits");
     await tap.cancel();
   });
 });
