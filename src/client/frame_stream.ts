@@ -9,16 +9,8 @@
 
 import { FerryResponseError, StreamRefusedError } from "../core/errors.ts";
 import { concatBytes } from "../core/bytes.ts";
-import {
-  FRAMES_MEDIA_TYPE,
-  HEADER_CURRENT_LSN,
-  HEADER_OLDEST_LSN,
-  HEADER_START_LSN,
-  HEADER_TERM,
-  HEADER_TIMELINE,
-} from "../model/wire.ts";
 import { decodeStreamRun } from "../wal/stream_codec.ts";
-import { uintHeader } from "./responses.ts";
+import { framesPositionOf } from "./responses.ts";
 import type { FrameStream, FrameStreamItem } from "./types.ts";
 
 /**
@@ -27,20 +19,8 @@ import type { FrameStream, FrameStreamItem } from "./types.ts";
  * `StreamRefusedError` thrown (the server answered a plain pull: it does not stream).
  */
 export async function openFrameStream(response: Response): Promise<FrameStream> {
-  const contentType = response.headers.get("content-type") ?? "";
-  if (!contentType.includes(FRAMES_MEDIA_TYPE) || response.body === null) {
-    await response.body?.cancel();
-    throw new FerryResponseError(`stream: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
-  }
-  const header = (name: string) => uintHeader(response.headers, name);
-  const position = {
-    currentLsn: header(HEADER_CURRENT_LSN),
-    oldestLsn: header(HEADER_OLDEST_LSN),
-    term: header(HEADER_TERM),
-    timeline: header(HEADER_TIMELINE),
-    startLsn: header(HEADER_START_LSN),
-  };
-  const reader = new _StreamReader(response.body);
+  const position = await framesPositionOf(response, "stream");
+  const reader = new _StreamReader(response.body!);
   const items = reader.items();
   const first = await items.next();
   if (first.done || first.value.kind !== "control") {

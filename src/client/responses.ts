@@ -191,26 +191,48 @@ export function decodeFrames(
   return { frames };
 }
 
+/** Where a raw-frame answer (a pull's or a stream's) says the server stands. */
+export interface FramesPosition {
+  currentLsn: number;
+  oldestLsn: number;
+  term: number;
+  timeline: number;
+  startLsn: number;
+}
+
 /**
- * The `FramePull` of a raw-frame pull's answer: its content type and position headers checked,
- * its body read (bounded) and checked in one pass (`decodeFrames`).
+ * The position headers of a raw-frame answer, after checking its media type and that it has a
+ * body; otherwise the body is cancelled and `FerryResponseError` names `what` answered wrongly.
  */
-export async function framePullOf(response: Response): Promise<FramePull> {
+export async function framesPositionOf(
+  response: Response,
+  what: "pull" | "stream",
+): Promise<FramesPosition> {
   const contentType = response.headers.get("content-type") ?? "";
-  if (!contentType.includes(FRAMES_MEDIA_TYPE)) {
+  if (!contentType.includes(FRAMES_MEDIA_TYPE) || response.body === null) {
     await response.body?.cancel();
-    throw new FerryResponseError(`pull: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
+    throw new FerryResponseError(`${what}: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
   }
   const header = (name: string) => uintHeader(response.headers, name);
-  const position = {
+  return {
     currentLsn: header(HEADER_CURRENT_LSN),
     oldestLsn: header(HEADER_OLDEST_LSN),
     term: header(HEADER_TERM),
     timeline: header(HEADER_TIMELINE),
     startLsn: header(HEADER_START_LSN),
   };
+}
+
+/**
+ * The `FramePull` of a raw-frame pull's answer: its content type and position headers checked,
+ * its body read (bounded) and checked in one pass (`decodeFrames`).
+ */
+export async function framePullOf(response: Response): Promise<FramePull> {
+  const position = await framesPositionOf(response, "pull");
   const countHeader = response.headers.get(HEADER_RECORD_COUNT);
-  const expectedCount = countHeader === null ? undefined : header(HEADER_RECORD_COUNT);
+  const expectedCount = countHeader === null
+    ? undefined
+    : uintHeader(response.headers, HEADER_RECORD_COUNT);
   const bytes = await readBody(response, RESPONSE_BODY_BYTES_MAX);
   const { frames, corrupt } = decodeFrames(bytes, expectedCount);
   return corrupt ? { frames, corrupt, ...position } : { frames, ...position };

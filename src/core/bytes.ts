@@ -24,6 +24,24 @@ export function concatBytes(parts: readonly Uint8Array[], totalBytes?: number): 
   return out;
 }
 
+/**
+ * UTF-8 length of the well-formed text between `start` and `end` (all of it by default), counted
+ * without encoding it (a lone surrogate would count 3, as TextEncoder writes U+FFFD).
+ */
+export function utf8Length(text: string, start = 0, end: number = text.length): number {
+  let bytes = 0;
+  for (let i = start; i < end; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 4; // a surrogate pair
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
 const _strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const _lenientUtf8 = new TextDecoder();
 

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { decodeUtf8Strict } from "../core/bytes.ts";
+import { decodeUtf8Strict, utf8Length } from "../core/bytes.ts";
 import {
   BadRequestError,
   PayloadTooLargeError,
@@ -332,7 +332,7 @@ class _RecordEncoder {
     let offset = 0;
     for (let index = 0; index < this.#ends.length; index++) {
       const end = this.#ends[index]!;
-      const length = ascii ? end - start : _utf8Length(text, start, end);
+      const length = ascii ? end - start : utf8Length(text, start, end);
       if (length > recordBytesMax) {
         throw new PayloadTooLargeError(
           `record ${index} is ${length} bytes; the limit is ${recordBytesMax}`,
@@ -386,20 +386,5 @@ function _encodeUtf8(text: string): Uint8Array {
 function _isKey(key: string): boolean {
   if (key.length === 0 || key.length > KEY_BYTES_MAX) return false;
   if (!key.isWellFormed() || key.includes("\u0000")) return false;
-  return key.length <= _KEY_UNITS_SURELY_SHORT || _utf8Length(key, 0, key.length) <= KEY_BYTES_MAX;
-}
-
-/** UTF-8 length of the well-formed text between `start` and `end`. */
-function _utf8Length(text: string, start: number, end: number): number {
-  let bytes = 0;
-  for (let i = start; i < end; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff) {
-      bytes += 4; // a surrogate pair
-      i += 1;
-    } else bytes += 3;
-  }
-  return bytes;
+  return key.length <= _KEY_UNITS_SURELY_SHORT || utf8Length(key) <= KEY_BYTES_MAX;
 }

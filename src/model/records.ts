@@ -11,6 +11,7 @@
 // The zod of @hono/zod-openapi (zod with `.openapi()`), so route schemas can embed this one.
 import { z } from "@hono/zod-openapi";
 import { BadRequestError, CorruptFrameError } from "../core/errors.ts";
+import { utf8Length } from "../core/bytes.ts";
 import {
   COLLECTION_BYTES_MAX,
   JSON_DEPTH_MAX,
@@ -110,21 +111,6 @@ function _recordJson(record: ChangeRecord): string {
     : `${head},"ts":${record.ts}}`;
 }
 
-/** UTF-8 length of a well-formed string (to split one encoded buffer back into its parts). */
-function _utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff) {
-      bytes += 4; // a surrogate pair
-      i += 1;
-    } else bytes += 3;
-  }
-  return bytes;
-}
-
 /**
  * Encodes many records with one UTF-8 encoding of their joined text and returns a view per record
  * (one native call per request instead of one per record). The same bytes as `encodeChangeRecord`.
@@ -137,7 +123,7 @@ export function encodeChangeRecords(records: readonly ChangeRecord[]): Uint8Arra
   const views: Uint8Array[] = [];
   let offset = 0;
   for (const text of texts) {
-    const length = ascii ? text.length : _utf8Length(text);
+    const length = ascii ? text.length : utf8Length(text);
     views.push(bytes.subarray(offset, offset + length));
     offset += length;
   }

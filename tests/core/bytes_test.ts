@@ -1,9 +1,10 @@
 // decodeUtf8Strict() is the fatal decoder's verdict at the lenient decoder's speed: for any bytes
 // it returns the same text or throws the same way, U+FFFD that was really sent included.
+// utf8Length() counts what TextEncoder would write for well-formed text, whole or a slice of it.
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeUtf8Strict } from "../../src/core/bytes.ts";
+import { decodeUtf8Strict, utf8Length } from "../../src/core/bytes.ts";
 
 const fatal = new TextDecoder("utf-8", { fatal: true });
 
@@ -51,4 +52,21 @@ Deno.test("property: decodeUtf8Strict() agrees with the fatal decoder", () => {
 Deno.test("decodeUtf8Strict() keeps a U+FFFD that was sent and refuses an invalid byte", () => {
   assert.equal(decodeUtf8Strict(new Uint8Array([0x61, 0xef, 0xbf, 0xbd])), "a\uFFFD");
   assert.throws(() => decodeUtf8Strict(new Uint8Array([0x61, 0xff])), TypeError);
+});
+
+Deno.test("property: utf8Length() is the encoded length of well-formed text and of its slices", () => {
+  const utf8 = new TextEncoder();
+  const pieces = fc.array(fc.string({ unit: "grapheme", maxLength: 6 }), { maxLength: 6 });
+  fc.assert(
+    fc.property(pieces, fc.nat(), (parts, pick) => {
+      const text = parts.join("");
+      assert.equal(utf8Length(text), utf8.encode(text).byteLength);
+      // A slice between two parts' boundaries never cuts a surrogate pair.
+      const cut = pick % (parts.length + 1);
+      const start = parts.slice(0, cut).join("").length;
+      const end = start + (parts[cut] ?? "").length;
+      assert.equal(utf8Length(text, start, end), utf8.encode(text.slice(start, end)).byteLength);
+    }),
+    { numRuns: 2000 },
+  );
 });
