@@ -1,6 +1,7 @@
 /** A real-disk `FileSystem` that records every positional read, to prove what was (not) read. */
 
 import { denoFileSystem, type FileSystem } from "../../src/core/files.ts";
+import { wrapFileSystem } from "./wrapped_fs.ts";
 
 /** One recorded read. */
 export interface RecordedRead {
@@ -11,25 +12,12 @@ export interface RecordedRead {
 
 /** Wraps `denoFileSystem()`; `reads` lists every `readAt` made through it. */
 export function recordingFileSystem(): FileSystem & { reads: RecordedRead[] } {
-  const inner = denoFileSystem();
   const reads: RecordedRead[] = [];
-  return {
-    ...inner,
-    reads,
-    async open(path, options) {
-      const handle = await inner.open(path, options);
-      return {
-        ...handle,
-        readAt(buffer, position) {
-          reads.push({ path, position, length: buffer.byteLength });
-          return handle.readAt(buffer, position);
-        },
-        writeAt: (data, position) => handle.writeAt(data, position),
-        syncData: () => handle.syncData(),
-        truncate: (length) => handle.truncate(length),
-        size: () => handle.size(),
-        close: () => handle.close(),
-      };
+  const fs = wrapFileSystem(denoFileSystem(), (handle, path) => ({
+    readAt(buffer, position) {
+      reads.push({ path, position, length: buffer.byteLength });
+      return handle.readAt(buffer, position);
     },
-  };
+  }));
+  return { ...fs, reads };
 }

@@ -7,6 +7,7 @@
 
 import { denoFileSystem, type FileSystem } from "../../src/core/files.ts";
 import { Spool } from "../../src/wal/spool.ts";
+import { wrapFileSystem } from "./wrapped_fs.ts";
 
 const [walDir, lsnText, pauseText = "0"] = Deno.args;
 if (!walDir || !lsnText) throw new Error("usage: spool_truncator.ts <wal dir> <lsn> <pause step>");
@@ -31,28 +32,20 @@ async function stepDone(operation: string): Promise<void> {
 
 /** The real disk, with a report after every operation that changes it. */
 function steppingFileSystem(inner: FileSystem): FileSystem {
-  return {
-    ...inner,
-    async open(path, options) {
-      const handle = await inner.open(path, options);
-      return {
-        readAt: (buffer, position) => handle.readAt(buffer, position),
-        async writeAt(data, position) {
-          await handle.writeAt(data, position);
-          await stepDone(`write ${path}`);
-        },
-        async syncData() {
-          await handle.syncData();
-          await stepDone(`fdatasync ${path}`);
-        },
-        async truncate(length) {
-          await handle.truncate(length);
-          await stepDone(`truncate ${path} ${length}`);
-        },
-        size: () => handle.size(),
-        close: () => handle.close(),
-      };
+  return wrapFileSystem(inner, (handle, path) => ({
+    async writeAt(data, position) {
+      await handle.writeAt(data, position);
+      await stepDone(`write ${path}`);
     },
+    async syncData() {
+      await handle.syncData();
+      await stepDone(`fdatasync ${path}`);
+    },
+    async truncate(length) {
+      await handle.truncate(length);
+      await stepDone(`truncate ${path} ${length}`);
+    },
+  }), {
     async remove(path) {
       await inner.remove(path);
       await stepDone(`remove ${path}`);
@@ -65,7 +58,7 @@ function steppingFileSystem(inner: FileSystem): FileSystem {
       await inner.syncDir(path);
       await stepDone(`fsync ${path}`);
     },
-  };
+  });
 }
 
 const spool = await Spool.open({

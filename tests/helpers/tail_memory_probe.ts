@@ -8,6 +8,7 @@ import { encodeGroupCommit, type PendingAppend } from "../../src/wal/group_commi
 import { frameV3ByteLength } from "../../src/wal/frame.ts";
 import { Spool } from "../../src/wal/spool.ts";
 import { denoFileSystem, type FileSystem } from "../../src/core/files.ts";
+import { wrapFileSystem } from "./wrapped_fs.ts";
 
 /** What the probe prints: live bytes of each scenario, and the bound each must stay within. */
 export interface TailMemoryReport {
@@ -81,24 +82,12 @@ function fillTail(tail: FrameTail, buffers: LiveBuffers): number {
 
 /** A real-disk file system whose reads keep WeakRefs to the buffers they fill. */
 function trackingFileSystem(buffers: LiveBuffers): FileSystem {
-  const inner = denoFileSystem();
-  return {
-    ...inner,
-    async open(path, options) {
-      const handle = await inner.open(path, options);
-      return {
-        readAt(buffer, position) {
-          buffers.track(buffer.buffer);
-          return handle.readAt(buffer, position);
-        },
-        writeAt: (data, position) => handle.writeAt(data, position),
-        syncData: () => handle.syncData(),
-        truncate: (length) => handle.truncate(length),
-        size: () => handle.size(),
-        close: () => handle.close(),
-      };
+  return wrapFileSystem(denoFileSystem(), (handle) => ({
+    readAt(buffer, position) {
+      buffers.track(buffer.buffer);
+      return handle.readAt(buffer, position);
     },
-  };
+  }));
 }
 
 /**

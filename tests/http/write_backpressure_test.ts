@@ -2,7 +2,8 @@
 // overloaded, Retry-After) before its body is read, so bodies in flight stay bounded.
 
 import assert from "node:assert/strict";
-import { denoFileSystem, type FileHandle, type FileSystem } from "../../src/core/files.ts";
+import { denoFileSystem } from "../../src/core/files.ts";
+import { wrapFileSystem } from "../helpers/wrapped_fs.ts";
 import { put, withApp } from "../helpers/app_fixture.ts";
 
 /** A file system whose fdatasync waits while the gate is shut (the disk is busy). */
@@ -11,28 +12,16 @@ function gatedFileSystem() {
   const state = { syncsHeld: 0 };
   let gate: Promise<void> | undefined;
   let release = () => {};
-  const fs: FileSystem = {
-    ...real,
-    async open(path, options) {
-      const handle = await real.open(path, options);
-      const gated: FileHandle = {
-        readAt: (buffer, position) => handle.readAt(buffer, position),
-        writeAt: (data, position) => handle.writeAt(data, position),
-        syncData: async () => {
-          if (gate) {
-            state.syncsHeld += 1;
-            await gate;
-            state.syncsHeld -= 1;
-          }
-          await handle.syncData();
-        },
-        truncate: (length) => handle.truncate(length),
-        size: () => handle.size(),
-        close: () => handle.close(),
-      };
-      return gated;
+  const fs = wrapFileSystem(real, (handle) => ({
+    syncData: async () => {
+      if (gate) {
+        state.syncsHeld += 1;
+        await gate;
+        state.syncsHeld -= 1;
+      }
+      await handle.syncData();
     },
-  };
+  }));
   return {
     fs,
     state,

@@ -17,6 +17,7 @@ import {
 } from "../../src/core/limits.ts";
 import { MemFs } from "../helpers/mem_fs.ts";
 import { withTempDir } from "../helpers/temp.ts";
+import { wrapFileSystem } from "../helpers/wrapped_fs.ts";
 
 const utf8 = new TextEncoder();
 const FAST_MS = WAL_INLINE_SYNC_SLOW_MS / 4;
@@ -149,30 +150,13 @@ Deno.test("a spool with one writer syncs inline, and every answered append survi
 
 /** MemFs with an async fdatasync that takes a turn of the event loop, as a disk's does. */
 function slowSyncFs(fs: MemFs): FileSystem {
-  return {
-    ...fs,
-    open: async (path, options) => {
-      const handle = await fs.open(path, options);
-      return {
-        readAt: (buffer, position) => handle.readAt(buffer, position),
-        writeAt: (data, position) => handle.writeAt(data, position),
-        syncData: async () => {
-          await new Promise((resolve) => setTimeout(resolve, 0));
-          await handle.syncData();
-        },
-        syncDataNow: () => handle.syncDataNow!(),
-        truncate: (length) => handle.truncate(length),
-        size: () => handle.size(),
-        close: () => handle.close(),
-      };
+  return wrapFileSystem(fs, (handle) => ({
+    syncData: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      await handle.syncData();
     },
-    readDir: (path) => fs.readDir(path),
-    mkdirp: (path) => fs.mkdirp(path),
-    remove: (path) => fs.remove(path),
-    rename: (from, to) => fs.rename(from, to),
-    syncDir: (path) => fs.syncDir(path),
-    sizeOf: (path) => fs.sizeOf(path),
-  };
+    syncDataNow: () => handle.syncDataNow!(),
+  }));
 }
 
 /** A spool on `mem` whose async fdatasync takes a timer's turn; no flush counts as slow. */

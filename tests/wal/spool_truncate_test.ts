@@ -24,6 +24,7 @@ import { Spool, type SpoolOptions } from "../../src/wal/spool.ts";
 import { parseSegmentFileName, segmentFileName } from "../../src/wal/segment.ts";
 import { readManifestSizes } from "../../src/wal/segment_manifest.ts";
 import { MemFs } from "../helpers/mem_fs.ts";
+import { wrapFileSystem } from "../helpers/wrapped_fs.ts";
 import { createMemoryLogger } from "../helpers/memory_logger.ts";
 import { observedFileSystem } from "../helpers/observed_fs.ts";
 import { withTempDir } from "../helpers/temp.ts";
@@ -377,31 +378,15 @@ function holdingReads(inner: FileSystem) {
   let heldPath: string | undefined | null = null;
   const held = Promise.withResolvers<void>();
   const reached = Promise.withResolvers<void>();
-  const fs: FileSystem = {
-    open: async (path, options) => {
-      const handle = await inner.open(path, options);
-      return {
-        readAt: async (buffer, position) => {
-          if (heldPath === undefined || heldPath === path) {
-            reached.resolve();
-            await held.promise;
-          }
-          return await handle.readAt(buffer, position);
-        },
-        writeAt: (data, position) => handle.writeAt(data, position),
-        syncData: () => handle.syncData(),
-        truncate: (length) => handle.truncate(length),
-        size: () => handle.size(),
-        close: () => handle.close(),
-      };
+  const fs = wrapFileSystem(inner, (handle, path) => ({
+    readAt: async (buffer, position) => {
+      if (heldPath === undefined || heldPath === path) {
+        reached.resolve();
+        await held.promise;
+      }
+      return await handle.readAt(buffer, position);
     },
-    readDir: (path) => inner.readDir(path),
-    mkdirp: (path) => inner.mkdirp(path),
-    remove: (path) => inner.remove(path),
-    rename: (from, to) => inner.rename(from, to),
-    syncDir: (path) => inner.syncDir(path),
-    sizeOf: (path) => inner.sizeOf(path),
-  };
+  }));
   const hold = (path?: string) => {
     heldPath = path;
   };
