@@ -13,7 +13,7 @@
  * @module
  */
 
-import { decodeUtf8Strict, utf8Length } from "../core/bytes.ts";
+import { concatBytes, decodeUtf8Strict, utf8Length } from "../core/bytes.ts";
 import {
   BadRequestError,
   PayloadTooLargeError,
@@ -121,14 +121,7 @@ export async function readWriteBody(request: Request, maxBytes: number): Promise
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks, size);
 }
 
 function _bodyTooLarge(maxBytes: number): PayloadTooLargeError {
