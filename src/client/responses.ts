@@ -201,19 +201,23 @@ export interface FramesPosition {
 }
 
 /**
- * The position headers of a raw-frame answer, after checking its media type and that it has a
- * body; otherwise the body is cancelled and `FerryResponseError` names `what` answered wrongly.
+ * Why a raw-frame answer cannot be read: not the frames media type, or, for a stream, no body (a
+ * pull's empty answer, as a long-poll that timed out gives, is read as no frames). Undefined when
+ * it can be read.
  */
-export async function framesPositionOf(
+export function framesAnswerRefusal(
   response: Response,
   what: "pull" | "stream",
-): Promise<FramesPosition> {
+): FerryResponseError | undefined {
   const contentType = response.headers.get("content-type") ?? "";
-  if (!contentType.includes(FRAMES_MEDIA_TYPE) || response.body === null) {
-    await response.body?.cancel();
-    throw new FerryResponseError(`${what}: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
-  }
-  const header = (name: string) => uintHeader(response.headers, name);
+  const bodyMissing = what === "stream" && response.body === null;
+  if (contentType.includes(FRAMES_MEDIA_TYPE) && !bodyMissing) return undefined;
+  return new FerryResponseError(`${what}: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
+}
+
+/** The position headers of a raw-frame answer. */
+export function framesPositionOf(headers: Headers): FramesPosition {
+  const header = (name: string) => uintHeader(headers, name);
   return {
     currentLsn: header(HEADER_CURRENT_LSN),
     oldestLsn: header(HEADER_OLDEST_LSN),
@@ -228,7 +232,12 @@ export async function framesPositionOf(
  * its body read (bounded) and checked in one pass (`decodeFrames`).
  */
 export async function framePullOf(response: Response): Promise<FramePull> {
-  const position = await framesPositionOf(response, "pull");
+  const refusal = framesAnswerRefusal(response, "pull");
+  if (refusal !== undefined) {
+    await response.body?.cancel();
+    throw refusal;
+  }
+  const position = framesPositionOf(response.headers);
   const countHeader = response.headers.get(HEADER_RECORD_COUNT);
   const expectedCount = countHeader === null
     ? undefined

@@ -134,9 +134,16 @@ export async function followStream(policy: StreamPolicy, host: StreamHost): Prom
   }
   const acker = new _Acker(host.ack, host.ackEveryMs);
   const outcome = { items: 0, cut: false };
+  // The request's abort does not reliably end a body read already waiting (measured on Deno
+  // 2.9: a stop or a quiet stream could hang there): cancel the body too.
+  const cancel = () => void stream.cancel();
+  signal.addEventListener("abort", cancel, { once: true });
   try {
     host.primaryAt(stream.position.currentLsn, stream.position.timeline);
     const end = await _consume(stream, host, { watchdog, acker, outcome });
+    // Cancelled rather than ended by the server: a stop, or a stream gone quiet.
+    if (host.signal.aborted) return "ended";
+    if (watchdog.fired) throw watchdog.error();
     await acker.flush();
     return end;
   } catch (error) {
@@ -145,6 +152,7 @@ export async function followStream(policy: StreamPolicy, host: StreamHost): Prom
     if (host.signal.aborted) return "ended";
     throw watchdog.fired ? watchdog.error() : error;
   } finally {
+    signal.removeEventListener("abort", cancel);
     watchdog.stop();
     acker.stop();
     await stream.cancel();
