@@ -392,7 +392,7 @@ export class ClusterNode {
 
   /** Stops the follower, keeping the term of the newest frame it kept (an election's answer). */
   async #stopFollower(mode: _Mode): Promise<void> {
-    this.#standbyEdgeCap();
+    this.#raiseEdgeSafeLsn(); // what it knew while following stays safe for edges
     const follower = mode.follower;
     mode.follower = undefined;
     if (!follower) return;
@@ -446,16 +446,19 @@ export class ClusterNode {
    * with more, up to the commit LSN the leader's control records give.
    */
   #standbyEdgeCap(): number {
+    this.#raiseEdgeSafeLsn();
+    return Math.min(this.#edgeSafeLsn, this.#mode?.opened.spool.currentLsn() ?? 0);
+  }
+
+  /** Raises `#edgeSafeLsn` to what a following standby knows is on a majority (never lowers it). */
+  #raiseEdgeSafeLsn(): void {
     const mode = this.#mode;
-    const spool = mode?.opened.spool;
-    if (mode?.kind === "standby" && mode.follower && spool) {
-      const durable = spool.currentLsn();
-      const known = this.#parts.others.size <= 2
-        ? durable
-        : Math.min(durable, mode.follower.upstreamCommitLsn);
-      this.#edgeSafeLsn = Math.max(this.#edgeSafeLsn, known);
-    }
-    return Math.min(this.#edgeSafeLsn, spool?.currentLsn() ?? 0);
+    if (mode?.kind !== "standby" || !mode.follower) return;
+    const durable = mode.opened.spool.currentLsn();
+    const known = this.#parts.others.size <= 2
+      ? durable
+      : Math.min(durable, mode.follower.upstreamCommitLsn);
+    this.#edgeSafeLsn = Math.max(this.#edgeSafeLsn, known);
   }
 
   #leaderView(): { node_id: string; url: string; term: number } | null {
