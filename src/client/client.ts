@@ -348,7 +348,7 @@ export class FerryClient {
     const hint = Number(response.headers.get(HEADER_SNAPSHOT_ENTRIES) ?? "NaN");
     let previous: SnapshotLine["type"] | undefined;
     let lineNumber = 0;
-    for await (const text of ndjsonLines(response.body)) {
+    for await (const text of ndjsonLines(response.body, options.signal)) {
       lineNumber += 1;
       const line = parseSnapshotLine(text, lineNumber);
       checkSnapshotOrder(previous, line.type, lineNumber);
@@ -358,6 +358,7 @@ export class FerryClient {
       previous = line.type;
       yield line;
     }
+    options.signal?.throwIfAborted();
     const message = "the snapshot stream ended before its trailer";
     if (previous !== "trailer") throw new SnapshotFormatError(message, { lines: lineNumber });
   }

@@ -18,15 +18,17 @@ const NEWLINE_BYTE = 0x0a;
  * The lines of an NDJSON byte stream, each without its "\n", split in byte space (so a chunk
  * boundary inside a multi-byte character is harmless) and decoded as strict UTF-8. A line longer
  * than `SNAPSHOT_LINE_BYTES_MAX` throws as soon as that many bytes are pending. A last line without
- * "\n" is yielded too. Stopping early (a throw, or the consumer's `break`) cancels the stream.
+ * "\n" is yielded too. Stopping early (a throw, the consumer's `break`, `signal`'s abort) cancels
+ * the stream.
  */
 export async function* ndjsonLines(
   body: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
 ): AsyncGenerator<string, void, undefined> {
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
-  for await (const value of readChunks(body)) {
+  for await (const value of readChunks(body, signal)) {
     let start = 0;
     let newline = value.indexOf(NEWLINE_BYTE, start);
     while (newline !== -1) {

@@ -518,6 +518,37 @@ Deno.test("snapshot(): breaking out of the loop cancels the body", async () => {
   assert.ok(body.state.chunksRead < 3);
 });
 
+Deno.test("snapshot(): its signal's abort ends a read that waits on a stalled body, and cancels it", async () => {
+  // The body sends its header, then nothing: only the abort can end the loop. A fake fetch ties
+  // the signal to nothing, as a real one's abort does not reach a read already waiting.
+  const header = '{"type":"header","start_lsn":1,"term":1,"timeline":1,"format":1}\n';
+  const state = { cancelled: false };
+  const stream = new ReadableStream<Uint8Array>({
+    start: (controller) => controller.enqueue(utf8.encode(header)),
+    cancel: () => {
+      state.cancelled = true;
+    },
+  });
+  const fake = fakeFetch(() =>
+    new Response(stream, { headers: { "content-type": "application/x-ndjson" } })
+  );
+  const client = new FerryClient(BASE_URL, { fetch: fake.fetch });
+  const stop = new AbortController();
+  const read = (async () => {
+    for await (const line of client.snapshot("r", { signal: stop.signal })) {
+      if (line.type === "header") stop.abort();
+    }
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<"held">((resolve) => {
+    timer = setTimeout(() => resolve("held"), 10_000);
+  });
+  const ended = await Promise.race([read.then(() => "returned", (error) => error), bound]);
+  clearTimeout(timer);
+  assert.ok(ended instanceof DOMException && ended.name === "AbortError", String(ended));
+  assert.equal(state.cancelled, true, "the body is cancelled");
+});
+
 Deno.test("read() maps a record, returns undefined on 404, and throws on 503 with retryAfterMs", async () => {
   const fake = fakeFetch((request) => {
     const url = new URL(request.url);

@@ -108,6 +108,43 @@ Deno.test("a streaming replica acks at every interval even when nothing new arri
   });
 });
 
+Deno.test("stop() ends a quiet stream at once, though the request's abort does not reach the body", async () => {
+  // As measured with Deno's fetch: aborting the request leaves a body read that waits where it is.
+  const primary = scriptedPrimary({
+    currentLsn: CURRENT_LSN,
+    wal: () => {
+      const chunks = [control(), after(0)];
+      const body = new ReadableStream<Uint8Array>({
+        pull: (controller) => {
+          const chunk = chunks.shift();
+          return chunk === undefined ? new Promise<void>(() => {}) : controller.enqueue(chunk);
+        },
+      }, { highWaterMark: 0 });
+      const headers = framesResponse(new Uint8Array(0), CURRENT_LSN).headers;
+      return new Response(body, { headers });
+    },
+  });
+  await withTempDir(async (dataDir) => {
+    const runtime = await ReplicaRuntime.open({
+      dataDir,
+      replicaId: "r1",
+      primaryUrl: "http://primary.test",
+      client: primary.client,
+      logger: createMemoryLogger(),
+      streamAckMs: 20,
+    });
+    runtime.start();
+    await primary.waitFor("ack", (r) => r.json?.applied_lsn === 4);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<"held">((resolve) => {
+      timer = setTimeout(() => resolve("held"), 10_000);
+    });
+    const stopped = await Promise.race([runtime.stop().then(() => "stopped"), bound]);
+    clearTimeout(timer);
+    assert.equal(stopped, "stopped");
+  });
+});
+
 Deno.test("a stream that ends, cleanly or cut mid-frame, is resumed from the last LSN applied", async () => {
   const primary = scriptedPrimary({
     currentLsn: CURRENT_LSN,
