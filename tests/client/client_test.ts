@@ -12,6 +12,7 @@ import { decodeFrames, readBody } from "../../src/client/responses.ts";
 import { type AppFixture, testAuth, TOKENS, withApp } from "../helpers/app_fixture.ts";
 import { SNAPSHOT_LINE_BYTES_MAX } from "../../src/core/limits.ts";
 import { replicaOf } from "../helpers/primary_fixture.ts";
+import { settledWithin } from "../helpers/stream_tap.ts";
 
 const BASE_URL = "http://ferry.test";
 const utf8 = new TextEncoder();
@@ -539,13 +540,10 @@ Deno.test("snapshot(): its signal's abort ends a read that waits on a stalled bo
       if (line.type === "header") stop.abort();
     }
   })();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const bound = new Promise<"held">((resolve) => {
-    timer = setTimeout(() => resolve("held"), 10_000);
-  });
-  const ended = await Promise.race([read.then(() => "returned", (error) => error), bound]);
-  clearTimeout(timer);
-  assert.ok(ended instanceof DOMException && ended.name === "AbortError", String(ended));
+  const ended = await settledWithin(read);
+  assert.ok(ended.outcome === "settled" && ended.result.status === "rejected", "the abort ends it");
+  const error = ended.result.reason;
+  assert.ok(error instanceof DOMException && error.name === "AbortError", String(error));
   assert.equal(state.cancelled, true, "the body is cancelled");
 });
 

@@ -87,3 +87,29 @@ export function wholeFrames(chunks: readonly Uint8Array[], length: number): Deco
   assert.notEqual(run.stop?.status, "corrupt", "a cut never looks like damage");
   return run.items.flatMap((item) => item.kind === "frames" ? item.frames : []);
 }
+
+/** How long `settledWithin` waits before it calls a promise held. */
+export const HELD_AFTER_MS = 10_000;
+
+/**
+ * "settled" once `promise` settles (resolved or rejected: `result` says which), or "held" when it
+ * has not after `HELD_AFTER_MS`: a test of "this ends at once" fails instead of hanging. A bound,
+ * not a timing: anything that ends at all ends far inside it.
+ */
+export async function settledWithin<T>(
+  promise: Promise<T>,
+): Promise<{ outcome: "settled"; result: PromiseSettledResult<T> } | { outcome: "held" }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const held = new Promise<{ outcome: "held" }>((resolve) => {
+    timer = setTimeout(() => resolve({ outcome: "held" }), HELD_AFTER_MS);
+  });
+  const settled = Promise.allSettled([promise]).then(([result]) => ({
+    outcome: "settled" as const,
+    result: result!,
+  }));
+  try {
+    return await Promise.race([settled, held]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

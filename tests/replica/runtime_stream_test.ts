@@ -20,7 +20,7 @@ import {
   streamResponse,
 } from "../helpers/scripted_primary.ts";
 import { withTempDir } from "../helpers/temp.ts";
-import { eventually } from "../helpers/stream_tap.ts";
+import { eventually, settledWithin } from "../helpers/stream_tap.ts";
 
 const utf8 = new TextEncoder();
 const CURRENT_LSN = 4;
@@ -48,22 +48,32 @@ function after(since: number, frames: readonly Uint8Array[] = FRAMES): Uint8Arra
   return concatBytes(served, served.reduce((n, f) => n + f.byteLength, 0));
 }
 
+/** A runtime on `primary` with short back-offs and ack interval (`extra` overrides them). */
+function openRuntime(
+  primary: ScriptedPrimary,
+  dataDir: string,
+  logger: ReturnType<typeof createMemoryLogger>,
+  extra: Partial<Parameters<typeof ReplicaRuntime.open>[0]> = { streamAckMs: 20 },
+): Promise<ReplicaRuntime> {
+  return ReplicaRuntime.open({
+    dataDir,
+    replicaId: "r1",
+    primaryUrl: "http://primary.test",
+    client: primary.client,
+    logger,
+    backoffMsMin: 1,
+    backoffMsMax: 5,
+    ...extra,
+  });
+}
+
 async function withRuntime(
   primary: ScriptedPrimary,
   fn: (runtime: ReplicaRuntime, logger: ReturnType<typeof createMemoryLogger>) => Promise<void>,
 ): Promise<void> {
   const logger = createMemoryLogger();
   await withTempDir(async (dataDir) => {
-    const runtime = await ReplicaRuntime.open({
-      dataDir,
-      replicaId: "r1",
-      primaryUrl: "http://primary.test",
-      client: primary.client,
-      logger,
-      backoffMsMin: 1,
-      backoffMsMax: 5,
-      streamAckMs: 20,
-    });
+    const runtime = await openRuntime(primary, dataDir, logger);
     runtime.start();
     try {
       await fn(runtime, logger);
@@ -125,23 +135,10 @@ Deno.test("stop() ends a quiet stream at once, though the request's abort does n
     },
   });
   await withTempDir(async (dataDir) => {
-    const runtime = await ReplicaRuntime.open({
-      dataDir,
-      replicaId: "r1",
-      primaryUrl: "http://primary.test",
-      client: primary.client,
-      logger: createMemoryLogger(),
-      streamAckMs: 20,
-    });
+    const runtime = await openRuntime(primary, dataDir, createMemoryLogger());
     runtime.start();
     await primary.waitFor("ack", (r) => r.json?.applied_lsn === 4);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const bound = new Promise<"held">((resolve) => {
-      timer = setTimeout(() => resolve("held"), 10_000);
-    });
-    const stopped = await Promise.race([runtime.stop().then(() => "stopped"), bound]);
-    clearTimeout(timer);
-    assert.equal(stopped, "stopped");
+    assert.equal((await settledWithin(runtime.stop())).outcome, "settled");
   });
 });
 
@@ -259,16 +256,7 @@ Deno.test("streams that keep breaking (cut at once, or bringing nothing) fall ba
     });
     await withTempDir(async (dataDir) => {
       const logger = createMemoryLogger();
-      const runtime = await ReplicaRuntime.open({
-        dataDir,
-        replicaId: "r1",
-        primaryUrl: "http://primary.test",
-        client: primary.client,
-        logger,
-        backoffMsMin: 1,
-        backoffMsMax: 5,
-        streamIdleMs: 30,
-      });
+      const runtime = await openRuntime(primary, dataDir, logger, { streamIdleMs: 30 });
       runtime.start();
       try {
         await primary.waitFor("wal", (r) => !isStream(r));
