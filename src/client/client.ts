@@ -358,7 +358,6 @@ export class FerryClient {
       previous = line.type;
       yield line;
     }
-    options.signal?.throwIfAborted();
     const message = "the snapshot stream ended before its trailer";
     if (previous !== "trailer") throw new SnapshotFormatError(message, { lines: lineNumber });
   }

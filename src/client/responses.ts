@@ -31,9 +31,9 @@ const MS_PER_SECOND = 1000;
 
 /**
  * The chunks of a byte stream, in order. Stopping early (a throw, or the consumer's `break`)
- * cancels the stream; the reader's lock is released either way. `signal`'s abort cancels it too,
- * ending a read that waits: a fetch's own abort does not end a body read already waiting (Deno
- * 2.9), so a stop would otherwise wait for the server's next bytes.
+ * cancels the stream; the reader's lock is released either way. `signal`'s abort cancels it too
+ * and throws its reason, ending a read that waits: a fetch's own abort does not end a body read
+ * already waiting (Deno 2.9), so a stop would otherwise wait for the server's next bytes.
  */
 export async function* readChunks(
   body: ReadableStream<Uint8Array>,
@@ -44,9 +44,10 @@ export async function* readChunks(
   const cancel = () => void reader.cancel().catch(() => undefined);
   signal?.addEventListener("abort", cancel, { once: true });
   try {
-    if (signal?.aborted) return;
+    signal?.throwIfAborted();
     while (true) {
       const { done, value } = await reader.read();
+      signal?.throwIfAborted(); // cut short by the abort, not ended by the server
       if (done) {
         finished = true;
         return;

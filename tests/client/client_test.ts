@@ -520,12 +520,13 @@ Deno.test("snapshot(): breaking out of the loop cancels the body", async () => {
 });
 
 Deno.test("snapshot(): its signal's abort ends a read that waits on a stalled body, and cancels it", async () => {
-  // The body sends its header, then nothing: only the abort can end the loop. A fake fetch ties
-  // the signal to nothing, as a real one's abort does not reach a read already waiting.
+  // The body sends its header and half a line, then nothing: only the abort can end the loop,
+  // and the half line is not read as a damaged last line. A fake fetch ties the signal to
+  // nothing, as a real one's abort does not reach a read already waiting.
   const header = '{"type":"header","start_lsn":1,"term":1,"timeline":1,"format":1}\n';
   const state = { cancelled: false };
   const stream = new ReadableStream<Uint8Array>({
-    start: (controller) => controller.enqueue(utf8.encode(header)),
+    start: (controller) => controller.enqueue(utf8.encode(`${header}{"type":"entry","coll`)),
     cancel: () => {
       state.cancelled = true;
     },
