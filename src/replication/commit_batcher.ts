@@ -16,7 +16,7 @@ import type { GroupCommit } from "../wal/commit_feed.ts";
 
 /** Where a batcher's time and timers come from (tests give a manual clock). */
 export interface BatchTimer {
-  /** Monotonic milliseconds. */
+  /** Milliseconds (a wall clock may step back: no wait is ever longer than the interval). */
   now: () => number;
   /** Runs `run` after `ms`; returns the cancel. */
   schedule: (run: () => void, ms: number) => () => void;
@@ -56,8 +56,9 @@ export class CommitBatcher {
   push(commit: GroupCommit): void {
     this.#held.push(commit);
     if (this.#cancel !== undefined) return;
-    const waitMs = this.#lastDeliveryMs + this.#batchMs - this.#timer.now();
-    if (waitMs <= 0) return this.flush();
+    const sinceMs = this.#timer.now() - this.#lastDeliveryMs;
+    if (!(sinceMs >= 0 && sinceMs < this.#batchMs)) return this.flush();
+    const waitMs = this.#batchMs - sinceMs;
     this.#cancel = this.#timer.schedule(() => {
       this.#cancel = undefined;
       this.flush();
@@ -68,9 +69,11 @@ export class CommitBatcher {
   flush(): void {
     this.#cancel?.();
     this.#cancel = undefined;
-    const held = this.#held.splice(0);
+    const held = this.#held;
     if (held.length === 0) return;
+    this.#held = [];
     this.#lastDeliveryMs = this.#timer.now();
+    if (held.length === 1) return this.#deliver(held[0]!); // the usual case; every one at 0
     for (const run of _contiguousRuns(held)) {
       this.#deliver(run.length === 1 ? run[0]! : _merged(run));
     }

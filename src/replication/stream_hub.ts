@@ -36,7 +36,7 @@ import type { ControlRecord } from "../wal/stream_codec.ts";
 import type { PullServer } from "./pulls.ts";
 import type { ReplicaRegistry } from "./registry.ts";
 import { type StreamEndReason, WalStream } from "./wal_stream.ts";
-import { CommitBatcher } from "./commit_batcher.ts";
+import { CommitBatcher, REAL_TIMER } from "./commit_batcher.ts";
 
 export type { StreamEndReason };
 
@@ -106,9 +106,12 @@ export class StreamHub {
 
   constructor(options: StreamHubOptions) {
     this.#options = options;
-    this.#batcher = new CommitBatcher(options.batchMs ?? STREAM_BATCH_MS_DEFAULT, (commit) => {
+    // The hub's clock times the batches (a test's stands still); the timer is real.
+    const timer = { now: options.clock, schedule: REAL_TIMER.schedule };
+    const batchMs = options.batchMs ?? STREAM_BATCH_MS_DEFAULT;
+    this.#batcher = new CommitBatcher(batchMs, (commit) => {
       for (const open of this.#streams) open.deliver(commit);
-    });
+    }, timer);
   }
 
   /** Streams open now. */

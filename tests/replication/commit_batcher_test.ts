@@ -110,6 +110,16 @@ Deno.test("held commits with a gap between them go as two commits, each run merg
   assert.equal(c!.lastLsn + 1, d!.firstLsn);
 });
 
+Deno.test("a clock that steps back never holds a commit: the wait is at most the interval", () => {
+  const { timer, delivered, batcher } = batcherOver(4);
+  const [a, b] = commits([1, 1]);
+  timer.nowMs = 1_000;
+  batcher.push(a!);
+  timer.nowMs = 10; // the wall clock stepped back
+  batcher.push(b!);
+  assert.equal(delivered.length, 2, "delivered at once, not in 994 ms");
+});
+
 Deno.test("flush() delivers what is held now; clear() drops it and its timer", () => {
   const { timer, delivered, batcher } = batcherOver(50);
   const [a, b, c] = commits([1, 1, 1]);

@@ -62,7 +62,7 @@ Deno.test("a stream opens with a control record, then the backlog, then one chun
 });
 
 Deno.test("with --stream-batch-ms, the group commits after a delivery reach a stream as one chunk", async () => {
-  // The interval is far longer than three in-memory appends; nothing else is timed.
+  // The fixture's clock stands still: by it, no interval passes until the batch's timer fires.
   await withPrimary({ primary: { streamBatchMs: STREAM_BATCH_MS_MAX } }, async ({ primary }) => {
     const opened = await primary.openStream({ replicaId: "r1", sinceLsn: 0, ...STREAM });
     const tap = new StreamTap(opened.body);
