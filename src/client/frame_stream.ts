@@ -10,7 +10,7 @@
 import { FerryResponseError, StreamRefusedError } from "../core/errors.ts";
 import { concatBytes } from "../core/bytes.ts";
 import { decodeStreamRun } from "../wal/stream_codec.ts";
-import { framesAnswerRefusal, framesPositionOf } from "./responses.ts";
+import { framesPositionOf } from "./responses.ts";
 import type { FrameStream, FrameStreamItem } from "./types.ts";
 
 /**
@@ -19,12 +19,7 @@ import type { FrameStream, FrameStreamItem } from "./types.ts";
  * `StreamRefusedError` thrown (the server answered a plain pull: it does not stream).
  */
 export async function openFrameStream(response: Response): Promise<FrameStream> {
-  const refusal = framesAnswerRefusal(response, "stream");
-  if (refusal !== undefined) {
-    await response.body?.cancel();
-    throw refusal;
-  }
-  const position = framesPositionOf(response.headers);
+  const position = await framesPositionOf(response, "stream");
   const reader = new _StreamReader(response.body!);
   const items = reader.items();
   const first = await items.next();

@@ -209,23 +209,21 @@ export interface FramesPosition {
 }
 
 /**
- * Why a raw-frame answer cannot be read: not the frames media type, or, for a stream, no body (a
- * pull's empty answer, as a long-poll that timed out gives, is read as no frames). Undefined when
- * it can be read.
+ * The position headers of a raw-frame answer, once it is known readable: the frames media type
+ * and, for a stream, a body (a pull's empty answer, as a long-poll that timed out gives, is read
+ * as no frames). Otherwise the body is cancelled and `FerryResponseError` thrown.
  */
-export function framesAnswerRefusal(
+export async function framesPositionOf(
   response: Response,
   what: "pull" | "stream",
-): FerryResponseError | undefined {
+): Promise<FramesPosition> {
   const contentType = response.headers.get("content-type") ?? "";
   const bodyMissing = what === "stream" && response.body === null;
-  if (contentType.includes(FRAMES_MEDIA_TYPE) && !bodyMissing) return undefined;
-  return new FerryResponseError(`${what}: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
-}
-
-/** The position headers of a raw-frame answer. */
-export function framesPositionOf(headers: Headers): FramesPosition {
-  const header = (name: string) => uintHeader(headers, name);
+  if (!contentType.includes(FRAMES_MEDIA_TYPE) || bodyMissing) {
+    await response.body?.cancel();
+    throw new FerryResponseError(`${what}: expected ${FRAMES_MEDIA_TYPE}, got "${contentType}"`);
+  }
+  const header = (name: string) => uintHeader(response.headers, name);
   return {
     currentLsn: header(HEADER_CURRENT_LSN),
     oldestLsn: header(HEADER_OLDEST_LSN),
@@ -240,12 +238,7 @@ export function framesPositionOf(headers: Headers): FramesPosition {
  * its body read (bounded) and checked in one pass (`decodeFrames`).
  */
 export async function framePullOf(response: Response): Promise<FramePull> {
-  const refusal = framesAnswerRefusal(response, "pull");
-  if (refusal !== undefined) {
-    await response.body?.cancel();
-    throw refusal;
-  }
-  const position = framesPositionOf(response.headers);
+  const position = await framesPositionOf(response, "pull");
   const countHeader = response.headers.get(HEADER_RECORD_COUNT);
   const expectedCount = countHeader === null
     ? undefined
