@@ -9,6 +9,7 @@
  * [--seconds=6]` (`--records=1000` for 1000-record batches).
  */
 
+import { numberOption, positionalArgs } from "./args.ts";
 import { joinPath } from "../src/core/files.ts";
 import { freePort, killProcess, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
 import { appendResults, formatNumber } from "./results.ts";
@@ -28,18 +29,14 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  const commit = args.find((a) => !a.startsWith("--"));
+  const [commit] = positionalArgs(args);
   if (commit === undefined) throw new Error("usage: ab_builds.ts <commit> [--clients=N] ...");
-  const flag = (name: string, fallback: number) => {
-    const value = args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
-    return value === undefined ? fallback : Number(value);
-  };
   return {
     commit,
-    clients: flag("clients", 1),
-    records: flag("records", 1),
-    rounds: flag("rounds", 4),
-    seconds: flag("seconds", 6),
+    clients: numberOption("clients", 1, args),
+    records: numberOption("records", 1, args),
+    rounds: numberOption("rounds", 4, args),
+    seconds: numberOption("seconds", 6, args),
   };
 }
 

@@ -7,6 +7,7 @@
  * Run: deno task bench etcd [--quick]
  */
 
+import { quickMode } from "./args.ts";
 import { Etcd3 } from "etcd3";
 import { EtcdClient } from "../src/cluster/etcd.ts";
 import { startEtcd } from "../tests/helpers/etcd.ts";
@@ -34,7 +35,7 @@ async function time(calls: number, call: (i: number) => Promise<unknown>): Promi
 
 /** Runs the comparison and appends it to bench/RESULTS.md. */
 export async function runEtcdBench(): Promise<void> {
-  const calls = Deno.args.includes("--quick") ? QUICK_CALLS : CALLS;
+  const calls = quickMode() ? QUICK_CALLS : CALLS;
   const etcd = await startEtcd();
   const gateway = new EtcdClient({ endpoints: [etcd.url] });
   const grpc = new Etcd3({ hosts: etcd.url });

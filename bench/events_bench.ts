@@ -10,6 +10,7 @@
  * Run: deno task bench events [--quick]
  */
 
+import { quickMode } from "./args.ts";
 import { startPrimary, stop } from "../tests/helpers/cluster.ts";
 import { ROOT } from "../tests/helpers/process.ts";
 import type { LoadResult } from "./load_client.ts";
@@ -28,10 +29,6 @@ const CHILD_SLACK_MS = 60_000;
 const DROP_WAIT_MS = 120_000;
 const DROP_POLL_MS = 250;
 const LOAD_CLIENT = new URL("./load_client.ts", import.meta.url).pathname;
-
-function quick(): boolean {
-  return Deno.args.includes("--quick") || Deno.env.get("FERRY_BENCH_QUICK") === "1";
-}
 
 /** Writes for `durationMs` from a load client process; resolves with what it measured. */
 async function writes(base: string, port: number, durationMs: number): Promise<LoadResult> {
@@ -139,7 +136,7 @@ async function measure(base: string, port: number, durationMs: number) {
 
 /** Runs the benchmark and appends its section to bench/RESULTS.md. */
 export async function runEventsBench(): Promise<void> {
-  const durationMs = quick() ? QUICK_RUN_MS : RUN_MS;
+  const durationMs = quickMode() ? QUICK_RUN_MS : RUN_MS;
   const dir = await Deno.makeTempDir({ prefix: "ferry-bench-events-" });
   try {
     const primary = await startPrimary(`${dir}/p`);
@@ -174,7 +171,7 @@ export async function runEventsBench(): Promise<void> {
     ];
     for (const line of lines) console.log(line);
     await appendResults(
-      `Events: stalled subscribers do not slow writes${quick() ? " (quick)" : ""}`,
+      `Events: stalled subscribers do not slow writes${quickMode() ? " (quick)" : ""}`,
       lines,
     );
   } finally {

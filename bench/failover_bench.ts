@@ -30,7 +30,7 @@ import {
 } from "../tests/helpers/cluster_nodes.ts";
 import { startEtcd } from "../tests/helpers/etcd.ts";
 import { appendResults } from "./results.ts";
-import { quickMode } from "./replication_bench.ts";
+import { quickMode } from "./args.ts";
 
 const CYCLES_FULL = 20;
 const CYCLES_QUICK = 3;

@@ -48,7 +48,8 @@ import { nowMs, type ReadersOutput, type WriterOutput } from "./fanout_peers.ts"
 import { cpuMeter, type LagSummary, type Peer, spawnPeer, summarize } from "./proc_stats.ts";
 import { appendResults, formatNumber } from "./results.ts";
 import { withFloor } from "./write_peers.ts";
-import { ensureNatsServer, quickMode } from "./replication_bench.ts";
+import { ensureNatsServer } from "./replication_bench.ts";
+import { quickMode } from "./args.ts";
 
 const REPLICAS_FULL = FANOUT_REPLICAS;
 const REPLICAS_QUICK = 10;

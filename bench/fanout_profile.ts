@@ -12,6 +12,7 @@
  * [--replicas=N]`
  */
 
+import { numberOption, positionalArgs } from "./args.ts";
 import { joinPath } from "../src/core/files.ts";
 import { freePort, killProcess, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
 import { lags } from "./fanout_bench.ts";
@@ -48,13 +49,13 @@ function parseOptions(args: string[]): Options {
   if (!["stream", "poll", "none", "floor"].includes(mode)) {
     throw new Error("mode: stream|poll|none|floor");
   }
-  const positional = args.filter((a) => !a.startsWith("--"));
-  const replicas = args.find((a) => a.startsWith("--replicas="))?.split("=")[1];
+  const positional = positionalArgs(args);
+  const replicas = numberOption("replicas", FANOUT_REPLICAS, args);
   return {
     mode,
     seconds: Number(positional[1] ?? SECONDS_DEFAULT),
     profile: args.includes("--profile"),
-    replicas: mode === "none" || mode === "floor" ? 0 : Number(replicas ?? FANOUT_REPLICAS),
+    replicas: mode === "none" || mode === "floor" ? 0 : replicas,
   };
 }
 

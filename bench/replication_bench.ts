@@ -13,6 +13,7 @@
  * sizes that only validate the script.
  */
 
+import { quickMode } from "./args.ts";
 import { FerryClient } from "../src/client/client.ts";
 import { KvState } from "../src/state/kv_state.ts";
 import {
@@ -40,11 +41,6 @@ import {
 } from "./catchup_nats.ts";
 
 // ---- sizes (full / quick) ----
-
-/** Quick mode: small sizes, to check that the script works (figures mean little). */
-export function quickMode(): boolean {
-  return Deno.args.includes("--quick") || Deno.env.get("FERRY_BENCH_QUICK") === "1";
-}
 
 const CATCHUP_RECORDS_FULL = 1_000_000;
 const CATCHUP_RECORDS_QUICK = 50_000;

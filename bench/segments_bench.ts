@@ -9,9 +9,10 @@
  * own code, which checks every download whole (length, SHA-256, every CRC). They do not register:
  * a primary keeps at most 256 slots (`REPLICAS_MAX`), and nothing is pruned during the run.
  *
- * Run: deno task bench segments [--quick] [--replicas N] [--spool-mb M] [--peers P]
+ * Run: deno task bench segments [--quick] [--replicas=N] [--spool-mb=M] [--peers=P]
  */
 
+import { numberOption, quickMode } from "./args.ts";
 import { getJson, type Node, startPrimary, stop } from "../tests/helpers/cluster.ts";
 import { findNginx, type RunningNginx, startNginx } from "../tests/helpers/nginx.ts";
 import { ROOT } from "../tests/helpers/process.ts";
@@ -54,15 +55,11 @@ interface _Run {
 }
 
 function _settings(): _Settings {
-  const quick = Deno.args.includes("--quick") || Deno.env.get("FERRY_BENCH_QUICK") === "1";
-  const flag = (name: string, fallback: number) => {
-    const at = Deno.args.indexOf(`--${name}`);
-    return at >= 0 ? Number(Deno.args[at + 1]) : fallback;
-  };
+  const quick = quickMode();
   return {
-    replicas: flag("replicas", quick ? 100 : 1000),
-    spoolMb: flag("spool-mb", quick ? 20 : 100),
-    peers: flag("peers", 4),
+    replicas: numberOption("replicas", quick ? 100 : 1000),
+    spoolMb: numberOption("spool-mb", quick ? 20 : 100),
+    peers: numberOption("peers", 4),
   };
 }
 

@@ -12,6 +12,7 @@
  * Run: `deno task bench state` (`--quick` for 100 000 records).
  */
 
+import { quickMode, stringOption } from "./args.ts";
 import { getJson, startPrimary, stop } from "../tests/helpers/cluster.ts";
 import { freePort, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
 import { connect, type Profile, selfTimes } from "./profile.ts";
@@ -236,7 +237,7 @@ function row(run: RunFigures): string {
 
 /** State apply vs batched ingest, 1M distinct keys, rising and scattered. */
 export async function runStateBench(): Promise<void> {
-  const quick = Deno.args.includes("--quick") || Deno.env.get("FERRY_BENCH_QUICK") === "1";
+  const quick = quickMode();
   const total = quick ? RECORDS_QUICK : RECORDS_FULL;
   const dir = await Deno.makeTempDir({ prefix: "ferry-bench-state-" });
   const runs: RunFigures[] = [];
@@ -289,7 +290,7 @@ function fileTimes(profile: Profile): Array<[string, number]> {
  * writes bench/profiles/state.cpuprofile. Run: deno run -A bench/state_bench.ts --profile [--quick]
  */
 async function profileState(): Promise<void> {
-  const quick = Deno.args.includes("--quick");
+  const quick = quickMode();
   const total = quick ? RECORDS_QUICK : RECORDS_FULL;
   const dir = await Deno.makeTempDir({ prefix: "ferry-profile-state-" });
   const port = freePort();
@@ -306,8 +307,7 @@ async function profileState(): Promise<void> {
     await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
     await inspector.send("Profiler.start");
     const base = `http://127.0.0.1:${port}`;
-    const order = (Deno.args.find((a) => a.startsWith("--keys="))?.slice(7) ??
-      "sequential") as KeyOrder;
+    const order = (stringOption("keys") ?? "sequential") as KeyOrder;
     const peer = spawnPeer(base, total, order);
     const { output, caughtUpMs } = await sampleUntilCaughtUp(base, peer);
     const { profile } = (await inspector.send("Profiler.stop")) as { profile: Profile };

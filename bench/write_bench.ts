@@ -21,6 +21,7 @@
  * Run: deno task bench writes [--quick]; deno task bench batch [--quick]
  */
 
+import { quickMode } from "./args.ts";
 import { getJson, type Node, startPrimary, stop, waitApplied } from "../tests/helpers/cluster.ts";
 import { ROOT } from "../tests/helpers/process.ts";
 import type { LoadResult } from "./load_client.ts";
@@ -72,7 +73,7 @@ interface Timing {
 }
 
 function timing(): Timing {
-  const quick = Deno.args.includes("--quick") || Deno.env.get("FERRY_BENCH_QUICK") === "1";
+  const quick = quickMode();
   return {
     quick,
     runMs: quick ? QUICK_RUN_MS : RUN_MS,
