@@ -5,15 +5,10 @@
 import assert from "node:assert/strict";
 import { UnavailableError } from "../../src/core/errors.ts";
 import { SnapshotServer } from "../../src/replication/snapshot.ts";
-import { StateApplier } from "../../src/state/applier.ts";
 import { withPrimary } from "../helpers/primary_fixture.ts";
+import { putPayload, withApplier } from "../helpers/state_fixture.ts";
 
-const utf8 = new TextEncoder();
 const WAIT_BOUND_MS = 10_000;
-
-function putRecord(key: string): Uint8Array {
-  return utf8.encode(JSON.stringify({ op: "put", collection: "c", key, value: key, ts: 1 }));
-}
 
 function gatedOptions(gate: { lsn: number }) {
   return { primary: { members: new Set(["m1"]), commitLsn: () => gate.lsn } };
@@ -22,10 +17,8 @@ function gatedOptions(gate: { lsn: number }) {
 Deno.test("a snapshot of a state capped at the commit LSN starts at it and holds only committed entries", async () => {
   const gate = { lsn: 2 };
   await withPrimary(gatedOptions(gate), async ({ primary, kv }) => {
-    for (let i = 1; i <= 4; i++) await primary.append([putRecord(`k${i}`)]);
-    const state = await StateApplier.open({ spool: primary.spool, kv, applyUpTo: () => gate.lsn });
-    state.start();
-    try {
+    for (let i = 1; i <= 4; i++) await primary.append([putPayload(`k${i}`)]);
+    await withApplier({ spool: primary.spool, kv, applyUpTo: () => gate.lsn }, async (state) => {
       assert.ok(await state.waitApplied(2, { timeoutMs: WAIT_BOUND_MS }));
       const snapshots = new SnapshotServer(primary, state, { concurrencyMax: 1 });
       const opened = await snapshots.open("e1");
@@ -36,26 +29,20 @@ Deno.test("a snapshot of a state capped at the commit LSN starts at it and holds
       const keys = parsed.slice(1, -1).map((entry) => entry.key);
       assert.deepEqual(keys, ["k1", "k2"], "LSNs 3 and 4 are durable here, not committed");
       assert.equal(parsed.at(-1).end_lsn, 2);
-    } finally {
-      await state.stop();
-    }
+    });
   });
 });
 
 Deno.test("a snapshot of a state ahead of the commit LSN is refused, never streamed", async () => {
   const gate = { lsn: 1 };
   await withPrimary(gatedOptions(gate), async ({ primary, kv }) => {
-    for (let i = 1; i <= 3; i++) await primary.append([putRecord(`k${i}`)]);
-    const state = await StateApplier.open({ spool: primary.spool, kv });
-    state.start();
-    try {
+    for (let i = 1; i <= 3; i++) await primary.append([putPayload(`k${i}`)]);
+    await withApplier({ spool: primary.spool, kv }, async (state) => {
       assert.ok(await state.waitApplied(3, { timeoutMs: WAIT_BOUND_MS }));
       const snapshots = new SnapshotServer(primary, state, { concurrencyMax: 1 });
       await assert.rejects(snapshots.open("e1"), UnavailableError);
       assert.equal(snapshots.active, 0, "the refused snapshot gave its place back");
       assert.equal(primary.slots.get("e1"), undefined, "nothing was pinned for it");
-    } finally {
-      await state.stop();
-    }
+    });
   });
 });

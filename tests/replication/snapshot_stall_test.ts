@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { SnapshotBusyError } from "../../src/core/errors.ts";
 import { SnapshotServer } from "../../src/replication/snapshot.ts";
-import { StateApplier } from "../../src/state/applier.ts";
 import { withPrimary } from "../helpers/primary_fixture.ts";
+import { putPayload, withApplier } from "../helpers/state_fixture.ts";
 
 /** Entries whose lines pass one stream chunk (64 KiB), so the stream cannot end in one read. */
 const ENTRIES = 200;
@@ -17,14 +17,8 @@ const WAIT_BOUND_MS = 10_000;
 
 Deno.test("a snapshot whose reader stalls ends and gives its place back", async () => {
   await withPrimary({}, async ({ primary, spool, kv }) => {
-    const encoder = new TextEncoder();
-    for (let i = 0; i < ENTRIES; i++) {
-      const record = { op: "put", collection: "c", key: `k${i}`, value: VALUE, ts: 1 };
-      await spool.append([encoder.encode(JSON.stringify(record))]);
-    }
-    const state = await StateApplier.open({ spool, kv });
-    state.start();
-    try {
+    for (let i = 0; i < ENTRIES; i++) await spool.append([putPayload(`k${i}`, VALUE)]);
+    await withApplier({ spool, kv }, async (state) => {
       assert.ok(await state.waitApplied(ENTRIES, { timeoutMs: WAIT_BOUND_MS }));
       assert.equal(state.skippedRecords, 0, "every record is a change record");
       const snapshots = new SnapshotServer(primary, state, {
@@ -49,8 +43,6 @@ Deno.test("a snapshot whose reader stalls ends and gives its place back", async 
         "the next one is whole",
       );
       await stalled.read().then(() => undefined, () => undefined);
-    } finally {
-      await state.stop();
-    }
+    });
   });
 });

@@ -3,29 +3,22 @@
 // lose; it goes on when `capRaised()` says the cap rose. Waits end on events, never on time.
 
 import assert from "node:assert/strict";
-import { StateApplier } from "../../src/state/applier.ts";
 import { withPrimary } from "../helpers/primary_fixture.ts";
 import { eventually } from "../helpers/stream_tap.ts";
+import { putPayload, withApplier } from "../helpers/state_fixture.ts";
 
-const utf8 = new TextEncoder();
 const WAIT_BOUND_MS = 10_000;
-
-function putRecord(key: string): Uint8Array {
-  return utf8.encode(JSON.stringify({ op: "put", collection: "c", key, value: key, ts: 1 }));
-}
 
 Deno.test("a capped StateApplier applies up to its cap and goes on when capRaised() says it rose", async () => {
   await withPrimary({}, async ({ spool, kv }) => {
-    for (let i = 1; i <= 5; i++) await spool.append([putRecord(`k${i}`)]);
+    for (let i = 1; i <= 5; i++) await spool.append([putPayload(`k${i}`)]);
     let cap = 2;
     let capReads = 0;
     const applyUpTo = () => {
       capReads += 1;
       return cap;
     };
-    const state = await StateApplier.open({ spool, kv, applyUpTo });
-    state.start();
-    try {
+    await withApplier({ spool, kv, applyUpTo }, async (state) => {
       assert.ok(await state.waitApplied(2, { timeoutMs: WAIT_BOUND_MS }));
       // Once it has read the cap again with nothing left under it, it is idle at the cap.
       const readsAtTwo = capReads;
@@ -41,27 +34,21 @@ Deno.test("a capped StateApplier applies up to its cap and goes on when capRaise
       assert.equal(state.appliedLsn(), 4, "again nothing past the cap");
       assert.equal(await state.get("c", "k5"), undefined);
       // A record appended above the cap waits too; raising the cap past it applies both.
-      await spool.append([putRecord("k6")]);
+      await spool.append([putPayload("k6")]);
       cap = 6;
       state.capRaised();
       assert.ok(await state.waitApplied(6, { timeoutMs: WAIT_BOUND_MS }));
       assert.equal((await state.get("c", "k6"))?.lsn, 6);
-    } finally {
-      await state.stop();
-    }
+    });
   });
 });
 
 Deno.test("a cap at or above the current LSN applies every durable record, as without one", async () => {
   await withPrimary({}, async ({ spool, kv }) => {
-    const state = await StateApplier.open({ spool, kv, applyUpTo: () => Number.MAX_SAFE_INTEGER });
-    state.start();
-    try {
-      for (let i = 1; i <= 3; i++) await spool.append([putRecord(`k${i}`)]);
+    await withApplier({ spool, kv, applyUpTo: () => Number.MAX_SAFE_INTEGER }, async (state) => {
+      for (let i = 1; i <= 3; i++) await spool.append([putPayload(`k${i}`)]);
       assert.ok(await state.waitApplied(3, { timeoutMs: WAIT_BOUND_MS }));
       assert.equal((await state.get("c", "k3"))?.lsn, 3);
-    } finally {
-      await state.stop();
-    }
+    });
   });
 });

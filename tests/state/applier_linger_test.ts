@@ -8,21 +8,15 @@ import { StateApplier } from "../../src/state/applier.ts";
 import { STATE_APPLY_LINGER_BELOW_RECORDS } from "../../src/core/limits.ts";
 import { withPrimary } from "../helpers/primary_fixture.ts";
 import { eventually, settledWithin } from "../helpers/stream_tap.ts";
+import { putPayload, withApplier } from "../helpers/state_fixture.ts";
 
-const utf8 = new TextEncoder();
 const WAIT_BOUND_MS = 10_000;
 const HOUR_MS = 3_600_000;
 
-function putRecord(key: string): Uint8Array {
-  return utf8.encode(JSON.stringify({ op: "put", collection: "c", key, value: key, ts: 1 }));
-}
-
 Deno.test("a min_lsn read ends the linger of a small backlog: it is applied at once", async () => {
   await withPrimary({}, async ({ spool, kv }) => {
-    for (let i = 1; i <= 3; i++) await spool.append([putRecord(`k${i}`)]);
-    const state = await StateApplier.open({ spool, kv, lingerMs: HOUR_MS });
-    state.start();
-    try {
+    for (let i = 1; i <= 3; i++) await spool.append([putPayload(`k${i}`)]);
+    await withApplier({ spool, kv, lingerMs: HOUR_MS }, async (state) => {
       // Some turns of the event loop: the backlog lingers, nothing is applied.
       for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 1));
       assert.equal(state.appliedLsn(), 0);
@@ -30,33 +24,27 @@ Deno.test("a min_lsn read ends the linger of a small backlog: it is applied at o
       assert.equal((await state.get("c", "k3"))?.lsn, 3);
       // A read already waiting when the next backlog arrives: no linger at all.
       const held = state.waitApplied(4, { timeoutMs: WAIT_BOUND_MS });
-      await spool.append([putRecord("k4")]);
+      await spool.append([putPayload("k4")]);
       assert.ok(await held);
-    } finally {
-      await state.stop();
-    }
+    });
   });
 });
 
 Deno.test("a backlog of a commit's worth is applied without lingering", async () => {
   await withPrimary({}, async ({ spool, kv }) => {
     const count = STATE_APPLY_LINGER_BELOW_RECORDS;
-    const payloads = Array.from({ length: count }, (_, i) => putRecord(`k${i}`));
+    const payloads = Array.from({ length: count }, (_, i) => putPayload(`k${i}`));
     await spool.append(payloads);
-    const state = await StateApplier.open({ spool, kv, lingerMs: HOUR_MS });
-    state.start();
-    try {
+    await withApplier({ spool, kv, lingerMs: HOUR_MS }, async (state) => {
       // No read waits: only the size of the backlog can make it apply within the hour.
       await eventually("the backlog was applied", () => state.appliedLsn() === count);
-    } finally {
-      await state.stop();
-    }
+    });
   });
 });
 
 Deno.test("stop() ends a linger at once", async () => {
   await withPrimary({}, async ({ spool, kv }) => {
-    await spool.append([putRecord("k1")]);
+    await spool.append([putPayload("k1")]);
     const state = await StateApplier.open({ spool, kv, lingerMs: HOUR_MS });
     state.start();
     await new Promise((resolve) => setTimeout(resolve, 1));

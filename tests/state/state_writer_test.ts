@@ -21,25 +21,22 @@ import { encodeFrameV3, frameV3ByteLength } from "../../src/wal/frame.ts";
 import type { RawFrames } from "../../src/wal/range_read.ts";
 import { Spool } from "../../src/wal/spool.ts";
 import { segmentFileName } from "../../src/wal/segment.ts";
+import { putPayload, withApplier } from "../helpers/state_fixture.ts";
 
 const utf8 = new TextEncoder();
 const WAIT_BOUND_MS = 10_000;
 const BROKEN_WORKER = new URL("../fixtures/broken_apply_worker.ts", import.meta.url);
 
-function put(key: string, value: unknown): Uint8Array {
-  return utf8.encode(JSON.stringify({ op: "put", collection: "c", key, value, ts: 1 }));
-}
-
 /** Puts, overwrites, deletes, a large (chunked) value and one legacy payload, LSNs 1..n. */
 function mixedFrames(): ApplyFrame[] {
   const payloads = [
-    put("a", 1),
-    put("b", { nested: [1, 2] }),
-    put("a", 2),
+    putPayload("a", 1),
+    putPayload("b", { nested: [1, 2] }),
+    putPayload("a", 2),
     utf8.encode(JSON.stringify({ op: "delete", collection: "c", key: "b", ts: 1 })),
-    put("big", "x".repeat(200_000)),
+    putPayload("big", "x".repeat(200_000)),
     utf8.encode("not a record"),
-    put("c", null),
+    putPayload("c", null),
   ];
   return payloads.map((payload, i) => ({ lsn: i + 1, term: 1 + Math.floor(i / 4), payload }));
 }
@@ -130,10 +127,8 @@ Deno.test("StateApplier: the worker applies when it may; when it stops, the prim
     await withPrimary({}, async ({ spool, kv, dir }) => {
       const logger = createMemoryLogger();
       const kvPath = joinPath(dir, "ferry.kv");
-      const state = await StateApplier.open({ spool, kv, kvPath, workerModule, logger });
-      state.start();
-      try {
-        for (let i = 1; i <= 20; i++) await spool.append([put(`k${i}`, i)]);
+      await withApplier({ spool, kv, kvPath, workerModule, logger }, async (state) => {
+        for (let i = 1; i <= 20; i++) await spool.append([putPayload(`k${i}`, i)]);
         assert.ok(await state.waitApplied(20, { timeoutMs: WAIT_BOUND_MS }));
         assert.equal((await state.get("c", "k20"))?.value, 20);
         const modes = logger.lines.filter((l) => l.event === "state.apply_mode");
@@ -145,9 +140,7 @@ Deno.test("StateApplier: the worker applies when it may; when it stops, the prim
           assert.ok(logger.lines.some((l) => l.event === "state.apply_worker_failed"));
           assert.deepEqual(modes.map((l) => l.mode), ["worker", "in_process"]);
         }
-      } finally {
-        await state.stop();
-      }
+      });
       const meta = await new KvState(kv).meta();
       assert.deepEqual([meta.applied_lsn, meta.entries], [20, 20]);
     });
@@ -171,8 +164,10 @@ Deno.test("StateApplier: frames the worker refuses are read again decoded, so a 
     const walDir = joinPath(dir, "wal");
     const options = { walDir, timeline: 1, term: 1, segmentBytesMax: 4096 };
     let spool = await Spool.open(options);
-    for (let i = 1; i <= 100; i++) await spool.append([put(`k${String(i).padStart(3, "0")}`, i)]);
-    const frameBytes = frameV3ByteLength(put("k001", 1).byteLength);
+    for (let i = 1; i <= 100; i++) {
+      await spool.append([putPayload(`k${String(i).padStart(3, "0")}`, i)]);
+    }
+    const frameBytes = frameV3ByteLength(putPayload("k001", 1).byteLength);
     const [sealed] = spool.segments();
     assert.ok(sealed!.lastLsn >= 10, "LSN 10 is in a sealed segment (never scanned on open)");
     await spool.close();
