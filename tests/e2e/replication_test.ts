@@ -13,6 +13,7 @@ import {
   stop,
   waitApplied,
   waitUntil,
+  withNodeLogs,
   write,
   writeLoad,
 } from "../helpers/cluster.ts";
@@ -209,46 +210,51 @@ Deno.test("a snapshot cut mid-stream resumes with after= and matches an uncut on
   await withTempDir(async (dir) => {
     const primary = await startPrimary(`${dir}/p`);
     try {
-      const records = Array.from(
-        { length: 3000 },
-        (_, i) => ({
-          op: "put",
-          collection: i % 2 ? "a" : "b",
-          key: `key/${i}`,
-          value: { i, pad: "x".repeat(200) },
-        }),
-      );
-      for (let i = 0; i < records.length; i += 1000) {
-        await write(primary.base, records.slice(i, i + 1000));
-      }
-      await waitUntil(
-        "the state to apply",
-        async () => ((await getJson(primary.base, "/v1/status")).applied_lsn as number) === 3000,
-      );
-      const uncut = (await (await fetch(`${primary.base}/v1/snapshot?replica_id=s1`)).text()).trim()
-        .split("\n").map((l) => JSON.parse(l));
-      // Cut: read part of the stream, keep only whole lines, drop the connection.
-      const response = await fetch(`${primary.base}/v1/snapshot?replica_id=s2`);
-      const reader = response.body!.getReader();
-      let text = "";
-      while (text.length < 200_000) text += new TextDecoder().decode((await reader.read()).value!);
-      await reader.cancel();
-      const firstPart = text.split("\n").slice(0, -1).map((l) => JSON.parse(l));
-      const last = firstPart[firstPart.length - 1];
-      assert.equal(last.type, "entry");
-      const after = encodeURIComponent(`${last.collection}/${last.key}`);
-      const rest =
-        (await (await fetch(`${primary.base}/v1/snapshot?replica_id=s2&after=${after}`)).text())
-          .trim().split("\n").map((l) => JSON.parse(l));
-      assert.equal(rest[0].type, "header");
-      assert.equal(rest[0].start_lsn, firstPart[0].start_lsn, "a resume keeps the original pin");
-      const entries = (lines: Array<Record<string, unknown>>) =>
-        lines.filter((l) => l.type === "entry");
-      assert.deepEqual([...entries(firstPart), ...entries(rest)], entries(uncut));
-      assert.equal(entries(uncut).length, 3000);
-      const trailer = uncut[uncut.length - 1];
-      assert.equal(trailer.type, "trailer");
-      assert.equal(trailer.count, 3000);
+      await withNodeLogs([primary], async () => {
+        const records = Array.from(
+          { length: 3000 },
+          (_, i) => ({
+            op: "put",
+            collection: i % 2 ? "a" : "b",
+            key: `key/${i}`,
+            value: { i, pad: "x".repeat(200) },
+          }),
+        );
+        for (let i = 0; i < records.length; i += 1000) {
+          await write(primary.base, records.slice(i, i + 1000));
+        }
+        await waitUntil(
+          "the state to apply",
+          async () => ((await getJson(primary.base, "/v1/status")).applied_lsn as number) === 3000,
+        );
+        const uncut = (await (await fetch(`${primary.base}/v1/snapshot?replica_id=s1`)).text())
+          .trim()
+          .split("\n").map((l) => JSON.parse(l));
+        // Cut: read part of the stream, keep only whole lines, drop the connection.
+        const response = await fetch(`${primary.base}/v1/snapshot?replica_id=s2`);
+        const reader = response.body!.getReader();
+        let text = "";
+        while (text.length < 200_000) {
+          text += new TextDecoder().decode((await reader.read()).value!);
+        }
+        await reader.cancel();
+        const firstPart = text.split("\n").slice(0, -1).map((l) => JSON.parse(l));
+        const last = firstPart[firstPart.length - 1];
+        assert.equal(last.type, "entry");
+        const after = encodeURIComponent(`${last.collection}/${last.key}`);
+        const rest =
+          (await (await fetch(`${primary.base}/v1/snapshot?replica_id=s2&after=${after}`)).text())
+            .trim().split("\n").map((l) => JSON.parse(l));
+        assert.equal(rest[0].type, "header");
+        assert.equal(rest[0].start_lsn, firstPart[0].start_lsn, "a resume keeps the original pin");
+        const entries = (lines: Array<Record<string, unknown>>) =>
+          lines.filter((l) => l.type === "entry");
+        assert.deepEqual([...entries(firstPart), ...entries(rest)], entries(uncut));
+        assert.equal(entries(uncut).length, 3000);
+        const trailer = uncut[uncut.length - 1];
+        assert.equal(trailer.type, "trailer");
+        assert.equal(trailer.count, 3000);
+      });
     } finally {
       await stop(primary);
     }

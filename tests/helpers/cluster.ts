@@ -81,6 +81,27 @@ export async function stop(node: Node, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"
   }
 }
 
+/**
+ * Runs `body`; when it throws, prints each node's warnings, errors and last lines first (a
+ * failure far from its cause, such as a body cut mid-read, is explained by the server's log).
+ */
+export async function withNodeLogs<T>(nodes: readonly Node[], body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    for (const node of nodes) {
+      const lines = node.process.lines;
+      const notable = lines.filter((l) => /"level":"(warn|error)"/.test(l));
+      const tail = lines.slice(-NODE_LOG_TAIL_LINES);
+      console.log(`---- ${node.name} (${node.port}) ----\n${[...notable, ...tail].join("\n")}`);
+    }
+    throw error;
+  }
+}
+
+/** Lines of a node's log printed after its warnings and errors when a test fails. */
+const NODE_LOG_TAIL_LINES = 20;
+
 /** GET a JSON document. */
 export async function getJson(base: string, path: string): Promise<Record<string, unknown>> {
   const response = await fetch(`${base}${path}`);
