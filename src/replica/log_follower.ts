@@ -195,6 +195,7 @@ export class LogFollower {
         ack: () => this.#ack(),
         primaryAt: (lsn) => void (this.#upstreamLsn = Math.max(this.#upstreamLsn, lsn)),
         control: (record) => this.#control(record),
+        opened: () => (this.#backoffMs = this.#backoffMin),
         logger: this.#logger,
       });
       if (end === "halted") await this.#backoff();

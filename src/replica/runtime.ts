@@ -281,6 +281,8 @@ export class ReplicaRuntime implements StateReader {
         this.#primaryLsn.exact(lsn);
         this.#timeline = timeline;
       },
+      // A stream that opened is a success, as a pull is: a later cut starts from the least wait.
+      opened: () => (this.#backoffMs = this.#backoffMsMin),
       logger: this.#logger,
     });
     if (end === "halted" && this.#state !== "divergence") await this.#backoff();

@@ -52,6 +52,8 @@ export interface StreamHost {
   ack: () => Promise<void>;
   /** The primary stands at least at `lsn` on `timeline`. */
   primaryAt: (lsn: number, timeline: number) => void;
+  /** The stream opened (its first control record was accepted): the path works again. */
+  opened?: () => void;
   /** Each control record, as received (a cluster leader's carry the failover slots). */
   control?: (record: ControlRecord) => void;
   logger: Logger;
@@ -179,7 +181,10 @@ async function _consume(
       host.primaryAt(primaryLsn, timeline);
       host.control?.(item.control);
       // The first one opens the stream: the replica is following, healthy until a frame says not.
-      if (outcome.items === 1 && (await host.apply([])).halted) return "halted";
+      if (outcome.items === 1) {
+        if ((await host.apply([])).halted) return "halted";
+        host.opened?.();
+      }
       continue;
     }
     const corrupt = item.kind === "corrupt"

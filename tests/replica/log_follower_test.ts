@@ -15,7 +15,10 @@ import {
   rebootstrapResponse,
   scriptedPrimary,
   type ScriptedRequest,
+  streamResponse,
 } from "../helpers/scripted_primary.ts";
+import { settledWithin } from "../helpers/stream_tap.ts";
+import { encodeControlRecord } from "../../src/wal/stream_codec.ts";
 import { withTempDir } from "../helpers/temp.ts";
 import { waitUntil } from "../helpers/process.ts";
 
@@ -49,6 +52,7 @@ async function withFollower(
   fn: (
     parts: { follower: LogFollower; spool: Spool; primary: ReturnType<typeof scriptedPrimary> },
   ) => Promise<void>,
+  backoffMsMax = 5,
 ): Promise<void> {
   await withTempDir(async (dir) => {
     const primary = scriptedPrimary({ currentLsn: 0, wal });
@@ -60,7 +64,7 @@ async function withFollower(
       spool,
       appliedLsn: () => 0,
       backoffMsMin: 1,
-      backoffMsMax: 5,
+      backoffMsMax,
     }, 0);
     follower.start();
     try {
@@ -83,6 +87,27 @@ Deno.test("LogFollower keeps the upstream's frames byte for byte, durable before
     assert.equal(follower.term, 2);
     assert.equal(follower.status().state, "healthy");
   });
+});
+
+Deno.test("LogFollower: a stream that opened resets the backoff, so an upstream that dies again and again is rejoined at once", async () => {
+  // As the replica runtime's test: without the reset the backoff doubles through every round.
+  const frames = [1, 2, 3, 4].map((lsn) => frame(lsn, 1));
+  const FAILED_ATTEMPTS = 7;
+  const ROUND = FAILED_ATTEMPTS + 1;
+  const control = encodeControlRecord({ currentLsn: 4, commitLsn: 4, term: 1, timeline: 1 });
+  const wal = (request: ScriptedRequest) => {
+    if (request.query.get("stream") !== "1") return serving(frames)(request);
+    if (request.index % ROUND !== 0) throw new TypeError("fetch failed (scripted: down)");
+    const since = Number(request.query.get("since_lsn"));
+    return streamResponse(request, [control, frames[since]!], "cut", frames.length);
+  };
+  await withFollower(wal, async ({ spool, primary }) => {
+    const polled = primary.waitFor("wal", (r) => r.query.get("stream") !== "1");
+    assert.equal((await settledWithin(polled)).outcome, "settled", "no backoff grew to minutes");
+    const streams = primary.requests.filter((r) => r.route === "wal" && r.query.get("stream"));
+    assert.equal(streams.length, 2 * ROUND + 1, "three rounds of streams and failed attempts");
+    await waitUntil("the log to hold everything", () => spool.currentLsn() === 4);
+  }, 3_600_000);
 });
 
 Deno.test("LogFollower refuses a frame whose term is lower than one it kept (stale_term)", async () => {
