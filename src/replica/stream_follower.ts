@@ -84,12 +84,14 @@ export class StreamPolicy {
   }
 
   /**
-   * A stream ended: broken when it brought nothing, or was cut soon after it opened. Enough
-   * broken streams in a row mean streams do not work on this path: long-polls for a while.
+   * A stream ended: broken when it brought nothing, or was cut soon after it opened without
+   * bringing a frame. Enough broken streams in a row mean streams do not work on this path:
+   * long-polls for a while. A stream that brought frames worked, however soon it was cut (a
+   * primary that restarted, a failover): resuming with a stream costs less than long-polls.
    */
-  ended(outcome: { items: number; livedMs: number; cut: boolean }): void {
+  ended(outcome: { items: number; frames: number; livedMs: number; cut: boolean }): void {
     const broken = outcome.items === 0 ||
-      (outcome.cut && outcome.livedMs < REPLICA_STREAM_SHORT_MS);
+      (outcome.cut && outcome.livedMs < REPLICA_STREAM_SHORT_MS && outcome.frames === 0);
     if (!broken) {
       this.#breaks = 0;
       return;
@@ -131,11 +133,13 @@ export async function followStream(policy: StreamPolicy, host: StreamHost): Prom
       policy.refused((error as Error).message);
       return "refused";
     }
-    if (watchdog.fired) policy.ended({ items: 0, livedMs: Date.now() - openedAtMs, cut: true });
+    if (watchdog.fired) {
+      policy.ended({ items: 0, frames: 0, livedMs: Date.now() - openedAtMs, cut: true });
+    }
     throw watchdog.fired ? watchdog.error() : error;
   }
   const acker = new _Acker(host.ack, host.ackEveryMs);
-  const outcome = { items: 0, cut: false };
+  const outcome = { items: 0, frames: 0, cut: false };
   // The request's abort does not reliably end a body read already waiting (measured on Deno
   // 2.9: a stop or a quiet stream could hang there): cancel the body too.
   const cancel = () => void stream.cancel();
@@ -166,7 +170,7 @@ export async function followStream(policy: StreamPolicy, host: StreamHost): Prom
 async function _consume(
   stream: FrameStream,
   host: StreamHost,
-  parts: { watchdog: _Watchdog; acker: _Acker; outcome: { items: number } },
+  parts: { watchdog: _Watchdog; acker: _Acker; outcome: { items: number; frames: number } },
 ): Promise<FollowEnd> {
   const { watchdog, acker, outcome } = parts;
   let timeline = stream.position.timeline;
@@ -191,6 +195,7 @@ async function _consume(
       ? { offset: item.offset, reason: item.reason }
       : undefined;
     const frames = item.kind === "frames" ? item.frames : [];
+    outcome.frames += frames.length;
     primaryLsn = Math.max(primaryLsn, frames[frames.length - 1]?.lsn ?? 0);
     host.primaryAt(primaryLsn, timeline);
     const { halted } = await host.apply(frames, corrupt);
