@@ -185,9 +185,11 @@ async function _consume(
       host.primaryAt(primaryLsn, timeline);
       host.control?.(item.control);
       // The first one opens the stream: the replica is following, healthy until a frame says not.
+      // It acks at once: a primary that just restarted learns where the replica stands.
       if (outcome.items === 1) {
         if ((await host.apply([])).halted) return "halted";
         host.opened?.();
+        acker.request();
       }
       continue;
     }

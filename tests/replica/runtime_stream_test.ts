@@ -180,6 +180,27 @@ Deno.test("a stream that ends, cleanly or cut mid-frame, is resumed from the las
   });
 });
 
+Deno.test("a stream acks as soon as it opens, not an interval later: a restarted primary learns the replica's position", async () => {
+  const primary = scriptedPrimary({
+    currentLsn: 0,
+    wal: (request) => streamResponse(request, [control(0)], "open", 0),
+  });
+  await withTempDir(async (dataDir) => {
+    // An hour between interval acks: only the ack of the opening can come within the bound.
+    const runtime = await openRuntime(primary, dataDir, createMemoryLogger(), {
+      streamAckMs: 3_600_000,
+    });
+    runtime.start();
+    try {
+      const ack = await settledWithin(primary.waitFor("ack"));
+      assert.equal(ack.outcome, "settled", "acked when the stream opened");
+      assert.equal(primary.requests.filter((r) => r.route === "wal").length, 1, "one stream");
+    } finally {
+      await runtime.stop();
+    }
+  });
+});
+
 Deno.test("a stream that opened resets the backoff and is not broken: a primary that dies again and again is rejoined at once, by streams", async () => {
   // Each round: a stream opens and brings a frame, the primary dies (the stream is cut) and stays
   // down for FAILED_ATTEMPTS requests. Without the reset the backoff would double through every
