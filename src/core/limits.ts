@@ -229,7 +229,10 @@ export const CONTROL_PAYLOAD_BYTES_MAX = 1 * MIB_BYTES;
 export const REPLICA_STREAM_ACK_MS = 2000;
 /** A stream that brings nothing (no frame, no control record) for this long is given up. */
 export const REPLICA_STREAM_IDLE_MS = 3 * STREAM_CONTROL_INTERVAL_MS;
-/** A stream cut sooner than this after it opened counts as broken (so does one that brought nothing). */
+/**
+ * A stream cut sooner than this after it opened, before it brought any frame, counts as broken (as
+ * one that brought nothing does).
+ */
 export const REPLICA_STREAM_SHORT_MS = 10_000;
 /**
  * How long shutdown waits for the server to finish its responses once every stream has ended and
