@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { assertSameState, type Node, startPrimary, stop, waitApplied } from "../helpers/cluster.ts";
 import { findNginx, startNginx } from "../helpers/nginx.ts";
-import { freePort, replicaTaskArgs, startProcess } from "../helpers/process.ts";
+import { replicaTaskArgs, startOnFreePort } from "../helpers/process.ts";
 import { tokenHash } from "../helpers/tokens.ts";
 
 const RECORDS = 200_000;
@@ -70,15 +70,16 @@ async function writeRecords(base: string): Promise<number> {
 }
 
 async function startEdge(primary: Node, id: string, dataDir: string, nginxPort: number) {
-  const port = freePort();
-  const args = replicaTaskArgs({ dataDir, port, primaryPort: primary.port, replicaId: id })
-    .map((arg) => arg.startsWith("--allow-net=") ? `${arg},127.0.0.1:${nginxPort}` : arg);
-  args.push("--replica-token", `t-${id}`, "--segments-url", `http://127.0.0.1:${nginxPort}`);
-  // Long-polls for the rest: their bytes are counted frame for frame (a stream's count would also
-  // hold its control records); the handoff from segments to a stream is tested in-process.
-  args.push("--stream-pulls", "false");
-  const process = startProcess(args);
-  await process.waitFor("ferry.started");
+  const argsFor = (port: number) => {
+    const args = replicaTaskArgs({ dataDir, port, primaryPort: primary.port, replicaId: id })
+      .map((arg) => arg.startsWith("--allow-net=") ? `${arg},127.0.0.1:${nginxPort}` : arg);
+    args.push("--replica-token", `t-${id}`, "--segments-url", `http://127.0.0.1:${nginxPort}`);
+    // Long-polls for the rest: their bytes are counted frame for frame (a stream's count would
+    // also hold its control records); the handoff from segments to a stream is tested in-process.
+    args.push("--stream-pulls", "false");
+    return args;
+  };
+  const { process, port, args } = await startOnFreePort(argsFor);
   return { name: id, port, base: `http://127.0.0.1:${port}`, dataDir, process, args };
 }
 

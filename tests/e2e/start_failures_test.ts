@@ -3,7 +3,14 @@
 // exit code 2, exactly one `ferry.start_failed` line naming the flag to change, no stack trace.
 
 import assert from "node:assert/strict";
-import { freePort, programSucceeds, replicaTaskArgs, startTaskArgs } from "../helpers/process.ts";
+import {
+  freePort,
+  killProcess,
+  programSucceeds,
+  replicaTaskArgs,
+  startOnFreePort,
+  startTaskArgs,
+} from "../helpers/process.ts";
 import { runUntilExit, stackLines, type StartOutcome } from "../helpers/start_outcome.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
@@ -55,6 +62,26 @@ Deno.test("a port in use: exit 2, one ferry.start_failed naming --port, no stack
       const line = assertStartFailed(outcome, "--port");
       assert.equal(line.code, "port_in_use");
       assert.ok(String(line.message).includes(`127.0.0.1:${port}`));
+    } finally {
+      taken.close();
+    }
+  });
+});
+
+Deno.test("startOnFreePort starts again on another port when the one picked was taken before the bind", async () => {
+  await withTempDir(async (dir) => {
+    const takenPort = freePort();
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: takenPort });
+    const tried: number[] = [];
+    try {
+      // The first start is sent to the taken port, as when another process binds it first.
+      const started = await startOnFreePort((port) => {
+        tried.push(tried.length === 0 ? takenPort : port);
+        return startTaskArgs(`${dir}/data`, tried.at(-1)!);
+      });
+      assert.deepEqual(tried.length, 2, "one more start after port_in_use");
+      assert.equal(started.port, tried[1]);
+      await killProcess(started.process, "SIGTERM");
     } finally {
       taken.close();
     }

@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { KvState, type StateEntry } from "../../src/state/kv_state.ts";
 import {
-  freePort,
   killProcess,
   replicaTaskArgs,
   type RunningProcess,
+  startOnFreePort,
   startProcess,
   startTaskArgs,
   waitUntil,
@@ -26,12 +26,23 @@ export interface Node {
 export async function startPrimary(
   dataDir: string,
   extra: string[] = [],
-  port = freePort(),
+  port?: number,
 ): Promise<Node> {
-  const args = [...startTaskArgs(dataDir, port), ...extra];
+  const argsFor = (p: number) => [...startTaskArgs(dataDir, p), ...extra];
+  const started = await _startNode(argsFor, port);
+  return { name: "primary", base: `http://127.0.0.1:${started.port}`, dataDir, ...started };
+}
+
+/** Starts on `port`, or on a free one (picked again if another process takes it first). */
+async function _startNode(
+  argsFor: (port: number) => string[],
+  port: number | undefined,
+): Promise<{ process: RunningProcess; port: number; args: string[] }> {
+  if (port === undefined) return await startOnFreePort(argsFor);
+  const args = argsFor(port);
   const process = startProcess(args);
   await process.waitFor("ferry.started");
-  return { name: "primary", port, base: `http://127.0.0.1:${port}`, dataDir, process, args };
+  return { process, port, args };
 }
 
 /** Starts a replica of `primary`. */
@@ -39,8 +50,7 @@ export async function startReplica(
   primary: Node,
   options: { dataDir: string; replicaId: string; region?: string; port?: number; extra?: string[] },
 ): Promise<Node> {
-  const port = options.port ?? freePort();
-  const args = [
+  const argsFor = (port: number) => [
     ...replicaTaskArgs({
       dataDir: options.dataDir,
       port,
@@ -50,15 +60,12 @@ export async function startReplica(
     }),
     ...(options.extra ?? []),
   ];
-  const process = startProcess(args);
-  await process.waitFor("ferry.started");
+  const started = await _startNode(argsFor, options.port);
   return {
     name: options.replicaId,
-    port,
-    base: `http://127.0.0.1:${port}`,
+    base: `http://127.0.0.1:${started.port}`,
     dataDir: options.dataDir,
-    process,
-    args,
+    ...started,
   };
 }
 

@@ -48,18 +48,52 @@ export function startTaskArgs(dataDir: string, port: number): string[] {
 const TEST_PORT_MIN = 20_000;
 const TEST_PORT_SPAN = 12_000;
 
+/** Ports `freePort` handed out lately: never twice, though the first one is not bound yet. */
+const _handedOut = new Set<number>();
+/** How many ports `freePort` remembers (a fraction of the span: picks stay quick). */
+const HANDED_OUT_MAX = 2_000;
+/** Starts on a port another process took between the pick and the bind, before giving up. */
+const PORT_ATTEMPTS = 5;
+
 /**
  * A port nobody listens on right now, picked below the ephemeral range: a port the kernel handed
  * out for `port: 0` can be taken by any outgoing connection before the child process binds it.
+ * Another test process may still take it before the child binds it: `startOnFreePort` retries.
  */
 export function freePort(): number {
   for (;;) {
     const port = TEST_PORT_MIN + Math.floor(Math.random() * TEST_PORT_SPAN);
+    if (_handedOut.has(port)) continue;
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
-      return port;
     } catch (error) {
       if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      continue;
+    }
+    if (_handedOut.size >= HANDED_OUT_MAX) _handedOut.delete(_handedOut.values().next().value!);
+    _handedOut.add(port);
+    return port;
+  }
+}
+
+/**
+ * Starts `deno <argsFor(port)>` on a `freePort` and waits for "ferry.started"; when the process
+ * could not listen because another one took the port meanwhile (`port_in_use`), on another port.
+ */
+export async function startOnFreePort(
+  argsFor: (port: number) => string[],
+  env: Record<string, string> = {},
+): Promise<{ process: RunningProcess; port: number; args: string[] }> {
+  for (let attempt = 1;; attempt++) {
+    const port = freePort();
+    const args = argsFor(port);
+    const process = startProcess(args, env);
+    try {
+      await process.waitFor("ferry.started");
+      return { process, port, args };
+    } catch (error) {
+      const taken = process.lines.some((line) => line.includes('"code":"port_in_use"'));
+      if (!taken || attempt >= PORT_ATTEMPTS) throw error;
     }
   }
 }
