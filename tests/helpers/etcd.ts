@@ -50,12 +50,38 @@ export interface RunningEtcd {
   stop(): Promise<void>;
 }
 
-/** Starts etcd on two free loopback ports and waits until it answers. */
+/** Starts of etcd that exit before answering (a port taken meanwhile) before giving up. */
+const ETCD_START_ATTEMPTS = 5;
+
+/** etcd ended before it answered: most likely another process took one of its ports. */
+class EtcdExitedError extends Error {
+  override name = "EtcdExitedError";
+}
+
+/**
+ * Starts etcd on two free loopback ports and waits until it answers; on two others when it exits
+ * first (another process may bind a port between `freePort`'s probe and etcd's bind, and then the
+ * port answers for that process, not this etcd).
+ */
 export async function startEtcd(): Promise<RunningEtcd> {
-  const dataDir = await Deno.makeTempDir({ prefix: "ferry-etcd-" });
-  const url = `http://127.0.0.1:${freePort()}`;
-  const peer = `http://127.0.0.1:${freePort()}`;
-  let child = _spawnEtcd({ dataDir, url, peer });
+  for (let attempt = 1;; attempt++) {
+    const dataDir = await Deno.makeTempDir({ prefix: "ferry-etcd-" });
+    const url = `http://127.0.0.1:${freePort()}`;
+    const peer = `http://127.0.0.1:${freePort()}`;
+    const running = _runningEtcd({ dataDir, url, peer });
+    try {
+      await _waitAnswering(url, running.child);
+      return running;
+    } catch (error) {
+      await running.stop();
+      if (!(error instanceof EtcdExitedError) || attempt >= ETCD_START_ATTEMPTS) throw error;
+    }
+  }
+}
+
+function _runningEtcd(options: { dataDir: string; url: string; peer: string }): RunningEtcd {
+  const { dataDir, url } = options;
+  let child = _spawnEtcd(options);
   const kill = async () => {
     try {
       child.kill("SIGCONT");
@@ -69,12 +95,6 @@ export async function startEtcd(): Promise<RunningEtcd> {
     await kill();
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   };
-  try {
-    await _waitAnswering(url);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
   return {
     url,
     get child() {
@@ -86,8 +106,8 @@ export async function startEtcd(): Promise<RunningEtcd> {
     kill,
     async restart() {
       await kill();
-      child = _spawnEtcd({ dataDir, url, peer });
-      await _waitAnswering(url);
+      child = _spawnEtcd(options);
+      await _waitAnswering(url, child);
     },
     stop,
   };
@@ -113,13 +133,19 @@ function _spawnEtcd(options: { dataDir: string; url: string; peer: string }): De
   }).spawn();
 }
 
-async function _waitAnswering(url: string): Promise<void> {
+/** Waits until etcd answers at `url`; `EtcdExitedError` when `child` ends first. */
+async function _waitAnswering(url: string, child: Deno.ChildProcess): Promise<void> {
+  let exited = false;
+  child.status.then(() => (exited = true));
   await waitUntil("etcd to answer", async () => {
+    if (exited) throw new EtcdExitedError(`etcd for ${url} exited before it answered`);
     const response = await fetch(`${url}/v3/kv/range`, {
       method: "POST",
       body: JSON.stringify({ key: btoa("ferry-probe") }),
     }).catch(() => undefined);
     await response?.body?.cancel();
+    // An answer while this etcd has exited came from whatever took the port.
+    if (exited) throw new EtcdExitedError(`etcd for ${url} exited before it answered`);
     return response?.ok;
   }, ETCD_START_TIMEOUT_MS);
 }
