@@ -29,7 +29,7 @@ import {
   REPLICA_STREAM_IDLE_MS,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
-import { sleep } from "../core/waiter.ts";
+import { Backoff } from "../core/backoff.ts";
 import type { DecodedFrame } from "../wal/frame.ts";
 import type { Spool } from "../wal/spool.ts";
 import type { ControlRecord } from "../wal/stream_codec.ts";
@@ -92,7 +92,7 @@ export class LogFollower {
   #upstreamLsn = 0;
   #upstreamCommitLsn = 0;
   #kept = 0;
-  #backoffMs: number;
+  #backoff: Backoff;
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
 
@@ -102,7 +102,10 @@ export class LogFollower {
     this.#logger = options.logger ?? silentLogger;
     this.#termSeen = lastTerm;
     this.#lastFrameTerm = lastTerm;
-    this.#backoffMs = this.#backoffMin;
+    this.#backoff = new Backoff(
+      options.backoffMsMin ?? REPLICA_BACKOFF_MS_MIN,
+      options.backoffMsMax ?? REPLICA_BACKOFF_MS_MAX,
+    );
     this.#streams = new StreamPolicy({
       enabled: options.streamPulls ?? true,
       logger: this.#logger,
@@ -154,10 +157,6 @@ export class LogFollower {
     await this.#loop;
   }
 
-  get #backoffMin(): number {
-    return this.#options.backoffMsMin ?? REPLICA_BACKOFF_MS_MIN;
-  }
-
   async #run(): Promise<void> {
     const signal = this.#stop.signal;
     while (!signal.aborted && this.#state !== "rebootstrap_required") {
@@ -195,11 +194,11 @@ export class LogFollower {
         ack: () => this.#ack(),
         primaryAt: (lsn) => void (this.#upstreamLsn = Math.max(this.#upstreamLsn, lsn)),
         control: (record) => this.#control(record),
-        opened: () => (this.#backoffMs = this.#backoffMin),
+        opened: () => this.#backoff.reset(),
         logger: this.#logger,
       });
-      if (end === "halted") await this.#backoff();
-      else if (end === "ended") this.#backoffMs = this.#backoffMin;
+      if (end === "halted") await this.#backoffWait();
+      else if (end === "ended") this.#backoff.reset();
       return;
     }
     await this.#poll();
@@ -229,8 +228,8 @@ export class LogFollower {
     this.#upstreamLsn = Math.max(this.#upstreamLsn, pull.currentLsn);
     const { halted } = await this.#keep(pull.frames, pull.corrupt);
     await this.#ack();
-    if (halted) await this.#backoff();
-    else this.#backoffMs = this.#backoffMin;
+    if (halted) await this.#backoffWait();
+    else this.#backoff.reset();
   }
 
   #request() {
@@ -307,14 +306,11 @@ export class LogFollower {
       this.#registered = false;
       this.#setState("connecting", (error as Error).message);
     }
-    await this.#backoff(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
+    await this.#backoffWait(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
   }
 
-  async #backoff(atLeastMs = 0): Promise<void> {
-    const jittered = this.#backoffMs / 2 + Math.random() * (this.#backoffMs / 2);
-    await sleep(Math.max(atLeastMs, jittered), this.#stop.signal);
-    const most = this.#options.backoffMsMax ?? REPLICA_BACKOFF_MS_MAX;
-    this.#backoffMs = Math.min(most, this.#backoffMs * 2);
+  #backoffWait(atLeastMs?: number): Promise<void> {
+    return this.#backoff.wait(this.#stop.signal, atLeastMs);
   }
 
   #setState(state: FollowerState, error?: string): void {

@@ -34,6 +34,7 @@ import type { StateReader } from "../state/reader.ts";
 import { type ApplierPosition, type ApplyStop, planApply, stopOutcome } from "./apply_plan.ts";
 import { FerryClient } from "../client/client.ts";
 import { sleep } from "../core/waiter.ts";
+import { Backoff } from "../core/backoff.ts";
 import { openCurrentStore } from "./store_dir.ts";
 import { loadIntoNewStore } from "./snapshot_loader.ts";
 import { RebootstrapProgress } from "./rebootstrap_progress.ts";
@@ -73,9 +74,7 @@ export class ReplicaRuntime implements StateReader {
   #appliedRecords = 0;
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
-  #backoffMsMin: number;
-  #backoffMsMax: number;
-  #backoffMs: number;
+  #backoff: Backoff;
   /** Why the replica must load a snapshot: set from the 409 until a re-bootstrap completes. */
   #rebootstrapReason: string | undefined;
   /** Re-bootstrap attempts since the 409 (each failure starts over with a fresh snapshot). */
@@ -105,9 +104,10 @@ export class ReplicaRuntime implements StateReader {
       logger: this.#logger,
     });
     this.#fs = options.fs ?? denoFileSystem();
-    this.#backoffMsMin = options.backoffMsMin ?? REPLICA_BACKOFF_MS_MIN;
-    this.#backoffMsMax = options.backoffMsMax ?? REPLICA_BACKOFF_MS_MAX;
-    this.#backoffMs = this.#backoffMsMin;
+    this.#backoff = new Backoff(
+      options.backoffMsMin ?? REPLICA_BACKOFF_MS_MIN,
+      options.backoffMsMax ?? REPLICA_BACKOFF_MS_MAX,
+    );
     this.#streams = new StreamPolicy({
       enabled: options.streamPulls ?? true,
       logger: this.#logger,
@@ -207,7 +207,7 @@ export class ReplicaRuntime implements StateReader {
     while (!signal.aborted) {
       if (this.#state === "divergence" || this.#state === "stale_term") {
         // Fail closed: keep serving reads, apply nothing, until an operator re-bootstraps this replica.
-        await sleep(this.#backoffMsMax, this.#stop.signal);
+        await sleep(this.#backoff.maxMs, this.#stop.signal);
         continue;
       }
       try {
@@ -253,9 +253,9 @@ export class ReplicaRuntime implements StateReader {
     this.#timeline = pull.timeline;
     this.#upstreams.succeeded();
     const { applied, halted } = await this.#applyBatch(pull.frames, pull.corrupt);
-    if (applied > 0 || this.#backoffMs !== this.#backoffMsMin || halted) await this.#ack();
-    if (halted && this.#state !== "divergence") await this.#backoff();
-    else this.#backoffMs = this.#backoffMsMin;
+    if (applied > 0 || !this.#backoff.atMinimum || halted) await this.#ack();
+    if (halted && this.#state !== "divergence") await this.#backoffWait();
+    else this.#backoff.reset();
   }
 
   #pullRequest(): { replicaId: string; sinceLsn: number; maxCount: number; term?: number } {
@@ -282,11 +282,11 @@ export class ReplicaRuntime implements StateReader {
         this.#timeline = timeline;
       },
       // A stream that opened is a success, as a pull is: a later cut starts from the least wait.
-      opened: () => (this.#backoffMs = this.#backoffMsMin),
+      opened: () => this.#backoff.reset(),
       logger: this.#logger,
     });
-    if (end === "halted" && this.#state !== "divergence") await this.#backoff();
-    else if (end !== "halted") this.#backoffMs = this.#backoffMsMin;
+    if (end === "halted" && this.#state !== "divergence") await this.#backoffWait();
+    else if (end !== "halted") this.#backoff.reset();
   }
 
   /**
@@ -341,7 +341,7 @@ export class ReplicaRuntime implements StateReader {
       this.#setState("apply_error", end.reason);
     }
     await this.#ack();
-    await this.#backoff();
+    await this.#backoffWait();
   }
 
   #onStop(stop: ApplyStop): void {
@@ -387,8 +387,8 @@ export class ReplicaRuntime implements StateReader {
     this.#setState("connecting", (error as Error).message);
     if (await this.#moveUpstream(error)) return;
     // Looking for the next leader: ask again soon rather than after a backoff grown to seconds.
-    if (this.#upstreams.looking) this.#backoffMs = Math.min(this.#backoffMs, UPSTREAM_LOOK_MS);
-    await this.#backoff(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
+    if (this.#upstreams.looking) this.#backoff.capNext(UPSTREAM_LOOK_MS);
+    await this.#backoffWait(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
   }
 
   /** After failures of the node followed, moves to another listed node (`upstreams.ts`). */
@@ -398,15 +398,13 @@ export class ReplicaRuntime implements StateReader {
     if (url === undefined) return false;
     this.#client = this.#clientFor(url);
     this.#segments = this.#options.segmentsFor?.(url) ?? this.#segments;
-    this.#backoffMs = this.#backoffMsMin;
+    this.#backoff.reset();
     return true;
   }
 
   /** Sleeps the current backoff (with jitter) and doubles it, up to the maximum. */
-  async #backoff(atLeastMs = 0): Promise<void> {
-    const jittered = this.#backoffMs / 2 + Math.random() * (this.#backoffMs / 2);
-    await sleep(Math.max(atLeastMs, jittered), this.#stop.signal);
-    this.#backoffMs = Math.min(this.#backoffMsMax, this.#backoffMs * 2);
+  #backoffWait(atLeastMs?: number): Promise<void> {
+    return this.#backoff.wait(this.#stop.signal, atLeastMs);
   }
 
   // ---- re-bootstrap ----
@@ -446,7 +444,7 @@ export class ReplicaRuntime implements StateReader {
       applied_lsn: this.#position.lastLsn,
     });
     this.#setState("rebootstrapping", `re-bootstrap attempt failed, starting over: ${message}`);
-    await this.#backoff(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
+    await this.#backoffWait(error instanceof FerryHttpError ? error.retryAfterMs : undefined);
   }
 
   /**
@@ -467,7 +465,7 @@ export class ReplicaRuntime implements StateReader {
       replicaId: this.#options.replicaId,
       signal: this.#stop.signal,
       logger: this.#logger,
-      backoff: (atLeastMs) => this.#backoff(atLeastMs),
+      backoff: (atLeastMs) => this.#backoffWait(atLeastMs),
       attemptsMax: this.#options.snapshotAttemptsMax ?? REPLICA_SNAPSHOT_ATTEMPTS_MAX,
       onHeader: (header) => {
         this.#primaryLsn.atLeast(header.startLsn);
