@@ -100,7 +100,8 @@ export async function withNodeLogs<T>(nodes: readonly Node[], body: () => Promis
       const lines = node.process.lines;
       const notable = lines.filter((l) => /"level":"(warn|error)"/.test(l));
       const tail = lines.slice(-NODE_LOG_TAIL_LINES);
-      console.log(`---- ${node.name} (${node.port}) ----\n${[...notable, ...tail].join("\n")}`);
+      const shown = new Set([...notable, ...tail]); // a warning among the last lines, once
+      console.log(`---- ${node.name} (${node.port}) ----\n${[...shown].join("\n")}`);
     }
     throw error;
   }
