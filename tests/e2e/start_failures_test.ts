@@ -88,6 +88,22 @@ Deno.test("startOnFreePort starts again on another port when the one picked was 
   });
 });
 
+Deno.test("freePort never hands out a port that another process or test module claimed lately", async () => {
+  // Without claims shared through the file system, 300 + 300 random picks from the test range
+  // would share a port in all but 0.1 % of runs (about 7 expected).
+  const picks = 300;
+  const helper = new URL("../helpers/process.ts", import.meta.url).href;
+  const script = `import { freePort } from "${helper}";
+    console.log(JSON.stringify(Array.from({ length: ${picks} }, () => freePort())));`;
+  const other = await new Deno.Command(Deno.execPath(), { args: ["eval", script] }).output();
+  assert.ok(other.success, new TextDecoder().decode(other.stderr));
+  const theirs = new Set(JSON.parse(new TextDecoder().decode(other.stdout)) as number[]);
+  const ours = Array.from({ length: picks }, () => freePort());
+  assert.equal(theirs.size, picks, "distinct within one process");
+  assert.equal(new Set(ours).size, picks, "distinct within this module");
+  assert.deepEqual(ours.filter((port) => theirs.has(port)), [], "none handed to both");
+});
+
 Deno.test("a replica on a port in use: exit 2, one ferry.start_failed naming --port", async () => {
   await withTempDir(async (dir) => {
     const port = freePort();

@@ -48,31 +48,52 @@ export function startTaskArgs(dataDir: string, port: number): string[] {
 const TEST_PORT_MIN = 20_000;
 const TEST_PORT_SPAN = 12_000;
 
-/** Ports `freePort` handed out lately: never twice, though the first one is not bound yet. */
-const _handedOut = new Set<number>();
-/** How many ports `freePort` remembers (a fraction of the span: picks stay quick). */
-const HANDED_OUT_MAX = 2_000;
+/**
+ * Where `freePort` claims a port, one empty file per port. `deno test --parallel` runs test modules
+ * in one process but in separate isolates that share no memory, so a claim must live outside them
+ * (and outside the process: benches and a second suite pick ports from the same range).
+ */
+const PORT_CLAIM_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/ferry-test-ports`;
+/** A claim older than this is stale (its test ended long ago): the port may be handed out again. */
+const PORT_CLAIM_STALE_MS = 10 * 60_000;
 /** Starts on a port another process took between the pick and the bind, before giving up. */
 const PORT_ATTEMPTS = 5;
 
+/** Claims `port` for this caller: false when a claim younger than PORT_CLAIM_STALE_MS holds it. */
+function claimPort(port: number): boolean {
+  const path = `${PORT_CLAIM_DIR}/${port}`;
+  try {
+    Deno.writeFileSync(path, new Uint8Array(), { createNew: true });
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      Deno.mkdirSync(PORT_CLAIM_DIR, { recursive: true });
+      return claimPort(port);
+    }
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  }
+  const claimedAt = Deno.statSync(path).mtime?.getTime() ?? 0;
+  if (Date.now() - claimedAt < PORT_CLAIM_STALE_MS) return false;
+  Deno.writeFileSync(path, new Uint8Array()); // takes the stale claim over and renews its time
+  return true;
+}
+
 /**
- * A port nobody listens on right now, picked below the ephemeral range: a port the kernel handed
- * out for `port: 0` can be taken by any outgoing connection before the child process binds it.
- * Another test process may still take it before the child binds it: `startOnFreePort` retries.
+ * A port nobody listens on right now and nobody claimed lately, picked below the ephemeral range:
+ * a port the kernel handed out for `port: 0` can be taken by any outgoing connection before the
+ * child process binds it. A program that does not use `freePort` may still take it before the
+ * child binds it: `startOnFreePort` retries.
  */
 export function freePort(): number {
   for (;;) {
     const port = TEST_PORT_MIN + Math.floor(Math.random() * TEST_PORT_SPAN);
-    if (_handedOut.has(port)) continue;
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
     } catch (error) {
       if (!(error instanceof Deno.errors.AddrInUse)) throw error;
       continue;
     }
-    if (_handedOut.size >= HANDED_OUT_MAX) _handedOut.delete(_handedOut.values().next().value!);
-    _handedOut.add(port);
-    return port;
+    if (claimPort(port)) return port;
   }
 }
 
