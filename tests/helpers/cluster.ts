@@ -96,19 +96,32 @@ export async function withNodeLogs<T>(nodes: readonly Node[], body: () => Promis
   try {
     return await body();
   } catch (error) {
-    for (const node of nodes) {
-      const lines = node.process.lines;
-      const notable = lines.filter((l) => /"level":"(warn|error)"/.test(l));
-      const tail = lines.slice(-NODE_LOG_TAIL_LINES);
-      const shown = new Set([...notable, ...tail]); // a warning among the last lines, once
-      console.log(`---- ${node.name} (${node.port}) ----\n${[...shown].join("\n")}`);
-    }
+    printNodeLogs(nodes, { notable: (line) => /"level":"(warn|error)"/.test(line) });
     throw error;
   }
 }
 
-/** Lines of a node's log printed after its warnings and errors when a test fails. */
+/** Lines of a node's log printed after its notable ones when a test fails. */
 const NODE_LOG_TAIL_LINES = 20;
+
+/**
+ * Prints each node's log lines that are `notable` (the last `notableMax` of them) and its last
+ * `tail` lines, a line in both once: why a multi-process test failed.
+ */
+export function printNodeLogs(
+  nodes: readonly Node[],
+  options: { notable: (line: string) => boolean; notableMax?: number; tail?: number },
+): void {
+  const { notable, notableMax = Infinity, tail = NODE_LOG_TAIL_LINES } = options;
+  for (const node of nodes) {
+    const lines = node.process.lines;
+    const shown = new Set([
+      ...lines.filter(notable).slice(-notableMax),
+      ...(tail > 0 ? lines.slice(-tail) : []),
+    ]);
+    console.log(`---- ${node.name} (${node.port}) ----\n${[...shown].join("\n")}`);
+  }
+}
 
 /** GET a JSON document. */
 export async function getJson(base: string, path: string): Promise<Record<string, unknown>> {

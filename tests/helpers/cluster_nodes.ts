@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { getJson, type Node, stop } from "./cluster.ts";
+import { getJson, type Node, printNodeLogs, stop } from "./cluster.ts";
 import { ETCD_MISSING, type RunningEtcd, startEtcd } from "./etcd.ts";
 import { withTempDir } from "./temp.ts";
 import { freePort, startProcess, startTaskArgs, waitUntil } from "./process.ts";
@@ -214,11 +214,14 @@ export function clusterTest(
 
 /** Each process's cluster lines, warnings, errors and replica states: why a run failed. */
 export function printClusterLogs(cluster: Cluster): void {
-  for (const node of [...cluster.all, ...cluster.extra]) {
-    const lines = node.process.lines.filter((line) =>
+  printNodeLogs([...cluster.all, ...cluster.extra], {
+    notable: (line) =>
       line.includes('"cluster.') || line.includes('"level":"error"') ||
-      line.includes('"level":"warn"') || line.includes('"replica.state"')
-    );
-    console.log(`---- ${node.name} (${node.port}) ----\n${lines.slice(-60).join("\n")}`);
-  }
+      line.includes('"level":"warn"') || line.includes('"replica.state"'),
+    notableMax: CLUSTER_LOG_LINES,
+    tail: 0,
+  });
 }
+
+/** The last notable lines of each node printed when a cluster test fails. */
+const CLUSTER_LOG_LINES = 60;
