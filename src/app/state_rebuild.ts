@@ -18,7 +18,7 @@ import {
   REPLICA_SNAPSHOT_ATTEMPTS_MAX,
 } from "../core/limits.ts";
 import type { Logger } from "../core/log.ts";
-import { sleep } from "../core/waiter.ts";
+import { Backoff } from "../core/backoff.ts";
 import { FerryClient } from "../client/client.ts";
 import { loadSnapshot } from "../replica/snapshot_loader.ts";
 import { KvState } from "../state/kv_state.ts";
@@ -110,7 +110,7 @@ export async function rebuildStateFromLeader(
 ): Promise<RebuiltState> {
   await discardState(config.dataDir);
   const kv = await Deno.openKv(joinPath(config.dataDir, "ferry.kv"));
-  let backoffMs = REPLICA_BACKOFF_MS_MIN;
+  const backoff = new Backoff(REPLICA_BACKOFF_MS_MIN, REPLICA_BACKOFF_MS_MAX);
   try {
     const store = new KvState(kv);
     const loaded = await loadSnapshot(store, {
@@ -119,10 +119,7 @@ export async function rebuildStateFromLeader(
       signal: options.signal,
       logger: options.logger,
       attemptsMax: REPLICA_SNAPSHOT_ATTEMPTS_MAX,
-      backoff: async (atLeastMs) => {
-        await sleep(Math.max(backoffMs, atLeastMs ?? 0), options.signal);
-        backoffMs = Math.min(backoffMs * 2, REPLICA_BACKOFF_MS_MAX);
-      },
+      backoff: (atLeastMs) => backoff.wait(options.signal, atLeastMs),
     });
     await store.setMeta({ applied_lsn: loaded.startLsn, last_term: loaded.term, last_hash: null });
     kv.close();

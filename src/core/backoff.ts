@@ -1,8 +1,8 @@
 /**
  * The wait between retries after errors: it doubles from a minimum to a maximum, each sleep
  * jittered between half and all of it (replicas that failed together do not retry together), and
- * starts over at the minimum after a success. One for the replica runtime and the relay's log
- * follower, so a success resets both the same way.
+ * starts over at the minimum after a success. One for the replica runtime, the relay's log
+ * follower and a state rebuild's snapshot retries, so each waits and resets the same way.
  *
  * @module
  */
