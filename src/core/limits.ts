@@ -8,6 +8,9 @@
  */
 
 import assert from "./assert.ts";
+import * as denoKv from "./deno_kv_limits.ts";
+
+export * from "./deno_kv_limits.ts";
 
 export const KIB_BYTES = 1024;
 export const MIB_BYTES = 1024 * KIB_BYTES;
@@ -349,18 +352,6 @@ export const COMMIT_POLICY_ECHO_CHARS_MAX = 100;
 
 /** How long the applier waits for new records before looking again (it is also woken). */
 export const STATE_IDLE_WAIT_MS = 1000;
-/** Largest value, as serialized (V8 serialization; a `Uint8Array` counts its length). */
-export const DENO_KV_VALUE_BYTES_MAX = 65_536;
-/** Most mutations in one atomic commit. */
-export const DENO_KV_COMMIT_MUTATIONS_MAX = 1000;
-/** Largest total size of one atomic commit (keys and values; a set's key counts twice). */
-export const DENO_KV_COMMIT_BYTES_MAX = 800 * KIB_BYTES;
-/** Largest total size of the keys set in one atomic commit. */
-export const DENO_KV_COMMIT_KEY_BYTES_MAX = 80 * KIB_BYTES;
-/** Most keys one `kv.getMany` call reads. */
-export const DENO_KV_GET_MANY_KEYS_MAX = 10;
-/** Most entries one `kv.list` batch reads. */
-export const DENO_KV_LIST_BATCH_ENTRIES_MAX = 1000;
 /**
  * A value whose JSON text is at most this many bytes of UTF-8 is stored inline, provided V8's
  * serialization of the text also fits a KV value (it takes two bytes per UTF-16 unit when the text
@@ -383,6 +374,10 @@ export const KV_OBJECT_OVERHEAD_BYTES = 64;
 export const KV_META_BYTES_MAX = 4 * KIB_BYTES;
 /** How many times a read of a chunked value starts over after finding it replaced. */
 export const KV_READ_RETRIES_MAX = 5;
+/** Memory a state store spends remembering what it wrote (state/known_mains.ts): ~500k keys. */
+export const KNOWN_MAINS_BYTES_MAX = 64 * MIB_BYTES;
+/** A remembered key's cost besides 2 bytes per unit of its id: a Map slot and a small object. */
+export const KNOWN_MAIN_OVERHEAD_BYTES = 80;
 /** Entries a scan reads per `kv.list` batch unless told otherwise. */
 export const KV_SCAN_BATCH_ENTRIES_DEFAULT = 100;
 /** How far a listing may run past the counted entries before it is checked against the meta. */
@@ -451,17 +446,17 @@ assert(
   "the clean shutdown record of the largest segment fits, with every append-time sample",
 );
 
-assert(KV_INLINE_VALUE_BYTES + KV_OBJECT_OVERHEAD_BYTES <= DENO_KV_VALUE_BYTES_MAX);
-assert(KV_CHUNK_BYTES <= DENO_KV_VALUE_BYTES_MAX);
-assert(KV_COMMIT_MUTATIONS_MAX < DENO_KV_COMMIT_MUTATIONS_MAX);
-assert(KV_COMMIT_BYTES_MAX < DENO_KV_COMMIT_BYTES_MAX);
-assert(KV_COMMIT_KEY_BYTES_MAX < DENO_KV_COMMIT_KEY_BYTES_MAX);
+assert(KV_INLINE_VALUE_BYTES + KV_OBJECT_OVERHEAD_BYTES <= denoKv.DENO_KV_VALUE_BYTES_MAX);
+assert(KV_CHUNK_BYTES <= denoKv.DENO_KV_VALUE_BYTES_MAX);
+assert(KV_COMMIT_MUTATIONS_MAX < denoKv.DENO_KV_COMMIT_MUTATIONS_MAX);
+assert(KV_COMMIT_BYTES_MAX < denoKv.DENO_KV_COMMIT_BYTES_MAX);
+assert(KV_COMMIT_KEY_BYTES_MAX < denoKv.DENO_KV_COMMIT_KEY_BYTES_MAX);
 assert(KV_META_BYTES_MAX + 2 * KV_CHUNK_BYTES <= KV_COMMIT_BYTES_MAX, "a commit fits chunks");
 assert(KV_CHUNK_BYTES <= KV_SUB_BATCH_CHUNK_BYTES_MAX);
-assert(KV_SCAN_BATCH_ENTRIES_DEFAULT <= DENO_KV_LIST_BATCH_ENTRIES_MAX);
+assert(KV_SCAN_BATCH_ENTRIES_DEFAULT <= denoKv.DENO_KV_LIST_BATCH_ENTRIES_MAX);
 assert(
-  DENO_KV_GET_MANY_KEYS_MAX < STATE_RANGE_READ_ENTRIES &&
-    STATE_RANGE_READ_ENTRIES <= DENO_KV_LIST_BATCH_ENTRIES_MAX,
+  denoKv.DENO_KV_GET_MANY_KEYS_MAX < STATE_RANGE_READ_ENTRIES &&
+    STATE_RANGE_READ_ENTRIES <= denoKv.DENO_KV_LIST_BATCH_ENTRIES_MAX,
   "a range listing can answer more keys than a point read, in one list batch",
 );
 /** Bytes of one slot entry in Deno KV at most (its key, its fields and the id twice). */

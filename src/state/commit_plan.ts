@@ -27,6 +27,7 @@ import {
   keyId,
   KV_STATE_META_KEY,
   mainKey,
+  type MainOutline,
   type StateMeta,
   type StoredMain,
 } from "./kv_layout.ts";
@@ -149,7 +150,7 @@ export function mainValue(
 /** How the entry count changes when `finals` replace the `current` main entries. */
 export function entriesDelta(
   finals: readonly FinalWrite[],
-  current: Map<string, StoredMain | undefined>,
+  current: Map<string, MainOutline | undefined>,
 ): number {
   let delta = 0;
   for (const { item, prepared } of finals) {
@@ -179,9 +180,9 @@ export function chunkWrites(
 export function staleChunkKeys(
   item: WriteItem,
   cost: CommitCost,
-  current: StoredMain | undefined,
+  current: MainOutline | undefined,
 ): Deno.KvKey[] {
-  if (current === undefined || "json" in current) return [];
+  if (current === undefined || current === "inline") return [];
   let kept = 0;
   if (current.lsn === item.lsn) {
     kept = Math.min(current.chunks, Math.ceil(cost.chunkBytes / KV_CHUNK_BYTES));

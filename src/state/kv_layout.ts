@@ -43,6 +43,17 @@ export type ChunkedMain = {
 /** A stored main entry, either kind. */
 export type StoredMain = InlineMain | ChunkedMain;
 
+/**
+ * What replacing a main entry must know of it: that it is inline, or which chunks it has (they
+ * go stale). An absent entry has no outline (undefined).
+ */
+export type MainOutline = "inline" | Pick<ChunkedMain, "lsn" | "chunks">;
+
+/** The outline of a stored main entry. */
+export function outlineOf(main: StoredMain): MainOutline {
+  return "json" in main ? "inline" : { lsn: main.lsn, chunks: main.chunks };
+}
+
 /** The key of the main entry of (collection, key). */
 export function mainKey(collection: string, key: string): Deno.KvKey {
   return [...KV_STATE_PREFIX, collection, key];
@@ -52,7 +63,7 @@ export function mainKey(collection: string, key: string): Deno.KvKey {
 export function chunkKey(
   collection: string,
   key: string,
-  main: ChunkedMain,
+  main: Pick<ChunkedMain, "lsn">,
   i: number,
 ): Deno.KvKey {
   return [...KV_STATE_CHUNK_PREFIX, collection, key, main.lsn, i];

@@ -10,8 +10,9 @@
  * then) and deleted only in or after the commit that stops pointing at them, so a reader that
  * finds a chunk missing or failing its CRC-32 knows the entry was replaced under it and reads again.
  *
- * One writer at a time (`apply`, `putEntries`, `setMeta`); readers (`get`, `scan`) may run
- * concurrently with it. Values are stored as JSON text, so what comes back equals
+ * One writer at a time (`apply`, `putEntries`, `setMeta`), and the store that writes must be the
+ * only one writing its Deno KV file: it remembers what it wrote instead of reading it back
+ * (`known_mains.ts`). Readers (`get`, `scan`, other stores) may run concurrently with it. Values are stored as JSON text, so what comes back equals
  * `JSON.parse(JSON.stringify(value))`.
  *
  * @module
@@ -23,6 +24,7 @@ import { KvCorruptError } from "../core/errors.ts";
 import {
   DENO_KV_GET_MANY_KEYS_MAX,
   DENO_KV_LIST_BATCH_ENTRIES_MAX,
+  KNOWN_MAINS_BYTES_MAX,
   KV_READ_RETRIES_MAX,
   KV_SCAN_BATCH_ENTRIES_DEFAULT,
   KV_SCAN_SLACK_ENTRIES,
@@ -52,11 +54,14 @@ import {
 } from "./commit_plan.ts";
 import { isLsn, parseJson, parseMain, parseMeta } from "./integrity.ts";
 import { readCurrentMains } from "./current_mains.ts";
+import { type KnownMain, KnownMains } from "./known_mains.ts";
 import {
   chunkKey,
   KV_STATE_META_KEY,
   KV_STATE_PREFIX,
   mainKey,
+  type MainOutline,
+  outlineOf,
   type StateMeta,
   type StoredMain,
 } from "./kv_layout.ts";
@@ -107,6 +112,8 @@ export class KvState {
   /** Commits of main entries so far, and whether one is under way (see `meta`). */
   #writes = 0;
   #writing = false;
+  /** The main entries this store wrote: what the next writes of those keys replace. */
+  #known = new KnownMains(KNOWN_MAINS_BYTES_MAX);
 
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
@@ -272,8 +279,7 @@ export class KvState {
       let rough = plan.cut(start, items.length, plan.mainCostAt);
       while (start < items.length) {
         await committing;
-        const current = await readCurrentMains(
-          this.#kv,
+        const current = await this.#currentOutlines(
           [...rough.finals.values()].map((index) => items[index]!),
         );
         const staleKeys = (index: number) =>
@@ -292,6 +298,7 @@ export class KvState {
         const lastLsn = items[cut.end - 1]!.lsn;
         const meta = metaAfter?.(lastLsn);
         committing = this.#commitSubBatch(finals, meta && { ...meta, entries }).then(() => {
+          for (const final of finals) this.#known.set(itemId(final.item), _knownAfter(final));
           this.#entries = entries;
           this.#writes += 1;
           onCommitted?.(lastLsn);
@@ -303,11 +310,32 @@ export class KvState {
       await committing;
     } catch (error) {
       await committing?.catch(() => undefined);
+      // Which commits landed is unknown (one may have landed and still failed): read again.
+      this.#known.clear();
+      this.#entries = undefined;
       throw error;
     } finally {
       this.#writes += 1;
       this.#writing = false;
     }
+  }
+
+  /** The outline of each item's current main entry, by `itemId`: remembered, else read. */
+  async #currentOutlines(
+    items: readonly WriteItem[],
+  ): Promise<Map<string, MainOutline | undefined>> {
+    const outlines = new Map<string, MainOutline | undefined>();
+    const unknown: WriteItem[] = [];
+    for (const item of items) {
+      const id = itemId(item);
+      const known = this.#known.get(id);
+      if (known === undefined) unknown.push(item);
+      else outlines.set(id, known ?? undefined);
+    }
+    if (unknown.length === 0) return outlines;
+    const read = await readCurrentMains(this.#kv, unknown);
+    for (const [id, main] of read) outlines.set(id, main && outlineOf(main));
+    return outlines;
   }
 
   /**
@@ -419,4 +447,11 @@ function _planner(items: readonly WriteItem[], reserve: CommitCost) {
 async function _commit(atomic: Deno.AtomicOperation): Promise<void> {
   const result = await atomic.commit();
   assert(result.ok, "a commit without checks cannot fail its checks");
+}
+
+/** What a committed final write leaves under its key. */
+function _knownAfter({ item, prepared }: FinalWrite): KnownMain {
+  if (prepared.kind === "delete") return null;
+  if (prepared.kind === "inline") return "inline";
+  return outlineOf(mainValue(item, prepared));
 }

@@ -685,26 +685,32 @@ const opArbitrary = fc.record({
   ),
 });
 
-Deno.test("property: random puts and deletes in random batches end in the Map model's state", async () => {
+Deno.test("property: random puts and deletes in random batches, through one store or fresh ones, end in the Map model's state", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.array(opArbitrary, { maxLength: 40 }),
       fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 8 }),
-      async (ops, sizes) => {
+      fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
+      async (ops, sizes, freshStores) => {
         const records = ops.map((op, i): AppliedRecord =>
           op.op === "put"
             ? put(i + 1, op.collection, op.key, op.value)
             : del(i + 1, op.collection, op.key)
         );
-        await withKv(async (kv, state) => {
+        await withKv(async (kv, first) => {
+          let state = first;
           for (let start = 0, turn = 0; start < records.length; turn++) {
             const size = sizes[turn % sizes.length]!;
+            // A fresh store knows none of the entries: it reads what the last one remembered.
+            if (freshStores[turn % freshStores.length]) state = new KvState(kv);
             await state.apply(records.slice(start, start + size), metaAt);
             start += size;
           }
           const expected = modelEntries(records);
           assert.deepEqual(digest(await Array.fromAsync(state.scan())), digest(expected));
-          assert.equal((await state.meta()).applied_lsn, records.length);
+          const meta = await new KvState(kv).meta();
+          assert.equal(meta.applied_lsn, records.length);
+          assert.equal(meta.entries ?? 0, expected.length, "the entry count is exact");
           // No chunk outlives the version that owns it.
           let owned = 0;
           for (const { collection, key } of expected) {
