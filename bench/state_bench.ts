@@ -1,8 +1,8 @@
 /**
  * State benchmark: does the primary's materialised state (Deno KV) keep up with batched ingest?
  *
- * A real primary (start task permissions) takes 1M records with 1M distinct keys, scattered over
- * the key space, in requests of 1000 records from a few concurrent clients (a separate process), as
+ * A real primary (start task permissions) takes 1M records with 1M distinct keys (rising, then
+ * scattered over the key space; then 1M updates of 10 000 keys), in requests of 1000 records from a few concurrent clients (a separate process), as
  * fast as it answers. Meanwhile `/v1/status` is sampled: `current_lsn` and `applied_lsn` with the
  * time of each sample. Printed: ingest rate, apply rate (records over the time from the first write
  * to `applied_lsn` reaching the head), their ratio, the state's lag (p50/p99/max, in ms and
@@ -37,16 +37,20 @@ function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** How the run's distinct keys are laid out in key order. */
-type KeyOrder = "sequential" | "scattered";
-const KEY_ORDERS: readonly KeyOrder[] = ["sequential", "scattered"];
+/** How the run's keys are laid out in key order (distinct but for `rewrites`). */
+type KeyOrder = "sequential" | "scattered" | "rewrites";
+const KEY_ORDERS: readonly KeyOrder[] = ["sequential", "scattered", "rewrites"];
+/** The keys the `rewrites` order writes again and again (scattered, like `scattered`'s). */
+const REWRITTEN_KEYS = 10_000;
 
 /**
  * Key `index` of the run, distinct for every index below 2^32: rising with the index (new keys
  * land past the existing ones, like time-ordered ids), or scattered over the key space (a
- * multiplicative hash: each commit touches as many B-tree pages of Deno KV's SQLite as keys).
+ * multiplicative hash: each commit touches as many B-tree pages of Deno KV's SQLite as keys);
+ * `rewrites` cycles through `REWRITTEN_KEYS` scattered keys (updates of keys the state holds).
  */
 function keyOf(index: number, order: KeyOrder): string {
+  if (order === "rewrites") return keyOf(index % REWRITTEN_KEYS, "scattered");
   if (order === "sequential") return `user:${String(index).padStart(10, "0")}`;
   return `user:${(Math.imul(index, 0x9e37_79b1) >>> 0).toString(16).padStart(8, "0")}`;
 }
@@ -235,7 +239,7 @@ function row(run: RunFigures): string {
   } | ${formatNumber(percentile(run.lagRecords, 99))} | ${f(run.afterLastWriteMs)} (${met}) |`;
 }
 
-/** State apply vs batched ingest, 1M distinct keys, rising and scattered. */
+/** State apply vs batched ingest: 1M distinct keys, rising and scattered; then 1M updates. */
 export async function runStateBench(): Promise<void> {
   const quick = quickMode();
   const total = quick ? RECORDS_QUICK : RECORDS_FULL;
@@ -259,11 +263,13 @@ export async function runStateBench(): Promise<void> {
     await Deno.remove(dir, { recursive: true });
   }
   await appendResults(`State: materialised state vs batched ingest${quick ? " (quick)" : ""}`, [
-    `${formatNumber(total)} records with as many distinct keys, ${RECORDS_PER_REQUEST} per ` +
+    `${formatNumber(total)} records (with as many distinct keys but for rewrites), ` +
+    `${RECORDS_PER_REQUEST} per ` +
     `request from ${CLIENTS} concurrent clients in a separate process, commit policy \`local\`, ` +
     "to a real primary (start task permissions, no pruning), once per key order: sequential " +
-    "(new keys past the existing ones, like time-ordered ids) and scattered (a multiplicative " +
-    `hash of the index). \`/v1/status\` sampled every ${SAMPLE_MS} ms (${
+    "(new keys past the existing ones, like time-ordered ids), scattered (a multiplicative " +
+    `hash of the index), and rewrites (the same ${formatNumber(REWRITTEN_KEYS)} scattered keys ` +
+    `written again and again: updates). \`/v1/status\` sampled every ${SAMPLE_MS} ms (${
       runs.map((r) => r.samples).join(" and ")
     } samples): the lag of a sample is how long before it the head was at its \`applied_lsn\` ` +
     "(0 at the head). Apply rate = records / (first write → `applied_lsn` at the head).",
