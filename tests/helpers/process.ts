@@ -53,7 +53,10 @@ const TEST_PORT_SPAN = 12_000;
  * in one process but in separate isolates that share no memory, so a claim must live outside them
  * (and outside the process: benches and a second suite pick ports from the same range).
  */
-const PORT_CLAIM_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/ferry-test-ports`;
+function _portClaimDir(): string {
+  // Read when a port is picked, not at load: load peers import this module without env access.
+  return `${Deno.env.get("TMPDIR") ?? "/tmp"}/ferry-test-ports`;
+}
 /** A claim older than this is stale (its test ended long ago): the port may be handed out again. */
 const PORT_CLAIM_STALE_MS = 10 * 60_000;
 /** Starts on a port another process took between the pick and the bind, before giving up. */
@@ -61,13 +64,13 @@ const PORT_ATTEMPTS = 5;
 
 /** Claims `port` for this caller: false when a claim younger than PORT_CLAIM_STALE_MS holds it. */
 function claimPort(port: number): boolean {
-  const path = `${PORT_CLAIM_DIR}/${port}`;
+  const path = `${_portClaimDir()}/${port}`;
   try {
     Deno.writeFileSync(path, new Uint8Array(), { createNew: true });
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      Deno.mkdirSync(PORT_CLAIM_DIR, { recursive: true });
+      Deno.mkdirSync(_portClaimDir(), { recursive: true });
       return claimPort(port);
     }
     if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
