@@ -1,11 +1,12 @@
 // What a state store remembers of the main entries it wrote (src/state/known_mains.ts): a store
-// that writes keys again reads none of them back, forgets the oldest past its cap, and after a
-// failed write (which may have landed) reads again, its entry count included.
+// that writes keys again reads none of them back, forgets the generation before last past its
+// cap, and after a failed write (which may have landed) reads again, its entry count included.
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { joinPath } from "../../src/core/files.ts";
 import { KNOWN_MAIN_OVERHEAD_BYTES } from "../../src/core/limits.ts";
-import { KnownMains } from "../../src/state/known_mains.ts";
+import { type KnownMain, KnownMains } from "../../src/state/known_mains.ts";
 import { type AppliedRecord, KvState, type StateMeta } from "../../src/state/kv_state.ts";
 import { countStateEntries } from "../helpers/kv_state.ts";
 
@@ -67,27 +68,62 @@ async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("KnownMains remembers outlines, forgets the least recently written past its cap, and all on clear()", () => {
+Deno.test("KnownMains remembers outlines in two generations of half its cap each, and nothing after clear()", () => {
   const entryBytes = KNOWN_MAIN_OVERHEAD_BYTES + 2 * "k1".length;
-  const known = new KnownMains(3 * entryBytes);
+  const known = new KnownMains(4 * entryBytes); // two entries per generation
   known.set("k1", "inline");
   known.set("k2", null);
-  known.set("k3", { lsn: 7, chunks: 2 });
   assert.equal(known.get("k1"), "inline");
   assert.equal(known.get("k2"), null, "null: known absent");
   assert.equal(known.get("k9"), undefined, "undefined: unknown");
-  known.set("k1", "inline"); // written again: now the most recent
-  known.set("k4", "inline");
-  assert.equal(known.get("k2"), undefined, "the least recently written is forgotten");
-  assert.deepEqual([known.get("k1"), known.get("k3"), known.get("k4")], [
+  known.set("k3", { lsn: 7, chunks: 2 }); // the young generation was full: it is the old one now
+  assert.deepEqual([known.get("k1"), known.get("k2"), known.get("k3")], [
     "inline",
+    null,
+    { lsn: 7, chunks: 2 },
+  ]);
+  known.set("k4", "inline");
+  known.set("k1", null); // written again: in the new young generation, with its new outline
+  assert.equal(known.get("k2"), undefined, "the generation before last is forgotten");
+  assert.deepEqual([known.get("k1"), known.get("k3"), known.get("k4")], [
+    null,
     { lsn: 7, chunks: 2 },
     "inline",
   ]);
-  assert.equal(known.size, 3);
   known.clear();
   assert.equal(known.size, 0);
   assert.equal(known.get("k1"), undefined);
+});
+
+Deno.test("property: KnownMains answers every key's last outline or nothing, and stays within its cap", () => {
+  const entryBytes = KNOWN_MAIN_OVERHEAD_BYTES + 2 * "k00".length;
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.nat(40), fc.constantFrom<KnownMain>("inline", null)), {
+        maxLength: 300,
+      }),
+      fc.integer({ min: 2, max: 20 }),
+      (writes, capEntries) => {
+        const known = new KnownMains(capEntries * entryBytes);
+        const last = new Map<string, KnownMain>();
+        for (const [n, outline] of writes) {
+          const id = `k${String(n).padStart(2, "0")}`;
+          known.set(id, outline);
+          last.set(id, outline);
+          assert.ok(known.size <= capEntries, "at most the cap's entries");
+        }
+        for (const [id, outline] of last) {
+          const answer = known.get(id);
+          if (answer !== undefined) assert.equal(answer, outline, `${id}: the last outline`);
+        }
+        // The last writes that fill half the cap are always remembered.
+        const recent = writes.slice(-Math.floor(capEntries / 2));
+        for (const [n] of recent) {
+          assert.notEqual(known.get(`k${String(n).padStart(2, "0")}`), undefined);
+        }
+      },
+    ),
+  );
 });
 
 Deno.test("a store that writes keys it wrote before reads none of their entries back", async () => {
