@@ -12,8 +12,8 @@
  *
  * One writer at a time (`apply`, `putEntries`, `setMeta`), and the store that writes must be the
  * only one writing its Deno KV file: it remembers what it wrote instead of reading it back
- * (`known_mains.ts`). Readers (`get`, `scan`, other stores) may run concurrently with it. Values are stored as JSON text, so what comes back equals
- * `JSON.parse(JSON.stringify(value))`.
+ * (`known_mains.ts`). Readers (`get`, `scan`, other stores) may run concurrently with it. Values
+ * are stored as JSON text, so what comes back equals `JSON.parse(JSON.stringify(value))`.
  *
  * @module
  */
