@@ -24,7 +24,6 @@ import { checkedMain, metaValue } from "./integrity.ts";
 import {
   type ChunkedMain,
   chunkKey,
-  keyId,
   KV_STATE_META_KEY,
   mainKey,
   type MainOutline,
@@ -36,6 +35,8 @@ import {
 export interface WriteItem {
   collection: string;
   key: string;
+  /** `keyId(collection, key)`, built once: the plan and the store look items up by it often. */
+  id: string;
   lsn: number;
   value: unknown;
   deleted: boolean;
@@ -297,5 +298,5 @@ function _objectBytes(value: object): number {
 
 /** Which key an item writes, as a map key: items of one key collapse to the last. */
 export function itemId(item: WriteItem): string {
-  return keyId(item.collection, item.key);
+  return item.id;
 }

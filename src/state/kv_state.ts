@@ -57,6 +57,7 @@ import { readCurrentMains } from "./current_mains.ts";
 import { type KnownMain, KnownMains } from "./known_mains.ts";
 import {
   chunkKey,
+  keyId,
   KV_STATE_META_KEY,
   KV_STATE_PREFIX,
   mainKey,
@@ -154,7 +155,8 @@ export class KvState {
       if (!deleted && (record.op !== "put" || record.value === undefined)) {
         assert.fail("a put has a value");
       }
-      return { collection: record.collection, key: record.key, lsn, value: record.value, deleted };
+      const { collection, key, value } = record;
+      return { collection, key, id: keyId(collection, key), lsn, value, deleted };
     });
     await this.#writeItems(items, (lastLsn) => {
       const meta = metaAfter(lastLsn);
@@ -187,7 +189,7 @@ export class KvState {
     const items = entries.map((entry): WriteItem => {
       assert(isLsn(entry.lsn), `entry LSN ${entry.lsn} is not an LSN`);
       assert(entry.value !== undefined, "an entry has a value");
-      return { ...entry, deleted: false };
+      return { ...entry, id: keyId(entry.collection, entry.key), deleted: false };
     });
     await this.#writeItems(items, undefined);
   }

@@ -15,7 +15,7 @@ import {
   ZERO_COST,
 } from "../../src/state/commit_plan.ts";
 import { checkedMain } from "../../src/state/integrity.ts";
-import type { ChunkedMain } from "../../src/state/kv_layout.ts";
+import { type ChunkedMain, keyId } from "../../src/state/kv_layout.ts";
 import {
   KV_CHUNK_BYTES,
   KV_COMMIT_MUTATIONS_MAX,
@@ -23,7 +23,7 @@ import {
 } from "../../src/core/limits.ts";
 
 function item(lsn: number, key: string, value: unknown = 1): WriteItem {
-  return { collection: "c", key, lsn, value, deleted: false };
+  return { collection: "c", key, id: keyId("c", key), lsn, value, deleted: false };
 }
 
 Deno.test("keyBytesOf() counts a tag and a NUL per string, NULs twice, 9 bytes a number", () => {
