@@ -57,8 +57,14 @@ function _portClaimDir(): string {
   // Read when a port is picked, not at load: load peers import this module without env access.
   return `${Deno.env.get("TMPDIR") ?? "/tmp"}/ferry-test-ports`;
 }
-/** A claim older than this is stale (its test ended long ago): the port may be handed out again. */
-const PORT_CLAIM_STALE_MS = 10 * 60_000;
+/**
+ * A claim older than this is stale: the port may be handed out again. A claim only has to last
+ * from the pick to the child's bind (then the bind itself keeps others off), or to a restart on
+ * the same port; short enough that suites run back to back cannot claim the whole range.
+ */
+const PORT_CLAIM_STALE_MS = 2 * 60_000;
+/** Random picks `freePort` tries before it says the range is used up (instead of spinning). */
+const PORT_PICKS_MAX = 10 * TEST_PORT_SPAN;
 /** Starts on a port another process took between the pick and the bind, before giving up. */
 const PORT_ATTEMPTS = 5;
 
@@ -88,7 +94,7 @@ function claimPort(port: number): boolean {
  * child binds it: `startOnFreePort` retries.
  */
 export function freePort(): number {
-  for (;;) {
+  for (let pick = 0; pick < PORT_PICKS_MAX; pick++) {
     const port = TEST_PORT_MIN + Math.floor(Math.random() * TEST_PORT_SPAN);
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
@@ -98,6 +104,10 @@ export function freePort(): number {
     }
     if (claimPort(port)) return port;
   }
+  throw new Error(
+    `no free, unclaimed port in ${TEST_PORT_MIN}..${TEST_PORT_MIN + TEST_PORT_SPAN - 1} after ` +
+      `${PORT_PICKS_MAX} picks (claims in ${_portClaimDir()} last ${PORT_CLAIM_STALE_MS} ms)`,
+  );
 }
 
 /**
