@@ -35,7 +35,10 @@ import {
 export interface WriteItem {
   collection: string;
   key: string;
-  /** `keyId(collection, key)`, built once: the plan and the store look items up by it often. */
+  /**
+   * Which key the item writes, as a map key (`keyId(collection, key)`, built once: the plan and
+   * the store look items up by it often); items of one key collapse to the last.
+   */
   id: string;
   lsn: number;
   value: unknown;
@@ -86,7 +89,7 @@ export function cutSubBatch(
   let total = options.reserve;
   let end = options.start;
   for (; end < options.end; end++) {
-    const id = itemId(items[end]!);
+    const id = items[end]!.id;
     const previous = finals.get(id);
     const cost = options.costOf(end);
     const next = plus(previous === undefined ? total : _minus(total, previous.cost), cost);
@@ -155,7 +158,7 @@ export function entriesDelta(
 ): number {
   let delta = 0;
   for (const { item, prepared } of finals) {
-    const existed = current.get(itemId(item)) !== undefined;
+    const existed = current.get(item.id) !== undefined;
     if (prepared.kind === "delete" && existed) delta -= 1;
     if (prepared.kind !== "delete" && !existed) delta += 1;
   }
@@ -294,9 +297,4 @@ function _isLowSurrogate(unit: number): boolean {
 /** A stored object's size, estimated from its JSON text plus V8's overhead. */
 function _objectBytes(value: object): number {
   return JSON.stringify(value).length + KV_OBJECT_OVERHEAD_BYTES;
-}
-
-/** Which key an item writes, as a map key: items of one key collapse to the last. */
-export function itemId(item: WriteItem): string {
-  return item.id;
 }

@@ -25,7 +25,7 @@ export interface LookupStats {
   pointReads: number;
 }
 
-/** The id of a key in the answer of `readCurrentMains` (`keyId`, as commit_plan's `itemId`). */
+/** The id of a key in the answer of `readCurrentMains` (`keyId`, as a `WriteItem`'s `id`). */
 export function lookupId(lookup: MainLookup): string {
   return keyId(lookup.collection, lookup.key);
 }

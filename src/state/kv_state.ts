@@ -37,7 +37,6 @@ import {
   deletesCost,
   entriesDelta,
   type FinalWrite,
-  itemId,
   keyBytesOf,
   mainCost,
   mainValue,
@@ -285,7 +284,7 @@ export class KvState {
           [...rough.finals.values()].map((index) => items[index]!),
         );
         const staleKeys = (index: number) =>
-          staleChunkKeys(items[index]!, plan.mainCostAt(index), current.get(itemId(items[index]!)));
+          staleChunkKeys(items[index]!, plan.mainCostAt(index), current.get(items[index]!.id));
         const stale = [...rough.finals.values()].some((index) => staleKeys(index).length > 0);
         const cut = !stale ? rough : plan.cut(start, rough.end, (index) => {
           return plus(plan.mainCostAt(index), deletesCost(staleKeys(index)));
@@ -300,7 +299,7 @@ export class KvState {
         const lastLsn = items[cut.end - 1]!.lsn;
         const meta = metaAfter?.(lastLsn);
         committing = this.#commitSubBatch(finals, meta && { ...meta, entries }).then(() => {
-          for (const final of finals) this.#known.set(itemId(final.item), _knownAfter(final));
+          for (const final of finals) this.#known.set(final.item.id, _knownAfter(final));
           this.#entries = entries;
           this.#writes += 1;
           onCommitted?.(lastLsn);
@@ -322,14 +321,14 @@ export class KvState {
     }
   }
 
-  /** The outline of each item's current main entry, by `itemId`: remembered, else read. */
+  /** The outline of each item's current main entry, by `WriteItem.id`: remembered, else read. */
   async #currentOutlines(
     items: readonly WriteItem[],
   ): Promise<Map<string, MainOutline | undefined>> {
     const outlines = new Map<string, MainOutline | undefined>();
     const unknown: WriteItem[] = [];
     for (const item of items) {
-      const id = itemId(item);
+      const id = item.id;
       const known = this.#known.get(id);
       if (known === undefined) unknown.push(item);
       else outlines.set(id, known ?? undefined);
