@@ -69,7 +69,7 @@ const PORT_PICKS_MAX = 10 * TEST_PORT_SPAN;
 const PORT_ATTEMPTS = 5;
 
 /** Claims `port` for this caller: false when a claim younger than PORT_CLAIM_STALE_MS holds it. */
-function claimPort(port: number): boolean {
+function _claimPort(port: number): boolean {
   const path = `${_portClaimDir()}/${port}`;
   try {
     Deno.writeFileSync(path, new Uint8Array(), { createNew: true });
@@ -77,7 +77,7 @@ function claimPort(port: number): boolean {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       Deno.mkdirSync(_portClaimDir(), { recursive: true });
-      return claimPort(port);
+      return _claimPort(port);
     }
     if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
   }
@@ -102,7 +102,7 @@ export function freePort(): number {
       if (!(error instanceof Deno.errors.AddrInUse)) throw error;
       continue;
     }
-    if (claimPort(port)) return port;
+    if (_claimPort(port)) return port;
   }
   throw new Error(
     `no free, unclaimed port in ${TEST_PORT_MIN}..${TEST_PORT_MIN + TEST_PORT_SPAN - 1} after ` +
