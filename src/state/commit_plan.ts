@@ -85,20 +85,33 @@ export function cutSubBatch(
     release: (index: number) => void;
   },
 ): { end: number; finals: Map<string, number> } {
-  const finals = new Map<string, { index: number; cost: CommitCost }>();
-  let total = options.reserve;
-  let end = options.start;
+  const { start, reserve, costOf } = options;
+  const finals = new Map<string, number>();
+  // Each item's cost, by its offset from `start` (a superseded item's cost leaves the total).
+  const costs: CommitCost[] = [];
+  // Plain numbers, not a CommitCost per item: this runs for every record applied.
+  let mutations = reserve.mutations, bytes = reserve.bytes;
+  let keyBytes = reserve.keyBytes, chunkBytes = reserve.chunkBytes;
+  let end = start;
   for (; end < options.end; end++) {
     const id = items[end]!.id;
     const previous = finals.get(id);
-    const cost = options.costOf(end);
-    const next = plus(previous === undefined ? total : _minus(total, previous.cost), cost);
+    const cost = costOf(end);
+    const gone = previous === undefined ? ZERO_COST : costs[previous - start]!;
+    const next = {
+      mutations: mutations + cost.mutations - gone.mutations,
+      bytes: bytes + cost.bytes - gone.bytes,
+      keyBytes: keyBytes + cost.keyBytes - gone.keyBytes,
+      chunkBytes: chunkBytes + cost.chunkBytes - gone.chunkBytes,
+    };
     if (finals.size > 0 && !withinCommit(next)) break;
-    if (previous !== undefined) options.release(previous.index);
-    finals.set(id, { index: end, cost });
-    total = next;
+    if (previous !== undefined) options.release(previous);
+    // A key keeps the place of its first item (Map order); its last item is what is written.
+    finals.set(id, end);
+    costs.push(cost);
+    ({ mutations, bytes, keyBytes, chunkBytes } = next);
   }
-  return { end, finals: new Map([...finals].map(([id, final]) => [id, final.index])) };
+  return { end, finals };
 }
 
 /** Serializes a value once: inline JSON when it fits a KV value, else UTF-8 text to chunk. */
@@ -241,15 +254,6 @@ export function plus(a: CommitCost, b: CommitCost): CommitCost {
     keyBytes: a.keyBytes + b.keyBytes,
     chunkBytes: a.chunkBytes + b.chunkBytes,
   };
-}
-
-function _minus(a: CommitCost, b: CommitCost): CommitCost {
-  return plus(a, {
-    mutations: -b.mutations,
-    bytes: -b.bytes,
-    keyBytes: -b.keyBytes,
-    chunkBytes: -b.chunkBytes,
-  });
 }
 
 /** Whether a commit (or sub-batch) of this cost stays inside every limit. */

@@ -264,8 +264,8 @@ export class KvState {
   /**
    * Writes items in sub-batches. A first cut by the main entries' cost picks the keys whose
    * current entries are read; a second cut adds the deletes of their stale chunks (when there are
-   * any). The next sub-batch's first cut runs while the previous one commits; its reads wait for
-   * that commit, so they see it.
+   * any). While one sub-batch commits, the next is cut and its keys read: a key of the commit in
+   * flight takes what that commit leaves, the others cannot change under it (one writer).
    */
   async #writeItems(
     items: readonly WriteItem[],
@@ -273,16 +273,17 @@ export class KvState {
     onCommitted?: (lastLsn: number) => void,
   ): Promise<void> {
     const plan = _planner(items, metaAfter === undefined ? ZERO_COST : metaReserve());
+    const roughItems = (cut: { finals: Map<string, number> }) =>
+      [...cut.finals.values()].map((index) => items[index]!);
     let committing: Promise<void> | undefined;
+    let reading: Promise<Map<string, MainOutline | undefined>> | undefined;
     this.#writing = true;
     try {
       let start = 0;
       let rough = plan.cut(start, items.length, plan.mainCostAt);
+      reading = _handled(this.#currentOutlines(roughItems(rough), []));
       while (start < items.length) {
-        await committing;
-        const current = await this.#currentOutlines(
-          [...rough.finals.values()].map((index) => items[index]!),
-        );
+        const current: Map<string, MainOutline | undefined> = await reading!;
         const staleKeys = (index: number) =>
           staleChunkKeys(items[index]!, plan.mainCostAt(index), current.get(items[index]!.id));
         const stale = [...rough.finals.values()].some((index) => staleKeys(index).length > 0);
@@ -294,23 +295,32 @@ export class KvState {
           prepared: plan.prepareAt(index),
           staleChunkKeys: staleKeys(index),
         }));
-        if (this.#entries === undefined) await this.meta();
-        const entries = this.#entries! + entriesDelta(finals, current);
-        const lastLsn = items[cut.end - 1]!.lsn;
-        const meta = metaAfter?.(lastLsn);
-        committing = this.#commitSubBatch(finals, meta && { ...meta, entries }).then(() => {
-          for (const final of finals) this.#known.set(final.item.id, _knownAfter(final));
-          this.#entries = entries;
-          this.#writes += 1;
-          onCommitted?.(lastLsn);
-        });
         plan.forget(start, cut.end);
         start = cut.end;
+        // The next cut (which serializes its values) runs while the previous commit lands.
         if (start < items.length) rough = plan.cut(start, items.length, plan.mainCostAt);
+        await committing;
+        if (this.#entries === undefined) await this.meta();
+        const entries = this.#entries! + entriesDelta(finals, current);
+        // Read before this commit: Deno KV serves both in order, and the read is the short one.
+        if (start < items.length) {
+          reading = _handled(this.#currentOutlines(roughItems(rough), finals));
+        }
+        const lastLsn = items[cut.end - 1]!.lsn;
+        const meta = metaAfter?.(lastLsn);
+        committing = _handled(
+          this.#commitSubBatch(finals, meta && { ...meta, entries }).then(() => {
+            for (const final of finals) this.#known.set(final.item.id, _knownAfter(final));
+            this.#entries = entries;
+            this.#writes += 1;
+            onCommitted?.(lastLsn);
+          }),
+        );
       }
       await committing;
     } catch (error) {
       await committing?.catch(() => undefined);
+      await reading?.catch(() => undefined);
       // Which commits landed is unknown (one may have landed and still failed): read again.
       this.#known.clear();
       this.#entries = undefined;
@@ -321,14 +331,20 @@ export class KvState {
     }
   }
 
-  /** The outline of each item's current main entry, by `WriteItem.id`: remembered, else read. */
+  /**
+   * The outline of each item's current main entry, by `WriteItem.id`: what the commit in flight
+   * (`pending`) leaves, else remembered, else read.
+   */
   async #currentOutlines(
     items: readonly WriteItem[],
+    pending: readonly FinalWrite[],
   ): Promise<Map<string, MainOutline | undefined>> {
     const outlines = new Map<string, MainOutline | undefined>();
+    for (const final of pending) outlines.set(final.item.id, _knownAfter(final) ?? undefined);
     const unknown: WriteItem[] = [];
     for (const item of items) {
       const id = item.id;
+      if (outlines.has(id)) continue;
       const known = this.#known.get(id);
       if (known === undefined) unknown.push(item);
       else outlines.set(id, known ?? undefined);
@@ -443,6 +459,15 @@ function _planner(items: readonly WriteItem[], reserve: CommitCost) {
       for (let index = start; index < end; index++) prepared.delete(index);
     },
   };
+}
+
+/**
+ * `promise`, marked handled: a read or commit in flight may fail while the writer awaits the
+ * other one (an unhandled rejection would end the process); the writer awaits both in the end.
+ */
+function _handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }
 
 async function _commit(atomic: Deno.AtomicOperation): Promise<void> {

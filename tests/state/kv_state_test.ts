@@ -434,6 +434,83 @@ Deno.test("5000 records commit in sub-batches whose visible state and applied LS
   });
 });
 
+Deno.test("a key written again in the next sub-batch replaces what the commit before it leaves", async () => {
+  // The next sub-batch's keys are read while the commit before it is in flight: a key of that
+  // commit must take what it leaves (chunks to delete, an entry that exists), not what KV holds.
+  await withKv(async (raw) => {
+    const records = Array.from({ length: 1500 }, (_, i): AppliedRecord => {
+      const lsn = i + 1;
+      if (lsn === 5 || lsn === 1200) return put(lsn, "big", "b", bigString(130_000, lsn));
+      if (lsn === 6) return put(lsn, "c", "gone", { lsn });
+      if (lsn === 1300) return del(lsn, "c", "gone");
+      if (lsn === 7) return put(lsn, "c", "twice", { lsn });
+      if (lsn === 1400) return put(lsn, "c", "twice", { lsn });
+      return put(lsn, "c", `k${lsn}`, { lsn });
+    });
+    const { kv, commits } = spyKv(raw);
+    await new KvState(kv).apply(records, metaAt);
+    const metas = commits.flatMap((log) => log.sets.filter((s) => isMeta(s.key)));
+    assert.ok(metas.length >= 2, `${metas.length} sub-batches: the keys span two of them`);
+    const bigWrites = commits.filter((log) =>
+      log.sets.some((s) => isMain(s.key) && s.key[1] === "big")
+    );
+    assert.equal(bigWrites.length, 2, "the chunked key is in two sub-batch commits");
+    const expected = modelEntries(records);
+    const meta = await new KvState(raw).meta();
+    assert.equal(meta.entries, expected.length, "the entry count is exact");
+    const owned = Number((await mainEntry(raw, "big", "b"))!.chunks);
+    assert.deepEqual(
+      (await chunkKeys(raw)).map((key) => key[3]),
+      Array.from({ length: owned }, () => 1200),
+      "only the last version's chunks are left",
+    );
+  });
+});
+
+Deno.test("a commit that fails while the next sub-batch's keys are read fails the apply, not the process", async () => {
+  await withKv(async (raw) => {
+    // The first read answers; the next waits until the failed commit has been seen unhandled
+    // (a macrotask later), then answers: the apply must have taken both in hand.
+    let reads = 0;
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => open = resolve);
+    const later = async <T>(read: () => Promise<T>) => {
+      if (reads++ > 0) await gate;
+      return read();
+    };
+    const kv = new Proxy(raw, {
+      get(target, property) {
+        if (property === "atomic") {
+          return () => {
+            const atomic = target.atomic();
+            atomic.commit = () => {
+              setTimeout(open, 0);
+              return Promise.reject(new Error("disk full"));
+            };
+            return atomic;
+          };
+        }
+        if (property === "getMany") {
+          return (keys: Deno.KvKey[]) => later(() => target.getMany(keys));
+        }
+        if (property === "list") {
+          return (selector: Deno.KvListSelector, options: Deno.KvListOptions) => ({
+            async *[Symbol.asyncIterator]() {
+              yield* await later(() => Array.fromAsync(target.list(selector, options)));
+            },
+          });
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const records = Array.from({ length: 3000 }, (_, i) => put(i + 1, "c", `k${i}`, i));
+    await assert.rejects(new KvState(kv).apply(records, metaAt), /disk full/);
+    assert.ok(reads >= 2, "the next sub-batch was being read when the commit failed");
+    assert.equal((await new KvState(raw).meta()).applied_lsn, 0, "nothing landed");
+  });
+});
+
 /**
  * A sub-batch commit holds exactly the keys its records touched, each with the last of those
  * records, and its meta names the last record.
