@@ -13,10 +13,11 @@ import { DENO_KV_GET_MANY_KEYS_MAX, STATE_RANGE_READ_ENTRIES } from "../core/lim
 import { parseMain } from "./integrity.ts";
 import { keyId, KV_STATE_PREFIX, mainKey, type StoredMain } from "./kv_layout.ts";
 
-/** A key to look up. */
+/** A key to look up; `id` is its `keyId` when the caller has it (a `WriteItem` does). */
 export interface MainLookup {
   collection: string;
   key: string;
+  id?: string;
 }
 
 /** What the reads cost (for tests and profiles). */
@@ -27,7 +28,7 @@ export interface LookupStats {
 
 /** The id of a key in the answer of `readCurrentMains` (`keyId`, as a `WriteItem`'s `id`). */
 export function lookupId(lookup: MainLookup): string {
-  return keyId(lookup.collection, lookup.key);
+  return lookup.id ?? keyId(lookup.collection, lookup.key);
 }
 
 /**
