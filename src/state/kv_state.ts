@@ -262,10 +262,10 @@ export class KvState {
   }
 
   /**
-   * Writes items in sub-batches. A first cut by the main entries' cost picks the keys whose
-   * current entries are read; a second cut adds the deletes of their stale chunks (when there are
-   * any). While one sub-batch commits, the next is cut and its keys read: a key of the commit in
-   * flight takes what that commit leaves, the others cannot change under it (one writer).
+   * Writes items in sub-batches. What their keys hold now is read (or remembered) once, first:
+   * this store is the only writer, so it stays true except where this call writes, which
+   * `current` follows. Each sub-batch is cut by its main entries' cost, and again with the deletes
+   * of the chunks it leaves stale when there are any; the next one is cut while this one commits.
    */
   async #writeItems(
     items: readonly WriteItem[],
@@ -273,54 +273,31 @@ export class KvState {
     onCommitted?: (lastLsn: number) => void,
   ): Promise<void> {
     const plan = _planner(items, metaAfter === undefined ? ZERO_COST : metaReserve());
-    const roughItems = (cut: { finals: Map<string, number> }) =>
-      [...cut.finals.values()].map((index) => items[index]!);
     let committing: Promise<void> | undefined;
-    let reading: Promise<Map<string, MainOutline | undefined>> | undefined;
     this.#writing = true;
     try {
-      let start = 0;
-      let rough = plan.cut(start, items.length, plan.mainCostAt);
-      reading = _handled(this.#currentOutlines(roughItems(rough), []));
-      while (start < items.length) {
-        const current: Map<string, MainOutline | undefined> = await reading!;
-        const staleKeys = (index: number) =>
-          staleChunkKeys(items[index]!, plan.mainCostAt(index), current.get(items[index]!.id));
-        const stale = [...rough.finals.values()].some((index) => staleKeys(index).length > 0);
-        const cut = !stale ? rough : plan.cut(start, rough.end, (index) => {
-          return plus(plan.mainCostAt(index), deletesCost(staleKeys(index)));
-        });
-        const finals = [...cut.finals.values()].map((index): FinalWrite => ({
-          item: items[index]!,
-          prepared: plan.prepareAt(index),
-          staleChunkKeys: staleKeys(index),
-        }));
-        plan.forget(start, cut.end);
-        start = cut.end;
-        // The next cut (which serializes its values) runs while the previous commit lands.
-        if (start < items.length) rough = plan.cut(start, items.length, plan.mainCostAt);
+      const current = await this.#currentOutlines(items);
+      for (let start = 0; start < items.length;) {
+        const { end, finals } = _nextSubBatch(plan, items, start, current);
+        const delta = entriesDelta(finals, current);
+        for (const final of finals) current.set(final.item.id, _knownAfter(final) ?? undefined);
+        plan.forget(start, end);
+        start = end;
         await committing;
         if (this.#entries === undefined) await this.meta();
-        const entries = this.#entries! + entriesDelta(finals, current);
-        // Read before this commit: Deno KV serves both in order, and the read is the short one.
-        if (start < items.length) {
-          reading = _handled(this.#currentOutlines(roughItems(rough), finals));
-        }
-        const lastLsn = items[cut.end - 1]!.lsn;
+        const entries = this.#entries! + delta;
+        const lastLsn = items[end - 1]!.lsn;
         const meta = metaAfter?.(lastLsn);
-        committing = _handled(
-          this.#commitSubBatch(finals, meta && { ...meta, entries }).then(() => {
-            for (const final of finals) this.#known.set(final.item.id, _knownAfter(final));
-            this.#entries = entries;
-            this.#writes += 1;
-            onCommitted?.(lastLsn);
-          }),
-        );
+        committing = this.#commitSubBatch(finals, meta && { ...meta, entries }).then(() => {
+          for (const final of finals) this.#known.set(final.item.id, _knownAfter(final));
+          this.#entries = entries;
+          this.#writes += 1;
+          onCommitted?.(lastLsn);
+        });
       }
       await committing;
     } catch (error) {
       await committing?.catch(() => undefined);
-      await reading?.catch(() => undefined);
       // Which commits landed is unknown (one may have landed and still failed): read again.
       this.#known.clear();
       this.#entries = undefined;
@@ -332,22 +309,20 @@ export class KvState {
   }
 
   /**
-   * The outline of each item's current main entry, by `WriteItem.id`: what the commit in flight
-   * (`pending`) leaves, else remembered, else read.
+   * The outline of each item's current main entry, by `WriteItem.id`: remembered, else read (each
+   * key once, however many items write it).
    */
   async #currentOutlines(
     items: readonly WriteItem[],
-    pending: readonly FinalWrite[],
   ): Promise<Map<string, MainOutline | undefined>> {
     const outlines = new Map<string, MainOutline | undefined>();
-    for (const final of pending) outlines.set(final.item.id, _knownAfter(final) ?? undefined);
     const unknown: WriteItem[] = [];
     for (const item of items) {
       const id = item.id;
       if (outlines.has(id)) continue;
       const known = this.#known.get(id);
       if (known === undefined) unknown.push(item);
-      else outlines.set(id, known ?? undefined);
+      outlines.set(id, known ?? undefined);
     }
     if (unknown.length === 0) return outlines;
     const read = await readCurrentMains(this.#kv, unknown);
@@ -434,6 +409,31 @@ export class KvState {
   }
 }
 
+/**
+ * The sub-batch from `start`: cut by its main entries' cost, then, when a key it writes has chunks
+ * that its write leaves stale (per `current`), cut again with their deletes counted.
+ */
+function _nextSubBatch(
+  plan: ReturnType<typeof _planner>,
+  items: readonly WriteItem[],
+  start: number,
+  current: ReadonlyMap<string, MainOutline | undefined>,
+): { end: number; finals: FinalWrite[] } {
+  const rough = plan.cut(start, items.length, plan.mainCostAt);
+  const staleKeys = (index: number) =>
+    staleChunkKeys(items[index]!, plan.mainCostAt(index), current.get(items[index]!.id));
+  const stale = [...rough.finals.values()].some((index) => staleKeys(index).length > 0);
+  const cut = !stale ? rough : plan.cut(start, rough.end, (index) => {
+    return plus(plan.mainCostAt(index), deletesCost(staleKeys(index)));
+  });
+  const finals = [...cut.finals.values()].map((index): FinalWrite => ({
+    item: items[index]!,
+    prepared: plan.prepareAt(index),
+    staleChunkKeys: staleKeys(index),
+  }));
+  return { end: cut.end, finals };
+}
+
 /** Sub-batch cuts over `items`, each item prepared (serialized) once and costed once. */
 function _planner(items: readonly WriteItem[], reserve: CommitCost) {
   const prepared = new Map<number, PreparedWrite>();
@@ -459,15 +459,6 @@ function _planner(items: readonly WriteItem[], reserve: CommitCost) {
       for (let index = start; index < end; index++) prepared.delete(index);
     },
   };
-}
-
-/**
- * `promise`, marked handled: a read or commit in flight may fail while the writer awaits the
- * other one (an unhandled rejection would end the process); the writer awaits both in the end.
- */
-function _handled<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => undefined);
-  return promise;
 }
 
 async function _commit(atomic: Deno.AtomicOperation): Promise<void> {
