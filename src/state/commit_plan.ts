@@ -25,7 +25,7 @@ import {
   type ChunkedMain,
   chunkKey,
   KV_STATE_META_KEY,
-  mainKey,
+  KV_STATE_PREFIX,
   type MainOutline,
   type StateMeta,
   type StoredMain,
@@ -69,6 +69,7 @@ export interface FinalWrite {
 /** The cost of nothing. */
 export const ZERO_COST: CommitCost = { mutations: 0, bytes: 0, keyBytes: 0, chunkBytes: 0 };
 const _encoder = new TextEncoder();
+const _MAIN_PREFIX_BYTES = keyBytesOf(KV_STATE_PREFIX);
 
 /**
  * Walks items from `start`, collapsing each key to its last item, and stops before the item that
@@ -98,18 +99,20 @@ export function cutSubBatch(
     const previous = finals.get(id);
     const cost = costOf(end);
     const gone = previous === undefined ? ZERO_COST : costs[previous - start]!;
-    const next = {
-      mutations: mutations + cost.mutations - gone.mutations,
-      bytes: bytes + cost.bytes - gone.bytes,
-      keyBytes: keyBytes + cost.keyBytes - gone.keyBytes,
-      chunkBytes: chunkBytes + cost.chunkBytes - gone.chunkBytes,
-    };
-    if (finals.size > 0 && !withinCommit(next)) break;
+    const nextMutations = mutations + cost.mutations - gone.mutations;
+    const nextBytes = bytes + cost.bytes - gone.bytes;
+    const nextKeyBytes = keyBytes + cost.keyBytes - gone.keyBytes;
+    const nextChunkBytes = chunkBytes + cost.chunkBytes - gone.chunkBytes;
+    const fits = _fits(nextMutations, nextBytes, nextKeyBytes, nextChunkBytes);
+    if (finals.size > 0 && !fits) break;
     if (previous !== undefined) options.release(previous);
     // A key keeps the place of its first item (Map order); its last item is what is written.
     finals.set(id, end);
     costs.push(cost);
-    ({ mutations, bytes, keyBytes, chunkBytes } = next);
+    mutations = nextMutations;
+    bytes = nextBytes;
+    keyBytes = nextKeyBytes;
+    chunkBytes = nextChunkBytes;
   }
   return { end, finals };
 }
@@ -213,8 +216,10 @@ export function staleChunkKeys(
 
 /** The cost of a write's main entry; a chunked one also counts its chunks' bytes. */
 export function mainCost(item: WriteItem, prepared: PreparedWrite): CommitCost {
-  const keyBytes = keyBytesOf(mainKey(item.collection, item.key));
-  if (prepared.kind === "delete") return deletesCost([mainKey(item.collection, item.key)]);
+  // A main key's size without building it: its prefix, then two string parts.
+  const keyBytes = _MAIN_PREFIX_BYTES + 4 + _escapedUtf8Bytes(item.collection) +
+    _escapedUtf8Bytes(item.key);
+  if (prepared.kind === "delete") return setCost(keyBytes, 0);
   if (prepared.kind === "inline") {
     return setCost(keyBytes, prepared.storedBytes + KV_OBJECT_OVERHEAD_BYTES);
   }
@@ -258,8 +263,12 @@ export function plus(a: CommitCost, b: CommitCost): CommitCost {
 
 /** Whether a commit (or sub-batch) of this cost stays inside every limit. */
 export function withinCommit(cost: CommitCost): boolean {
-  return cost.mutations <= KV_COMMIT_MUTATIONS_MAX && cost.bytes <= KV_COMMIT_BYTES_MAX &&
-    cost.keyBytes <= KV_COMMIT_KEY_BYTES_MAX && cost.chunkBytes <= KV_SUB_BATCH_CHUNK_BYTES_MAX;
+  return _fits(cost.mutations, cost.bytes, cost.keyBytes, cost.chunkBytes);
+}
+
+function _fits(mutations: number, bytes: number, keyBytes: number, chunkBytes: number): boolean {
+  return mutations <= KV_COMMIT_MUTATIONS_MAX && bytes <= KV_COMMIT_BYTES_MAX &&
+    keyBytes <= KV_COMMIT_KEY_BYTES_MAX && chunkBytes <= KV_SUB_BATCH_CHUNK_BYTES_MAX;
 }
 
 /** Encoded size of a key: a string part is a tag, its UTF-8 (NUL escaped to 2 bytes) and a NUL. */

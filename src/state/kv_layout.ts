@@ -56,7 +56,8 @@ export function outlineOf(main: StoredMain): MainOutline {
 
 /** The key of the main entry of (collection, key). */
 export function mainKey(collection: string, key: string): Deno.KvKey {
-  return [...KV_STATE_PREFIX, collection, key];
+  // Not a spread of the prefix: this runs twice for every record applied.
+  return [KV_STATE_PREFIX[0], collection, key];
 }
 
 /** The key of chunk `i` of the value a chunked main entry points at (its LSN is in the key). */
