@@ -3,9 +3,11 @@
 
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
+import fc from "fast-check";
 import {
   cutSubBatch,
   keyBytesOf,
+  mainCost,
   metaToWrite,
   prepare,
   setCost,
@@ -15,7 +17,7 @@ import {
   ZERO_COST,
 } from "../../src/state/commit_plan.ts";
 import { checkedMain } from "../../src/state/integrity.ts";
-import { type ChunkedMain, keyId } from "../../src/state/kv_layout.ts";
+import { type ChunkedMain, keyId, mainKey } from "../../src/state/kv_layout.ts";
 import {
   KV_CHUNK_BYTES,
   KV_COMMIT_MUTATIONS_MAX,
@@ -30,6 +32,22 @@ Deno.test("keyBytesOf() counts a tag and a NUL per string, NULs twice, 9 bytes a
   // "state": 2 + 5; "a\0b": 2 + 3 + 1 (the escaped NUL); 3: 9.
   assert.equal(keyBytesOf(["state", "a\0b", 3]), 22);
   assert.equal(keyBytesOf(["é"]), 4);
+});
+
+Deno.test("property: mainCost() counts a main key's bytes as keyBytesOf() counts the key itself", () => {
+  // NUL (escaped to two bytes), 2-, 3- and 4-byte characters and a lone surrogate, or anything.
+  const units = fc.constantFrom("a", "\0", "é", "日", "😀", "\ud800", "\udc00");
+  const text = fc.oneof(
+    fc.string({ unit: units, maxLength: 40 }),
+    fc.string({ unit: "binary", maxLength: 40 }),
+  );
+  fc.assert(
+    fc.property(text, text, fc.boolean(), (collection, key, deleted) => {
+      const write: WriteItem = { ...item(1, key), collection, deleted };
+      const cost = mainCost(write, prepare(write));
+      assert.equal(cost.keyBytes, keyBytesOf(mainKey(collection, key)));
+    }),
+  );
 });
 
 Deno.test("prepare() stores small values inline and chunks the ones V8 would store too large", () => {
