@@ -1,0 +1,130 @@
+/**
+ * A/B of the state apply of two builds in one process: this checkout (B) against an earlier commit
+ * (A, checked out into a temporary git worktree). Each run applies the same spool frames (128-byte
+ * values, 2 500 per `applyFrames` call, as the apply worker gets them) into a fresh Deno KV file;
+ * A and B alternate run by run (and which goes first), so a machine that drifts moves both. No HTTP
+ * and no other thread: what it compares is the apply's own cost. Prints each run's records/s and
+ * the process's CPU per record, and the medians of B/A; records them in bench/RESULTS.md.
+ *
+ * Run: `deno run -A bench/apply_ab.ts <commit> [--keys=new|rewrite] [--records=200000]
+ * [--rounds=6]` (`new`: every key new, in time order; `rewrite`: 20 000 keys written again).
+ */
+
+import process from "node:process";
+import { numberOption, positionalArgs, stringOption } from "./args.ts";
+import { joinPath } from "../src/core/files.ts";
+import { appendResults, formatNumber } from "./results.ts";
+import type { ApplyFrame } from "../src/state/apply_frames.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const FRAMES_PER_CALL = 2_500;
+const VALUE_CHARS = 128;
+const REWRITTEN_KEYS = 20_000;
+
+/** What a build offers: its store and its apply, loaded from its own `src/`. */
+interface Build {
+  newState(kv: Deno.Kv): unknown;
+  applyFrames(state: unknown, frames: readonly ApplyFrame[], done: () => void): Promise<unknown>;
+}
+
+async function loadBuild(root: string): Promise<Build> {
+  const store = await import(joinPath(root, "src/state/kv_state.ts"));
+  const apply = await import(joinPath(root, "src/state/apply_frames.ts"));
+  return { newState: (kv) => new store.KvState(kv), applyFrames: apply.applyFrames };
+}
+
+function framesOf(records: number, keys: string): ApplyFrame[][] {
+  const encoder = new TextEncoder();
+  const value = "x".repeat(VALUE_CHARS);
+  const calls: ApplyFrame[][] = [];
+  for (let first = 0; first < records; first += FRAMES_PER_CALL) {
+    const frames: ApplyFrame[] = [];
+    for (let i = first; i < Math.min(records, first + FRAMES_PER_CALL); i++) {
+      const key = keys === "new" ? `k${String(i).padStart(9, "0")}` : `k${i % REWRITTEN_KEYS}`;
+      const record = { op: "put", collection: "bench", key, value, ts: 1_700_000_000_000 + i };
+      frames.push({ lsn: i + 1, term: 1, payload: encoder.encode(JSON.stringify(record)) });
+    }
+    calls.push(frames);
+  }
+  return calls;
+}
+
+/** One run: records/s and CPU µs (the whole process) per record. */
+interface Run {
+  rate: number;
+  cpuUs: number;
+}
+
+/** One run of `build` into a fresh store. */
+async function run(build: Build, calls: ApplyFrame[][], records: number): Promise<Run> {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-apply-ab-" });
+  const kv = await Deno.openKv(joinPath(dir, "state.kv"));
+  try {
+    const state = build.newState(kv);
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    for (const frames of calls) await build.applyFrames(state, frames, () => {});
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    return { rate: records / seconds, cpuUs: (used.user + used.system) / records };
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const median = (values: number[]) => [...values].sort((x, y) => x - y)[values.length >> 1]!;
+
+async function git(...args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command("git", { args, cwd: ROOT }).output();
+  if (code !== 0) throw new Error(`git ${args.join(" ")}: ${new TextDecoder().decode(stderr)}`);
+  return new TextDecoder().decode(stdout).trim();
+}
+
+if (import.meta.main) {
+  const [commit] = positionalArgs();
+  if (commit === undefined) throw new Error("usage: apply_ab.ts <commit> [--keys=new|rewrite]");
+  const keys = stringOption("keys") ?? "new";
+  if (keys !== "new" && keys !== "rewrite") throw new Error("--keys is new or rewrite");
+  const records = numberOption("records", 200_000);
+  const rounds = numberOption("rounds", 6);
+  const commitA = await git("rev-parse", "--short", commit);
+  const commitB = await git("rev-parse", "--short", "HEAD");
+  const tmp = await Deno.makeTempDir({ prefix: "ferry-apply-ab-" });
+  const worktree = joinPath(tmp, "a");
+  await git("worktree", "add", "--detach", worktree, commitA);
+  try {
+    const builds = { A: await loadBuild(worktree), B: await loadBuild(ROOT) };
+    const calls = framesOf(records, keys);
+    const seen: Record<"A" | "B", Run[]> = { A: [], B: [] };
+    const lines: string[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      for (const name of round % 2 === 1 ? ["A", "B"] as const : ["B", "A"] as const) {
+        const result = await run(builds[name], calls, records);
+        seen[name].push(result);
+        const line =
+          `round ${round} ${name}: ${formatNumber(Math.round(result.rate))} records/s, ` +
+          `${result.cpuUs.toFixed(1)} µs CPU per record`;
+        console.log(line);
+        lines.push(`- ${line}`);
+      }
+    }
+    const rate = median(seen.B.map((r) => r.rate)) / median(seen.A.map((r) => r.rate));
+    const cpu = median(seen.B.map((r) => r.cpuUs)) / median(seen.A.map((r) => r.cpuUs));
+    const summary = `median B/A over ${rounds} rounds: ${rate.toFixed(2)} records/s, ` +
+      `${cpu.toFixed(2)} CPU per record`;
+    console.log(summary);
+    await appendResults("A/B of the state apply of two builds (in one process)", [
+      `A: ${commitA}; B: ${commitB}. ${formatNumber(records)} records, keys ${keys} ` +
+      `(${VALUE_CHARS}-character values, ${FRAMES_PER_CALL} frames per applyFrames call), ` +
+      "a fresh Deno KV file per run, A and B alternating.",
+      "",
+      ...lines,
+      "",
+      summary,
+    ]);
+  } finally {
+    await git("worktree", "remove", "--force", worktree).catch(() => undefined);
+    await Deno.remove(tmp, { recursive: true }).catch(() => undefined);
+  }
+}
