@@ -6,8 +6,9 @@
  * and no other thread: what it compares is the apply's own cost. Prints each run's records/s and
  * the process's CPU per record, and the medians of B/A; records them in bench/RESULTS.md.
  *
- * Run: `deno run -A bench/apply_ab.ts <commit> [--keys=new|rewrite] [--records=200000]
- * [--rounds=6]` (`new`: every key new, in time order; `rewrite`: 20 000 keys written again).
+ * Run: `deno run -A bench/apply_ab.ts <commit> [--keys=new|rewrite|scattered] [--records=200000]
+ * [--rounds=6]` (`new`: every key new, in time order; `rewrite`: 20 000 keys written again in
+ * order; `scattered`: 100 000 keys in an order scattered over the key space, new then updated).
  */
 
 import process from "node:process";
@@ -20,6 +21,9 @@ const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const FRAMES_PER_CALL = 2_500;
 const VALUE_CHARS = 128;
 const REWRITTEN_KEYS = 20_000;
+const SCATTERED_KEYS = 100_000;
+/** Coprime with `SCATTERED_KEYS`: `i * stride` visits every key once per cycle, out of order. */
+const SCATTER_STRIDE = 7_919;
 
 /** What a build offers: its store and its apply, loaded from its own `src/`. */
 interface Build {
@@ -40,13 +44,19 @@ function framesOf(records: number, keys: string): ApplyFrame[][] {
   for (let first = 0; first < records; first += FRAMES_PER_CALL) {
     const frames: ApplyFrame[] = [];
     for (let i = first; i < Math.min(records, first + FRAMES_PER_CALL); i++) {
-      const key = keys === "new" ? `k${String(i).padStart(9, "0")}` : `k${i % REWRITTEN_KEYS}`;
+      const key = _keyOf(keys, i);
       const record = { op: "put", collection: "bench", key, value, ts: 1_700_000_000_000 + i };
       frames.push({ lsn: i + 1, term: 1, payload: encoder.encode(JSON.stringify(record)) });
     }
     calls.push(frames);
   }
   return calls;
+}
+
+function _keyOf(keys: string, i: number): string {
+  if (keys === "new") return `k${String(i).padStart(9, "0")}`;
+  if (keys === "rewrite") return `k${i % REWRITTEN_KEYS}`;
+  return `k${String((i * SCATTER_STRIDE) % SCATTERED_KEYS).padStart(6, "0")}`;
 }
 
 /** One run: records/s and CPU µs (the whole process) per record. */
@@ -83,9 +93,13 @@ async function git(...args: string[]): Promise<string> {
 
 if (import.meta.main) {
   const [commit] = positionalArgs();
-  if (commit === undefined) throw new Error("usage: apply_ab.ts <commit> [--keys=new|rewrite]");
+  if (commit === undefined) {
+    throw new Error("usage: apply_ab.ts <commit> [--keys=new|rewrite|scattered]");
+  }
   const keys = stringOption("keys") ?? "new";
-  if (keys !== "new" && keys !== "rewrite") throw new Error("--keys is new or rewrite");
+  if (!["new", "rewrite", "scattered"].includes(keys)) {
+    throw new Error("--keys is new, rewrite or scattered");
+  }
   const records = numberOption("records", 200_000);
   const rounds = numberOption("rounds", 6);
   const commitA = await git("rev-parse", "--short", commit);
