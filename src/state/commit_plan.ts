@@ -217,8 +217,8 @@ export function staleChunkKeys(
 /** The cost of a write's main entry; a chunked one also counts its chunks' bytes. */
 export function mainCost(item: WriteItem, prepared: PreparedWrite): CommitCost {
   // A main key's size without building it: its prefix, then two string parts.
-  const keyBytes = _MAIN_PREFIX_BYTES + 4 + _escapedUtf8Bytes(item.collection) +
-    _escapedUtf8Bytes(item.key);
+  const keyBytes = _MAIN_PREFIX_BYTES + _stringPartBytes(item.collection) +
+    _stringPartBytes(item.key);
   if (prepared.kind === "delete") return setCost(keyBytes, 0);
   if (prepared.kind === "inline") {
     return setCost(keyBytes, prepared.storedBytes + KV_OBJECT_OVERHEAD_BYTES);
@@ -280,9 +280,14 @@ export function keyBytesOf(key: Deno.KvKey): number {
       continue;
     }
     if (typeof part !== "string") assert.fail("state keys hold strings and numbers");
-    bytes += 2 + _escapedUtf8Bytes(part);
+    bytes += _stringPartBytes(part);
   }
   return bytes;
+}
+
+/** A string part of a key: a tag, its escaped UTF-8 and a NUL. */
+function _stringPartBytes(part: string): number {
+  return 2 + _escapedUtf8Bytes(part);
 }
 
 /**

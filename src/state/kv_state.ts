@@ -280,7 +280,8 @@ export class KvState {
       for (let start = 0; start < items.length;) {
         const { end, finals } = _nextSubBatch(plan, items, start, current);
         const delta = entriesDelta(finals, current);
-        for (const final of finals) current.set(final.item.id, _knownAfter(final) ?? undefined);
+        const after = finals.map(_knownAfter);
+        finals.forEach((final, i) => current.set(final.item.id, after[i] ?? undefined));
         plan.forget(start, end);
         start = end;
         await committing;
@@ -289,7 +290,7 @@ export class KvState {
         const lastLsn = items[end - 1]!.lsn;
         const meta = metaAfter?.(lastLsn);
         committing = this.#commitSubBatch(finals, meta && { ...meta, entries }).then(() => {
-          for (const final of finals) this.#known.set(final.item.id, _knownAfter(final));
+          finals.forEach((final, i) => this.#known.set(final.item.id, after[i]!));
           this.#entries = entries;
           this.#writes += 1;
           onCommitted?.(lastLsn);
