@@ -14,8 +14,8 @@ import { joinPath } from "../src/core/files.ts";
 import { freePort, killProcess, startProcess, startTaskArgs } from "../tests/helpers/process.ts";
 import { appendResults, formatNumber } from "./results.ts";
 import { ensureWrk, runWrk } from "./wrk.ts";
+import { type EarlierBuild, ROOT, withEarlierBuild } from "./earlier_build.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const WARMUP_MS = 2000;
 const VALUE_CHARS = 128;
 const KEY_SPACE = 100_000;
@@ -38,12 +38,6 @@ function parseOptions(args: string[]): Options {
     rounds: numberOption("rounds", 4, args),
     seconds: numberOption("seconds", 6, args),
   };
-}
-
-async function git(...args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command("git", { args, cwd: ROOT }).output();
-  if (code !== 0) throw new Error(`git ${args.join(" ")}: ${new TextDecoder().decode(stderr)}`);
-  return new TextDecoder().decode(stdout).trim();
 }
 
 /** Requests per second of one fresh primary of the build in `root`. */
@@ -70,45 +64,40 @@ async function measure(root: string, dataDir: string, options: Options): Promise
   }
 }
 
+/** Alternates A and B round by round; prints and records each round and the B/A summary. */
+async function runRounds(build: EarlierBuild, options: Options): Promise<void> {
+  const { root, tmp, commitA, commitB, dirty } = build;
+  const lines: string[] = [];
+  const ratios: number[] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    const a = await measure(root, joinPath(tmp, `a${round}`), options);
+    const b = await measure(ROOT, joinPath(tmp, `b${round}`), options);
+    ratios.push(b / a);
+    const line = `round ${round}: A ${formatNumber(a)}/s, B ${formatNumber(b)}/s, B/A ${
+      (b / a).toFixed(2)
+    }`;
+    console.log(line);
+    lines.push(`- ${line}`);
+  }
+  const sorted = [...ratios].sort((x, y) => x - y);
+  const summary = `B/A over ${options.rounds} rounds: ${sorted[0]!.toFixed(2)}-${
+    sorted.at(-1)!.toFixed(2)
+  }, median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)}`;
+  console.log(summary);
+  await appendResults("A/B of two builds (wrk, interleaved)", [
+    `A: ${commitA}; B: ${commitB}${dirty ? " with uncommitted changes" : ""}. ` +
+    `${options.clients} client(s), ${options.records} record(s) per request (${VALUE_CHARS}-character values, ` +
+    `${formatNumber(KEY_SPACE)} keys), ${WARMUP_MS} ms warm-up, ${options.seconds} s measured, ` +
+    "a fresh primary (start task flags) per run, A and B alternating.",
+    "",
+    ...lines,
+    "",
+    summary,
+  ]);
+}
+
 if (import.meta.main) {
   const options = parseOptions(Deno.args);
   if (!await ensureWrk()) throw new Error("wrk is needed (Debian's package)");
-  const commitA = await git("rev-parse", "--short", options.commit);
-  const commitB = await git("rev-parse", "--short", "HEAD");
-  const dirty = (await git("status", "--porcelain", "--untracked-files=no")).length > 0;
-  const tmp = await Deno.makeTempDir({ prefix: "ferry-ab-" });
-  const worktree = joinPath(tmp, "a");
-  await git("worktree", "add", "--detach", worktree, commitA);
-  const lines: string[] = [];
-  try {
-    const ratios: number[] = [];
-    for (let round = 1; round <= options.rounds; round++) {
-      const a = await measure(worktree, joinPath(tmp, `a${round}`), options);
-      const b = await measure(ROOT, joinPath(tmp, `b${round}`), options);
-      ratios.push(b / a);
-      const line = `round ${round}: A ${formatNumber(a)}/s, B ${formatNumber(b)}/s, B/A ${
-        (b / a).toFixed(2)
-      }`;
-      console.log(line);
-      lines.push(`- ${line}`);
-    }
-    const sorted = [...ratios].sort((x, y) => x - y);
-    const summary = `B/A over ${options.rounds} rounds: ${sorted[0]!.toFixed(2)}-${
-      sorted.at(-1)!.toFixed(2)
-    }, median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)}`;
-    console.log(summary);
-    await appendResults("A/B of two builds (wrk, interleaved)", [
-      `A: ${commitA}; B: ${commitB}${dirty ? " with uncommitted changes" : ""}. ` +
-      `${options.clients} client(s), ${options.records} record(s) per request (${VALUE_CHARS}-character values, ` +
-      `${formatNumber(KEY_SPACE)} keys), ${WARMUP_MS} ms warm-up, ${options.seconds} s measured, ` +
-      "a fresh primary (start task flags) per run, A and B alternating.",
-      "",
-      ...lines,
-      "",
-      summary,
-    ]);
-  } finally {
-    await git("worktree", "remove", "--force", worktree).catch(() => undefined);
-    await Deno.remove(tmp, { recursive: true }).catch(() => undefined);
-  }
+  await withEarlierBuild(options.commit, (build) => runRounds(build, options));
 }

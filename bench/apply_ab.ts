@@ -14,10 +14,10 @@
 import process from "node:process";
 import { numberOption, positionalArgs, stringOption } from "./args.ts";
 import { joinPath } from "../src/core/files.ts";
-import { appendResults, formatNumber } from "./results.ts";
+import { appendResults, formatNumber, percentile } from "./results.ts";
+import { type EarlierBuild, ROOT, withEarlierBuild } from "./earlier_build.ts";
 import type { ApplyFrame } from "../src/state/apply_frames.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const FRAMES_PER_CALL = 2_500;
 const VALUE_CHARS = 128;
 const REWRITTEN_KEYS = 20_000;
@@ -83,12 +83,45 @@ async function run(build: Build, calls: ApplyFrame[][], records: number): Promis
   }
 }
 
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[values.length >> 1]!;
+/** What one A/B compares. */
+interface Options {
+  keys: string;
+  records: number;
+  rounds: number;
+}
 
-async function git(...args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command("git", { args, cwd: ROOT }).output();
-  if (code !== 0) throw new Error(`git ${args.join(" ")}: ${new TextDecoder().decode(stderr)}`);
-  return new TextDecoder().decode(stdout).trim();
+/** Alternates A and B run by run (and which goes first); prints and records the runs and medians. */
+async function runRounds(build: EarlierBuild, options: Options): Promise<void> {
+  const { keys, records, rounds } = options;
+  const builds = { A: await loadBuild(build.root), B: await loadBuild(ROOT) };
+  const calls = framesOf(records, keys);
+  const seen: Record<"A" | "B", Run[]> = { A: [], B: [] };
+  const lines: string[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of round % 2 === 1 ? ["A", "B"] as const : ["B", "A"] as const) {
+      const result = await run(builds[name], calls, records);
+      seen[name].push(result);
+      const line = `round ${round} ${name}: ${formatNumber(Math.round(result.rate))} records/s, ` +
+        `${result.cpuUs.toFixed(1)} µs CPU per record`;
+      console.log(line);
+      lines.push(`- ${line}`);
+    }
+  }
+  const median = (name: "A" | "B", of: keyof Run) => percentile(seen[name].map((r) => r[of]), 50);
+  const summary = `median B/A over ${rounds} rounds: ${
+    (median("B", "rate") / median("A", "rate")).toFixed(2)
+  } records/s, ${(median("B", "cpuUs") / median("A", "cpuUs")).toFixed(2)} CPU per record`;
+  console.log(summary);
+  await appendResults("A/B of the state apply of two builds (in one process)", [
+    `A: ${build.commitA}; B: ${build.commitB}${build.dirty ? " with uncommitted changes" : ""}. ` +
+    `${formatNumber(records)} records, keys ${keys} (${VALUE_CHARS}-character values, ` +
+    `${FRAMES_PER_CALL} frames per applyFrames call), a fresh Deno KV file per run, A and B ` +
+    "alternating.",
+    "",
+    ...lines,
+    "",
+    summary,
+  ]);
 }
 
 if (import.meta.main) {
@@ -100,45 +133,10 @@ if (import.meta.main) {
   if (!["new", "rewrite", "scattered"].includes(keys)) {
     throw new Error("--keys is new, rewrite or scattered");
   }
-  const records = numberOption("records", 200_000);
-  const rounds = numberOption("rounds", 6);
-  const commitA = await git("rev-parse", "--short", commit);
-  const commitB = await git("rev-parse", "--short", "HEAD");
-  const tmp = await Deno.makeTempDir({ prefix: "ferry-apply-ab-" });
-  const worktree = joinPath(tmp, "a");
-  await git("worktree", "add", "--detach", worktree, commitA);
-  try {
-    const builds = { A: await loadBuild(worktree), B: await loadBuild(ROOT) };
-    const calls = framesOf(records, keys);
-    const seen: Record<"A" | "B", Run[]> = { A: [], B: [] };
-    const lines: string[] = [];
-    for (let round = 1; round <= rounds; round++) {
-      for (const name of round % 2 === 1 ? ["A", "B"] as const : ["B", "A"] as const) {
-        const result = await run(builds[name], calls, records);
-        seen[name].push(result);
-        const line =
-          `round ${round} ${name}: ${formatNumber(Math.round(result.rate))} records/s, ` +
-          `${result.cpuUs.toFixed(1)} µs CPU per record`;
-        console.log(line);
-        lines.push(`- ${line}`);
-      }
-    }
-    const rate = median(seen.B.map((r) => r.rate)) / median(seen.A.map((r) => r.rate));
-    const cpu = median(seen.B.map((r) => r.cpuUs)) / median(seen.A.map((r) => r.cpuUs));
-    const summary = `median B/A over ${rounds} rounds: ${rate.toFixed(2)} records/s, ` +
-      `${cpu.toFixed(2)} CPU per record`;
-    console.log(summary);
-    await appendResults("A/B of the state apply of two builds (in one process)", [
-      `A: ${commitA}; B: ${commitB}. ${formatNumber(records)} records, keys ${keys} ` +
-      `(${VALUE_CHARS}-character values, ${FRAMES_PER_CALL} frames per applyFrames call), ` +
-      "a fresh Deno KV file per run, A and B alternating.",
-      "",
-      ...lines,
-      "",
-      summary,
-    ]);
-  } finally {
-    await git("worktree", "remove", "--force", worktree).catch(() => undefined);
-    await Deno.remove(tmp, { recursive: true }).catch(() => undefined);
-  }
+  const options = {
+    keys,
+    records: numberOption("records", 200_000),
+    rounds: numberOption("rounds", 6),
+  };
+  await withEarlierBuild(commit, (build) => runRounds(build, options));
 }
