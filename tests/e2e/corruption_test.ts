@@ -15,6 +15,7 @@ import {
   startReplica,
   stop,
   waitApplied,
+  waitStateAtHead,
   waitUntil,
   write,
 } from "../helpers/cluster.ts";
@@ -521,6 +522,7 @@ Deno.test("a damaged replica store is moved aside; the replica starts empty, rep
         e.name.includes(".corrupt-")
       );
       assert.equal(kept.length, 2, "one damaged store kept per round");
+      await waitStateAtHead(primary.base);
     } finally {
       await stop(r1);
       await stop(primary);
@@ -559,6 +561,7 @@ Deno.test("a damaged replica store after the primary pruned LSN 1: the replica s
       assert.deepEqual(read.value, { b: 0, i: 0, tag: "a", pad: "x".repeat(60) });
       const status = await getJson(r1.base, "/v1/status");
       assert.equal(status.rebootstraps_total, 1, "LSN 1 is gone: a snapshot, not a replay");
+      await waitStateAtHead(primary.base);
     } finally {
       await stop(r1);
       await stop(primary);

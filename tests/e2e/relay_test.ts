@@ -16,6 +16,7 @@ import {
   startReplica,
   stop,
   waitApplied,
+  waitStateAtHead,
   waitUntil,
   write,
   writeLoad,
@@ -120,6 +121,7 @@ Deno.test("primary → relay → 3 replicas: the relay killed under writes resta
       const seen = (primaryStatus.replicas as Array<{ id: string }>).map((r) => r.id);
       assert.deepEqual(seen, ["relay-1"]);
 
+      await waitStateAtHead(primary.base);
       for (const node of downstream) await stop(node);
       await stop(relay);
       await stop(primary);

@@ -7,7 +7,14 @@
 // replicas applying 200 000 records each into their own Deno KV).
 
 import assert from "node:assert/strict";
-import { assertSameState, type Node, startPrimary, stop, waitApplied } from "../helpers/cluster.ts";
+import {
+  assertSameState,
+  type Node,
+  startPrimary,
+  stop,
+  waitApplied,
+  waitStateAtHead,
+} from "../helpers/cluster.ts";
 import { findNginx, startNginx } from "../helpers/nginx.ts";
 import { replicaTaskArgs, startOnFreePort } from "../helpers/process.ts";
 import { tokenHash } from "../helpers/tokens.ts";
@@ -130,6 +137,11 @@ Deno.test({
       lap("start_replicas_s");
       await Promise.all(replicas.map((replica) => waitApplied(replica.base, current, 600_000)));
       lap("catch_up_s");
+      // The primary's own state is compared with theirs below: it must be at the head too.
+      await waitStateAtHead(
+        primary.base,
+        async () => await (await admin(primary.base, "/v1/status")).json(),
+      );
       const listing = await (await admin(primary.base, "/v1/segments")).json() as {
         segments: Array<{ bytes: number; last_lsn: number }>;
       };
