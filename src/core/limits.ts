@@ -163,6 +163,10 @@ export const STATE_RANGE_READ_ENTRIES = 128;
  * instead of 20 took the primary's CPU from 36 % to 30 % of a core.
  */
 export const STATE_APPLY_LINGER_MS = 100;
+/** Nice steps below the process that the apply worker's threads take: writes win a busy CPU. */
+export const STATE_APPLY_NICE_STEPS = 10;
+/** Past this lag (age of the oldest record not applied) the apply stops yielding until the head. */
+export const STATE_APPLY_YIELD_LAG_MS = 5_000;
 /** Pause after a failed apply before trying again. */
 export const STATE_RETRY_MS = 200;
 /** Entries read from KV per page while streaming a snapshot. */

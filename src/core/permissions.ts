@@ -9,6 +9,12 @@ import type { Config } from "./config.ts";
 import { envName, primaryUrlList, SETTINGS } from "./config.ts";
 import { etcdEndpointList } from "./node_settings.ts";
 
+/**
+ * Lets the state's apply worker lower its own priority (`STATE_APPLY_NICE_STEPS`). Optional: without
+ * it ferry starts, and the apply competes with the write path for the CPU.
+ */
+export const APPLY_PRIORITY_FLAG = "--allow-sys=getPriority,setPriority";
+
 /** One permission ferry needs and the flag that grants it. */
 export interface NeededPermission {
   descriptor: Deno.PermissionDescriptor;
@@ -105,5 +111,8 @@ export function grantedSummary(config: Config): Record<string, boolean> {
     summary[flag] = Deno.permissions.querySync(descriptor).state === "granted";
   }
   summary["--allow-env=FERRY_*"] = envGranted();
+  summary[APPLY_PRIORITY_FLAG] = (["getPriority", "setPriority"] as const).every((kind) =>
+    Deno.permissions.querySync({ name: "sys", kind }).state === "granted"
+  );
   return summary;
 }

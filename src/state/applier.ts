@@ -22,6 +22,8 @@ import {
   STATE_APPLY_BATCH_RECORDS,
   STATE_APPLY_LINGER_BELOW_RECORDS,
   STATE_APPLY_LINGER_MS,
+  STATE_APPLY_NICE_STEPS,
+  STATE_APPLY_YIELD_LAG_MS,
   STATE_IDLE_WAIT_MS,
   STATE_RETRY_MS,
 } from "../core/limits.ts";
@@ -37,7 +39,8 @@ import {
 } from "./state_writer.ts";
 import type { Spool } from "../wal/spool.ts";
 import { sleep, Waiters } from "../core/waiter.ts";
-import { RawFramesRejectedError } from "./apply_batch.ts";
+import { type ApplyPriority, RawFramesRejectedError } from "./apply_batch.ts";
+import { APPLY_PRIORITY_FLAG } from "../core/permissions.ts";
 
 /** Options of `StateApplier.open`. */
 export interface StateApplierOptions {
@@ -55,6 +58,8 @@ export interface StateApplierOptions {
   applyUpTo?: () => number;
   /** How long a small backlog lingers (`STATE_APPLY_LINGER_MS` unless a test says otherwise). */
   lingerMs?: number;
+  /** The time, for how far behind the state is (`Date.now` unless a test says otherwise). */
+  clock?: () => number;
 }
 
 /** Applies the spool into the KV state in the background. */
@@ -71,6 +76,9 @@ export class StateApplier implements StateReader {
   #kvPath: string | undefined;
   #workerModule: URL | undefined;
   #lingerMs: number;
+  #clock: () => number;
+  /** Nice steps a background apply worker takes (0 once the process was refused them). */
+  #niceSteps = STATE_APPLY_NICE_STEPS;
   /** Made at the first batch (a worker is started only for an applier that has work). */
   #writer: StateWriter | undefined;
   /** The loop, while records wait above the cap (one waiter at most). */
@@ -88,6 +96,7 @@ export class StateApplier implements StateReader {
     this.#kvPath = options.kvPath;
     this.#workerModule = options.workerModule;
     this.#lingerMs = options.lingerMs ?? STATE_APPLY_LINGER_MS;
+    this.#clock = options.clock ?? Date.now;
   }
 
   /** Reads the applied LSN from `kv`. Needs the KV's file permissions (through `kv`). */
@@ -147,6 +156,7 @@ export class StateApplier implements StateReader {
     while (!signal.aborted) {
       try {
         if (this.#targetLsn() <= this.applied.value) {
+          await this.#backToBackground();
           await this.#idle(signal);
           continue;
         }
@@ -195,7 +205,7 @@ export class StateApplier implements StateReader {
     // LSNs follow each other without gaps: a count caps the batch at the target.
     const count = Math.min(STATE_APPLY_BATCH_RECORDS, target - this.applied.value);
     if (count <= 0) return;
-    const writer = this.#writer ??= this.#newWriter();
+    const writer = await this.#writerForNext();
     let skipped;
     try {
       skipped = await this.#applyBatch(writer, count, target);
@@ -237,11 +247,65 @@ export class StateApplier implements StateReader {
     return await writer.apply(frames, onCommitted);
   }
 
-  #newWriter(): StateWriter {
+  /**
+   * The writer of the next batch. A worker runs below the write path's priority while the state is
+   * within `STATE_APPLY_YIELD_LAG_MS` of the head; past that it gives way to one at the process's
+   * priority, which keeps up until the state reaches the head (a thread may not raise its own
+   * priority again without privileges, but a new worker starts at the primary thread's).
+   */
+  async #writerForNext(): Promise<StateWriter> {
+    const writer = this.#writer;
+    const lagMs = this.#lagMs();
+    const behind = lagMs > STATE_APPLY_YIELD_LAG_MS;
+    if (writer === undefined) return this.#writer = this.#newWriter(behind ? 0 : this.#niceSteps);
+    if (!behind || !(writer instanceof WorkerWriter) || writer.niceSteps === 0) return writer;
+    this.#logger.warn("state.apply_keeps_up", {
+      lag_ms: Math.round(lagMs),
+      applied_lsn: this.applied.value,
+      message: `the state is over ${STATE_APPLY_YIELD_LAG_MS} ms behind: it applies at the ` +
+        "write path's priority until it reaches the head",
+    });
+    this.#writer = undefined;
+    await writer.close();
+    return this.#writer = this.#newWriter(0);
+  }
+
+  /** At the head: a worker that kept up at the write path's priority gives way to a background one. */
+  async #backToBackground(): Promise<void> {
+    const writer = this.#writer;
+    if (!(writer instanceof WorkerWriter) || writer.niceSteps > 0 || this.#niceSteps === 0) return;
+    this.#logger.info("state.apply_caught_up", { applied_lsn: this.applied.value });
+    this.#writer = undefined;
+    await writer.close();
+  }
+
+  /** How long ago the oldest record the state has not applied was appended (0: none). */
+  #lagMs(): number {
+    const next = this.applied.value + 1;
+    if (next > this.#spool.currentLsn()) return 0;
+    return Math.max(0, this.#clock() - this.#spool.appendedAtMs(next));
+  }
+
+  #newWriter(niceSteps: number): StateWriter {
     const refusal = this.#kvPath === undefined ? "no KV file path" : workerRefusal();
     if (refusal !== undefined) return this.#inProcess(refusal);
     this.#logger.info("state.apply_mode", { mode: "worker" });
-    return new WorkerWriter(this.#kvPath!, this.#workerModule);
+    const onPriority = (priority: ApplyPriority) => this.#logPriority(priority, niceSteps);
+    return new WorkerWriter(this.#kvPath!, this.#workerModule, { niceSteps, onPriority });
+  }
+
+  #logPriority(priority: ApplyPriority, niceSteps: number): void {
+    if ("nice" in priority) {
+      this.#logger.info("state.apply_priority", { nice: priority.nice, steps_below: niceSteps });
+      return;
+    }
+    this.#niceSteps = 0;
+    this.#logger.warn("state.apply_priority", {
+      nice: "unchanged",
+      reason: priority.refused,
+      effect: "the apply competes with the write path for the CPU",
+      grant: APPLY_PRIORITY_FLAG,
+    });
   }
 
   #inProcess(reason: string): StateWriter {

@@ -16,17 +16,26 @@ import type { RawFrames } from "../wal/range_read.ts";
 /** Bytes before each packed payload: LSN, term, length. */
 export const PACKED_FRAME_HEADER_BYTES = 20;
 
+/**
+ * The priority the apply worker took as it opened: its nice value, or why it kept the process's
+ * (most often: `--allow-sys=getPriority,setPriority` not granted).
+ */
+export type ApplyPriority = { nice: number } | { refused: string };
+
 /** What the primary asks of the worker, one message at a time. */
 export type ToApplyWorker =
-  | { kind: "open"; path: string }
+  /** Open the KV file at `path`, first taking `niceSteps` nice steps below the process. */
+  | { kind: "open"; path: string; niceSteps: number }
   | { kind: "apply"; frames: ArrayBuffer }
   /** Frames as the spool stores them (`rawFrameBuffer`), the first one after `afterLsn`. */
   | { kind: "apply_raw"; frames: ArrayBuffer; afterLsn: number }
   | { kind: "close" };
 
-/** What the worker answers: each request ends with `done` or `failed`; `committed` comes between. */
+/** What the worker answers: each request ends with `done` or `failed`; `committed` (an apply) and `priority` (the
+ * open) come before. */
 export type FromApplyWorker =
   | { kind: "committed"; lsn: number }
+  | { kind: "priority"; priority: ApplyPriority }
   | { kind: "done"; skipped: SkippedRecord[] }
   | { kind: "failed"; name: string; message: string };
 

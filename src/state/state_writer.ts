@@ -9,7 +9,9 @@
  */
 
 import assert from "../core/assert.ts";
+import { STATE_APPLY_NICE_STEPS } from "../core/limits.ts";
 import {
+  type ApplyPriority,
   type FromApplyWorker,
   packFrames,
   rawFrameBuffer,
@@ -81,6 +83,12 @@ interface Pending {
   onCommitted?: (lsn: number) => void;
 }
 
+/** The priority an apply worker takes, and who hears how it came out. */
+export interface WorkerPriority {
+  niceSteps: number;
+  onPriority?: (priority: ApplyPriority) => void;
+}
+
 /** The apply worker's module. */
 export const APPLY_WORKER_MODULE = new URL("./apply_worker.ts", import.meta.url);
 
@@ -92,8 +100,21 @@ export class WorkerWriter implements StateWriter {
   #gone: Error | undefined;
   #opened: Promise<unknown>;
 
-  /** `module` is the worker's (tests give one that fails). */
-  constructor(kvPath: string, module: URL = APPLY_WORKER_MODULE) {
+  #onPriority: ((priority: ApplyPriority) => void) | undefined;
+  /** Nice steps the worker takes below the process as it opens (0: the process's priority). */
+  readonly niceSteps: number;
+
+  /**
+   * `module` is the worker's (tests give one that fails); `priority.onPriority` hears the priority
+   * the worker took as it opened (`niceSteps` below the process, when permitted).
+   */
+  constructor(
+    kvPath: string,
+    module: URL = APPLY_WORKER_MODULE,
+    priority: WorkerPriority = { niceSteps: STATE_APPLY_NICE_STEPS },
+  ) {
+    this.niceSteps = priority.niceSteps;
+    this.#onPriority = priority.onPriority;
     this.#worker = new Worker(module.href, {
       type: "module",
       name: "ferry-state-apply",
@@ -105,7 +126,11 @@ export class WorkerWriter implements StateWriter {
       this.#end(new ApplyWorkerGoneError(`the state's apply worker stopped: ${event.message}`));
     };
     // A worker that cannot open the file is no use: the caller goes on in its own thread.
-    this.#opened = this.#request({ kind: "open", path: kvPath }).catch((error: Error) => {
+    this.#opened = this.#request({
+      kind: "open",
+      path: kvPath,
+      niceSteps: this.niceSteps,
+    }).catch((error: Error) => {
       const gone = error instanceof ApplyWorkerGoneError ? error : new ApplyWorkerGoneError(
         `the state's apply worker could not open ${kvPath}: ${error.message}`,
       );
@@ -154,6 +179,10 @@ export class WorkerWriter implements StateWriter {
     if (pending === undefined) return;
     if (message.kind === "committed") {
       pending.onCommitted?.(message.lsn);
+      return;
+    }
+    if (message.kind === "priority") {
+      this.#onPriority?.(message.priority);
       return;
     }
     this.#pending = undefined;

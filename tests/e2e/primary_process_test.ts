@@ -154,3 +154,61 @@ Deno.test("the state applies in a worker under the start task's flags; without r
     }
   });
 });
+
+/** The nice value of each thread of process `pid`, by thread id. */
+function threadNices(pid: number): Map<number, number> {
+  const nices = new Map<number, number>();
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
+    // Fields after the command's closing parenthesis; the nice value is the 19th field.
+    nices.set(Number(task.name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+  }
+  return nices;
+}
+
+Deno.test("under the start task's flags the apply worker and its SQLite thread run below the write path's priority; without --allow-sys the apply says so and applies all the same", async () => {
+  await withTempDir(async (dir) => {
+    for (const sysGranted of [true, false]) {
+      const dataDir = `${dir}/data-${sysGranted}`;
+      const port = freePort();
+      const base = `http://127.0.0.1:${port}`;
+      const args = startTaskArgs(dataDir, port).filter((arg) =>
+        sysGranted || !arg.startsWith("--allow-sys=")
+      );
+      assert.equal(args.includes("--allow-sys=getPriority,setPriority"), sysGranted);
+      const primary = startProcess(args);
+      const started = await primary.waitFor("ferry.started");
+      const permissions = started.permissions as Record<string, boolean>;
+      assert.equal(permissions["--allow-sys=getPriority,setPriority"], sysGranted);
+      await post(base, "/v1/records", {
+        records: Array.from(
+          { length: 20 },
+          (_, i) => ({ op: "put", collection: "c", key: `k${i}`, value: i }),
+        ),
+      });
+      const read = await fetch(`${base}/v1/records/c/k19?min_lsn=20&await_timeout_ms=10000`);
+      assert.equal((await read.json()).value, 19);
+      const priority = await primary.waitFor("state.apply_priority");
+      const pid = primary.child.pid;
+      const nices = threadNices(pid);
+      const processNice = nices.get(pid)!;
+      const lowered = Math.min(19, processNice + 10);
+      if (sysGranted) {
+        assert.equal(priority.nice, lowered);
+        const low = [...nices.values()].filter((nice) => nice === lowered);
+        assert.ok(
+          low.length >= 2,
+          `the worker and its SQLite thread: ${JSON.stringify([...nices])}`,
+        );
+      } else {
+        assert.equal(priority.level, "warn");
+        assert.equal(priority.grant, "--allow-sys=getPriority,setPriority");
+        assert.match(String(priority.reason), /sys/);
+        assert.ok([...nices.values()].every((nice) => nice === processNice));
+      }
+      primary.child.kill("SIGTERM");
+      assert.equal((await primary.child.status).code, 0);
+      await primary.stderrDone;
+    }
+  });
+});

@@ -3,6 +3,8 @@
 // the same meta; a worker that stops hands over to the primary's thread without losing a record.
 
 import assert from "node:assert/strict";
+import { getPriority } from "node:os";
+import { STATE_APPLY_NICE_STEPS, STATE_APPLY_YIELD_LAG_MS } from "../../src/core/limits.ts";
 import { joinPath } from "../../src/core/files.ts";
 import type { ApplyFrame } from "../../src/state/apply_frames.ts";
 import { StateApplier } from "../../src/state/applier.ts";
@@ -17,6 +19,7 @@ import {
 import { withPrimary } from "../helpers/primary_fixture.ts";
 import { createMemoryLogger } from "../helpers/memory_logger.ts";
 import { withTempDir } from "../helpers/temp.ts";
+import { waitUntil } from "../helpers/process.ts";
 import { encodeFrameV3, frameV3ByteLength } from "../../src/wal/frame.ts";
 import type { RawFrames } from "../../src/wal/range_read.ts";
 import { Spool } from "../../src/wal/spool.ts";
@@ -145,6 +148,50 @@ Deno.test("StateApplier: the worker applies when it may; when it stops, the prim
       assert.deepEqual([meta.applied_lsn, meta.entries], [20, 20]);
     });
   }
+});
+
+Deno.test("StateApplier: the worker applies below the process's priority; past STATE_APPLY_YIELD_LAG_MS behind it gives way to one at the process's priority until the state reaches the head", async () => {
+  await withPrimary({}, async ({ spool, kv, dir, clock: spoolClock }) => {
+    const logger = createMemoryLogger();
+    let aheadMs = 0;
+    // The spool stamps records by its clock; the applier's runs `aheadMs` ahead of it.
+    const clock = () => spoolClock.read() + aheadMs;
+    const kvPath = joinPath(dir, "ferry.kv");
+    const lowered = Math.min(19, getPriority(0) + STATE_APPLY_NICE_STEPS);
+    const events = () =>
+      logger.lines
+        .filter((l) => l.event.startsWith("state.apply_") && l.event !== "state.apply_mode")
+        .map((l) => l.event === "state.apply_priority" ? `nice ${l.nice}` : l.event);
+    await withApplier({ spool, kv, kvPath, logger, clock }, async (state) => {
+      const writeAndApply = async (lsn: number) => {
+        await spool.append([putPayload(`k${lsn}`, lsn)]);
+        assert.ok(await state.waitApplied(lsn, { timeoutMs: WAIT_BOUND_MS }));
+      };
+      await writeAndApply(1);
+      assert.deepEqual(events(), [`nice ${lowered}`]);
+      // The next record looks older than the bound: the apply stops yielding.
+      aheadMs = STATE_APPLY_YIELD_LAG_MS + 1000;
+      await writeAndApply(2);
+      await waitUntil(
+        "the apply to reach the head",
+        () => events().includes("state.apply_caught_up"),
+      );
+      aheadMs = 0;
+      await writeAndApply(3);
+      assert.deepEqual(events(), [
+        `nice ${lowered}`,
+        "state.apply_keeps_up",
+        `nice ${getPriority(0)}`,
+        "state.apply_caught_up",
+        `nice ${lowered}`,
+      ]);
+      const keepsUp = logger.lines.find((l) => l.event === "state.apply_keeps_up")!;
+      assert.ok((keepsUp.lag_ms as number) > STATE_APPLY_YIELD_LAG_MS);
+      assert.equal(keepsUp.applied_lsn, 1);
+    });
+    const meta = await new KvState(kv).meta();
+    assert.deepEqual([meta.applied_lsn, meta.entries], [3, 3]);
+  });
 });
 
 Deno.test("workerRefusal: under -A the worker may run", () => {
