@@ -258,7 +258,8 @@ export class StateApplier implements StateReader {
     const lagMs = this.#lagMs();
     const behind = lagMs > STATE_APPLY_YIELD_LAG_MS;
     if (writer === undefined) return this.#writer = this.#newWriter(behind ? 0 : this.#niceSteps);
-    if (!behind || !(writer instanceof WorkerWriter) || writer.niceSteps === 0) return writer;
+    if (!behind || this.#niceSteps === 0 || !(writer instanceof WorkerWriter)) return writer;
+    if (writer.niceSteps === 0) return writer;
     this.#logger.warn("state.apply_keeps_up", {
       lag_ms: Math.round(lagMs),
       applied_lsn: this.applied.value,
