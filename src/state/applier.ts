@@ -280,10 +280,13 @@ export class StateApplier implements StateReader {
     await writer.close();
   }
 
-  /** How long ago the oldest record the state has not applied was appended (0: none). */
+  /**
+   * How long ago the oldest record the state may apply but has not was appended (0: none). Records
+   * above the cap wait for the cluster, not for the apply.
+   */
   #lagMs(): number {
     const next = this.applied.value + 1;
-    if (next > this.#spool.currentLsn()) return 0;
+    if (next > this.#targetLsn()) return 0;
     return Math.max(0, this.#clock() - this.#spool.appendedAtMs(next));
   }
 

@@ -31,8 +31,10 @@ export type ToApplyWorker =
   | { kind: "apply_raw"; frames: ArrayBuffer; afterLsn: number }
   | { kind: "close" };
 
-/** What the worker answers: each request ends with `done` or `failed`; `committed` (an apply) and `priority` (the
- * open) come before. */
+/**
+ * What the worker answers: each request ends with `done` or `failed`; before it, an apply's
+ * `committed` per visible commit, and the open's `priority`.
+ */
 export type FromApplyWorker =
   | { kind: "committed"; lsn: number }
   | { kind: "priority"; priority: ApplyPriority }
