@@ -201,6 +201,7 @@ export async function openServing(
       statusView(primary, {
         appliedLsn: state.appliedLsn(),
         commitPolicy: primary.commitPolicyFloor,
+        stateApply: state.applyStatus(),
       }),
     currentLsn: () => spool.currentLsn(),
   });

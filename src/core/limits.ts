@@ -152,9 +152,8 @@ export const STATE_APPLY_BATCH_BYTES = 8 * MIB_BYTES;
 /** A backlog smaller than this lingers (`STATE_APPLY_LINGER_MS`) to gather more per commit. */
 export const STATE_APPLY_LINGER_BELOW_RECORDS = 1000;
 /**
- * Entries one range listing of the state reads at most while finding the current entries of the
- * keys a commit writes (state/current_mains.ts): a listing that answers no more keys than a point
- * read would is the last one of its commit.
+ * Entries one range listing reads at most while finding a commit's current entries (state/
+ * current_mains.ts); a listing that answers no more keys than a point read would is its last.
  */
 export const STATE_RANGE_READ_ENTRIES = 128;
 /**
@@ -167,6 +166,8 @@ export const STATE_APPLY_LINGER_MS = 100;
 export const STATE_APPLY_NICE_STEPS = 10;
 /** Past this lag (age of the oldest record not applied) the apply stops yielding until the head. */
 export const STATE_APPLY_YIELD_LAG_MS = 5_000;
+/** How long a stop waits for the apply worker (its priority may get it no CPU) before ending it. */
+export const STATE_STOP_WAIT_MS = 500;
 /** Pause after a failed apply before trying again. */
 export const STATE_RETRY_MS = 200;
 /** Entries read from KV per page while streaming a snapshot. */

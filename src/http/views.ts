@@ -4,6 +4,7 @@ import type { Primary } from "../replication/primary.ts";
 import type { ReplicaState } from "../replication/registry.ts";
 import { type CommitPolicy, formatCommitPolicy } from "../replication/commit_policy.ts";
 import { isLive, type Slot, slotRecord } from "../slots/slot.ts";
+import type { StateApplyStatus } from "../state/reader.ts";
 
 /** A registered replica as status and the flag route show it. */
 export function replicaView(
@@ -42,7 +43,7 @@ export function slotView(primary: Primary, slot: Slot): Record<string, unknown> 
 /** The status document of SPEC.md 9.6. */
 export function statusView(
   primary: Primary,
-  extra: { appliedLsn: number; commitPolicy: CommitPolicy },
+  extra: { appliedLsn: number; commitPolicy: CommitPolicy; stateApply?: StateApplyStatus },
 ): Record<string, unknown> {
   const progress = primary.progress();
   const counters = primary.counters();
@@ -55,6 +56,7 @@ export function statusView(
     current_lsn: primary.spool.currentLsn(),
     oldest_lsn: primary.spool.oldestLsn(),
     applied_lsn: extra.appliedLsn,
+    state_apply: extra.stateApply ?? null,
     commit_policy: formatCommitPolicy(extra.commitPolicy),
     commit_watermark: primary.commitWatermark(),
     replicas,

@@ -26,10 +26,11 @@ import {
   STATE_APPLY_YIELD_LAG_MS,
   STATE_IDLE_WAIT_MS,
   STATE_RETRY_MS,
+  STATE_STOP_WAIT_MS,
 } from "../core/limits.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { LsnSignal } from "./lsn_signal.ts";
-import type { StateReader } from "./reader.ts";
+import type { StateApplyStatus, StateReader } from "./reader.ts";
 import {
   ApplyWorkerGoneError,
   InProcessWriter,
@@ -138,17 +139,47 @@ export class StateApplier implements StateReader {
     this.#loop ??= this.#run();
   }
 
+  applyStatus(): StateApplyStatus {
+    const writer = this.#writer;
+    const background = writer instanceof WorkerWriter && writer.niceSteps > 0 &&
+      this.#niceSteps > 0;
+    return {
+      mode: writer?.mode ?? null,
+      priority: writer === undefined ? null : background ? "background" : "process",
+      lag_ms: Math.round(this.#lagMs()),
+    };
+  }
+
   /** Where the apply work runs: "worker", "in_process", or undefined before the first batch. */
   get mode(): StateWriter["mode"] | undefined {
     return this.#writer?.mode;
   }
 
-  /** Stops the loop after its current batch, then the worker. */
+  /**
+   * Stops the loop after its current batch, then the worker. A worker that has not finished within
+   * `STATE_STOP_WAIT_MS` is ended: below the write path's priority on a busy machine it may get no
+   * CPU, and a stop must not wait for it (what it committed is in KV; applying again converges).
+   */
   async stop(): Promise<void> {
     this.#stop.abort();
-    await this.#loop;
-    await this.#writer?.close();
+    const cut = setTimeout(() => this.#cutWorker(), STATE_STOP_WAIT_MS);
+    try {
+      await this.#loop;
+      await this.#writer?.close();
+    } finally {
+      clearTimeout(cut);
+    }
     this.applied.releaseAll();
+  }
+
+  #cutWorker(): void {
+    const writer = this.#writer;
+    if (!(writer instanceof WorkerWriter)) return;
+    this.#logger.info("state.apply_worker_ended", {
+      applied_lsn: this.applied.value,
+      message: `the apply worker had not stopped within ${STATE_STOP_WAIT_MS} ms`,
+    });
+    writer.terminate();
   }
 
   async #run(): Promise<void> {
@@ -211,6 +242,7 @@ export class StateApplier implements StateReader {
       skipped = await this.#applyBatch(writer, count, target);
     } catch (error) {
       if (!(error instanceof ApplyWorkerGoneError)) throw error;
+      if (this.#stop.signal.aborted) return; // ended by stop()
       // What it committed is in KV and applying again converges: this thread goes on from here.
       this.#logger.warn("state.apply_worker_failed", { error, applied_lsn: this.applied.value });
       this.#writer = this.#inProcess("the apply worker stopped");

@@ -9,9 +9,22 @@
 import type { WaitOptions } from "../core/waiter.ts";
 import type { StateEntry } from "./kv_state.ts";
 
+/**
+ * How a primary's state applies now (`/v1/status` `state_apply`): where (null: no writer yet, or
+ * none since it caught up), whether below the write path's priority, and how long ago the oldest
+ * record it may apply but has not was appended.
+ */
+export interface StateApplyStatus {
+  mode: "worker" | "in_process" | null;
+  priority: "background" | "process" | null;
+  lag_ms: number;
+}
+
 /** A materialised state as the read route sees it. */
 export interface StateReader {
   appliedLsn(): number;
+  /** The primary's applier only. */
+  applyStatus?(): StateApplyStatus;
   waitApplied(lsn: number, options: WaitOptions): Promise<boolean>;
   get(collection: string, key: string): Promise<StateEntry | undefined>;
 }

@@ -152,6 +152,11 @@ export class WorkerWriter implements StateWriter {
     return await this.#request({ kind: "apply_raw", frames, afterLsn }, [frames], onCommitted);
   }
 
+  /** Ends the worker now, whatever it does: what it committed is in KV; applying again converges. */
+  terminate(): void {
+    this.#end(new ApplyWorkerGoneError("the state's apply worker was ended"));
+  }
+
   async close(): Promise<void> {
     // A stop right after the start finds the open under way: it ends first (one request at a time).
     await this.#opened.catch(() => undefined);

@@ -189,6 +189,12 @@ Deno.test("under the start task's flags the apply worker and its SQLite thread r
       const read = await fetch(`${base}/v1/records/c/k19?min_lsn=20&await_timeout_ms=10000`);
       assert.equal((await read.json()).value, 19);
       const priority = await primary.waitFor("state.apply_priority");
+      const status = await (await fetch(`${base}/v1/status`)).json();
+      assert.deepEqual(status.state_apply, {
+        mode: "worker",
+        priority: sysGranted ? "background" : "process",
+        lag_ms: 0,
+      });
       const pid = primary.child.pid;
       const nices = threadNices(pid);
       const processNice = nices.get(pid)!;

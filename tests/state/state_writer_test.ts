@@ -29,6 +29,9 @@ import { putPayload, withApplier } from "../helpers/state_fixture.ts";
 const utf8 = new TextEncoder();
 const WAIT_BOUND_MS = 10_000;
 const BROKEN_WORKER = new URL("../fixtures/broken_apply_worker.ts", import.meta.url);
+const STUCK_WORKER = new URL("../fixtures/stuck_apply_worker.ts", import.meta.url);
+/** Far longer than `STATE_STOP_WAIT_MS`: a stop that has not ended by then waits for ever. */
+const STOP_BOUND_MS = 10_000;
 
 /** Puts, overwrites, deletes, a large (chunked) value and one legacy payload, LSNs 1..n. */
 function mixedFrames(): ApplyFrame[] {
@@ -169,6 +172,7 @@ Deno.test("StateApplier: the worker applies below the process's priority; past S
       };
       await writeAndApply(1);
       assert.deepEqual(events(), [`nice ${lowered}`]);
+      assert.deepEqual(state.applyStatus(), { mode: "worker", priority: "background", lag_ms: 0 });
       // The next record looks older than the bound: the apply stops yielding.
       aheadMs = STATE_APPLY_YIELD_LAG_MS + 1000;
       await writeAndApply(2);
@@ -176,6 +180,7 @@ Deno.test("StateApplier: the worker applies below the process's priority; past S
         "the apply to reach the head",
         () => events().includes("state.apply_caught_up"),
       );
+      assert.deepEqual(state.applyStatus(), { mode: null, priority: null, lag_ms: 0 });
       aheadMs = 0;
       await writeAndApply(3);
       assert.deepEqual(events(), [
@@ -191,6 +196,35 @@ Deno.test("StateApplier: the worker applies below the process's priority; past S
     });
     const meta = await new KvState(kv).meta();
     assert.deepEqual([meta.applied_lsn, meta.entries], [3, 3]);
+  });
+});
+
+Deno.test("StateApplier: a stop does not wait for a worker that never answers; it ends it after STATE_STOP_WAIT_MS and falls back to nothing", async () => {
+  await withPrimary({}, async ({ spool, kv, dir }) => {
+    const logger = createMemoryLogger();
+    const kvPath = joinPath(dir, "ferry.kv");
+    const state = await StateApplier.open({
+      spool,
+      kv,
+      kvPath,
+      logger,
+      workerModule: STUCK_WORKER,
+    });
+    state.start();
+    await spool.append([putPayload("k1", 1)]);
+    await waitUntil("the apply to be under way", () => state.mode === "worker");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<"hung">((resolve) => {
+      timer = setTimeout(() => resolve("hung"), STOP_BOUND_MS);
+    });
+    const outcome = await Promise.race([state.stop().then(() => "stopped" as const), bound]);
+    clearTimeout(timer);
+    assert.equal(outcome, "stopped");
+    const events = logger.lines.map((l) => l.event);
+    assert.ok(events.includes("state.apply_worker_ended"), events.join(" "));
+    assert.ok(!events.includes("state.apply_worker_failed"), "no fallback while stopping");
+    assert.equal(state.mode, "worker", "no in-process writer was made");
+    assert.equal(state.appliedLsn(), 0);
   });
 });
 

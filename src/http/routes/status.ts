@@ -29,6 +29,7 @@ export function statusRoutes(deps: AppDeps) {
     const view = statusView(deps.primary, {
       appliedLsn: deps.state?.appliedLsn() ?? 0,
       commitPolicy: deps.primary.commitPolicyFloor,
+      stateApply: deps.state?.applyStatus?.(),
     });
     // A relay (SPEC.md 13.3): its own log and slots, and where it stands with its upstream.
     const upstream = deps.upstream?.();
