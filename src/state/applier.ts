@@ -236,7 +236,7 @@ export class StateApplier implements StateReader {
     // LSNs follow each other without gaps: a count caps the batch at the target.
     const count = Math.min(STATE_APPLY_BATCH_RECORDS, target - this.applied.value);
     if (count <= 0) return;
-    const writer = await this.#writerForNext();
+    const writer = this.#writerForNext();
     let skipped;
     try {
       skipped = await this.#applyBatch(writer, count, target);
@@ -285,7 +285,7 @@ export class StateApplier implements StateReader {
    * priority, which keeps up until the state reaches the head (a thread may not raise its own
    * priority again without privileges, but a new worker starts at the primary thread's).
    */
-  async #writerForNext(): Promise<StateWriter> {
+  #writerForNext(): StateWriter {
     const writer = this.#writer;
     const lagMs = this.#lagMs();
     const behind = lagMs > STATE_APPLY_YIELD_LAG_MS;
@@ -299,7 +299,8 @@ export class StateApplier implements StateReader {
         "write path's priority until it reaches the head",
     });
     this.#writer = undefined;
-    await writer.close();
+    // Ended, not asked to close: at its priority it may get no CPU to answer (it is between batches).
+    writer.terminate();
     return this.#writer = this.#newWriter(0);
   }
 
