@@ -165,7 +165,7 @@ export const STATE_APPLY_LINGER_MS = 100;
 /** Nice steps below the process that the apply worker's threads take: writes win a busy CPU. */
 export const STATE_APPLY_NICE_STEPS = 10;
 /** Past this lag (age of the oldest record not applied) the apply stops yielding until the head. */
-export const STATE_APPLY_YIELD_LAG_MS = 5_000;
+export const STATE_APPLY_YIELD_LAG_MS = 30_000;
 /** How long a stop waits for the apply worker (its priority may get it no CPU) before ending it. */
 export const STATE_STOP_WAIT_MS = 500;
 /** Pause after a failed apply before trying again. */

@@ -283,7 +283,8 @@ export class StateApplier implements StateReader {
    * The writer of the next batch. A worker runs below the write path's priority while the state is
    * within `STATE_APPLY_YIELD_LAG_MS` of the head; past that it gives way to one at the process's
    * priority, which keeps up until the state reaches the head (a thread may not raise its own
-   * priority again without privileges, but a new worker starts at the primary thread's).
+   * priority again without privileges, but a new worker starts at the primary thread's). A new
+   * worker reads back the keys the old one remembered writing: the bound keeps that rare.
    */
   #writerForNext(): StateWriter {
     const writer = this.#writer;
