@@ -141,11 +141,9 @@ export class StateApplier implements StateReader {
 
   applyStatus(): StateApplyStatus {
     const writer = this.#writer;
-    const background = writer instanceof WorkerWriter && writer.niceSteps > 0 &&
-      this.#niceSteps > 0;
     return {
       mode: writer?.mode ?? null,
-      priority: writer === undefined ? null : background ? "background" : "process",
+      priority: writer === undefined ? null : this.#inBackground(writer) ? "background" : "process",
       lag_ms: Math.round(this.#lagMs()),
     };
   }
@@ -291,8 +289,7 @@ export class StateApplier implements StateReader {
     const lagMs = this.#lagMs();
     const behind = lagMs > STATE_APPLY_YIELD_LAG_MS;
     if (writer === undefined) return this.#writer = this.#newWriter(behind ? 0 : this.#niceSteps);
-    if (!behind || this.#niceSteps === 0 || !(writer instanceof WorkerWriter)) return writer;
-    if (writer.niceSteps === 0) return writer;
+    if (!behind || !this.#inBackground(writer)) return writer;
     this.#logger.warn("state.apply_keeps_up", {
       lag_ms: Math.round(lagMs),
       applied_lsn: this.applied.value,
@@ -303,6 +300,11 @@ export class StateApplier implements StateReader {
     // Ended, not asked to close: at its priority it may get no CPU to answer (it is between batches).
     writer.terminate();
     return this.#writer = this.#newWriter(0);
+  }
+
+  /** A worker that took its nice steps (the process was not refused them). */
+  #inBackground(writer: StateWriter): writer is WorkerWriter {
+    return writer instanceof WorkerWriter && writer.niceSteps > 0 && this.#niceSteps > 0;
   }
 
   /** At the head: a worker that kept up at the write path's priority gives way to a background one. */
