@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { decodeFrame } from "../../src/wal/frame.ts";
 import { withTempDir } from "../helpers/temp.ts";
 
-import { freePort, ROOT, startProcess, startTaskArgs } from "../helpers/process.ts";
+import {
+  freePort,
+  ROOT,
+  type RunningProcess,
+  startProcess,
+  startTaskArgs,
+} from "../helpers/process.ts";
 
 async function post(base: string, path: string, body: unknown): Promise<Record<string, unknown>> {
   const response = await fetch(`${base}${path}`, {
@@ -30,6 +36,29 @@ function framesOf(bytes: Uint8Array): number[] {
     offset += result.frame.byteLength;
   }
   return lsns;
+}
+
+/** Writes `count` records (`c`/`k0`...) and reads the last back once the state has applied it. */
+async function writeAndReadBack(base: string, count: number): Promise<void> {
+  await post(base, "/v1/records", {
+    records: Array.from({ length: count }, (_, i) => ({
+      op: "put",
+      collection: "c",
+      key: `k${i}`,
+      value: i,
+    })),
+  });
+  const last = count - 1;
+  const read = await fetch(`${base}/v1/records/c/k${last}?min_lsn=${count}&await_timeout_ms=10000`);
+  assert.equal(read.status, 200);
+  assert.equal((await read.json()).value, last);
+}
+
+/** SIGTERM: the process exits 0. */
+async function stopWithSigterm(primary: RunningProcess): Promise<void> {
+  primary.child.kill("SIGTERM");
+  assert.equal((await primary.child.status).code, 0);
+  await primary.stderrDone;
 }
 
 Deno.test("deno task start's flags: write, pull raw frames, SIGTERM exits 0, restart keeps LSNs and slots", async () => {
@@ -132,21 +161,11 @@ Deno.test("the state applies in a worker under the start task's flags; without r
       );
       const primary = startProcess(args);
       await primary.waitFor("ferry.started");
-      await post(base, "/v1/records", {
-        records: Array.from(
-          { length: 50 },
-          (_, i) => ({ op: "put", collection: "c", key: `k${i}`, value: i }),
-        ),
-      });
-      const read = await fetch(`${base}/v1/records/c/k49?min_lsn=50&await_timeout_ms=10000`);
-      assert.equal(read.status, 200);
-      assert.equal((await read.json()).value, 49);
+      await writeAndReadBack(base, 50);
       const mode = await primary.waitFor("state.apply_mode");
       assert.equal(mode.mode, srcReadable ? "worker" : "in_process");
       if (!srcReadable) assert.match(String(mode.reason), /--allow-read/);
-      primary.child.kill("SIGTERM");
-      assert.equal((await primary.child.status).code, 0);
-      await primary.stderrDone;
+      await stopWithSigterm(primary);
       assert.ok(
         !primary.lines.some((l) => l.includes('"state.apply_failed"')),
         primary.lines.join("\n"),
@@ -180,14 +199,7 @@ Deno.test("under the start task's flags the apply worker and its SQLite thread r
       const started = await primary.waitFor("ferry.started");
       const permissions = started.permissions as Record<string, boolean>;
       assert.equal(permissions["--allow-sys=getPriority,setPriority"], sysGranted);
-      await post(base, "/v1/records", {
-        records: Array.from(
-          { length: 20 },
-          (_, i) => ({ op: "put", collection: "c", key: `k${i}`, value: i }),
-        ),
-      });
-      const read = await fetch(`${base}/v1/records/c/k19?min_lsn=20&await_timeout_ms=10000`);
-      assert.equal((await read.json()).value, 19);
+      await writeAndReadBack(base, 20);
       const priority = await primary.waitFor("state.apply_priority");
       const status = await (await fetch(`${base}/v1/status`)).json();
       assert.deepEqual(status.state_apply, {
@@ -212,9 +224,7 @@ Deno.test("under the start task's flags the apply worker and its SQLite thread r
         assert.match(String(priority.reason), /sys/);
         assert.ok([...nices.values()].every((nice) => nice === processNice));
       }
-      primary.child.kill("SIGTERM");
-      assert.equal((await primary.child.status).code, 0);
-      await primary.stderrDone;
+      await stopWithSigterm(primary);
     }
   });
 });
