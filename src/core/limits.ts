@@ -93,12 +93,10 @@ export const JSON_DEPTH_MAX = 64;
 export const REQUEST_RECORDS_DEFAULT = 1000;
 /** Default largest body of one write request. */
 export const REQUEST_BYTES_DEFAULT = 4 * MIB_BYTES;
-/**
- * Size of the slabs small write requests encode their records into (each request takes the next
- * unused bytes of the current slab; a request whose records may need more than a quarter of a
- * slab gets a buffer of its own). One allocation per slab instead of one per request.
- */
+/** Slabs small write requests encode into (above a quarter of one: a buffer of its own). */
 export const WRITE_ENCODE_SLAB_BYTES = 64 * KIB_BYTES;
+/** Members an object in a value may have for the write's fast path (`write_scan.ts`) to copy it. */
+export const WRITE_SCAN_MEMBERS_MAX = 32;
 
 // ---- replication (SPEC.md sections 4 to 7) ----
 

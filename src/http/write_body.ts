@@ -26,13 +26,13 @@ import {
   KEY_BYTES_MAX,
   QUERY_NUMBER_DIGITS_MAX,
   U64_SAFE_MAX,
-  WRITE_ENCODE_SLAB_BYTES,
 } from "../core/limits.ts";
 import { COLLECTION_PATTERN } from "../model/ids.ts";
 import { jsonShapeWithin } from "../model/records.ts";
 import { JSON_MEDIA_TYPE, NDJSON_MEDIA_TYPE } from "../model/wire.ts";
 import { type CommitPolicy, parseCommitPolicy } from "../replication/commit_policy.ts";
 import type { WriteLimits } from "./router.ts";
+import { encodeUtf8Fresh, scanJsonWrite, scanNdjsonWrite } from "./write_scan.ts";
 
 /** How a write body is laid out: one JSON object, or one change record per line. */
 export type WriteBodyFormat = "json" | "ndjson";
@@ -50,7 +50,6 @@ export interface WriteQuery {
   timeoutMs?: string | null;
 }
 
-const _utf8 = new TextEncoder();
 const _TIMEOUT_PATTERN = new RegExp(`^\\d{1,${QUERY_NUMBER_DIGITS_MAX}}$`);
 /** A key of at most this many UTF-16 units is at most `KEY_BYTES_MAX` bytes (3 bytes a unit). */
 const _KEY_UNITS_SURELY_SHORT = Math.floor(KEY_BYTES_MAX / 3);
@@ -133,9 +132,23 @@ function _bodyTooLarge(maxBytes: number): PayloadTooLargeError {
 /**
  * A JSON write body `{"records": [...], "commit_policy"?, "timeout_ms"?}`, validated and encoded.
  * Throws `BadRequestError` (400) for anything zod's `writeBodySchema` refuses, and
- * `PayloadTooLargeError` (413) for a valid body with a record above `recordBytesMax`.
+ * `PayloadTooLargeError` (413) for a valid body with a record above `recordBytesMax`. A body in
+ * the common form takes the byte scan of `write_scan.ts`; any other, `parseJsonWriteGeneral`.
  */
 export function parseJsonWrite(
+  bytes: Uint8Array,
+  options: { limits: WriteLimits; nowMs: number },
+): WriteRequest {
+  const scanned = scanJsonWrite(bytes, options.limits, options.nowMs);
+  if (scanned === undefined) return parseJsonWriteGeneral(bytes, options);
+  const { payloads, policyText, timeoutMs } = scanned;
+  // The scan found nothing else wrong, so this is the general path's next check too.
+  const policy = policyText === undefined ? undefined : parseCommitPolicy(policyText);
+  return { payloads, policy, timeoutMs };
+}
+
+/** `parseJsonWrite` through JSON.parse, for every body: the same verdicts and bytes. */
+export function parseJsonWriteGeneral(
   bytes: Uint8Array,
   options: { limits: WriteLimits; nowMs: number },
 ): WriteRequest {
@@ -179,9 +192,21 @@ export function parseJsonWrite(
 
 /**
  * An NDJSON write body: one change record per line (`\n`, optionally `\r\n`; empty lines are
- * skipped), its options from the query. The same limits and verdicts as `parseJsonWrite`.
+ * skipped), its options from the query. The same limits and verdicts as `parseJsonWrite`; the
+ * common form takes the byte scan, any other `parseNdjsonWriteGeneral`.
  */
 export function parseNdjsonWrite(
+  bytes: Uint8Array,
+  query: WriteQuery,
+  options: { limits: WriteLimits; nowMs: number },
+): WriteRequest {
+  const payloads = scanNdjsonWrite(bytes, options.limits, options.nowMs);
+  if (payloads === undefined) return parseNdjsonWriteGeneral(bytes, query, options);
+  return { payloads, ..._queryOptions(query) }; // ASCII: the general path's decode passes too
+}
+
+/** `parseNdjsonWrite` through JSON.parse of each line, for every body. */
+export function parseNdjsonWriteGeneral(
   bytes: Uint8Array,
   query: WriteQuery,
   options: { limits: WriteLimits; nowMs: number },
@@ -192,8 +217,7 @@ export function parseNdjsonWrite(
   } catch {
     throw new BadRequestError("the request body is not valid UTF-8");
   }
-  const policy = query.commitPolicy == null ? undefined : parseCommitPolicy(query.commitPolicy);
-  const timeoutMs = query.timeoutMs == null ? undefined : _queryTimeoutMs(query.timeoutMs);
+  const { policy, timeoutMs } = _queryOptions(query);
   const encoder = new _RecordEncoder(options.nowMs, "line");
   let start = 0;
   let line = 0;
@@ -216,6 +240,13 @@ export function parseNdjsonWrite(
   }
   if (encoder.count === 0) throw new BadRequestError("the body holds no record");
   return { payloads: encoder.finish(options.limits.recordBytesMax), policy, timeoutMs };
+}
+
+function _queryOptions(query: WriteQuery): Omit<WriteRequest, "payloads"> {
+  return {
+    policy: query.commitPolicy == null ? undefined : parseCommitPolicy(query.commitPolicy),
+    timeoutMs: query.timeoutMs == null ? undefined : _queryTimeoutMs(query.timeoutMs),
+  };
 }
 
 function _checkRecordCount(count: number, limits: WriteLimits): void {
@@ -318,7 +349,7 @@ class _RecordEncoder {
   /** Encodes every record at once; 413 for the first one above `recordBytesMax` bytes. */
   finish(recordBytesMax: number): Uint8Array[] {
     const text = this.#text;
-    const bytes = _encodeUtf8(text);
+    const bytes = encodeUtf8Fresh(text);
     const ascii = bytes.byteLength === text.length;
     const payloads = new Array<Uint8Array>(this.#ends.length);
     let start = 0;
@@ -352,28 +383,6 @@ const _BAD_COLLECTION =
   `collection must be 1..${COLLECTION_BYTES_MAX} characters of [A-Za-z0-9_.-]`;
 const _BAD_VALUE = `value must nest at most ${JSON_DEPTH_MAX} levels deep, with well-formed ` +
   "strings and numbers within the range of a double (not 1e400)";
-
-/** The slab small requests encode into, and how much of it is taken. */
-let _slab = new Uint8Array(0);
-let _slabUsed = 0;
-
-/**
- * UTF-8 of `text`. Allocating an ArrayBuffer costs Deno more than encoding a small text, so a
- * small one is encoded into the unused rest of a shared slab (never written twice: the spool
- * copies the bytes at commit time, and a slab is freed once no payload views it).
- */
-function _encodeUtf8(text: string): Uint8Array {
-  const bytesMax = text.length * 3; // a UTF-16 unit is at most 3 bytes of UTF-8
-  if (bytesMax > WRITE_ENCODE_SLAB_BYTES / 4) return _utf8.encode(text);
-  if (_slab.byteLength - _slabUsed < bytesMax) {
-    _slab = new Uint8Array(WRITE_ENCODE_SLAB_BYTES);
-    _slabUsed = 0;
-  }
-  const { written } = _utf8.encodeInto(text, _slab.subarray(_slabUsed));
-  const bytes = _slab.subarray(_slabUsed, _slabUsed + written);
-  _slabUsed += written;
-  return bytes;
-}
 
 /** A record key: 1..KEY_BYTES_MAX bytes of well-formed UTF-8 without NUL (`isRecordKey`). */
 function _isKey(key: string): boolean {
