@@ -110,6 +110,11 @@ export class Segment {
     this.#digest.noteWritten(bytes, offset);
   }
 
+  /** Hashes the durable bytes noted since the last call (`RunningDigest.hashNoted`). */
+  hashNoted(): void {
+    this.#digest?.hashNoted();
+  }
+
   /**
    * Reads the durable bytes the digest has not seen yet (a reopened segment: opening hashes
    * nothing), so that sealing need not. Needs read access to the segment.

@@ -22,6 +22,9 @@ export class RunningDigest {
   #hashedBytes: number;
   #catchingUp: Promise<void> | undefined;
   #stopped = false;
+  /** Durable bytes noted after `#hashedBytes`, in order, not hashed yet (`hashNoted`). */
+  #noted: Uint8Array[] = [];
+  #notedBytes = 0;
 
   /** `hash` has already been fed the file's first `hashedBytes` bytes (a scan did it). */
   constructor(hash: Hash = createHash("sha256"), hashedBytes = 0) {
@@ -29,19 +32,36 @@ export class RunningDigest {
     this.#hashedBytes = hashedBytes;
   }
 
-  /** Bytes hashed so far. */
+  /** Bytes the digest has taken so far, hashed or noted. */
   get hashedBytes(): number {
-    return this.#hashedBytes;
+    return this.#hashedBytes + this.#notedBytes;
   }
 
   /**
-   * Bytes just made durable at `offset`: hashed now when the digest has caught up, else left to
-   * `catchUp`, which reads them from the file (they are durable before this is called).
+   * Bytes just made durable at `offset`: kept for `hashNoted` when the digest has caught up (or
+   * hashed at once during a catch-up that has reached them), else left to `catchUp`, which reads
+   * them from the file (they are durable before this is called).
    */
   noteWritten(bytes: Uint8Array, offset: number): void {
-    if (offset !== this.#hashedBytes) return;
+    if (offset !== this.hashedBytes) return;
+    if (this.#catchingUp === undefined) {
+      this.#noted.push(bytes);
+      this.#notedBytes += bytes.byteLength;
+      return;
+    }
     this.#hash.update(bytes);
     this.#hashedBytes += bytes.byteLength;
+  }
+
+  /**
+   * Hashes the noted bytes. The spool calls it while the next group commit's fdatasync runs, so
+   * that hashing never stands between a group commit and its writers' answers.
+   */
+  hashNoted(): void {
+    for (const bytes of this.#noted) this.#hash.update(bytes);
+    this.#hashedBytes += this.#notedBytes;
+    this.#noted = [];
+    this.#notedBytes = 0;
   }
 
   /**
@@ -50,6 +70,7 @@ export class RunningDigest {
    * other work runs between them. One catch-up at a time; `stop()` ends it early. Needs read access.
    */
   catchUp(fs: FileSystem, path: string, durableEnd: () => number): Promise<void> {
+    this.hashNoted();
     this.#catchingUp ??= this.#readUp(fs, path, durableEnd).finally(() => {
       this.#catchingUp = undefined;
     });
@@ -85,6 +106,7 @@ export class RunningDigest {
 
   /** The digest of exactly `sizeBytes` bytes, in hex; the digest must have caught up. */
   digest(sizeBytes: number): string {
+    this.hashNoted();
     assert.equal(this.#hashedBytes, sizeBytes, "the digest covers every durable byte");
     return this.#hash.digest("hex");
   }

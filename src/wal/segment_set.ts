@@ -242,6 +242,11 @@ export class SegmentSet {
     return true;
   }
 
+  /** Hashes the active segment's durable bytes noted since the last call. */
+  hashNoted(): void {
+    this.active.hashNoted();
+  }
+
   /** Cuts the active file back to its durable end (after a failed write). */
   truncateActive(): Promise<void> {
     return this.#activeFile.truncate(this.active.sizeBytes);

@@ -308,7 +308,9 @@ export class Spool {
     const syncStarted = performance.now();
     let inline: boolean;
     try {
-      inline = await this.#files.syncActive(this.#inlineSync.inline(batch.length));
+      const syncing = this.#files.syncActive(this.#inlineSync.inline(batch.length));
+      this.#files.hashNoted(); // earlier group commits' bytes, while the disk flushes these
+      inline = await syncing;
     } catch (error) {
       this.#fail(error, "fdatasync");
       for (const pending of batch) pending.reject(this.#unavailable());
@@ -352,11 +354,7 @@ export class Spool {
     return new UnavailableError(`spool ${during} failed: ${(error as Error).message}`);
   }
 
-  /**
-   * Stops the spool for good. After a failed fdatasync the kernel may have dropped the dirty pages,
-   * so nothing written since the last good sync can be trusted: only a restart, which re-reads
-   * what is really on disk, may continue.
-   */
+  /** Stops the spool for good (a failed fdatasync may have lost dirty pages: only a restart). */
   #fail(error: unknown, during: string): void {
     if (this.#state === "failed") return;
     this.#state = "failed";
@@ -371,7 +369,7 @@ export class Spool {
 
   /**
    * Records with LSN > `sinceLsn`, in order, at most `maxCount` and about `maxBytes` (at least one
-   * record when any is available): see `SpoolReads.readSince`. Needs read access to the spool.
+   * when any is available): `SpoolReads.readSince`. Needs read access.
    */
   readSince(sinceLsn: number, maxCount: number, maxBytes: number): Promise<DecodedFrame[]> {
     return this.#gate.read(() => this.#reads.readSince(sinceLsn, maxCount, maxBytes));

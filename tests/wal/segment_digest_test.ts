@@ -96,3 +96,62 @@ Deno.test("after a trusted open the active segment's digest catches up in the ba
     }
   });
 });
+
+/** A SHA-256 that counts the bytes it was fed. */
+function countingHash() {
+  const hash = createHash("sha256");
+  const counting = {
+    fed: 0,
+    update(bytes: Uint8Array) {
+      counting.fed += bytes.byteLength;
+      hash.update(bytes);
+      return counting;
+    },
+    digest: (encoding: "hex") => hash.digest(encoding),
+  };
+  return counting;
+}
+
+Deno.test("RunningDigest keeps live bytes until hashNoted(), and takes them before a digest or a catch-up", async () => {
+  const parts = [pattern(3000, 1), pattern(500, 2), pattern(70, 3)];
+  const hash = countingHash();
+  const digest = new RunningDigest(hash as unknown as ReturnType<typeof createHash>);
+  digest.noteWritten(parts[0]!, 0);
+  digest.noteWritten(parts[1]!, 3000);
+  digest.noteWritten(pattern(10, 4), 9999); // not where the digest stands: left to a catch-up
+  assert.equal(hash.fed, 0, "nothing hashed on the commit path");
+  assert.equal(digest.hashedBytes, 3500);
+  digest.hashNoted();
+  assert.equal(hash.fed, 3500);
+  digest.noteWritten(parts[2]!, 3500);
+  assert.equal(hash.fed, 3500);
+  // A catch-up first takes what was noted, then finds nothing to read.
+  await digest.catchUp(recordingFileSystem(), "/nonexistent", () => 3570);
+  assert.equal(hash.fed, 3570);
+  digest.noteWritten(parts[0]!, 3570);
+  assert.equal(
+    digest.digest(6570),
+    sha256Of(new Uint8Array([...parts.flatMap((part) => [...part]), ...parts[0]!])),
+  );
+});
+
+Deno.test("sealed segments hashed a group commit late (while the next one flushes) still match their files", async () => {
+  await withTempDir(async (walDir) => {
+    const spool = await Spool.open({ walDir, timeline: 1, term: 1, segmentBytesMax: 64 * 1024 });
+    try {
+      for (let i = 0; i < 700; i++) await spool.append([pattern(150 + (i % 90), i)]);
+      const sealed = await spool.sealed.list();
+      assert.ok(sealed.length >= 2);
+      for (const segment of sealed) {
+        const path = joinPath(
+          walDir,
+          "00000001",
+          `${String(segment.firstLsn).padStart(20, "0")}.wal`,
+        );
+        assert.equal(segment.sha256, sha256Of(await Deno.readFile(path)));
+      }
+    } finally {
+      await spool.close();
+    }
+  });
+});
