@@ -28,8 +28,11 @@ const _NINE = 0x39;
 const _EXACT_INTEGER_DIGITS = 15;
 
 /** The bytes of an ASCII text. */
-export const asciiBytes = (text: string): Uint8Array<ArrayBuffer> =>
-  Uint8Array.from(text, (c) => c.charCodeAt(0));
+export function asciiBytes(text: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(text.length); // a loop: Uint8Array.from(text, f) costs far more
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
 /** Decodes bytes already known to be ASCII. */
 export const asciiText = (bytes: Uint8Array): string => _latin.decode(bytes);
 const _latin = new TextDecoder("latin1");

@@ -105,28 +105,26 @@ export function scanNdjsonWrite(
  */
 export function freshBytes(size: number): Uint8Array {
   if (size > WRITE_ENCODE_SLAB_BYTES / 4) return new Uint8Array(size);
-  const bytes = _slabRest(size).subarray(0, size);
+  _slabRoom(size);
   _slabUsed += size;
-  return bytes;
+  return _slab.subarray(_slabUsed - size, _slabUsed);
 }
 
 /** The UTF-8 of `text` in bytes no one else holds (from the slab when it is small). */
 export function encodeUtf8Fresh(text: string): Uint8Array {
   const bytesMax = text.length * 3; // a UTF-16 unit is at most 3 bytes of UTF-8
   if (bytesMax > WRITE_ENCODE_SLAB_BYTES / 4) return _utf8.encode(text);
-  const rest = _slabRest(bytesMax);
-  const { written } = _utf8.encodeInto(text, rest);
+  _slabRoom(bytesMax);
+  const { written } = _utf8.encodeInto(text, _slab.subarray(_slabUsed));
   _slabUsed += written;
-  return rest.subarray(0, written);
+  return _slab.subarray(_slabUsed - written, _slabUsed);
 }
 
-/** The unused rest of the slab, a new slab if less than `size` bytes are left. */
-function _slabRest(size: number): Uint8Array {
-  if (_slab.byteLength - _slabUsed < size) {
-    _slab = new Uint8Array(WRITE_ENCODE_SLAB_BYTES);
-    _slabUsed = 0;
-  }
-  return _slab.subarray(_slabUsed);
+/** A new slab unless `size` bytes are left in this one. */
+function _slabRoom(size: number): void {
+  if (_slab.byteLength - _slabUsed >= size) return;
+  _slab = new Uint8Array(WRITE_ENCODE_SLAB_BYTES);
+  _slabUsed = 0;
 }
 
 const _utf8 = new TextEncoder();
