@@ -108,12 +108,8 @@ export class JsonScan {
 
   protected object(depth: number): boolean {
     const b = this.b;
-    if (depth >= JSON_DEPTH_MAX) return false;
-    this.p++;
-    if (b[this.p] === CLOSE_BRACE) {
-      this.p++;
-      return true;
-    }
+    const entered = this.#enter(depth, CLOSE_BRACE);
+    if (entered !== "open") return entered === "empty";
     const base = this.namesTop;
     for (;;) {
       const start = this.p;
@@ -129,6 +125,15 @@ export class JsonScan {
     }
     this.namesTop = base;
     return true;
+  }
+
+  /** Steps into the container at the cursor: refused past the depth limit, empty if it closes. */
+  #enter(depth: number, close: number): "refused" | "empty" | "open" {
+    if (depth >= JSON_DEPTH_MAX) return "refused";
+    this.p++;
+    if (this.b[this.p] !== close) return "open";
+    this.p++;
+    return "empty";
   }
 
   /** Records a member name of the object whose names start at `base`: false if it repeats one. */
@@ -150,12 +155,8 @@ export class JsonScan {
 
   protected array(depth: number): boolean {
     const b = this.b;
-    if (depth >= JSON_DEPTH_MAX) return false;
-    this.p++;
-    if (b[this.p] === CLOSE_BRACKET) {
-      this.p++;
-      return true;
-    }
+    const entered = this.#enter(depth, CLOSE_BRACKET);
+    if (entered !== "open") return entered === "empty";
     for (;;) {
       if (!this.value(depth + 1)) return false;
       const c = b[this.p++];
