@@ -1,7 +1,7 @@
 /**
  * A cursor over JSON bytes that takes a value only in the form `JSON.stringify` writes it (see
- * `write_scan.ts`, the one user): compact, ASCII, the escapes it writes with two characters, each
- * number in its shortest form, no member name of digits only (V8 puts those first) and none twice.
+ * `write_scan.ts`, the one user): compact, well-formed UTF-8, the escapes it writes with two
+ * characters (no `\u`), each number in its shortest form, no member name of digits only (V8 puts those first) and none twice.
  * Every method answers false (or -1) as soon as the bytes leave that form; the caller then takes
  * the general path, so being strict here never refuses a body.
  *
@@ -64,16 +64,21 @@ export class JsonScan {
     this.b = bytes;
   }
 
-  /** A string of bytes `low..high` only, no escapes (a key, a policy); the index after it. */
-  protected plainString(low: number, high: number): number {
+  /**
+   * A string without escapes (a key, a policy) of bytes `low..high`, and of well-formed UTF-8
+   * beyond ASCII when `utf8`; the index after it, -1 if it is not one.
+   */
+  protected plainString(low: number, high: number, utf8 = false): number {
     const b = this.b;
     if (b[this.p] !== QUOTE) return -1;
     let i = this.p + 1;
     for (;;) {
       const c = b[i];
       if (c === QUOTE) break;
-      if (c === undefined || c < low || c > high || c === _BACKSLASH) return -1;
-      i++;
+      if (c === undefined || c < low || c === _BACKSLASH) return -1;
+      const length = c <= high ? 1 : utf8 && c >= 0x80 ? _utf8Sequence(b, i) : 0;
+      if (length === 0) return -1;
+      i += length;
     }
     this.p = i + 1;
     return this.p;
@@ -99,6 +104,12 @@ export class JsonScan {
         continue;
       }
       if (c === QUOTE) break;
+      if (c >= 0x80) {
+        const length = _utf8Sequence(b, i); // JSON.stringify writes every such character as is
+        if (length === 0) return false;
+        i += length;
+        continue;
+      }
       if (c !== _BACKSLASH || _SHORT_ESCAPE[b[i + 1]!] !== 1) return false;
       i += 2;
     }
@@ -235,6 +246,31 @@ export class JsonScan {
     let c = b[this.p];
     while (c === 0x20 || c === NEWLINE || c === RETURN || c === 0x09) c = b[++this.p];
   }
+}
+
+/**
+ * The length of the well-formed UTF-8 sequence of a character above ASCII at `i` (no overlong
+ * form, no surrogate, nothing above U+10FFFF), 0 if there is none.
+ */
+function _utf8Sequence(b: Uint8Array, i: number): number {
+  const c = b[i]!;
+  const next = b[i + 1] ?? 0;
+  if (c >= 0xc2 && c <= 0xdf) return _continues(next) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    const low = c === 0xe0 ? 0xa0 : 0x80;
+    const high = c === 0xed ? 0x9f : 0xbf;
+    return next >= low && next <= high && _continues(b[i + 2]) ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    const low = c === 0xf0 ? 0x90 : 0x80;
+    const high = c === 0xf4 ? 0x8f : 0xbf;
+    return next >= low && next <= high && _continues(b[i + 2]) && _continues(b[i + 3]) ? 4 : 0;
+  }
+  return 0;
+}
+
+function _continues(byte: number | undefined): boolean {
+  return byte !== undefined && (byte & 0xc0) === 0x80;
 }
 
 function _matches(b: Uint8Array, at: number, word: Uint8Array): boolean {

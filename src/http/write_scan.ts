@@ -1,14 +1,15 @@
 /**
  * The fast path of `POST /v1/records` bodies: one pass over the bytes of a body in the form most
- * writers send (ASCII, each value compact and already in `JSON.stringify`'s own form) that checks
+ * writers send (UTF-8, each value compact and already in `JSON.stringify`'s own form) that checks
  * every record and copies its key and value bytes straight into the stored form (SPEC.md 8),
  * without parsing them into objects and encoding them again.
  *
- * It decides nothing on its own: anything it does not copy verbatim (non-ASCII bytes, `\u` or `\/`
- * escapes, whitespace inside a value, a number not in its shortest form, a member name of digits
- * only, which V8 would reorder, a repeated member, a record above the byte limit, any error) makes
- * it answer `undefined`, and `write_body.ts` takes the body the general way. So its bytes and
- * verdicts are the general path's (`tests/http/write_scan_test.ts` holds them to that).
+ * It decides nothing on its own: anything it does not copy verbatim (bytes that are not UTF-8,
+ * `\u` or `\/` escapes, whitespace inside a value, a number not in its shortest form, a member
+ * name of digits only, which V8 would reorder, a repeated member, a record above the byte limit,
+ * any error) makes it answer `undefined`, and `write_body.ts` takes the body the general way. So
+ * its bytes and verdicts are the general path's (`tests/http/write_scan_test.ts` holds them to
+ * that).
  *
  * @module
  */
@@ -320,7 +321,7 @@ class _Scanner extends JsonScan {
     }
     let end: number;
     if (field === 1) end = this.#collection();
-    else if (field === 2) end = this.plainString(0x20, 0x7f);
+    else if (field === 2) end = this.plainString(0x20, 0x7f, true);
     else if (field === 3) end = this.value(0) ? this.p : -1;
     else end = _within(this.wholeNumber(_TS_DIGITS_MAX), U64_SAFE_MAX) ? this.p : -1;
     if (end < 0) return false;
