@@ -34,6 +34,8 @@ import {
   QUOTE,
   RETURN,
 } from "./json_scan.ts";
+import { COLLECTION_PATTERN } from "../model/ids.ts";
+import type { WriteLimits } from "./router.ts";
 
 /** What the fast path found in a JSON body: the stored records and the body's options. */
 export interface ScannedWrite {
@@ -43,11 +45,8 @@ export interface ScannedWrite {
   timeoutMs: number | undefined;
 }
 
-/** What the caller's limits allow. */
-export interface ScanLimits {
-  requestRecordsMax: number;
-  recordBytesMax: number;
-}
+/** The limits a scan checks (the rest of `WriteLimits` is the body reader's). */
+export type ScanLimits = Pick<WriteLimits, "requestRecordsMax" | "recordBytesMax">;
 
 /** Digits of the largest `ts` (U64_SAFE_MAX, 2^53 - 1). */
 const _TS_DIGITS_MAX = String(U64_SAFE_MAX).length;
@@ -66,11 +65,11 @@ const _BODY_NAMES = ["records", "commit_policy", "timeout_ms"].map(asciiBytes);
 const _PUT = asciiBytes('"put"');
 const _DELETE = asciiBytes('"delete"');
 
-/** Bytes a collection name may hold: `[A-Za-z0-9_.-]` (`COLLECTION_PATTERN`). */
-const _COLLECTION_BYTE = new Uint8Array(128);
-for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") {
-  _COLLECTION_BYTE[c.charCodeAt(0)] = 1;
-}
+/** Bytes a collection name may hold: the ASCII characters `COLLECTION_PATTERN` takes alone. */
+const _COLLECTION_BYTE = Uint8Array.from(
+  { length: 128 },
+  (_, c) => COLLECTION_PATTERN.test(String.fromCharCode(c)) ? 1 : 0,
+);
 
 /**
  * A JSON write body `{"records": [...], "commit_policy"?, "timeout_ms"?}` in the common form:
@@ -172,13 +171,10 @@ class _Scanner extends JsonScan {
       if (field < 0 || (seen & (1 << field)) !== 0) return false;
       seen |= 1 << field;
       const ok = field === 0 ? this.#records() : field === 1 ? this.#policy() : this.#timeout();
-      if (!ok) return false;
-      this.skipSpace();
-      if (b[this.p] === COMMA) this.p++;
-      else if (b[this.p] === CLOSE_BRACE) break;
-      else return false;
+      const next = ok ? this.#afterItem(CLOSE_BRACE) : undefined;
+      if (next === undefined) return false;
+      if (next === "end") break;
     }
-    this.p++;
     this.skipSpace();
     return (seen & 1) !== 0 && this.p === b.byteLength;
   }
@@ -257,14 +253,18 @@ class _Scanner extends JsonScan {
     if (b[this.p] !== OPEN_BRACKET) return false;
     this.p++;
     for (;;) {
-      if (!this.#record()) return false;
-      this.skipSpace();
-      if (b[this.p] === COMMA) this.p++;
-      else if (b[this.p] === CLOSE_BRACKET) break;
-      else return false;
+      const next = this.#record() ? this.#afterItem(CLOSE_BRACKET) : undefined;
+      if (next !== "more") return next === "end";
     }
+  }
+
+  /** After an item of the envelope (spaces around allowed): past a comma or past `close`. */
+  #afterItem(close: number): "more" | "end" | undefined {
+    this.skipSpace();
+    const c = this.b[this.p];
+    if (c !== COMMA && c !== close) return undefined;
     this.p++;
-    return true;
+    return c === COMMA ? "more" : "end";
   }
 
   #policy(): boolean {
@@ -298,12 +298,10 @@ class _Scanner extends JsonScan {
       const field = this.fieldName(_FIELD_NAMES);
       if (field < 0 || (seen & (1 << field)) !== 0 || !this.#recordField(field, s)) return false;
       seen |= 1 << field;
-      this.skipSpace();
-      if (b[this.p] === COMMA) this.p++;
-      else if (b[this.p] === CLOSE_BRACE) break;
-      else return false;
+      const next = this.#afterItem(CLOSE_BRACE);
+      if (next === undefined) return false;
+      if (next === "end") break;
     }
-    this.p++;
     const put = spans[s] === 1;
     // op, collection and key present; a value exactly for a put.
     return (seen & 7) === 7 && put === ((seen & 8) !== 0);

@@ -198,6 +198,7 @@ const intruder = fc.constantFrom(
   '"value":1,',
   '"ts":1.5,',
   "[",
+  "]",
   "}",
   ",",
   '"',
@@ -380,6 +381,9 @@ Deno.test("scanJsonWrite() steps aside for every form it does not copy, and the 
     '{"records":[{"op":"put","collection":"c","key":"k"}]}',
     '{"records":[{"op":"put","collection":"c","key":"k","value":1,"x":1}]}',
     '{"records":[]}',
+    '{"records":[{"op":"put","collection":"c","key":"k","value":1}}}', // [ closed by }
+    '{"records":[{"op":"put","collection":"c","key":"k","value":1]]}', // { closed by ]
+    '{"records":[{"op":"put","collection":"c","key":"k","value":1}]]', // body closed by ]
     '{"records":[{"op":"put","collection":"c","key":"k","value":1}],"timeout_ms":600001}',
     '\ufeff{"records":[{"op":"put","collection":"c","key":"k","value":1}]}',
     '{"records":[{"op":"put","collection":"c","key":"k","value":1}]} x',
