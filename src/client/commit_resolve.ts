@@ -24,10 +24,10 @@ import {
   COMMIT_RESOLVE_DELAY_MS_MAX,
   COMMIT_RESOLVE_DELAY_MS_MIN,
   COMMIT_RESOLVE_ROUNDS_MAX,
-  RETRY_AFTER_S,
   WRITE_NO_LEADER_RETRIES_MAX,
   WRITE_RETRY_AFTER_MS_MAX,
-} from "../core/limits.ts";
+} from "../core/client_limits.ts";
+import { RETRY_AFTER_S } from "../core/limits.ts";
 import { fieldReader, quote, writeResponseOf } from "./responses.ts";
 import type {
   CommitFate,

@@ -164,6 +164,14 @@ export const STATE_APPLY_LINGER_MS = 100;
 export const STATE_APPLY_NICE_STEPS = 10;
 /** Past this lag (age of the oldest record not applied) the apply stops yielding until the head. */
 export const STATE_APPLY_YIELD_LAG_MS = 30_000;
+/**
+ * When the writes outran a batch (the backlog grew) and the apply yields, it rests this many times
+ * as long as the batch took: on 2 cores its CPU (the worker's and SQLite's threads) cost batched
+ * writes a fifth of their rate while the state fell behind all the same.
+ */
+export const STATE_APPLY_REST_RATIO = 3;
+/** Longest rest between two batches. */
+export const STATE_APPLY_REST_MS_MAX = 1000;
 /** How long a stop waits for the apply worker (its priority may get it no CPU) before ending it. */
 export const STATE_STOP_WAIT_MS = 500;
 /** Pause after a failed apply before trying again. */
@@ -471,28 +479,3 @@ assert(
 );
 assert(SEGMENT_SERVE_CHUNK_BYTES <= READ_CHUNK_BYTES);
 assert(URL_SIGNING_KEY_CHARS_MIN <= URL_SIGNING_KEY_CHARS_MAX);
-
-// ---- FerryClient: writes across a failover (SPEC.md 13.4) ----
-
-/** Longest a client spends settling a write answered 503 `commit_unknown` before it gives up. */
-export const COMMIT_RESOLVE_BUDGET_MS = 30_000;
-/** First wait between two `GET /v1/commits` rounds; each later wait doubles, up to the max. */
-export const COMMIT_RESOLVE_DELAY_MS_MIN = 100;
-/** Longest wait between two `GET /v1/commits` rounds. */
-export const COMMIT_RESOLVE_DELAY_MS_MAX = 2_000;
-/** Most `GET /v1/commits` rounds about one LSN of a write, whatever the clock says. */
-export const COMMIT_RESOLVE_ROUNDS_MAX = 40;
-/** Most re-sends of a write answered 503 `no_leader` (never appended, so safe to send again). */
-export const WRITE_NO_LEADER_RETRIES_MAX = 10;
-/** Longest `Retry-After` a client honours between two sends of a write answered `no_leader`. */
-export const WRITE_RETRY_AFTER_MS_MAX = 5_000;
-
-assert(
-  COMMIT_RESOLVE_DELAY_MS_MIN <= COMMIT_RESOLVE_DELAY_MS_MAX &&
-    COMMIT_RESOLVE_DELAY_MS_MAX < COMMIT_RESOLVE_BUDGET_MS,
-  "the longest wait between two rounds fits within the budget",
-);
-assert(
-  RETRY_AFTER_S * 1000 <= WRITE_RETRY_AFTER_MS_MAX,
-  "the server's own Retry-After is honoured",
-);

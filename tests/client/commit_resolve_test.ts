@@ -18,7 +18,7 @@ import {
   COMMIT_RESOLVE_DELAY_MS_MIN,
   WRITE_NO_LEADER_RETRIES_MAX,
   WRITE_RETRY_AFTER_MS_MAX,
-} from "../../src/core/limits.ts";
+} from "../../src/core/client_limits.ts";
 import type { WriteRecord } from "../../src/client/types.ts";
 import { withApp } from "../helpers/app_fixture.ts";
 
