@@ -23,6 +23,8 @@ import {
   STATE_APPLY_LINGER_BELOW_RECORDS,
   STATE_APPLY_LINGER_MS,
   STATE_APPLY_NICE_STEPS,
+  STATE_APPLY_REST_MS_MAX,
+  STATE_APPLY_REST_RATIO,
   STATE_APPLY_YIELD_LAG_MS,
   STATE_IDLE_WAIT_MS,
   STATE_RETRY_MS,
@@ -61,6 +63,15 @@ export interface StateApplierOptions {
   lingerMs?: number;
   /** The time, for how far behind the state is (`Date.now` unless a test says otherwise). */
   clock?: () => number;
+  /** How long the apply rests between batches while writes flow (`STATE_APPLY_REST_*` unless a
+   * test says otherwise). */
+  rest?: ApplyRest;
+}
+
+/** The apply rests `ratio` times as long as its last batch took, `maxMs` at most. */
+export interface ApplyRest {
+  ratio: number;
+  maxMs: number;
 }
 
 /** Applies the spool into the KV state in the background. */
@@ -78,6 +89,9 @@ export class StateApplier implements StateReader {
   #workerModule: URL | undefined;
   #lingerMs: number;
   #clock: () => number;
+  #rest: ApplyRest;
+  /** Between two batches, giving way to the writes (`applyStatus().resting`). */
+  #resting = false;
   /** Nice steps a background apply worker takes (0 once the process was refused them). */
   #niceSteps = STATE_APPLY_NICE_STEPS;
   /** Made at the first batch (a worker is started only for an applier that has work). */
@@ -98,6 +112,7 @@ export class StateApplier implements StateReader {
     this.#workerModule = options.workerModule;
     this.#lingerMs = options.lingerMs ?? STATE_APPLY_LINGER_MS;
     this.#clock = options.clock ?? Date.now;
+    this.#rest = options.rest ?? { ratio: STATE_APPLY_REST_RATIO, maxMs: STATE_APPLY_REST_MS_MAX };
   }
 
   /** Reads the applied LSN from `kv`. Needs the KV's file permissions (through `kv`). */
@@ -145,6 +160,7 @@ export class StateApplier implements StateReader {
       mode: writer?.mode ?? null,
       priority: writer === undefined ? null : this.#inBackground(writer) ? "background" : "process",
       lag_ms: Math.round(this.#lagMs()),
+      resting: this.#resting,
     };
   }
 
@@ -190,7 +206,10 @@ export class StateApplier implements StateReader {
           continue;
         }
         await this.#linger(signal);
+        const before = this.#backlog();
+        const started = performance.now();
         await this.#applyNext();
+        await this.#restAfter(performance.now() - started, before, signal);
       } catch (error) {
         this.#logger.error("state.apply_failed", { error, applied_lsn: this.applied.value });
         await sleep(STATE_RETRY_MS, signal);
@@ -223,10 +242,40 @@ export class StateApplier implements StateReader {
    * is there, and only until a `min_lsn` read waits.
    */
   async #linger(signal: AbortSignal): Promise<void> {
-    const backlog = this.#targetLsn() - this.applied.value;
-    if (backlog >= STATE_APPLY_LINGER_BELOW_RECORDS) return;
+    if (this.#backlog() >= STATE_APPLY_LINGER_BELOW_RECORDS) return;
     const readWaits = () => this.applied.waiters > 0;
     await this.#lingerWait.wait(undefined, readWaits, { timeoutMs: this.#lingerMs, signal });
+  }
+
+  /**
+   * When the writes outran a batch applied at full speed (the backlog did not shrink: the state
+   * falls behind whatever it does) and the apply yields to them, it rests `ratio` times as long as
+   * the batch took, so that its CPU goes to the writes; a `min_lsn` read ends the rest. An apply
+   * that gains on the writes never rests, so a state that can keep up does.
+   */
+  async #restAfter(tookMs: number, before: number, signal: AbortSignal): Promise<void> {
+    if (this.#backlog() < before || !this.#yields()) return;
+    const timeoutMs = Math.min(this.#rest.maxMs, tookMs * this.#rest.ratio);
+    const readWaits = () => this.applied.waiters > 0;
+    this.#resting = true;
+    try {
+      await this.#lingerWait.wait(undefined, readWaits, { timeoutMs, signal });
+    } finally {
+      this.#resting = false;
+    }
+  }
+
+  /** How many records the state may apply but has not. */
+  #backlog(): number {
+    return this.#targetLsn() - this.applied.value;
+  }
+
+  /** Whether the apply gives way to the writes: within the yield bound, and not keeping up. */
+  #yields(): boolean {
+    const writer = this.#writer;
+    const keepingUp = writer instanceof WorkerWriter && writer.niceSteps === 0 &&
+      this.#niceSteps > 0;
+    return !keepingUp && this.#lagMs() <= STATE_APPLY_YIELD_LAG_MS;
   }
 
   async #applyNext(): Promise<void> {

@@ -11,13 +11,15 @@ import type { StateEntry } from "./kv_state.ts";
 
 /**
  * How a primary's state applies now (`/v1/status` `state_apply`): where (null: no writer yet, or
- * none since it caught up), whether below the write path's priority, and how long ago the oldest
- * record it may apply but has not was appended.
+ * none since it caught up), whether below the write path's priority, how long ago the oldest
+ * record it may apply but has not was appended, and whether it rests between two batches to give
+ * the CPU to the writes.
  */
 export interface StateApplyStatus {
   mode: "worker" | "in_process" | null;
   priority: "background" | "process" | null;
   lag_ms: number;
+  resting: boolean;
 }
 
 /** A materialised state as the read route sees it. */

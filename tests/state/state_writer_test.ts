@@ -172,7 +172,12 @@ Deno.test("StateApplier: the worker applies below the process's priority; past S
       };
       await writeAndApply(1);
       assert.deepEqual(events(), [`nice ${lowered}`]);
-      assert.deepEqual(state.applyStatus(), { mode: "worker", priority: "background", lag_ms: 0 });
+      assert.deepEqual(state.applyStatus(), {
+        mode: "worker",
+        priority: "background",
+        lag_ms: 0,
+        resting: false,
+      });
       // The next record looks older than the bound: the apply stops yielding.
       aheadMs = STATE_APPLY_YIELD_LAG_MS + 1000;
       await writeAndApply(2);
@@ -180,7 +185,12 @@ Deno.test("StateApplier: the worker applies below the process's priority; past S
         "the apply to reach the head",
         () => events().includes("state.apply_caught_up"),
       );
-      assert.deepEqual(state.applyStatus(), { mode: null, priority: null, lag_ms: 0 });
+      assert.deepEqual(state.applyStatus(), {
+        mode: null,
+        priority: null,
+        lag_ms: 0,
+        resting: false,
+      });
       aheadMs = 0;
       await writeAndApply(3);
       assert.deepEqual(events(), [
