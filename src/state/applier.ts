@@ -63,8 +63,7 @@ export interface StateApplierOptions {
   lingerMs?: number;
   /** The time, for how far behind the state is (`Date.now` unless a test says otherwise). */
   clock?: () => number;
-  /** How long the apply rests between batches while writes flow (`STATE_APPLY_REST_*` unless a
-   * test says otherwise). */
+  /** How long the apply rests when the writes outrun it (`STATE_APPLY_REST_*` unless a test says). */
   rest?: ApplyRest;
 }
 
@@ -272,10 +271,12 @@ export class StateApplier implements StateReader {
 
   /** Whether the apply gives way to the writes: within the yield bound, and not keeping up. */
   #yields(): boolean {
-    const writer = this.#writer;
-    const keepingUp = writer instanceof WorkerWriter && writer.niceSteps === 0 &&
-      this.#niceSteps > 0;
-    return !keepingUp && this.#lagMs() <= STATE_APPLY_YIELD_LAG_MS;
+    return !this.#keepingUp(this.#writer) && this.#lagMs() <= STATE_APPLY_YIELD_LAG_MS;
+  }
+
+  /** A worker raised to the write path's priority to catch up (background ones exist). */
+  #keepingUp(writer: StateWriter | undefined): writer is WorkerWriter {
+    return writer instanceof WorkerWriter && writer.niceSteps === 0 && this.#niceSteps > 0;
   }
 
   async #applyNext(): Promise<void> {
@@ -359,7 +360,7 @@ export class StateApplier implements StateReader {
   /** At the head: a worker that kept up at the write path's priority gives way to a background one. */
   async #backToBackground(): Promise<void> {
     const writer = this.#writer;
-    if (!(writer instanceof WorkerWriter) || writer.niceSteps > 0 || this.#niceSteps === 0) return;
+    if (!this.#keepingUp(writer)) return;
     this.#logger.info("state.apply_caught_up", { applied_lsn: this.applied.value });
     this.#writer = undefined;
     await writer.close();
