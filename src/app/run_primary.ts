@@ -192,6 +192,8 @@ export async function openServing(
   metrics.attachPrimary(primary, {
     appliedLsn: () => state.appliedLsn(),
     skippedRecords: () => state.skippedRecords,
+    stateLagMs: () => state.applyStatus().lag_ms,
+    stateRestedMs: () => state.restedMs,
     events,
   });
   primary.start();

@@ -89,8 +89,10 @@ export class StateApplier implements StateReader {
   #lingerMs: number;
   #clock: () => number;
   #rest: ApplyRest;
-  /** Between two batches, giving way to the writes (`applyStatus().resting`). */
-  #resting = false;
+  /** When the rest under way began: between two batches, giving way to the writes. */
+  #restStarted: number | undefined;
+  /** Time rested between batches since the start (`ferry_state_apply_rest_seconds_total`). */
+  #restedMs = 0;
   /** Nice steps a background apply worker takes (0 once the process was refused them). */
   #niceSteps = STATE_APPLY_NICE_STEPS;
   /** Made at the first batch (a worker is started only for an applier that has work). */
@@ -159,8 +161,14 @@ export class StateApplier implements StateReader {
       mode: writer?.mode ?? null,
       priority: writer === undefined ? null : this.#inBackground(writer) ? "background" : "process",
       lag_ms: Math.round(this.#lagMs()),
-      resting: this.#resting,
+      resting: this.#restStarted !== undefined,
     };
+  }
+
+  /** Milliseconds rested between batches since the start, the rest under way included. */
+  get restedMs(): number {
+    const now = this.#restStarted === undefined ? 0 : performance.now() - this.#restStarted;
+    return this.#restedMs + now;
   }
 
   /** Where the apply work runs: "worker", "in_process", or undefined before the first batch. */
@@ -256,11 +264,12 @@ export class StateApplier implements StateReader {
     if (this.#backlog() < before || !this.#yields()) return;
     const timeoutMs = Math.min(this.#rest.maxMs, tookMs * this.#rest.ratio);
     const readWaits = () => this.applied.waiters > 0;
-    this.#resting = true;
+    const started = this.#restStarted = performance.now();
     try {
       await this.#lingerWait.wait(undefined, readWaits, { timeoutMs, signal });
     } finally {
-      this.#resting = false;
+      this.#restStarted = undefined;
+      this.#restedMs += performance.now() - started;
     }
   }
 

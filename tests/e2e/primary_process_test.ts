@@ -210,6 +210,10 @@ Deno.test("under the start task's flags the apply worker and its SQLite thread r
         priority: sysGranted ? "background" : "process",
         lag_ms: 0,
       });
+      // The same figures for Prometheus: no lag, and a rest counter that is there from the start.
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      assert.match(metrics, /^ferry_state_apply_lag_seconds 0$/m);
+      assert.match(metrics, /^ferry_state_apply_rest_seconds_total \d/m);
       const pid = primary.child.pid;
       const nices = threadNices(pid);
       const processNice = nices.get(pid)!;

@@ -28,6 +28,8 @@ const EXPECTED_METRICS: ReadonlyArray<readonly [string, string]> = [
   ["ferry_topology_epoch", "gauge"],
   ["ferry_topology_waiters", "gauge"],
   ["ferry_state_applied_lsn", "gauge"],
+  ["ferry_state_apply_lag_seconds", "gauge"],
+  ["ferry_state_apply_rest_seconds_total", "counter"],
   ["ferry_commit_watermark_lsn", "gauge"],
   ["ferry_commit_waits_pending", "gauge"],
   ["ferry_replication_lag_records", "gauge"],
@@ -59,6 +61,8 @@ const EXPECTED_METRICS: ReadonlyArray<readonly [string, string]> = [
 
 const ACK_ROUTE = "/v1/replicas/:id/ack";
 const APPLIED_LSN = 4;
+const STATE_LAG_MS = 1500;
+const STATE_RESTED_MS = 250;
 const LAG_MS = 2000;
 
 function pullOptions(replicaId: string) {
@@ -83,7 +87,11 @@ async function withObservedPrimary(
   const options = { primary: { caps }, spool };
   await withPrimary(options, async (fixture) => {
     const { primary, clock } = fixture;
-    metrics.attachPrimary(primary, { appliedLsn: () => APPLIED_LSN });
+    metrics.attachPrimary(primary, {
+      appliedLsn: () => APPLIED_LSN,
+      stateLagMs: () => STATE_LAG_MS,
+      stateRestedMs: () => STATE_RESTED_MS,
+    });
     primary.register("a", { region: "eu" });
     primary.register("b", { region: "us" });
     await appendRecords(primary, 5, SEGMENT_FILLING_PAYLOAD);
@@ -135,6 +143,8 @@ Deno.test("render() reads the WAL, replication and topology gauges from the prim
     assert.equal(sampleValue(text, "ferry_replica_count"), 2);
     assert.equal(sampleValue(text, "ferry_topology_epoch"), primary.epoch.value);
     assert.equal(sampleValue(text, "ferry_state_applied_lsn"), APPLIED_LSN);
+    assert.equal(sampleValue(text, "ferry_state_apply_lag_seconds"), 1.5);
+    assert.equal(sampleValue(text, "ferry_state_apply_rest_seconds_total"), 0.25);
     // The floor is `local`, so the watermark is the current LSN.
     assert.equal(sampleValue(text, "ferry_commit_watermark_lsn"), 6);
     assert.equal(sampleValue(text, "ferry_commit_waits_pending"), 0);

@@ -62,11 +62,15 @@ async function whileResting(
 Deno.test("when the writes outrun a batch, the apply rests before the next; a min_lsn read ends the rest at once", async () => {
   await whileResting(async (state, spool) => {
     const applied = state.appliedLsn();
+    const restedBefore = state.restedMs;
     await turns(5);
     assert.equal(state.appliedLsn(), applied, "nothing is applied during a rest");
     assert.ok(spool.currentLsn() > applied, "the writes went on meanwhile");
+    const restedDuring = state.restedMs;
+    assert.ok(restedDuring > restedBefore, "the rest under way counts as rested time");
     const head = spool.currentLsn();
     assert.ok(await state.waitApplied(head, { timeoutMs: WAIT_BOUND_MS }), "the read ended it");
+    assert.ok(state.restedMs >= restedDuring, "an ended rest stays counted");
     assert.ok((await state.get("c", "w0")) !== undefined);
   });
 });
@@ -91,6 +95,7 @@ Deno.test("an apply that gains on the writes never rests: a backlog of several b
       await spool.append([putPayload("late")]);
       await eventually("the backlog was applied", () => state.appliedLsn() === count + 1);
       assert.equal(state.applyStatus().resting, false);
+      assert.equal(state.restedMs, 0, "it never rested");
     });
   });
 });
