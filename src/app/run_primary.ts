@@ -30,6 +30,7 @@ import { openPrimaryKv, PRIMARY_KV_FILE } from "./primary_kv.ts";
 import type { Listener } from "./listener.ts";
 import { loadSecurity } from "./security.ts";
 import { checkDataDirTimeline } from "./timeline_check.ts";
+import { BacklogGate } from "../state/backlog_gate.ts";
 import { serveUntilSignal } from "./serve.ts";
 import { lockUsableDataDir, probeListenAddress } from "./start_checks.ts";
 
@@ -39,6 +40,8 @@ export interface OpenedServing {
   kv: Deno.Kv;
   slots: SlotStore;
   state: StateApplier;
+  /** Holds writes while the state is too far behind (`--state-backlog-bytes-max`). */
+  gate: BacklogGate;
   primary: Primary;
   metrics: Metrics;
   events: EventHub;
@@ -119,6 +122,7 @@ export function servingApp(
     isReady: parts.isReady,
     logger,
     state: opened.state,
+    writeGate: (signal) => opened.gate.pass(signal),
     snapshots,
     events: opened.events,
     ...parts.relay,
@@ -189,13 +193,14 @@ export async function openServing(
     positionCheck: parts.positionCheck,
     pruneFloor: parts.pruneFloor,
   });
-  metrics.attachPrimary(primary, {
-    appliedLsn: () => state.appliedLsn(),
-    skippedRecords: () => state.skippedRecords,
-    stateLagMs: () => state.applyStatus().lag_ms,
-    stateRestedMs: () => state.restedMs,
-    events,
+  const gate = new BacklogGate({
+    segments: () => spool.segments(),
+    retainedBytes: () => spool.retainedBytes(),
+    state,
+    bytesMax: config.stateBacklogBytesMax,
+    logger,
   });
+  _attachMetrics(metrics, { primary, state, gate, events });
   primary.start();
   state.start();
   const ticks = startTicks(events, {
@@ -207,7 +212,23 @@ export async function openServing(
       }),
     currentLsn: () => spool.currentLsn(),
   });
-  return { spool, kv, slots, state, primary, metrics, events, ticks };
+  return { spool, kv, slots, state, gate, primary, metrics, events, ticks };
+}
+
+/** The primary's metrics read the primary, its state and the state's gate at scrape time. */
+function _attachMetrics(
+  metrics: Metrics,
+  parts: { primary: Primary; state: StateApplier; gate: BacklogGate; events: EventHub },
+): void {
+  const { state, gate } = parts;
+  metrics.attachPrimary(parts.primary, {
+    appliedLsn: () => state.appliedLsn(),
+    skippedRecords: () => state.skippedRecords,
+    stateLagMs: () => state.applyStatus().lag_ms,
+    stateRestedMs: () => state.restedMs,
+    writesHeld: () => gate.held,
+    events: parts.events,
+  });
 }
 
 function _newPrimary(

@@ -30,6 +30,8 @@ export interface Config {
   readonly slotIdleTimeoutMs: number;
   readonly retentionIntervalMs: number;
   readonly walRetainBytesMin: number;
+  /** Writes wait while the primary's state has not applied more WAL than this (0: never). */
+  readonly stateBacklogBytesMax: number;
   readonly slotFlushIntervalMs: number;
   readonly healthyWithinMs: number;
   readonly commitPolicy: string;

@@ -173,6 +173,14 @@ export const STATE_APPLY_YIELD_LAG_MS = 30_000;
 export const STATE_APPLY_REST_RATIO = 3;
 /** Longest rest between two batches. */
 export const STATE_APPLY_REST_MS_MAX = 1000;
+/**
+ * Default bound on the WAL the primary's state has not applied (`--state-backlog-bytes-max`): past
+ * it writes wait for the apply. Above a slot's (1 GiB) because holding writes costs more than
+ * invalidating a replica; a burst of 1000-record batches reaches it after some 20 s here.
+ */
+export const STATE_BACKLOG_BYTES_MAX_DEFAULT = 4 * GIB_BYTES;
+/** How long a write waits for the state's apply before it is refused (503 `overloaded`). */
+export const STATE_BACKLOG_HOLD_MS = 10_000;
 /** How long a stop waits for the apply worker (its priority may get it no CPU) before ending it. */
 export const STATE_STOP_WAIT_MS = 500;
 /** Pause after a failed apply before trying again. */

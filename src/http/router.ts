@@ -41,6 +41,11 @@ export interface AppDeps {
   clock?: () => number;
   /** The materialised state (reads with `min_lsn`, status), when this primary keeps one. */
   state?: StateReader;
+  /**
+   * Asked by each write before its body is read: undefined to go on, or a wait while the state is
+   * too far behind (`BacklogGate.pass`; it throws `OverloadedError` when it ends in vain).
+   */
+  writeGate?: (signal: () => AbortSignal) => Promise<void> | undefined;
   /** Snapshot streams, when this primary serves them. */
   snapshots?: SnapshotServer;
   /** Live events (`GET /v1/events`), when enabled. */

@@ -22,6 +22,8 @@ export interface MetricSource {
   /** How far the primary's state is behind, and how long its apply rested (both in ms). */
   stateLagMs: () => number;
   stateRestedMs: () => number;
+  /** Writes that waited for the state's apply (`BacklogGate`). */
+  writesHeld: () => number;
   events: EventHub | undefined;
 }
 

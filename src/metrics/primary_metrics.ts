@@ -266,6 +266,12 @@ const _MIRRORED_COUNTERS: readonly MirroredCounterSpec[] = [
     read: (s) => s.stateRestedMs() / 1000,
   },
   {
+    name: "ferry_state_writes_held_total",
+    help: "Writes that waited for the primary's state to apply its backlog " +
+      "(--state-backlog-bytes-max).",
+    read: (s) => s.writesHeld(),
+  },
+  {
     name: "ferry_wal_streams_ended_total",
     help: "Streaming pulls ended, by reason (the client resumes from its last LSN).",
     labelName: "reason",
@@ -364,6 +370,7 @@ export class Metrics {
       skippedRecords: extra.skippedRecords ?? zero,
       stateLagMs: extra.stateLagMs ?? zero,
       stateRestedMs: extra.stateRestedMs ?? zero,
+      writesHeld: extra.writesHeld ?? zero,
       events: extra.events,
     };
   }

@@ -165,6 +165,11 @@ export class StateApplier implements StateReader {
     };
   }
 
+  /** The last LSN the state may apply now: the current LSN, or a cluster's commit LSN below it. */
+  applicableLsn(): number {
+    return this.#targetLsn();
+  }
+
   /** Milliseconds rested between batches since the start, the rest under way included. */
   get restedMs(): number {
     const now = this.#restStarted === undefined ? 0 : performance.now() - this.#restStarted;

@@ -235,3 +235,38 @@ Deno.test("under the start task's flags the apply worker and its SQLite thread r
     }
   });
 });
+
+Deno.test("--state-backlog-bytes-max: past the bound each write waits for the state to apply the ones before it (logged and counted)", async () => {
+  await withTempDir(async (dir) => {
+    const port = freePort();
+    const base = `http://127.0.0.1:${port}`;
+    // One byte: below a segment, so a write waits until the state has applied everything before it.
+    const primary = startProcess([
+      ...startTaskArgs(`${dir}/data`, port),
+      "--state-backlog-bytes-max",
+      "1",
+    ]);
+    await primary.waitFor("ferry.started");
+    const value = "x".repeat(100);
+    let previousLastLsn = 0;
+    for (let write = 0; write < 5; write++) {
+      const records = Array.from({ length: 1000 }, (_, i) => ({
+        op: "put",
+        collection: "c",
+        key: `k${write}-${i}`,
+        value,
+      }));
+      const answer = await post(base, "/v1/records", { records });
+      const status = await (await fetch(`${base}/v1/status`)).json();
+      assert.ok(status.applied_lsn >= previousLastLsn, "applied before this write was taken");
+      previousLastLsn = answer.last_lsn as number;
+    }
+    // Applying 1000 records takes the state longer than the next request takes to come.
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const count = Number(metrics.match(/^ferry_state_writes_held_total (\d+)$/m)?.[1]);
+    assert.ok(count >= 1 && count <= 4, `writes held: ${count}`);
+    const held = await primary.waitFor("state.writes_held");
+    assert.equal(held.bytes_max, 1);
+    await stopWithSigterm(primary);
+  });
+});

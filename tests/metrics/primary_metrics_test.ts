@@ -30,6 +30,7 @@ const EXPECTED_METRICS: ReadonlyArray<readonly [string, string]> = [
   ["ferry_state_applied_lsn", "gauge"],
   ["ferry_state_apply_lag_seconds", "gauge"],
   ["ferry_state_apply_rest_seconds_total", "counter"],
+  ["ferry_state_writes_held_total", "counter"],
   ["ferry_commit_watermark_lsn", "gauge"],
   ["ferry_commit_waits_pending", "gauge"],
   ["ferry_replication_lag_records", "gauge"],
@@ -63,6 +64,7 @@ const ACK_ROUTE = "/v1/replicas/:id/ack";
 const APPLIED_LSN = 4;
 const STATE_LAG_MS = 1500;
 const STATE_RESTED_MS = 250;
+const WRITES_HELD = 3;
 const LAG_MS = 2000;
 
 function pullOptions(replicaId: string) {
@@ -91,6 +93,7 @@ async function withObservedPrimary(
       appliedLsn: () => APPLIED_LSN,
       stateLagMs: () => STATE_LAG_MS,
       stateRestedMs: () => STATE_RESTED_MS,
+      writesHeld: () => WRITES_HELD,
     });
     primary.register("a", { region: "eu" });
     primary.register("b", { region: "us" });
@@ -145,6 +148,7 @@ Deno.test("render() reads the WAL, replication and topology gauges from the prim
     assert.equal(sampleValue(text, "ferry_state_applied_lsn"), APPLIED_LSN);
     assert.equal(sampleValue(text, "ferry_state_apply_lag_seconds"), 1.5);
     assert.equal(sampleValue(text, "ferry_state_apply_rest_seconds_total"), 0.25);
+    assert.equal(sampleValue(text, "ferry_state_writes_held_total"), WRITES_HELD);
     // The floor is `local`, so the watermark is the current LSN.
     assert.equal(sampleValue(text, "ferry_commit_watermark_lsn"), 6);
     assert.equal(sampleValue(text, "ferry_commit_waits_pending"), 0);

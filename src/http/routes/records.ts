@@ -147,6 +147,8 @@ export function recordRoutes(deps: AppDeps) {
     }
     deps.fence?.();
     _appendQueueGuard(c, deps);
+    const held = deps.writeGate?.(() => c.req.raw.signal);
+    if (held) await held;
     const format = writeBodyFormat(c.req.header("content-type"));
     const bytes = await readWriteBody(c.req.raw, deps.limits.requestBytesMax);
     const request = _parse(c, format, bytes, { limits: deps.limits, nowMs: clock() });
