@@ -9,6 +9,7 @@ import { runFanoutBench } from "./fanout_bench.ts";
 import { runBatchBench, runWritesBench } from "./write_bench.ts";
 import { runCrashLoopBench } from "./crash_loop_bench.ts";
 import { runStateBench } from "./state_bench.ts";
+import { runSustainedBench } from "./sustained_bench.ts";
 import { runEventsBench } from "./events_bench.ts";
 import { runSegmentsBench } from "./segments_bench.ts";
 import { runEtcdBench } from "./etcd_bench.ts";
@@ -23,6 +24,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   resume: runResumeBench,
   crashloop: runCrashLoopBench,
   state: runStateBench,
+  sustained: runSustainedBench,
   events: runEventsBench,
   segments: runSegmentsBench,
   etcd: runEtcdBench,

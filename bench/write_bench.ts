@@ -110,7 +110,7 @@ async function withPrimary<T>(dataDir: string, body: (primary: Node) => Promise<
 }
 
 /** Runs bench/load_client.ts in its own Deno process (net access to `port` only). */
-async function load(
+export async function load(
   target: { base: string; port: number },
   options: {
     concurrency: number;
