@@ -190,3 +190,13 @@ Deno.test("a write that waited in vain, or whose request ended, is refused as ov
   await assert.rejects(write, OverloadedError);
   assert.equal(state.applied.waiters, 0);
 });
+
+Deno.test("at shutdown (the state's applied LSN answers every wait and holds no new one) held writes are refused", async () => {
+  const state = fakeState();
+  const { gate } = gateOver(segmentsOf([100, 100, 50]), state, { bytesMax: 150, holdMs: HOUR_MS });
+  const held = gate.pass()!;
+  await eventually("the write to wait", () => state.applied.waiters === 1);
+  state.applied.close();
+  await assert.rejects(held, OverloadedError);
+  await assert.rejects(gate.pass()!, OverloadedError, "a write that comes after");
+});
