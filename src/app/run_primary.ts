@@ -22,6 +22,7 @@ import { CommitWaiter } from "../replication/commit_waiter.ts";
 import { SnapshotServer } from "../replication/snapshot.ts";
 import { SlotStore } from "../slots/slot_store.ts";
 import { StateApplier } from "../state/applier.ts";
+import { BacklogGate } from "../state/backlog_gate.ts";
 import { Spool } from "../wal/spool.ts";
 import { EventHub, publishingLogger } from "../core/events.ts";
 import { statusView } from "../http/views.ts";
@@ -30,7 +31,6 @@ import { openPrimaryKv, PRIMARY_KV_FILE } from "./primary_kv.ts";
 import type { Listener } from "./listener.ts";
 import { loadSecurity } from "./security.ts";
 import { checkDataDirTimeline } from "./timeline_check.ts";
-import { BacklogGate } from "../state/backlog_gate.ts";
 import { serveUntilSignal } from "./serve.ts";
 import { lockUsableDataDir, probeListenAddress } from "./start_checks.ts";
 
