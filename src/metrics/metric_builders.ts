@@ -110,38 +110,41 @@ export function replicaGauge(context: MetricContext, spec: ReplicaGaugeSpec): vo
 
 /** One gauge per slot (label `replica_id`), reset first so a dropped slot disappears. */
 export function slotGauge(context: MetricContext, spec: SlotGaugeSpec): void {
-  new client.Gauge({
-    name: spec.name,
-    help: spec.help,
-    labelNames: ["replica_id"],
-    registers: [context.registry],
-    collect() {
-      this.reset();
-      const source = context.source();
-      if (!source) return;
-      for (const slot of source.primary.slots.all()) {
-        const value = spec.read(slot, source);
-        if (value !== null) this.set({ replica_id: slot.replicaId }, value);
-      }
-    },
+  _perSlotGauge(context, spec, ["replica_id"], (gauge, slot, source) => {
+    const value = spec.read(slot, source);
+    if (value !== null) gauge.set({ replica_id: slot.replicaId }, value);
   });
 }
 
 /** `ferry_slot_invalidated{replica_id, reason}`: 1 with the reason, or 0 with `reason="none"`. */
 export function slotInvalidatedGauge(context: MetricContext): void {
-  new client.Gauge({
+  const spec = {
     name: "ferry_slot_invalidated",
     help: 'Whether the slot is invalidated (1, with its reason) or live (0, reason "none").',
-    labelNames: ["replica_id", "reason"],
+  };
+  _perSlotGauge(context, spec, ["replica_id", "reason"], (gauge, slot) => {
+    const reason = slot.invalidationReason ?? "none";
+    gauge.set({ replica_id: slot.replicaId, reason }, isLive(slot) ? 0 : 1);
+  });
+}
+
+/** A gauge that `setSlot` fills slot by slot at scrape time, after a reset. */
+function _perSlotGauge<L extends string>(
+  context: MetricContext,
+  spec: { name: string; help: string },
+  labelNames: L[],
+  setSlot: (gauge: client.Gauge<L>, slot: Slot, source: MetricSource) => void,
+): void {
+  new client.Gauge<L>({
+    name: spec.name,
+    help: spec.help,
+    labelNames,
     registers: [context.registry],
     collect() {
       this.reset();
       const source = context.source();
       if (!source) return;
-      for (const slot of source.primary.slots.all()) {
-        const reason = slot.invalidationReason ?? "none";
-        this.set({ replica_id: slot.replicaId, reason }, isLive(slot) ? 0 : 1);
-      }
+      for (const slot of source.primary.slots.all()) setSlot(this, slot, source);
     },
   });
 }
