@@ -11,6 +11,7 @@
 
 import { APPEND_WAITERS_MAX } from "../core/limits.ts";
 import { Waiters, type WaitOptions } from "../core/waiter.ts";
+import { clearImmediate, setImmediate } from "node:timers";
 
 /** One durable group commit: its frames, byte for byte as written, and their LSNs. */
 export interface GroupCommit {
@@ -31,7 +32,7 @@ export class CommitFeed {
   #listeners = new Set<CommitListener>();
   /** Group commits made durable since the last wake, oldest first. */
   #pending: GroupCommit[] = [];
-  #wakeTimer: ReturnType<typeof setTimeout> | undefined;
+  #pendingWake: ReturnType<typeof setImmediate> | undefined;
 
   /** Held long-polls (not counting internal waiters). */
   get waiters(): number {
@@ -62,10 +63,13 @@ export class CommitFeed {
   published(commit: GroupCommit): void {
     // Without listeners nothing keeps the bytes: the tail alone decides how long they live.
     if (this.#listeners.size > 0) this.#pending.push(commit);
-    this.#wakeTimer ??= setTimeout(() => {
-      this.#wakeTimer = undefined;
+    // `setImmediate`, not `setTimeout(0)`, which Deno fires 1-2 ms later: every held pull and
+    // stream waited that long on every group commit (stream lag p50 4.3 ms against 2.5 at 100
+    // replicas, interleaved runs).
+    this.#pendingWake ??= setImmediate(() => {
+      this.#pendingWake = undefined;
       this.#wake();
-    }, 0);
+    });
   }
 
   #wake(): void {
@@ -82,8 +86,8 @@ export class CommitFeed {
    * commits still pending, and every held waiter ends, each with whether its condition holds.
    */
   releaseAll(): void {
-    if (this.#wakeTimer !== undefined) clearTimeout(this.#wakeTimer);
-    this.#wakeTimer = undefined;
+    if (this.#pendingWake !== undefined) clearImmediate(this.#pendingWake);
+    this.#pendingWake = undefined;
     this.#wake();
     this.#waiters.releaseAll();
     this.#internalWaiters.releaseAll();

@@ -449,7 +449,7 @@ export class Spool {
 
   async #truncate(lsn: number): Promise<TruncateResult> {
     if (this.#draining) await new Promise<void>((resolve) => this.#idle.push(resolve));
-    // A turn of the event loop: the feed's pending wake (a timer) reaches its listeners first.
+    // A turn of the event loop: the feed's pending wake (an immediate) reaches its listeners first.
     await new Promise((resolve) => setTimeout(resolve, 0));
     if (this.#state !== "open") throw this.#unavailable();
     assert.equal(this.#queue.length, 0, "no append is queued while a truncation runs");
