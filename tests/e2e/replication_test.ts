@@ -166,38 +166,42 @@ Deno.test("past the lag cap a stopped replica is invalidated; on restart it re-b
       });
       const fullBefore = (await getJson(primary.base, "/v1/status")).full_resync_total as number;
       r1 = await restart(r1);
-      // Reads go on during the re-bootstrap (from the old store, then the new one): never a 5xx.
-      const reads: number[] = [];
-      const current = (await getJson(primary.base, "/v1/status")).current_lsn as number;
-      await waitUntil("r1 to re-bootstrap and catch up", async () => {
-        reads.push(
-          await fetch(`${r1.base}/v1/records/items/early`).then(async (
-            r,
-          ) => (await r.body?.cancel(), r.status)),
+      // On a failure, the two logs say where the re-bootstrap stopped.
+      const restarted = r1;
+      await withNodeLogs([primary, restarted], async () => {
+        // Reads go on during the re-bootstrap (from the old store, then the new one): never a 5xx.
+        const reads: number[] = [];
+        const current = (await getJson(primary.base, "/v1/status")).current_lsn as number;
+        await waitUntil("r1 to re-bootstrap and catch up", async () => {
+          reads.push(
+            await fetch(`${r1.base}/v1/records/items/early`).then(async (
+              r,
+            ) => (await r.body?.cancel(), r.status)),
+          );
+          const s = await getJson(r1.base, "/v1/status");
+          return s.rebootstraps_total === 1 && (s.applied_lsn as number) >= current &&
+            s.state === "healthy";
+        });
+        assert.ok(
+          reads.every((status) => status === 200),
+          `reads during the re-bootstrap: ${[...new Set(reads)]}`,
         );
-        const s = await getJson(r1.base, "/v1/status");
-        return s.rebootstraps_total === 1 && (s.applied_lsn as number) >= current &&
-          s.state === "healthy";
+        await converge(primary, [r1]);
+        const status = await getJson(primary.base, "/v1/status");
+        assert.equal(
+          (status.full_resync_total as number) - fullBefore,
+          1,
+          "the full-resync counter rose by one",
+        );
+        assert.ok(r1.process.lines.some((l) => l.includes("replica.rebootstrap_finished")));
+        assert.ok(primary.process.lines.some((l) => l.includes("slot.invalidated")));
+        // The primary saw the replica flag itself as rebootstrapping, then clear the flag.
+        const flags = primary.process.lines.filter((l) => l.includes("replica.rebootstrap_"));
+        assert.ok(
+          flags.some((l) => l.includes("rebootstrap_started")) &&
+            flags.some((l) => l.includes("rebootstrap_finished")),
+        );
       });
-      assert.ok(
-        reads.every((status) => status === 200),
-        `reads during the re-bootstrap: ${[...new Set(reads)]}`,
-      );
-      await converge(primary, [r1]);
-      const status = await getJson(primary.base, "/v1/status");
-      assert.equal(
-        (status.full_resync_total as number) - fullBefore,
-        1,
-        "the full-resync counter rose by one",
-      );
-      assert.ok(r1.process.lines.some((l) => l.includes("replica.rebootstrap_finished")));
-      assert.ok(primary.process.lines.some((l) => l.includes("slot.invalidated")));
-      // The primary saw the replica flag itself as rebootstrapping, then clear the flag.
-      const flags = primary.process.lines.filter((l) => l.includes("replica.rebootstrap_"));
-      assert.ok(
-        flags.some((l) => l.includes("rebootstrap_started")) &&
-          flags.some((l) => l.includes("rebootstrap_finished")),
-      );
     } finally {
       await stop(r1);
       await stop(primary);
