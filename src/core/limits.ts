@@ -187,6 +187,11 @@ export const STATE_STOP_WAIT_MS = 500;
 export const STATE_RETRY_MS = 200;
 /** Entries read from KV per page while streaming a snapshot. */
 export const SNAPSHOT_PAGE_ENTRIES = 500;
+/**
+ * How long a new snapshot waits for the state to apply what it may before it starts there: a start
+ * far behind the head gave the replica a slot already past the lag cap, invalidated at once.
+ */
+export const SNAPSHOT_FRESH_WAIT_MS = 5000;
 /** Default time a snapshot stream waits for its reader to take a chunk before it ends. */
 export const SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT = 60_000;
 /** Bytes of entry lines gathered into one chunk of a snapshot stream. */

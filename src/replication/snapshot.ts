@@ -18,6 +18,7 @@ import { crc32 } from "node:zlib";
 import { RebootstrapRequiredError, SnapshotBusyError, UnavailableError } from "../core/errors.ts";
 import {
   SNAPSHOT_CHUNK_BYTES,
+  SNAPSHOT_FRESH_WAIT_MS,
   SNAPSHOT_PAGE_ENTRIES,
   SNAPSHOT_STALL_TIMEOUT_MS_DEFAULT,
 } from "../core/limits.ts";
@@ -95,6 +96,7 @@ export class SnapshotServer {
   }
 
   async #pin(replicaId: string): Promise<number> {
+    await this.#fresh();
     const startLsn = this.#state.appliedLsn();
     const commitLsn = this.#primary.streams.commitLsn();
     if (startLsn > commitLsn) {
@@ -105,6 +107,18 @@ export class SnapshotServer {
     }
     await this.#primary.pinSlot(replicaId, startLsn);
     return startLsn;
+  }
+
+  /**
+   * Lets the state apply what it may now (its rests and lingers end for a waiter) for up to
+   * `SNAPSHOT_FRESH_WAIT_MS`, so the snapshot starts near the head: a start far behind it gave
+   * the replica's new slot a lag past the cap, and the slot was invalidated before the replica
+   * could replay (re-bootstrap after re-bootstrap). Past the wait it starts where the state is.
+   */
+  async #fresh(): Promise<void> {
+    const target = this.#state.applicableLsn();
+    if (this.#state.appliedLsn() >= target) return;
+    await this.#state.waitApplied(target, { timeoutMs: SNAPSHOT_FRESH_WAIT_MS });
   }
 
   #existingPin(replicaId: string): number {
