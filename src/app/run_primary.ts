@@ -122,7 +122,7 @@ export function servingApp(
     isReady: parts.isReady,
     logger,
     state: opened.state,
-    writeGate: (signal) => opened.gate.pass(signal),
+    writeGate: (request) => opened.gate.pass(request),
     snapshots,
     events: opened.events,
     ...parts.relay,

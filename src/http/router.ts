@@ -45,7 +45,7 @@ export interface AppDeps {
    * Asked by each write before its body is read: undefined to go on, or a wait while the state is
    * too far behind (`BacklogGate.pass`; it throws `OverloadedError` when it ends in vain).
    */
-  writeGate?: (signal: () => AbortSignal) => Promise<void> | undefined;
+  writeGate?: (request: Request) => Promise<void> | undefined;
   /** Snapshot streams, when this primary serves them. */
   snapshots?: SnapshotServer;
   /** Live events (`GET /v1/events`), when enabled. */

@@ -75,15 +75,16 @@ export class BacklogGate {
 
   /**
    * Undefined when a write may go on now, else a wait that resolves when it may, or throws
-   * `OverloadedError` when it waited `holdMs` in vain or `signal()` (read only when it waits: a
-   * signal costs a write) aborted. No promise on the way through: this runs on every write.
+   * `OverloadedError` when it waited `holdMs` in vain or the request's signal (read only when it
+   * waits: making one costs a write) aborted. No promise or closure on the way through: this runs
+   * on every write.
    */
-  pass(signal?: () => AbortSignal): Promise<void> | undefined {
+  pass(request?: { readonly signal: AbortSignal }): Promise<void> | undefined {
     const { bytesMax, state } = this.#options;
     if (bytesMax === 0 || this.#options.retainedBytes() <= bytesMax) return this.#released();
     const needed = Math.min(lsnToPass(this.#options.segments(), bytesMax), state.applicableLsn());
     if (state.appliedLsn() >= needed) return this.#released();
-    return this.#hold(needed, signal?.());
+    return this.#hold(needed, request?.signal);
   }
 
   async #hold(needed: number, signal: AbortSignal | undefined): Promise<void> {

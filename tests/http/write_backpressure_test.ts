@@ -70,7 +70,7 @@ Deno.test("POST /v1/records is refused before its body is read while the append 
 function stateGate(options: { bytesMax: number; holdMs: number }) {
   let gate: BacklogGate | undefined;
   return {
-    writeGate: (signal: () => AbortSignal) => gate!.pass(signal),
+    writeGate: (request: Request) => gate!.pass(request),
     build: (spool: Spool, state: StateApplier) => {
       gate = new BacklogGate({
         segments: () => spool.segments(),

@@ -184,7 +184,7 @@ Deno.test("a write that waited in vain, or whose request ended, is refused as ov
   });
   const patient = gateOver(segmentsOf([100, 100, 50]), state, { bytesMax: 150, holdMs: HOUR_MS });
   const ended = new AbortController();
-  const write = patient.gate.pass(() => ended.signal)!;
+  const write = patient.gate.pass(ended)!;
   await eventually("the write to wait", () => state.applied.waiters === 1);
   ended.abort();
   await assert.rejects(write, OverloadedError);

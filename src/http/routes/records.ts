@@ -147,7 +147,7 @@ export function recordRoutes(deps: AppDeps) {
     }
     deps.fence?.();
     _appendQueueGuard(c, deps);
-    const held = deps.writeGate?.(() => c.req.raw.signal);
+    const held = deps.writeGate?.(c.req.raw);
     if (held) await held;
     const format = writeBodyFormat(c.req.header("content-type"));
     const bytes = await readWriteBody(c.req.raw, deps.limits.requestBytesMax);
