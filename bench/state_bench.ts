@@ -7,7 +7,8 @@
  * time of each sample. Printed: ingest rate, apply rate (records over the time from the first write
  * to `applied_lsn` reaching the head), their ratio, the state's lag (p50/p99/max, in ms and
  * records) during the run, and how long after the last acknowledged write the state reached the
- * head (target: within 1 s).
+ * head (target: within 1 s). The floor: `state_floor.ts` applies the same records into a Deno KV
+ * file of its own, alone on the machine, in commits as large as Deno KV takes.
  *
  * Run: `deno task bench state` (`--quick` for 100 000 records).
  */
@@ -19,12 +20,12 @@ import { connect, type Profile, selfTimes } from "./profile.ts";
 import { joinPath } from "../src/core/files.ts";
 import { GIB_BYTES } from "../src/core/limits.ts";
 import { appendResults, formatNumber, percentile } from "./results.ts";
+import { KEY_ORDERS, keyOf, type KeyOrder, REWRITTEN_KEYS, valueOf } from "./state_floor.ts";
 
 const RECORDS_FULL = 1_000_000;
 const RECORDS_QUICK = 100_000;
 const RECORDS_PER_REQUEST = 1000;
 const CLIENTS = 4;
-const VALUE_CHARS = 100;
 /** How often `/v1/status` is sampled. */
 const SAMPLE_MS = 25;
 /** How long the state may take to reach the head after the last write before the run fails. */
@@ -35,24 +36,6 @@ const PRIMARY_FLAGS = ["--wal-retain-bytes-min", String(64 * GIB_BYTES)];
 /** A wall-clock time comparable across processes on this machine. */
 function nowMs(): number {
   return performance.timeOrigin + performance.now();
-}
-
-/** How the run's keys are laid out in key order (distinct but for `rewrites`). */
-type KeyOrder = "sequential" | "scattered" | "rewrites";
-const KEY_ORDERS: readonly KeyOrder[] = ["sequential", "scattered", "rewrites"];
-/** The keys the `rewrites` order writes again and again (scattered, like `scattered`'s). */
-const REWRITTEN_KEYS = 10_000;
-
-/**
- * Key `index` of the run, distinct for every index below 2^32: rising with the index (new keys
- * land past the existing ones, like time-ordered ids), or scattered over the key space (a
- * multiplicative hash: each commit touches as many B-tree pages of Deno KV's SQLite as keys);
- * `rewrites` cycles through `REWRITTEN_KEYS` scattered keys (updates of keys the state holds).
- */
-function keyOf(index: number, order: KeyOrder): string {
-  if (order === "rewrites") return keyOf(index % REWRITTEN_KEYS, "scattered");
-  if (order === "sequential") return `user:${String(index).padStart(10, "0")}`;
-  return `user:${(Math.imul(index, 0x9e37_79b1) >>> 0).toString(16).padStart(8, "0")}`;
 }
 
 interface PeerOutput {
@@ -70,7 +53,6 @@ async function runPeer(
   options: { clients: number; total: number; order: KeyOrder },
 ): Promise<PeerOutput> {
   const { clients, total, order } = options;
-  const value = "v".repeat(VALUE_CHARS);
   let next = 0;
   let records = 0;
   let requests = 0;
@@ -89,7 +71,7 @@ async function runPeer(
           op: "put",
           collection: "bench",
           key: keyOf(i, order),
-          value: { i, pad: value },
+          value: valueOf(i),
         });
       }
       const body = JSON.stringify({ records: batch, commit_policy: "local" });
@@ -203,6 +185,30 @@ interface RunFigures {
   lagsMs: number[];
   lagRecords: number[];
   samples: number;
+  /** Records/s of the leanest program that applies the same records into Deno KV. */
+  floorRate: number;
+}
+
+/** Records/s of `state_floor.ts` applying the run's records, in a process of its own. */
+async function runFloor(dir: string, total: number, order: KeyOrder): Promise<number> {
+  const floorDir = joinPath(dir, `floor-${order}`);
+  await Deno.mkdir(floorDir);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-kv",
+      `--allow-read=${floorDir}`,
+      `--allow-write=${floorDir}`,
+      new URL("./state_floor.ts", import.meta.url).pathname,
+      floorDir,
+      String(total),
+      order,
+    ],
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`the state floor exited ${output.code}`);
+  const { records, seconds } = JSON.parse(new TextDecoder().decode(output.stdout));
+  return records / seconds;
 }
 
 /** One run on a fresh primary: the load with keys in `order`, sampled until caught up. */
@@ -223,6 +229,7 @@ async function runOnce(dir: string, total: number, order: KeyOrder): Promise<Run
       lagsMs: lagsMs(during),
       lagRecords: during.map((s) => Math.max(0, s.currentLsn - s.appliedLsn)),
       samples: during.length,
+      floorRate: 0,
     };
   } finally {
     await stop(primary);
@@ -236,7 +243,9 @@ function row(run: RunFigures): string {
     (run.applyRate / run.ingestRate).toFixed(2)
   } | ${f(percentile(run.lagsMs, 50))} | ${f(percentile(run.lagsMs, 99))} | ${
     f(Math.max(...run.lagsMs))
-  } | ${formatNumber(percentile(run.lagRecords, 99))} | ${f(run.afterLastWriteMs)} (${met}) |`;
+  } | ${formatNumber(percentile(run.lagRecords, 99))} | ${f(run.afterLastWriteMs)} (${met}) | ${
+    formatNumber(run.floorRate)
+  } | ${(run.applyRate / run.floorRate).toFixed(2)} |`;
 }
 
 /** State apply vs batched ingest: 1M distinct keys, rising and scattered; then 1M updates. */
@@ -248,6 +257,7 @@ export async function runStateBench(): Promise<void> {
   try {
     for (const order of KEY_ORDERS) {
       const run = await runOnce(dir, total, order);
+      run.floorRate = await runFloor(dir, total, order);
       runs.push(run);
       console.log(
         `${order} keys: ingest ${formatNumber(run.ingestRate)} records/s, apply ${
@@ -256,7 +266,9 @@ export async function runStateBench(): Promise<void> {
           formatNumber(percentile(run.lagsMs, 99))
         } ms (${formatNumber(percentile(run.lagRecords, 99))} records); head reached ${
           formatNumber(run.afterLastWriteMs)
-        } ms after the last write (target ≤ 1000 ms)`,
+        } ms after the last write (target ≤ 1000 ms); Deno KV floor ${
+          formatNumber(run.floorRate)
+        } records/s (apply / floor ${(run.applyRate / run.floorRate).toFixed(2)})`,
       );
     }
   } finally {
@@ -272,10 +284,14 @@ export async function runStateBench(): Promise<void> {
     `written again and again: updates). \`/v1/status\` sampled every ${SAMPLE_MS} ms (${
       runs.map((r) => r.samples).join(" and ")
     } samples): the lag of a sample is how long before it the head was at its \`applied_lsn\` ` +
-    "(0 at the head). Apply rate = records / (first write → `applied_lsn` at the head).",
+    "(0 at the head). Apply rate = records / (first write → `applied_lsn` at the head). " +
+    "Deno KV floor: `bench/state_floor.ts`, the leanest program applying the same records into " +
+    "a Deno KV file of its own (one `set` of the value's JSON text per record, 999 records and " +
+    "the applied LSN per atomic commit: Deno KV takes at most 1000 mutations per commit), alone " +
+    "on the machine after the primary's run.",
     "",
-    "| keys | ingest records/s | apply records/s | apply / ingest | lag p50 ms | lag p99 ms | lag max ms | lag p99 records | head reached after the last write, ms (target ≤ 1000) |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| keys | ingest records/s | apply records/s | apply / ingest | lag p50 ms | lag p99 ms | lag max ms | lag p99 records | head reached after the last write, ms (target ≤ 1000) | Deno KV floor records/s | apply / floor |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...runs.map(row),
   ]);
 }
