@@ -9,10 +9,14 @@
 
 import type { Logger } from "../core/log.ts";
 import {
+  horizonDeferred,
   invalidateSlot,
   invalidationFor,
   type InvalidationReason,
+  isLive,
+  pastHorizon,
   type RetentionCaps,
+  type RetentionReading,
   type Slot,
 } from "../slots/slot.ts";
 import type { SlotStore } from "../slots/slot_store.ts";
@@ -43,6 +47,8 @@ export interface RetentionOptions {
 export class Retention {
   #options: RetentionOptions;
   #invalidations: Record<string, number> = {};
+  /** Slots past a cap whose WAL the state's floor keeps anyway (logged once per episode). */
+  #deferred = new Set<string>();
 
   constructor(options: RetentionOptions) {
     this.#options = options;
@@ -69,21 +75,45 @@ export class Retention {
     this.#options.onInvalidated?.(slot.replicaId);
   }
 
-  /** Invalidates every live slot past a cap (lag, bytes, idleness); returns their ids. */
+  /**
+   * Invalidates every live slot past a cap (lag, bytes, idleness) whose WAL retention would free;
+   * returns their ids. A slot past the lag or byte cap at or past the state's applied LSN is left
+   * live (see `invalidationFor`): a snapshot taken while the state lags starts there, and
+   * invalidating its slot at once made the replica re-bootstrap again and again.
+   */
   invalidateSlots(): string[] {
-    const { spool, slots, caps, clock } = this.#options;
+    const { spool, slots, caps, clock, stateFloor } = this.#options;
     const nowMs = clock();
     const headLsn = spool.currentLsn();
+    const keptAfterLsn = stateFloor?.();
     const invalidated: string[] = [];
+    const deferred = new Set<string>();
     for (const slot of slots.all()) {
       const retainedBytes = spool.retainedBytesAfter(slot.restartLsn);
-      const reason = invalidationFor(slot, { headLsn, retainedBytes, nowMs }, caps);
+      const reading = { headLsn, retainedBytes, nowMs, keptAfterLsn };
+      const reason = invalidationFor(slot, reading, caps);
       if (reason) {
         this.invalidate(slot, reason, nowMs);
         invalidated.push(slot.replicaId);
+      } else if (isLive(slot) && pastHorizon(slot, reading, caps)) {
+        deferred.add(slot.replicaId);
+        this.#logDeferral(slot, reading);
       }
     }
+    this.#deferred = deferred;
     return invalidated;
+  }
+
+  /** Says once per episode that a slot past a cap is kept because the state keeps its WAL. */
+  #logDeferral(slot: Slot, reading: RetentionReading): void {
+    if (this.#deferred.has(slot.replicaId) || !horizonDeferred(slot, reading)) return;
+    this.#options.logger.info("slot.horizon_deferred", {
+      replica_id: slot.replicaId,
+      restart_lsn: slot.restartLsn,
+      head_lsn: reading.headLsn,
+      retained_bytes: reading.retainedBytes,
+      state_applied_lsn: reading.keptAfterLsn,
+    });
   }
 
   /**

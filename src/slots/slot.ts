@@ -95,25 +95,48 @@ export interface RetentionCaps {
   idleTimeoutMs: number;
 }
 
+/** Where the log stands when a slot is judged. */
+export interface RetentionReading {
+  headLsn: number;
+  /** WAL retained after the slot's restart LSN. */
+  retainedBytes: number;
+  nowMs: number;
+  /**
+   * WAL after this LSN is kept whatever the slots say (the materialised state's applied LSN, a
+   * floor nothing invalidates); undefined when there is none.
+   */
+  keptAfterLsn?: number;
+}
+
 /**
  * Why a live slot should be invalidated now, or undefined: `horizon` when it is more than
- * `lagMaxRecords` behind the head or retains more than `retainedBytesMax`; `idle-timeout` when it
+ * `lagMaxRecords` behind the head or retains more than `retainedBytesMax`, unless its restart LSN
+ * is at or past `keptAfterLsn` (the WAL it pins is kept anyway, so invalidating it would free
+ * nothing: PostgreSQL too loses a slot only when WAL it needs is removed); `idle-timeout` when it
  * was not seen for longer than `idleTimeoutMs`.
  */
 export function invalidationFor(
   slot: Slot,
-  state: { headLsn: number; retainedBytes: number; nowMs: number },
+  reading: RetentionReading,
   caps: RetentionCaps,
 ): InvalidationReason | undefined {
   if (!isLive(slot)) return undefined;
-  if (caps.lagMaxRecords > 0 && state.headLsn - slot.restartLsn > caps.lagMaxRecords) {
-    return "horizon";
-  }
-  if (caps.retainedBytesMax > 0 && state.retainedBytes > caps.retainedBytesMax) return "horizon";
-  if (caps.idleTimeoutMs > 0 && state.nowMs - slot.lastSeenAtUnixMs > caps.idleTimeoutMs) {
+  if (pastHorizon(slot, reading, caps) && !horizonDeferred(slot, reading)) return "horizon";
+  if (caps.idleTimeoutMs > 0 && reading.nowMs - slot.lastSeenAtUnixMs > caps.idleTimeoutMs) {
     return "idle-timeout";
   }
   return undefined;
+}
+
+/** True when the slot's WAL is kept anyway: no horizon cap applies to it (see `invalidationFor`). */
+export function horizonDeferred(slot: Slot, reading: RetentionReading): boolean {
+  return reading.keptAfterLsn !== undefined && slot.restartLsn >= reading.keptAfterLsn;
+}
+
+/** True when the slot is past the lag cap or the byte cap. */
+export function pastHorizon(slot: Slot, reading: RetentionReading, caps: RetentionCaps): boolean {
+  if (caps.lagMaxRecords > 0 && reading.headLsn - slot.restartLsn > caps.lagMaxRecords) return true;
+  return caps.retainedBytesMax > 0 && reading.retainedBytes > caps.retainedBytesMax;
 }
 
 /** The retention floor: the smallest `restartLsn` over live slots, or undefined when none is live. */

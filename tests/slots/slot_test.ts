@@ -81,6 +81,23 @@ Deno.test("invalidationFor() gives horizon past the lag cap or the byte cap, idl
   );
 });
 
+Deno.test("invalidationFor() leaves a slot past a cap live while the state's floor keeps its WAL anyway", () => {
+  const slot = newSlot({ replicaId: "r", timeline: 1, restartLsn: 10, nowMs: 0 });
+  const pastBoth = { headLsn: 500, retainedBytes: 5000, nowMs: 0 };
+  // The state has applied through 10 or less: the WAL after 10 stays whatever becomes of the slot.
+  for (const keptAfterLsn of [0, 9, 10]) {
+    assert.equal(invalidationFor(slot, { ...pastBoth, keptAfterLsn }, caps), undefined);
+  }
+  // The state is past the slot: the slot alone keeps the WAL after 10, and the caps apply.
+  assert.equal(invalidationFor(slot, { ...pastBoth, keptAfterLsn: 11 }, caps), "horizon");
+  assert.equal(invalidationFor(slot, pastBoth, caps), "horizon", "no floor: the caps apply");
+  // Idleness is not about retention: it applies whatever the state's floor.
+  assert.equal(
+    invalidationFor(slot, { ...pastBoth, nowMs: 60_001, keptAfterLsn: 0 }, caps),
+    "idle-timeout",
+  );
+});
+
 Deno.test("retentionFloor() is the smallest restart over live slots only", () => {
   const a = ackSlot(newSlot({ replicaId: "a", timeline: 1, restartLsn: 0, nowMs: 0 }), {
     appliedLsn: 5,
