@@ -56,9 +56,15 @@ export function slotsTable(slots: readonly _Doc[]): string[] {
       ? "-"
       : `${bytes(s.growth_bytes_per_s)}/s`,
     duration(s.eta_invalidation_s),
-    s.invalidation_reason ? `invalidated (${s.invalidation_reason})` : "live",
+    _slotState(s),
   ]);
   return table(["SLOT", "RESTART_LSN", "RETAINED", "GROWTH", "INVALIDATED_IN", "STATE"], rows);
+}
+
+/** Live, invalidated (why), or live past a cap because the state keeps its WAL anyway. */
+function _slotState(slot: _Doc): string {
+  if (slot.invalidation_reason) return `invalidated (${slot.invalidation_reason})`;
+  return slot.horizon_deferred ? "live (past a cap; the state keeps its WAL)" : "live";
 }
 
 /** Aligned columns, header first; "(none)" under the header when there is no row. */

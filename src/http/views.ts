@@ -37,6 +37,7 @@ export function slotView(primary: Primary, slot: Slot): Record<string, unknown> 
     retained_bytes: isLive(slot) ? primary.spool.retainedBytesAfter(slot.restartLsn) : 0,
     growth_bytes_per_s: forecast.growthBytesPerS,
     eta_invalidation_s: forecast.etaInvalidationS,
+    horizon_deferred: primary.horizonDeferred(slot.replicaId),
   };
 }
 

@@ -227,10 +227,7 @@ export class Primary {
     this.slots.flushNow().catch((error) => this.#logger.error("slots.persist_failed", { error }));
   }
 
-  /**
-   * (Re)creates the slot of `id` at `restartLsn` (a snapshot's start), pinning the WAL after it,
-   * and persists it before resolving.
-   */
+  /** (Re)creates the slot of `id` at `restartLsn` (a snapshot's start); persisted on return. */
   async pinSlot(id: string, restartLsn: number): Promise<void> {
     assert.match(id, REPLICA_ID_PATTERN);
     const now = this.#clock();
@@ -285,10 +282,7 @@ export class Primary {
     return start;
   }
 
-  /**
-   * Serves a pull (`PullServer`): term check, resume planning for an identified replica, an
-   * optional long-poll wait for the next record, then the records, decoded and CRC-checked.
-   */
+  /** Serves a pull (`PullServer`): term check, resume plan, long-poll wait, checked records. */
   pull(request: PullRequest): Promise<PullResult> {
     return this.#pulls.pull(request);
   }
@@ -298,10 +292,7 @@ export class Primary {
     return this.#pulls.pullRaw(request);
   }
 
-  /**
-   * Opens a streaming pull (SPEC.md 13.1): planned as a pull is (term check, resume), then fed each
-   * durable group commit by `streams` until one of its end conditions.
-   */
+  /** Opens a streaming pull (SPEC.md 13.1): planned as a pull, then fed by `streams`. */
   async openStream(request: StreamRequest): Promise<StreamOpened> {
     const startLsn = this.#pulls.planStart(request);
     const body = await this.streams.open({ ...request, startLsn });
@@ -426,6 +417,11 @@ export class Primary {
       this.waiter.dropReplica(replica.id);
     }
     this.#slotHealth.sample(now, slotReadings(this.spool, this.slots, this.#registry));
+  }
+
+  /** Whether the slot of `id` is past a cap but kept: the state keeps its WAL (`Retention`). */
+  horizonDeferred(id: string): boolean {
+    return this.#retention.horizonDeferred(id);
   }
 
   /** Growth and predicted invalidation of the slot of `id`, as of the last sweep. */

@@ -54,6 +54,11 @@ export class Retention {
     this.#options = options;
   }
 
+  /** Whether the slot of `id` was past a cap at the last sweep but kept: the state keeps its WAL. */
+  horizonDeferred(id: string): boolean {
+    return this.#deferred.has(id);
+  }
+
   /** Invalidations by reason since start. */
   invalidations(): Record<string, number> {
     return { ...this.#invalidations };

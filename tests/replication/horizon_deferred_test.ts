@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { appendRecords, withPrimary } from "../helpers/primary_fixture.ts";
 import { createMemoryLogger } from "../helpers/memory_logger.ts";
 import { putPayload, withApplier } from "../helpers/state_fixture.ts";
+import { slotView } from "../../src/http/views.ts";
 
 const WAIT_BOUND_MS = 10_000;
 /** A backlog waits an hour to be applied, unless someone waits for it. */
@@ -36,10 +37,14 @@ Deno.test("a slot at the lagging state's floor outlives the lag cap until the st
       assert.equal(deferred.length, 1, "said once, not once per sweep");
       assert.equal(deferred[0]!.replica_id, "snapshot-r1");
       assert.equal(deferred[0]!.state_applied_lsn, 1);
+      const view = (id: string) => slotView(primary, slots.get(id)!);
+      assert.equal(view("snapshot-r1").horizon_deferred, true, "status shows why it is kept");
+      assert.equal(view("behind").horizon_deferred, false);
       // The state passes the slot: now the slot alone keeps WAL, and the cap applies.
       assert.ok(await state.waitApplied(6, { timeoutMs: WAIT_BOUND_MS }));
       primary.invalidateSlots();
       assert.equal(slots.get("snapshot-r1")!.invalidationReason, "horizon");
+      assert.equal(view("snapshot-r1").horizon_deferred, false);
     });
   });
 });
