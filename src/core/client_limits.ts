@@ -20,6 +20,11 @@ export const COMMIT_RESOLVE_ROUNDS_MAX = 40;
 export const WRITE_NO_LEADER_RETRIES_MAX = 10;
 /** Longest `Retry-After` a client honours between two sends of a write answered `no_leader`. */
 export const WRITE_RETRY_AFTER_MS_MAX = 5_000;
+/**
+ * The buffer a stream's body is read into (reused from chunk to chunk); a chunk larger than this
+ * arrives in several reads. Deno's own chunk size for fetch bodies.
+ */
+export const STREAM_READ_BUFFER_BYTES = 64 * 1024;
 
 assert(
   COMMIT_RESOLVE_DELAY_MS_MIN <= COMMIT_RESOLVE_DELAY_MS_MAX &&

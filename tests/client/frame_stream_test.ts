@@ -20,8 +20,12 @@ function appClient(app: AppFixture["app"]): FerryClient {
   });
 }
 
+function smallPayload(lsn: number): Uint8Array {
+  return utf8.encode(`{"op":"put","collection":"c","key":"k${lsn}","value":${lsn}}`);
+}
+
 function frame(lsn: number): Uint8Array {
-  const payload = utf8.encode(`{"op":"put","collection":"c","key":"k${lsn}","value":${lsn}}`);
+  const payload = smallPayload(lsn);
   return encodeFrameV3({
     term: 1,
     ownershipEpoch: 0,
@@ -43,21 +47,36 @@ function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** A client whose one answer is a frames body handing out `chunks` one per read, then `end`. */
-function scriptedClient(chunks: readonly Uint8Array[], end: "close" | "cut" = "close") {
-  const state = { cancelled: false, url: "" };
+/**
+ * A client whose one answer is a frames body handing out `chunks` one per read, then `end`. With
+ * `bytes` the body is a byte stream, as a fetch body is (the client reads it into its own buffer);
+ * `state.byobReads` counts the reads that came with the client's buffer.
+ */
+function scriptedClient(
+  chunks: readonly Uint8Array[],
+  end: "close" | "cut" = "close",
+  options: { bytes?: boolean } = {},
+) {
+  const state = { cancelled: false, url: "", byobReads: 0 };
   let next = 0;
-  const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
+  const source = {
+    pull(controller: ReadableStreamDefaultController | ReadableByteStreamController) {
       const chunk = chunks[next++];
-      if (chunk !== undefined) return controller.enqueue(chunk);
-      if (end === "cut") controller.error(new TypeError("connection reset (scripted)"));
-      else controller.close();
+      if ("byobRequest" in controller && controller.byobRequest !== null) state.byobReads += 1;
+      // A byte stream takes over the chunk's buffer: hand it a copy.
+      if (chunk !== undefined) return controller.enqueue(chunk.slice());
+      if (end === "cut") return controller.error(new TypeError("connection reset (scripted)"));
+      controller.close();
+      // A byte source answers the read it holds at its end (as a fetch body's does).
+      if ("byobRequest" in controller) controller.byobRequest?.respond(0);
     },
     cancel() {
       state.cancelled = true;
     },
-  });
+  };
+  const body = options.bytes
+    ? new ReadableStream({ ...source, type: "bytes" })
+    : new ReadableStream<Uint8Array>(source);
   const client = new FerryClient("http://primary.test", {
     fetch: (input) => {
       state.url = String(input);
@@ -137,12 +156,37 @@ Deno.test("streamFrames() sends stream=1 with the pull's query and the frames ac
 
 Deno.test("streamFrames() decodes a body cut at every byte boundary, carried over", async () => {
   const body = concat([CONTROL, frame(1), frame(2), CONTROL, frame(3)]);
-  for (let cut = 1; cut < body.byteLength; cut++) {
-    const { client } = scriptedClient([body.slice(0, cut), body.slice(cut)]);
-    const { items, error } = await drain(await client.streamFrames({ sinceLsn: 0 }));
-    assert.equal(error, undefined, `cut at ${cut}`);
-    assert.deepEqual(lsnsOf(items).filter((x) => x !== "control"), [1, 2, 3], `cut at ${cut}`);
+  for (const bytes of [false, true]) {
+    for (let cut = 1; cut < body.byteLength; cut++) {
+      const at = `cut at ${cut}${bytes ? ", byte stream" : ""}`;
+      const { client } = scriptedClient([body.slice(0, cut), body.slice(cut)], "close", { bytes });
+      const { items, error } = await drain(await client.streamFrames({ sinceLsn: 0 }));
+      assert.equal(error, undefined, at);
+      assert.deepEqual(lsnsOf(items).filter((x) => x !== "control"), [1, 2, 3], at);
+    }
   }
+});
+
+Deno.test("streamFrames() reads a byte-stream body into one reused buffer: yielded frames keep their bytes", async () => {
+  const bigPayload = (lsn: number) =>
+    utf8.encode(JSON.stringify({ key: `k${lsn}`, pad: String(lsn % 10).repeat(40_000) }));
+  const big = (lsn: number) =>
+    encodeFrameV3({ term: 1, ownershipEpoch: 0, lsn, timestampMs: 0, payload: bigPayload(lsn) });
+  // Small chunks (each read lands where the one before did), then one chunk larger than the buffer.
+  const small = Array.from({ length: 20 }, (_, i) => frame(i + 1));
+  const large = concat([big(21), big(22), big(23), big(24)]);
+  const { client, state } = scriptedClient([CONTROL, ...small, large], "close", { bytes: true });
+  const { items, error } = await drain(await client.streamFrames({ sinceLsn: 0 }));
+  assert.equal(error, undefined);
+  const frames = items.flatMap((item) => item.kind === "frames" ? item.frames : []);
+  assert.deepEqual(frames.map((f) => f.lsn), Array.from({ length: 24 }, (_, i) => i + 1));
+  // Checked after the whole body was read: a frame that still pointed into the read buffer
+  // would show the bytes of a later read.
+  for (const decoded of frames) {
+    const payload = decoded.lsn <= 20 ? smallPayload(decoded.lsn) : bigPayload(decoded.lsn);
+    assert.deepEqual(decoded.payload, payload, `frame ${decoded.lsn}`);
+  }
+  assert.ok(state.byobReads > 0, "the body was read into the client's buffer");
 });
 
 Deno.test("streamFrames() yields the frames before a damaged one, then the damage, and cancels", async () => {
