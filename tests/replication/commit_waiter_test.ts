@@ -65,6 +65,24 @@ Deno.test("CommitWaiter.wait() needs no wait for local and ack_n=0", async () =>
   assert.deepEqual(waiter.counters(), { reached: 0, timed_out: 0, not_required: 2 });
 });
 
+Deno.test("CommitWaiter.wait() names the replicas that hold the write, whichever way they came to hold it", async () => {
+  const waiter = new CommitWaiter();
+  // Counted from where the registry says it stands (a restart), then acked; then a new one.
+  waiter.upsertReplica("restored", "eu", 40);
+  waiter.upsertReplica("acked", "us");
+  waiter.recordAck("acked", 30);
+  waiter.upsertReplica("new", "ap");
+  const holders = async (lsn: number) => (await waiter.wait(lsn, local, { timeoutMs: 0 }));
+  assert.deepEqual((await holders(30)).durableReplicas, ["acked", "restored"]);
+  assert.deepEqual((await holders(30)).regions, ["eu", "us"]);
+  assert.deepEqual((await holders(40)).durableReplicas, ["restored"]);
+  assert.deepEqual((await holders(41)).durableReplicas, []);
+  // A drop leaves no one holding a write only the dropped replica held.
+  waiter.dropReplica("restored");
+  assert.deepEqual((await holders(40)).durableReplicas, []);
+  assert.deepEqual((await holders(30)).durableReplicas, ["acked"]);
+});
+
 Deno.test("CommitWaiter.wait() is reached at once when existing acks already satisfy the policy", async () => {
   const waiter = waiterWith({ a: ["eu", 10], b: ["us", 12], c: ["eu", 3] });
   const pending = waiter.wait(10, ackN(2), { timeoutMs: HELD_MS });
