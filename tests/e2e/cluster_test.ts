@@ -382,8 +382,12 @@ clusterTest(
     const next = await agreedLeader(cluster);
     // A leader again (the same one in the same term when its lease outlived the outage).
     // Its standbys follow it within moments of its promotion: the first quorum write may wait.
+    let answer: Awaited<ReturnType<typeof policyWrite>>;
     await waitUntil("the leader to acknowledge a quorum write", async () => {
-      return (await quorumWrite(next.base, "c", 3)) !== undefined || undefined;
+      answer = await policyWrite(next.base, "c", 3, "quorum");
+      return answer?.status === 200 && answer.body.commit?.outcome === "reached" || undefined;
+    }).catch((error) => {
+      throw new Error(`${error.message}; its last answer: ${JSON.stringify(answer)}`);
     });
     assert.ok(((await getJson(next.base, "/v1/status")).term as number) >= (term as number));
     assertOneLeaderPerTerm(cluster);

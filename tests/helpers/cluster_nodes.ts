@@ -196,6 +196,7 @@ export function clusterTest(
         try {
           await fn(cluster, dir);
         } catch (error) {
+          await printClusterStatus(cluster);
           printClusterLogs(cluster);
           throw error;
         } finally {
@@ -222,6 +223,20 @@ export function printClusterLogs(cluster: Cluster): void {
     tail: 0,
   });
 }
+
+/** What each running node's `/v1/status` says, printed (cut short) when a cluster test fails. */
+async function printClusterStatus(cluster: Cluster): Promise<void> {
+  for (const [id, node] of cluster.nodes) {
+    const text = await fetch(`${node.base}/v1/status`, { signal: AbortSignal.timeout(STATUS_MS) })
+      .then((response) => response.text())
+      .catch((error) => `no answer: ${error}`);
+    console.error(`--- ${id} /v1/status: ${text.slice(0, STATUS_CHARS_MAX)}`);
+  }
+}
+
+/** How long a failed test waits for each node's status, and how much of it is printed. */
+const STATUS_MS = 2_000;
+const STATUS_CHARS_MAX = 2_000;
 
 /** The last notable lines of each node printed when a cluster test fails. */
 const CLUSTER_LOG_LINES = 60;
