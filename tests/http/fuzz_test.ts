@@ -617,6 +617,9 @@ function _isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** One structural mutation of the body value. */
+/** Most characters the copies of a record may come to (V8's strings end near 2^29). */
+const RECORD_COPIES_CHARS_MAX = 32 * 1024 * 1024;
+
 function _mutateJson(m: Model, plan: Plan): string {
   const { rng } = m;
   const holder = { value: plan.json };
@@ -677,7 +680,10 @@ function _mutateJson(m: Model, plan: Plan): string {
         kind = "json:root";
         break;
       }
-      const copies = rng.pick([0, 1001, rng.int(2, 50)]);
+      // A record of 1.1 MB copied 1001 times would not fit in a string: past the bound fewer
+      // copies make a body just as far over the size limit.
+      const copiesMax = Math.floor(RECORD_COPIES_CHARS_MAX / toJsonText(records[0]).length);
+      const copies = Math.min(rng.pick([0, 1001, rng.int(2, 50)]), Math.max(2, copiesMax));
       holder.value = {
         ...holder.value as object,
         records: Array.from({ length: copies }, () => _clone(records[0])),
