@@ -11,7 +11,7 @@ import { FerryResponseError, StreamRefusedError } from "../core/errors.ts";
 import { concatBytes } from "../core/bytes.ts";
 import { STREAM_READ_BUFFER_BYTES } from "../core/client_limits.ts";
 import { decodeStreamRun } from "../wal/stream_codec.ts";
-import { framesPositionOf } from "./responses.ts";
+import { byobReaderOf, framesPositionOf } from "./responses.ts";
 import type { FrameStream, FrameStreamItem } from "./types.ts";
 
 /**
@@ -48,7 +48,7 @@ class _StreamReader {
   #cancelled = false;
 
   constructor(body: ReadableStream<Uint8Array>) {
-    this.#reader = _byobReader(body) ?? body.getReader();
+    this.#reader = byobReaderOf(body) ?? body.getReader();
     if (this.#reader instanceof ReadableStreamBYOBReader) {
       this.#buffer = new ArrayBuffer(STREAM_READ_BUFFER_BYTES);
     }
@@ -111,15 +111,5 @@ class _StreamReader {
     } finally {
       if (!finished) await this.#reader.cancel().catch(() => undefined);
     }
-  }
-}
-
-/** A BYOB reader of `body` when it is a byte stream (a fetch body is), else undefined. */
-function _byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
-  try {
-    return body.getReader({ mode: "byob" });
-  } catch (error) {
-    if (error instanceof TypeError) return undefined;
-    throw error;
   }
 }

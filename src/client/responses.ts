@@ -103,6 +103,18 @@ function _declaredLength(headers: Headers): number | undefined {
   return Number(value);
 }
 
+/** A BYOB reader of `body` when it is a byte stream (a fetch body is), else undefined. */
+export function byobReaderOf(
+  body: ReadableStream<Uint8Array>,
+): ReadableStreamBYOBReader | undefined {
+  try {
+    return body.getReader({ mode: "byob" });
+  } catch (error) {
+    if (error instanceof TypeError) return undefined;
+    throw error;
+  }
+}
+
 /**
  * Up to `length` bytes of `body`, read with a BYOB reader straight into one buffer of that size;
  * undefined, with nothing read, when `body` is not a byte stream.
@@ -111,13 +123,8 @@ async function _readDeclared(
   body: ReadableStream<Uint8Array>,
   length: number,
 ): Promise<Uint8Array | undefined> {
-  let reader: ReadableStreamBYOBReader;
-  try {
-    reader = body.getReader({ mode: "byob" });
-  } catch (error) {
-    if (error instanceof TypeError) return undefined;
-    throw error;
-  }
+  const reader = byobReaderOf(body);
+  if (reader === undefined) return undefined;
   let buffer = new ArrayBuffer(length);
   let filled = 0;
   try {

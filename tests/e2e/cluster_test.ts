@@ -25,6 +25,7 @@ import {
   MEMBERS,
   nodeArgs,
   policyWrite,
+  quorumReached,
   quorumWrite,
   startNode,
 } from "../helpers/cluster_nodes.ts";
@@ -385,7 +386,7 @@ clusterTest(
     let answer: Awaited<ReturnType<typeof policyWrite>>;
     await waitUntil("the leader to acknowledge a quorum write", async () => {
       answer = await policyWrite(next.base, "c", 3, "quorum");
-      return answer?.status === 200 && answer.body.commit?.outcome === "reached" || undefined;
+      return quorumReached(answer) || undefined;
     }).catch((error) => {
       throw new Error(`${error.message}; its last answer: ${JSON.stringify(answer)}`);
     });

@@ -129,9 +129,12 @@ export async function quorumWrite(
   value: number,
 ): Promise<number | undefined> {
   const answer = await policyWrite(base, key, value, "quorum");
-  return answer?.status === 200 && answer.body.commit?.outcome === "reached"
-    ? answer.body.last_lsn
-    : undefined;
+  return quorumReached(answer) ? answer!.body.last_lsn : undefined;
+}
+
+/** Whether a write's answer says its commit policy was reached. */
+export function quorumReached(answer: Awaited<ReturnType<typeof policyWrite>>): boolean {
+  return answer?.status === 200 && answer.body.commit?.outcome === "reached";
 }
 
 /** One write of `key` = `value` under `policy`: its status and body, or undefined (no answer). */

@@ -616,10 +616,10 @@ function _isPlainObject(value: unknown): value is Record<string, unknown> {
     !(value instanceof Raw) && !(value instanceof Entries);
 }
 
-/** One structural mutation of the body value. */
 /** Most characters the copies of a record may come to (V8's strings end near 2^29). */
 const RECORD_COPIES_CHARS_MAX = 32 * 1024 * 1024;
 
+/** One structural mutation of the body value. */
 function _mutateJson(m: Model, plan: Plan): string {
   const { rng } = m;
   const holder = { value: plan.json };
