@@ -1,6 +1,6 @@
 /**
  * Fan-out (SPEC.md 13.1): 100 replicas following one primary while a writer sustains 1000
- * single-record writes per second (open loop), in six modes measured in the same run:
+ * single-record writes per second (open loop), in seven modes measured in the same run:
  *
  * - ferry, streaming pulls (`stream=1`, one chunk per group commit per stream);
  * - ferry, long-polls (`await_timeout_ms` 25 000), the mode streams replace;
@@ -10,6 +10,8 @@
  *   stream at most every 4 ms);
  * - the floor program (bench/write_floor.ts) with the same writer and no reader: what the leanest
  *   Deno program that answers durable writes costs at this rate, the bound below any Deno primary;
+ * - the stream floor (bench/stream_floor.ts) with the same writer and streaming readers: the
+ *   leanest Deno program that also sends each group commit's frames to every stream;
  * - NATS JetStream driven the same way: 100 durable pull consumers in two Deno processes, a
  *   publisher awaiting each PubAck (bench/fanout_nats.ts).
  *
@@ -73,6 +75,7 @@ const ISSUE_POLL_US_PER_RECORD = (0.69 / (370 * 100)) * 1e6;
 const STREAM_BATCH_MS = 4;
 
 const NATS_PEERS = "bench/fanout_nats.ts";
+const STREAM_FLOOR = new URL("./stream_floor.ts", import.meta.url).pathname;
 
 /** One mode's figures. */
 interface ModeResult {
@@ -152,14 +155,64 @@ function _leadLeft(startAtMs: number): void {
   }
 }
 
+/** A server the readers follow: its address, its process, and how to tell they all connected. */
+interface Followed {
+  base: string;
+  port: number;
+  pid: number;
+  name: string;
+  /** The writer posts plain JSON (a floor program) rather than through `FerryClient`. */
+  plain?: boolean;
+  /** Resolves once the server itself counts every reader (the readers' own word otherwise). */
+  allConnected?: () => Promise<void>;
+}
+
 /** ferry, streaming or long-polling, against a fresh primary. */
 async function runFerry(plan: Plan, mode: "stream" | "poll", batchMs = 0): Promise<ModeResult> {
-  const peers: Peer[] = [];
   let primary: Node | undefined;
   const batch = batchMs > 0 ? ["--stream-batch-ms", String(batchMs)] : [];
   try {
     primary = await startPrimary(joinPath(plan.dir, `ferry-${mode}-${batchMs}`), batch);
     const { base, port } = primary;
+    const gauge = mode === "stream" ? "ferry_wal_streams" : "ferry_pull_waiters";
+    return await measureFollowers(plan, mode, {
+      base,
+      port,
+      pid: primary.process.child.pid,
+      name: mode === "stream"
+        ? `ferry, streaming pulls${batch.length > 0 ? `, ${batch.join(" ")}` : ""}`
+        : "ferry, long-polls",
+      allConnected: () =>
+        untilTrue(
+          `${plan.replicas} readers on the primary`,
+          async () => (await metric(base, gauge)) === plan.replicas,
+        ),
+    });
+  } finally {
+    if (primary) await stop(primary).catch((error) => console.error(`stopping primary: ${error}`));
+  }
+}
+
+/**
+ * The same streaming readers and writer against bench/stream_floor.ts: what the leanest Deno
+ * program pays to take the durable writes and send each group commit to every stream.
+ */
+async function runStreamFloor(plan: Plan): Promise<ModeResult> {
+  return await withFloor(joinPath(plan.dir, "stream-floor"), (floor) => {
+    const name = "floor program (bench/stream_floor.ts), streaming pulls";
+    return measureFollowers(plan, "stream", { ...floor, name, plain: true });
+  }, STREAM_FLOOR);
+}
+
+/** The readers and the open-loop writer against `target`: lags and the target's CPU. */
+async function measureFollowers(
+  plan: Plan,
+  mode: "stream" | "poll",
+  target: Followed,
+): Promise<ModeResult> {
+  const peers: Peer[] = [];
+  try {
+    const { base, port } = target;
     const flags = [`--allow-net=127.0.0.1:${port}`];
     const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
     const deadlineMs = startAtMs + plan.writes + DEADLINE_SLACK_MS;
@@ -172,11 +225,7 @@ async function runFerry(plan: Plan, mode: "stream" | "poll", batchMs = 0): Promi
     });
     peers.push(...readers);
     await Promise.all(readers.map((reader) => reader.ready));
-    const gauge = mode === "stream" ? "ferry_wal_streams" : "ferry_pull_waiters";
-    await untilTrue(
-      `${plan.replicas} readers on the primary`,
-      async () => (await metric(base, gauge)) === plan.replicas,
-    );
+    await target.allConnected?.();
     _leadLeft(startAtMs);
     const writer = spawnPeer(FANOUT_PEERS, flags, {
       role: "writer",
@@ -185,10 +234,11 @@ async function runFerry(plan: Plan, mode: "stream" | "poll", batchMs = 0): Promi
       count: plan.writes,
       startAtMs,
       deadlineMs,
+      plain: target.plain,
     });
     peers.push(writer);
     await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
-    const meter = await cpuMeter([primary.process.child.pid]);
+    const meter = await cpuMeter([target.pid]);
     const { writes } = await writer.output<WriterOutput>();
     const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
     const [serverCpuS] = await meter.stop();
@@ -200,9 +250,7 @@ async function runFerry(plan: Plan, mode: "stream" | "poll", batchMs = 0): Promi
     const acks = replicas.reduce((n, r) => n + r.acks, 0);
     const reconnects = replicas.reduce((n, r) => n + r.reconnects, 0);
     return {
-      name: mode === "stream"
-        ? `ferry, streaming pulls${batch.length > 0 ? `, ${batch.join(" ")}` : ""}`
-        : "ferry, long-polls",
+      name: target.name,
       achievedRate: rateOf(writes.map(([, sent]) => sent)),
       ...figures,
       windowS,
@@ -215,7 +263,6 @@ async function runFerry(plan: Plan, mode: "stream" | "poll", batchMs = 0): Promi
     };
   } finally {
     for (const peer of peers) await peer.kill();
-    if (primary) await stop(primary).catch((error) => console.error(`stopping primary: ${error}`));
   }
 }
 
@@ -391,6 +438,8 @@ export async function runFanoutBench(): Promise<void> {
     console.log(row(batched));
     const floor = await runWritesAlone(plan, "floor");
     console.log(row(floor));
+    const floorStream = await runStreamFloor(plan);
+    console.log(row(floorStream));
     const nats = await runNats(plan);
     console.log(row(nats));
     const bytes = quick ? MEMORY_BYTES_QUICK : MEMORY_BYTES_FULL;
@@ -404,7 +453,8 @@ export async function runFanoutBench(): Promise<void> {
         stalledStream: true,
       }),
     };
-    await report({ plan, stream, poll, writesAlone, batched, floor, nats, memory, quick });
+    const modes = { stream, poll, writesAlone, batched, floor, floorStream, nats };
+    await report({ plan, ...modes, memory, quick });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -421,11 +471,12 @@ async function report(figures: {
   writesAlone: ModeResult;
   batched: ModeResult;
   floor: ModeResult;
+  floorStream: ModeResult;
   nats: ModeResult & { version: string };
   memory: { without: StreamMemoryResult; stalled: StreamMemoryResult };
   quick: boolean;
 }): Promise<void> {
-  const { plan, stream, poll, writesAlone, batched, floor, nats, memory } = figures;
+  const { plan, stream, poll, writesAlone, batched, floor, floorStream, nats, memory } = figures;
   const cpuShare = usPerRecord(stream) / usPerRecord(poll);
   const floorShare = usPerRecord(writesAlone) / usPerRecord(poll);
   const aboveWrites = (usPerRecord(stream) - usPerRecord(writesAlone)) /
@@ -446,6 +497,14 @@ async function report(figures: {
     `the floor program's writes alone / long-poll: ${
       (usPerRecord(floor) / usPerRecord(poll)).toFixed(3)
     } (no Deno primary can go below this share: its writes alone cost that much)`,
+    `the floor program's streams (bench/stream_floor.ts) / long-poll: ${
+      (usPerRecord(floorStream) / usPerRecord(poll)).toFixed(3)
+    }, against the issue's figure ${
+      (usPerRecord(floorStream) / ISSUE_POLL_US_PER_RECORD).toFixed(3)
+    }` +
+    ` (the leanest Deno program that streams the same frames); ferry's streams / the floor's: ${
+      (usPerRecord(stream) / usPerRecord(floorStream)).toFixed(2)
+    }, lag p99 ${ms(stream.ackLag.p99)} vs ${ms(floorStream.ackLag.p99)} ms`,
     `with --stream-batch-ms ${STREAM_BATCH_MS}: stream / long-poll ${
       (usPerRecord(batched) / usPerRecord(poll)).toFixed(3)
     }, lag p99 ${ms(batched.ackLag.p99)} ms`,
@@ -492,9 +551,10 @@ async function report(figures: {
       row(writesAlone),
       row(batched),
       row(floor),
+      row(floorStream),
       row(nats),
       "",
-      `Notes: ${stream.name}: ${stream.notes}. ${poll.name}: ${poll.notes}. ${writesAlone.name}: ${writesAlone.notes}. ${nats.name}: ${nats.notes}.`,
+      `Notes: ${stream.name}: ${stream.notes}. ${poll.name}: ${poll.notes}. ${writesAlone.name}: ${writesAlone.notes}. ${floorStream.name}: ${floorStream.notes}; no slots, history, heartbeats, unsent-bytes cap, validation or state. ${nats.name}: ${nats.notes}.`,
       "",
       `Targets: ${targets.join("; ")}.`,
       "",

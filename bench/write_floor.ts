@@ -25,15 +25,21 @@ interface _Pending {
   resolve: (firstLsn: number) => void;
 }
 
-/** One appender: every queued request goes out with one write and one fdatasync. */
-class GroupCommitFile {
+/**
+ * One appender: every queued request goes out with one write and one fdatasync. `onDurable`, when
+ * given, sees each group commit's bytes and last LSN once they are durable (the stream floor sends
+ * them on).
+ */
+export class GroupCommitFile {
   #file: Deno.FsFile;
+  #onDurable: ((bytes: Uint8Array, lastLsn: number) => void) | undefined;
   #queue: _Pending[] = [];
   #draining = false;
   #lsn = 0;
 
-  constructor(file: Deno.FsFile) {
+  constructor(file: Deno.FsFile, onDurable?: (bytes: Uint8Array, lastLsn: number) => void) {
     this.#file = file;
+    this.#onDurable = onDurable;
   }
 
   /** Resolves with the first LSN of `count` records once `bytes` are durable. */
@@ -65,6 +71,7 @@ class GroupCommitFile {
         pending.resolve(this.#lsn + 1);
         this.#lsn += pending.count;
       }
+      this.#onDurable?.(buffer, this.#lsn);
     }
     this.#draining = false;
   }
@@ -87,7 +94,8 @@ async function _lines(request: Request): Promise<{ text: string; count: number }
   return { text, count: body.records.length };
 }
 
-function _flag(name: string): string {
+/** The value of `--name` among the program's arguments; throws when it is missing. */
+export function floorFlag(name: string): string {
   const index = Deno.args.indexOf(`--${name}`);
   const value = index >= 0 ? Deno.args[index + 1] : undefined;
   if (value === undefined) throw new Error(`--${name} is required`);
@@ -95,11 +103,11 @@ function _flag(name: string): string {
 }
 
 if (import.meta.main) {
-  const file = await Deno.open(_flag("file"), { create: true, append: true });
+  const file = await Deno.open(floorFlag("file"), { create: true, append: true });
   const appender = new GroupCommitFile(file);
   Deno.serve({
     hostname: "127.0.0.1",
-    port: Number(_flag("port")),
+    port: Number(floorFlag("port")),
     onListen: () => console.log("listening"),
   }, async (request) => {
     const { text, count } = await _lines(request);

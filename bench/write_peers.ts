@@ -258,7 +258,7 @@ export async function measureRedis(
 
 // ---- the floor ----
 
-/** A running floor process (bench/write_floor.ts). */
+/** A running floor process (bench/write_floor.ts, or another `program` of the same flags). */
 export interface Floor {
   base: string;
   port: number;
@@ -266,17 +266,22 @@ export interface Floor {
 }
 
 /**
- * Starts the floor on a free port, appending to a file in `dir` (the only file and port it may
- * touch), runs `body`, and stops it.
+ * Starts the floor (bench/write_floor.ts unless `program` names another floor taking the same
+ * flags) on a free port, appending to a file in `dir` (the only file and port it may touch), runs
+ * `body`, and stops it.
  */
-export async function withFloor<T>(dir: string, body: (floor: Floor) => Promise<T>): Promise<T> {
+export async function withFloor<T>(
+  dir: string,
+  body: (floor: Floor) => Promise<T>,
+  program = FLOOR,
+): Promise<T> {
   await Deno.mkdir(dir, { recursive: true });
   const port = freePort();
   const file = `${dir}/floor.log`;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       ...["run", "--no-prompt", `--allow-net=127.0.0.1:${port}`],
-      ...[`--allow-read=${file}`, `--allow-write=${file}`, FLOOR],
+      ...[`--allow-read=${file}`, `--allow-write=${file}`, program],
       ...["--port", String(port), "--file", file],
     ],
     cwd: ROOT,
