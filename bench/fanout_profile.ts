@@ -4,11 +4,12 @@
  * alone) and the open-loop writer, then the primary's CPU over the write phase, per delivered
  * record, and the lag. `floor` runs the same writer against bench/write_floor.ts (the leanest Deno
  * program that makes each write durable before answering) instead of a primary: what the write
- * path costs at this rate with nothing of ferry's own. With `--profile` the primary runs under the V8 inspector, its CPU profile
+ * path costs at this rate with nothing of ferry's own; `stream-floor` runs the streaming readers
+ * against bench/stream_floor.ts (the same, sending each group commit to every stream). With `--profile` the primary runs under the V8 inspector, its CPU profile
  * over the write phase goes to bench/profiles/fanout-<mode>.cpuprofile and its top self times are
  * printed (the inspector adds some CPU of its own: compare profiled runs with profiled runs).
  *
- * Run: `deno run -A bench/fanout_profile.ts stream|poll|none|floor [seconds] [--profile]
+ * Run: `deno run -A bench/fanout_profile.ts stream|poll|none|floor|stream-floor [seconds] [--profile]
  * [--replicas=N]`
  */
 
@@ -31,6 +32,7 @@ import { clockTicksPerSecond, type Peer, spawnPeer } from "./proc_stats.ts";
 import { withFloor } from "./write_peers.ts";
 
 const SECONDS_DEFAULT = 10;
+const STREAM_FLOOR = new URL("./stream_floor.ts", import.meta.url).pathname;
 const DEADLINE_SLACK_MS = 120_000;
 const SAMPLING_INTERVAL_US = 200;
 const TOP_FUNCTIONS = 40;
@@ -38,7 +40,7 @@ const TOP_FUNCTIONS = 40;
 const THREAD_SHARE_SHOWN_MIN = 0.01;
 
 interface Options {
-  mode: "stream" | "poll" | "none" | "floor";
+  mode: "stream" | "poll" | "none" | "floor" | "stream-floor";
   seconds: number;
   profile: boolean;
   replicas: number;
@@ -46,8 +48,8 @@ interface Options {
 
 function parseOptions(args: string[]): Options {
   const mode = (args[0] ?? "stream") as Options["mode"];
-  if (!["stream", "poll", "none", "floor"].includes(mode)) {
-    throw new Error("mode: stream|poll|none|floor");
+  if (!["stream", "poll", "none", "floor", "stream-floor"].includes(mode)) {
+    throw new Error("mode: stream|poll|none|floor|stream-floor");
   }
   const positional = positionalArgs(args);
   const replicas = numberOption("replicas", FANOUT_REPLICAS, args);
@@ -60,8 +62,9 @@ function parseOptions(args: string[]): Options {
 }
 
 function spawnReaders(options: Options, base: string, times: number[]): Peer[] {
-  const { replicas, mode } = options;
-  if (mode === "none" || mode === "floor") return [];
+  const { replicas } = options;
+  if (options.mode === "none" || options.mode === "floor") return [];
+  const mode = options.mode === "poll" ? "poll" : "stream";
   return spawnFerryReaders(base, {
     mode,
     groups: readerGroups(mode, replicas),
@@ -144,13 +147,24 @@ async function run(options: Options): Promise<void> {
   }
 }
 
-/** The writer alone against the floor program: the floor's CPU over the write phase. */
+/**
+ * The writer against a floor program, alone (`floor`: bench/write_floor.ts) or with streaming
+ * readers (`stream-floor`: bench/stream_floor.ts): the floor's CPU over the write phase.
+ */
 async function runFloor(options: Options): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ferry-fanout-floor-" });
+  const program = options.mode === "stream-floor" ? STREAM_FLOOR : undefined;
+  const peers: Peer[] = [];
   try {
     await withFloor(dir, async (floor) => {
       const writes = options.seconds * FANOUT_WRITES_PER_SECOND;
       const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
+      const readers = spawnReaders(options, floor.base, [
+        startAtMs,
+        startAtMs + writes + DEADLINE_SLACK_MS,
+      ]);
+      peers.push(...readers);
+      await Promise.all(readers.map((reader) => reader.ready));
       const writer = spawnPeer(FANOUT_PEERS, [`--allow-net=127.0.0.1:${floor.port}`], {
         role: "writer",
         base: floor.base,
@@ -160,23 +174,22 @@ async function runFloor(options: Options): Promise<void> {
         deadlineMs: startAtMs + writes + DEADLINE_SLACK_MS,
         plain: true,
       });
-      try {
-        await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
-        const before = await userSystemTicks(floor.pid);
-        const threadsBefore = await threadTicks(floor.pid);
-        const { writes: written } = await writer.output<WriterOutput>();
-        const after = await userSystemTicks(floor.pid);
-        const threadsAfter = await threadTicks(floor.pid);
-        const ticksPerS = await clockTicksPerSecond();
-        const [userS, systemS] = [0, 1].map((i) => (after[i]! - before[i]!) / ticksPerS);
-        const windowS = (nowMs() - startAtMs) / 1000;
-        report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs: [] });
-        printThreads(threadsBefore, threadsAfter, ticksPerS * windowS);
-      } finally {
-        await writer.kill();
-      }
-    });
+      peers.push(writer);
+      await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
+      const before = await userSystemTicks(floor.pid);
+      const threadsBefore = await threadTicks(floor.pid);
+      const { writes: written } = await writer.output<WriterOutput>();
+      const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
+      const after = await userSystemTicks(floor.pid);
+      const threadsAfter = await threadTicks(floor.pid);
+      const ticksPerS = await clockTicksPerSecond();
+      const [userS, systemS] = [0, 1].map((i) => (after[i]! - before[i]!) / ticksPerS);
+      const windowS = (nowMs() - startAtMs) / 1000;
+      report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs });
+      printThreads(threadsBefore, threadsAfter, ticksPerS * windowS);
+    }, program);
   } finally {
+    for (const peer of peers) await peer.kill();
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -260,5 +273,6 @@ function report(options: Options, figures: {
 
 if (import.meta.main) {
   const options = parseOptions(Deno.args);
-  await (options.mode === "floor" ? runFloor(options) : run(options));
+  const floor = options.mode === "floor" || options.mode === "stream-floor";
+  await (floor ? runFloor(options) : run(options));
 }
