@@ -20,6 +20,7 @@
  * It prints `listening` on stdout once it serves.
  */
 
+import { concatBytes } from "../src/core/bytes.ts";
 import { encodeFrameV3 } from "../src/wal/frame.ts";
 import { encodeControlRecord } from "../src/wal/stream_codec.ts";
 import {
@@ -65,15 +66,7 @@ async function _write(appender: GroupCommitFile, request: Request): Promise<Resp
       payload: _encoder.encode(JSON.stringify(record)),
     })
   );
-  let total = 0;
-  for (const frame of frames) total += frame.byteLength;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const frame of frames) {
-    bytes.set(frame, offset);
-    offset += frame.byteLength;
-  }
-  const firstLsn = await appender.append(bytes, frames.length);
+  const firstLsn = await appender.append(concatBytes(frames), frames.length);
   return Response.json({ first_lsn: firstLsn, last_lsn: firstLsn + frames.length - 1 });
 }
 
