@@ -17,6 +17,7 @@ import {
   ETCD_REQUEST_TIMEOUT_MS,
   FENCE_FRACTION_OF_TTL,
   KEEPALIVE_FRACTION_OF_TTL,
+  KEEPALIVE_RETRY_MS,
 } from "../core/cluster_limits.ts";
 import type { EtcdClient } from "./etcd.ts";
 
@@ -69,6 +70,7 @@ export class LeaseKeeper {
       shared,
       leaseId: lease.id,
       intervalMs: lease.ttlS * 1000 * KEEPALIVE_FRACTION_OF_TTL,
+      retryMs: KEEPALIVE_RETRY_MS,
       fenceFraction: FENCE_FRACTION_OF_TTL,
       timeoutMs: ETCD_REQUEST_TIMEOUT_MS,
       ...credentials,
@@ -130,8 +132,9 @@ function _now(): number {
 
 /**
  * The Worker's whole program (serialised with `toString`, so it may use nothing from outside).
- * Renews the lease every interval, sequentially, rotating endpoints on failure, re-authenticating
- * when etcd's token expired; publishes the deadline after each answered keepalive; reports loss.
+ * Renews the lease every interval, sequentially, rotating endpoints on failure and trying again
+ * after `retryMs`, re-authenticating when etcd's token expired; publishes the deadline after each
+ * answered keepalive; reports loss.
  */
 // deno-lint-ignore no-explicit-any
 function _keepaliveWorker(scope: any): void {
@@ -175,6 +178,7 @@ function _keepaliveWorker(scope: any): void {
   const loop = async () => {
     for (;;) {
       const sentAt = now();
+      let waitMs = config.intervalMs;
       try {
         const ttlS = await renew();
         if (ttlS <= 0) {
@@ -186,9 +190,10 @@ function _keepaliveWorker(scope: any): void {
         Atomics.store(config.shared, 0, BigInt(Math.floor(deadline * 1000)));
       } catch {
         config.endpoints.push(config.endpoints.shift());
+        waitMs = config.retryMs;
       }
-      const waitMs = Math.max(0, sentAt + config.intervalMs - now());
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      const nextAt = Math.min(sentAt + config.intervalMs, now() + waitMs);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, nextAt - now())));
     }
   };
   // deno-lint-ignore no-explicit-any

@@ -19,6 +19,13 @@ export const KEEPALIVE_FRACTION_OF_TTL = 0.25;
 export const FENCE_FRACTION_OF_TTL = 0.5;
 /** One etcd request may take this long before the endpoint counts as unreachable. */
 export const ETCD_REQUEST_TIMEOUT_MS = 750;
+/**
+ * After a keepalive that failed (refused, or unanswered within the timeout) the next one goes this
+ * soon, to the next endpoint, rather than a whole interval later: the last answered keepalive's
+ * deadline lies only a quarter TTL past the next regular send, so waiting for it would fence the
+ * leader after one lost keepalive, however soon etcd (or another endpoint) answers again.
+ */
+export const KEEPALIVE_RETRY_MS = 100;
 /** Largest etcd answer ferry reads (a range over the timeline history or the votes). */
 export const ETCD_RESPONSE_BYTES_MAX = 4 * 1024 * 1024;
 /** Endpoints a cluster may list. */
@@ -47,5 +54,6 @@ assert(
   "a hung request cannot outlive the shortest fence",
 );
 assert(LEADER_POLL_MS < LEASE_TTL_S_MIN * 1_000 * KEEPALIVE_FRACTION_OF_TTL);
+assert(KEEPALIVE_RETRY_MS < LEASE_TTL_S_MIN * 1_000 * KEEPALIVE_FRACTION_OF_TTL);
 assert(ETCD_VALUE_BYTES_MAX <= ETCD_RESPONSE_BYTES_MAX);
 assert(SLOTS_MIRROR_CHECK_MS <= SLOTS_MIRROR_INTERVAL_MS, "a due document is written in time");

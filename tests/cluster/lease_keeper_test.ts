@@ -5,6 +5,8 @@ import { ETCD_MISSING, startEtcd } from "../helpers/etcd.ts";
 import { waitUntil } from "../helpers/process.ts";
 
 const ignore = ETCD_MISSING !== undefined;
+/** How long the retry after a failed keepalive may take to be seen (its delay is 100 ms). */
+const RETRY_SEEN_WITHIN_MS = 10_000;
 /** waitUntil polls every 25 ms; a timer may fire a little late on a busy machine. */
 const POLL_SLACK_MS = 250;
 
@@ -90,4 +92,47 @@ Deno.test({
       await etcd.stop();
     }
   },
+});
+
+/**
+ * A stand-in for etcd's JSON gateway that grants a lease of `ttlS` and fails the first
+ * `failures` keepalives with 503; it counts the keepalives it was sent.
+ */
+function flakyLeaseServer(ttlS: number, failures: number) {
+  let keepalives = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const path = new URL(req.url).pathname;
+    await req.body?.cancel();
+    if (path === "/v3/lease/grant") return Response.json({ ID: "7", TTL: String(ttlS) });
+    if (path !== "/v3/lease/keepalive") return Response.json({}, { status: 404 });
+    keepalives += 1;
+    if (keepalives <= failures) return Response.json({ error: "unavailable" }, { status: 503 });
+    return Response.json({ result: { ID: "7", TTL: String(ttlS) } });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    keepalives: () => keepalives,
+    stop: () => server.shutdown(),
+  };
+}
+
+Deno.test("LeaseKeeper tries again soon after a failed keepalive, not a whole interval later", async () => {
+  // A 60 s lease: keepalives every 15 s, so only the retry can renew it within the wait below.
+  const etcd = flakyLeaseServer(60, 1);
+  const client = new EtcdClient({ endpoints: [etcd.url] });
+  const keeper = await LeaseKeeper.start(client, 60);
+  try {
+    const deadlineAt = () => performance.now() + keeper.remainingMs();
+    const granted = deadlineAt();
+    // Well short of the 15 s interval, and far longer than the retry needs.
+    await waitUntil("a second keepalive", () => etcd.keepalives() >= 2, RETRY_SEEN_WITHIN_MS);
+    // The answered keepalive went out after the grant: its deadline is later than the grant's.
+    await waitUntil("the deadline moved", () => deadlineAt() > granted, RETRY_SEEN_WITHIN_MS);
+    assert.equal(etcd.keepalives(), 2, "one failure, one retry, and the next not before 15 s");
+    assert.ok(keeper.holds());
+  } finally {
+    keeper.stop();
+    client.close();
+    await etcd.stop();
+  }
 });
