@@ -178,7 +178,7 @@ function _keepaliveWorker(scope: any): void {
   const loop = async () => {
     for (;;) {
       const sentAt = now();
-      let waitMs = config.intervalMs;
+      let nextAt = sentAt + config.intervalMs;
       try {
         const ttlS = await renew();
         if (ttlS <= 0) {
@@ -190,9 +190,8 @@ function _keepaliveWorker(scope: any): void {
         Atomics.store(config.shared, 0, BigInt(Math.floor(deadline * 1000)));
       } catch {
         config.endpoints.push(config.endpoints.shift());
-        waitMs = config.retryMs;
+        nextAt = Math.min(nextAt, now() + config.retryMs);
       }
-      const nextAt = Math.min(sentAt + config.intervalMs, now() + waitMs);
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, nextAt - now())));
     }
   };
