@@ -5,12 +5,13 @@
  * record, and the lag. `floor` runs the same writer against bench/write_floor.ts (the leanest Deno
  * program that makes each write durable before answering) instead of a primary: what the write
  * path costs at this rate with nothing of ferry's own; `stream-floor` runs the streaming readers
- * against bench/stream_floor.ts (the same, sending each group commit to every stream). With `--profile` the primary runs under the V8 inspector, its CPU profile
- * over the write phase goes to bench/profiles/fanout-<mode>.cpuprofile and its top self times are
- * printed (the inspector adds some CPU of its own: compare profiled runs with profiled runs).
+ * against bench/stream_floor.ts (the same, sending each group commit to every stream). With
+ * `--profile` the primary runs under the V8 inspector, its CPU profile over the write phase goes
+ * to bench/profiles/fanout-<mode>.cpuprofile and its top self times are printed (the inspector
+ * adds some CPU of its own: compare profiled runs with profiled runs).
  *
- * Run: `deno run -A bench/fanout_profile.ts stream|poll|none|floor|stream-floor [seconds] [--profile]
- * [--replicas=N]`
+ * Run: `deno run -A bench/fanout_profile.ts stream|poll|none|floor|stream-floor [seconds]
+ * [--profile] [--replicas=N]`
  */
 
 import { numberOption, positionalArgs } from "./args.ts";
@@ -101,42 +102,19 @@ async function run(options: Options): Promise<void> {
     const inspector = options.profile ? await connect(inspectPort) : undefined;
     closeInspector = inspector?.close ?? closeInspector;
     const base = `http://127.0.0.1:${port}`;
-    const flags = [`--allow-net=127.0.0.1:${port}`];
-    const writes = options.seconds * FANOUT_WRITES_PER_SECOND;
-    const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
-    const deadlineMs = startAtMs + writes + DEADLINE_SLACK_MS;
-    const readers = spawnReaders(options, base, [startAtMs, deadlineMs]);
-    peers.push(...readers);
-    await Promise.all(readers.map((reader) => reader.ready));
-    const writer = spawnPeer(FANOUT_PEERS, flags, {
-      role: "writer",
-      base,
-      ratePerSecond: FANOUT_WRITES_PER_SECOND,
-      count: writes,
-      startAtMs,
-      deadlineMs,
+    let profile: Profile | undefined;
+    await measureTarget(options, { base, port, pid: primary.child.pid }, peers, {
+      onStart: async () => {
+        if (!inspector) return;
+        await inspector.send("Profiler.enable");
+        await inspector.send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
+        await inspector.send("Profiler.start");
+      },
+      onEnd: async () => {
+        if (!inspector) return;
+        profile = ((await inspector.send("Profiler.stop")) as { profile: Profile }).profile;
+      },
     });
-    peers.push(writer);
-    await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
-    if (inspector) {
-      await inspector.send("Profiler.enable");
-      await inspector.send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
-      await inspector.send("Profiler.start");
-    }
-    const before = await userSystemTicks(primary.child.pid);
-    const threadsBefore = await threadTicks(primary.child.pid);
-    const { writes: written } = await writer.output<WriterOutput>();
-    const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
-    const after = await userSystemTicks(primary.child.pid);
-    const threadsAfter = await threadTicks(primary.child.pid);
-    const ticksPerS = await clockTicksPerSecond();
-    const [userS, systemS] = [0, 1].map((i) => (after[i]! - before[i]!) / ticksPerS);
-    const windowS = (nowMs() - startAtMs) / 1000;
-    const profile = inspector
-      ? ((await inspector.send("Profiler.stop")) as { profile: Profile }).profile
-      : undefined;
-    report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs });
-    printThreads(threadsBefore, threadsAfter, ticksPerS * windowS);
     await printSyncs(base);
     if (profile) await printProfile(profile, options.mode);
   } finally {
@@ -157,41 +135,56 @@ async function runFloor(options: Options): Promise<void> {
   const peers: Peer[] = [];
   try {
     await withFloor(dir, async (floor) => {
-      const writes = options.seconds * FANOUT_WRITES_PER_SECOND;
-      const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
-      const readers = spawnReaders(options, floor.base, [
-        startAtMs,
-        startAtMs + writes + DEADLINE_SLACK_MS,
-      ]);
-      peers.push(...readers);
-      await Promise.all(readers.map((reader) => reader.ready));
-      const writer = spawnPeer(FANOUT_PEERS, [`--allow-net=127.0.0.1:${floor.port}`], {
-        role: "writer",
-        base: floor.base,
-        ratePerSecond: FANOUT_WRITES_PER_SECOND,
-        count: writes,
-        startAtMs,
-        deadlineMs: startAtMs + writes + DEADLINE_SLACK_MS,
-        plain: true,
-      });
-      peers.push(writer);
-      await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
-      const before = await userSystemTicks(floor.pid);
-      const threadsBefore = await threadTicks(floor.pid);
-      const { writes: written } = await writer.output<WriterOutput>();
-      const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
-      const after = await userSystemTicks(floor.pid);
-      const threadsAfter = await threadTicks(floor.pid);
-      const ticksPerS = await clockTicksPerSecond();
-      const [userS, systemS] = [0, 1].map((i) => (after[i]! - before[i]!) / ticksPerS);
-      const windowS = (nowMs() - startAtMs) / 1000;
-      report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs });
-      printThreads(threadsBefore, threadsAfter, ticksPerS * windowS);
+      await measureTarget(options, { ...floor, plain: true }, peers);
     }, program);
   } finally {
     for (const peer of peers) await peer.kill();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * The readers of the mode (none for `none` and `floor`) and the open-loop writer against `target`,
+ * added to `peers` (the caller kills them); prints the target's CPU over the write phase, in all
+ * and per thread. `onStart` and `onEnd` run just inside that phase (a profiler's start and stop).
+ */
+async function measureTarget(
+  options: Options,
+  target: { base: string; port: number; pid: number; plain?: boolean },
+  peers: Peer[],
+  phase: { onStart?: () => Promise<void>; onEnd?: () => Promise<void> } = {},
+): Promise<void> {
+  const { base, pid } = target;
+  const writes = options.seconds * FANOUT_WRITES_PER_SECOND;
+  const startAtMs = nowMs() + FANOUT_READERS_LEAD_MS;
+  const deadlineMs = startAtMs + writes + DEADLINE_SLACK_MS;
+  const readers = spawnReaders(options, base, [startAtMs, deadlineMs]);
+  peers.push(...readers);
+  await Promise.all(readers.map((reader) => reader.ready));
+  const writer = spawnPeer(FANOUT_PEERS, [`--allow-net=127.0.0.1:${target.port}`], {
+    role: "writer",
+    base,
+    ratePerSecond: FANOUT_WRITES_PER_SECOND,
+    count: writes,
+    startAtMs,
+    deadlineMs,
+    plain: target.plain,
+  });
+  peers.push(writer);
+  await new Promise((resolve) => setTimeout(resolve, startAtMs - nowMs()));
+  await phase.onStart?.();
+  const before = await userSystemTicks(pid);
+  const threadsBefore = await threadTicks(pid);
+  const { writes: written } = await writer.output<WriterOutput>();
+  const outputs = await Promise.all(readers.map((r) => r.output<ReadersOutput>()));
+  const after = await userSystemTicks(pid);
+  const threadsAfter = await threadTicks(pid);
+  const ticksPerS = await clockTicksPerSecond();
+  const [userS, systemS] = [0, 1].map((i) => (after[i]! - before[i]!) / ticksPerS);
+  const windowS = (nowMs() - startAtMs) / 1000;
+  await phase.onEnd?.();
+  report(options, { userS: userS!, systemS: systemS!, windowS, written, outputs });
+  printThreads(threadsBefore, threadsAfter, ticksPerS * windowS);
 }
 
 /** How the group commits' fdatasyncs ran (from the primary's metrics). */
