@@ -8,7 +8,8 @@
  * to `applied_lsn` reaching the head), their ratio, the state's lag (p50/p99/max, in ms and
  * records) during the run, and how long after the last acknowledged write the state reached the
  * head (target: within 1 s). The floor: `state_floor.ts` applies the same records into a Deno KV
- * file of its own, alone on the machine, in commits as large as Deno KV takes.
+ * file of its own, alone on the machine, in commits as large as Deno KV takes; then into SQLite
+ * and into memory, what other stores would give.
  *
  * Run: `deno task bench state` (`--quick` for 100 000 records).
  */
@@ -20,7 +21,14 @@ import { connect, type Profile, selfTimes } from "./profile.ts";
 import { joinPath } from "../src/core/files.ts";
 import { GIB_BYTES } from "../src/core/limits.ts";
 import { appendResults, formatNumber, percentile } from "./results.ts";
-import { KEY_ORDERS, keyOf, type KeyOrder, REWRITTEN_KEYS, valueOf } from "./state_floor.ts";
+import {
+  type FloorStore,
+  KEY_ORDERS,
+  keyOf,
+  type KeyOrder,
+  REWRITTEN_KEYS,
+  valueOf,
+} from "./state_floor.ts";
 
 const RECORDS_FULL = 1_000_000;
 const RECORDS_QUICK = 100_000;
@@ -187,11 +195,24 @@ interface RunFigures {
   samples: number;
   /** Records/s of the leanest program that applies the same records into Deno KV. */
   floorRate: number;
+  /** The same into SQLite (`sqlite`) and into memory (`memory`), each with its checkpoint. */
+  otherFloors: Record<Exclude<FloorStore, "kv">, FloorRun>;
 }
 
-/** Records/s of `state_floor.ts` applying the run's records, in a process of its own. */
-async function runFloor(dir: string, total: number, order: KeyOrder): Promise<number> {
-  const floorDir = joinPath(dir, `floor-${order}`);
+/** A floor's apply rate and the seconds of the checkpoint after it (0 for Deno KV). */
+interface FloorRun {
+  rate: number;
+  checkpointSeconds: number;
+}
+
+/** `state_floor.ts` applying the run's records into `store`, in a process of its own. */
+async function runFloor(
+  dir: string,
+  total: number,
+  order: KeyOrder,
+  store: FloorStore,
+): Promise<FloorRun> {
+  const floorDir = joinPath(dir, `floor-${order}-${store}`);
   await Deno.mkdir(floorDir);
   const output = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -203,12 +224,15 @@ async function runFloor(dir: string, total: number, order: KeyOrder): Promise<nu
       floorDir,
       String(total),
       order,
+      store,
     ],
     stderr: "inherit",
   }).output();
   if (!output.success) throw new Error(`the state floor exited ${output.code}`);
-  const { records, seconds } = JSON.parse(new TextDecoder().decode(output.stdout));
-  return records / seconds;
+  const { records, seconds, checkpointSeconds } = JSON.parse(
+    new TextDecoder().decode(output.stdout),
+  );
+  return { rate: records / seconds, checkpointSeconds };
 }
 
 /** One run on a fresh primary: the load with keys in `order`, sampled until caught up. */
@@ -230,6 +254,10 @@ async function runOnce(dir: string, total: number, order: KeyOrder): Promise<Run
       lagRecords: during.map((s) => Math.max(0, s.currentLsn - s.appliedLsn)),
       samples: during.length,
       floorRate: 0,
+      otherFloors: {
+        sqlite: { rate: 0, checkpointSeconds: 0 },
+        memory: { rate: 0, checkpointSeconds: 0 },
+      },
     };
   } finally {
     await stop(primary);
@@ -245,7 +273,14 @@ function row(run: RunFigures): string {
     f(Math.max(...run.lagsMs))
   } | ${formatNumber(percentile(run.lagRecords, 99))} | ${f(run.afterLastWriteMs)} (${met}) | ${
     formatNumber(run.floorRate)
-  } | ${(run.applyRate / run.floorRate).toFixed(2)} |`;
+  } | ${(run.applyRate / run.floorRate).toFixed(2)} | ${floorCell(run.otherFloors.sqlite)} | ${
+    floorCell(run.otherFloors.memory)
+  } |`;
+}
+
+/** A floor's rate, then the seconds of its checkpoint. */
+function floorCell(floor: FloorRun): string {
+  return `${formatNumber(floor.rate)} (${floor.checkpointSeconds.toFixed(2)} s)`;
 }
 
 /** State apply vs batched ingest: 1M distinct keys, rising and scattered; then 1M updates. */
@@ -257,7 +292,9 @@ export async function runStateBench(): Promise<void> {
   try {
     for (const order of KEY_ORDERS) {
       const run = await runOnce(dir, total, order);
-      run.floorRate = await runFloor(dir, total, order);
+      run.floorRate = (await runFloor(dir, total, order, "kv")).rate;
+      run.otherFloors.sqlite = await runFloor(dir, total, order, "sqlite");
+      run.otherFloors.memory = await runFloor(dir, total, order, "memory");
       runs.push(run);
       console.log(
         `${order} keys: ingest ${formatNumber(run.ingestRate)} records/s, apply ${
@@ -268,7 +305,11 @@ export async function runStateBench(): Promise<void> {
           formatNumber(run.afterLastWriteMs)
         } ms after the last write (target ≤ 1000 ms); Deno KV floor ${
           formatNumber(run.floorRate)
-        } records/s (apply / floor ${(run.applyRate / run.floorRate).toFixed(2)})`,
+        } records/s (apply / floor ${
+          (run.applyRate / run.floorRate).toFixed(2)
+        }); records/s (checkpoint) of the SQLite floor ${
+          floorCell(run.otherFloors.sqlite)
+        }, of the in-memory floor ${floorCell(run.otherFloors.memory)}`,
       );
     }
   } finally {
@@ -288,10 +329,16 @@ export async function runStateBench(): Promise<void> {
     "Deno KV floor: `bench/state_floor.ts`, the leanest program applying the same records into " +
     "a Deno KV file of its own (one `set` of the value's JSON text per record, 999 records and " +
     "the applied LSN per atomic commit: Deno KV takes at most 1000 mutations per commit), alone " +
-    "on the machine after the primary's run.",
+    "on the machine after the primary's run. What other stores would give, from the same " +
+    "program: SQLite through Deno's built-in `node:sqlite` (WAL, `synchronous=NORMAL`, " +
+    "100 000 upserts and the applied LSN per transaction, then one checkpoint), and the state " +
+    "in memory (one `Map` entry per key, then a checkpoint file of every entry, fdatasynced: " +
+    "the Redis model, the spool replaying what came after it). Their rates count the apply; " +
+    "the checkpoint, which the state needs only before a prune, is timed apart (in brackets). " +
+    "A store whose floor is below the ingest rate cannot keep up with these writes.",
     "",
-    "| keys | ingest records/s | apply records/s | apply / ingest | lag p50 ms | lag p99 ms | lag max ms | lag p99 records | head reached after the last write, ms (target ≤ 1000) | Deno KV floor records/s | apply / floor |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| keys | ingest records/s | apply records/s | apply / ingest | lag p50 ms | lag p99 ms | lag max ms | lag p99 records | head reached after the last write, ms (target ≤ 1000) | Deno KV floor records/s | apply / floor | SQLite floor records/s (checkpoint) | in-memory floor records/s (checkpoint) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...runs.map(row),
   ]);
 }

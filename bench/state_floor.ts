@@ -1,15 +1,27 @@
 /**
- * The floor of the state benchmark: the leanest Deno program that applies the same records into
- * Deno KV. Each atomic commit holds 999 records (each one `set` of the record's JSON text under
- * `["state", collection, key]`) and the applied LSN under one meta key: Deno KV takes at most 1000
- * mutations per commit, and the applied LSN must move with the values it covers, as ferry's does.
- * No frames, no decode, no checks, no worker: what is left is the store's own cost, so ferry's
- * apply rate over this one says how much of the gap to ingest is Deno KV's.
+ * The floors of the state benchmark: the leanest Deno programs that apply the same records into a
+ * store, durable at the end (the checkpoint that makes them so timed apart: the state needs it
+ * only before a prune). No frames, no decode, no checks, no worker: what is left is the
+ * store's own cost.
+ *
+ * - `kv` (the floor of ferry's store, SPEC.md section 8): Deno KV, each atomic commit 999 records
+ *   (one `set` of the record's JSON text under `["state", collection, key]`) and the applied LSN
+ *   under one meta key: Deno KV takes at most 1000 mutations per commit, and the applied LSN must
+ *   move with the values it covers, as ferry's does. Ferry's apply rate over this one says how
+ *   much of the gap to ingest is Deno KV's.
+ * - `sqlite` (what another embedded store would give): SQLite through Deno's built-in
+ *   `node:sqlite`, WAL mode with `synchronous=NORMAL` (no sync per commit: the spool replays what a
+ *   lost commit held), `SQLITE_TX_RECORDS` upserts and the applied LSN per transaction, one
+ *   checkpoint at the end (the sync a prune would need).
+ * - `memory` (the Redis model: the state in memory over the spool, a checkpoint before a prune):
+ *   one `Map` entry per key, then one checkpoint file of every entry, written and fdatasynced.
  *
  * Run by `state_bench.ts` in a process of its own: `deno run --unstable-kv
- * --allow-read=<dir> --allow-write=<dir> bench/state_floor.ts <dir> <records> <order>`; prints
- * `{"records", "seconds"}`.
+ * --allow-read=<dir> --allow-write=<dir> bench/state_floor.ts <dir> <records> <order> [store]`;
+ * prints `{"records", "seconds", "checkpointSeconds"}`.
  */
+
+import { DatabaseSync } from "node:sqlite";
 
 /** How the run's keys are laid out in key order (distinct but for `rewrites`). */
 export type KeyOrder = "sequential" | "scattered" | "rewrites";
@@ -24,6 +36,15 @@ const PAD = "v".repeat(VALUE_CHARS);
 const KV_MUTATIONS_PER_COMMIT_MAX = 1000;
 /** Records per commit: the cap less the meta key. */
 const RECORDS_PER_COMMIT = KV_MUTATIONS_PER_COMMIT_MAX - 1;
+/** Upserts per SQLite transaction (100 000 to 1 000 000 measured alike here). */
+const SQLITE_TX_RECORDS = 100_000;
+/** SQLite's page cache for the run, in KiB (negative `cache_size`): the whole state fits. */
+const SQLITE_CACHE_KIB = 512 * 1024;
+
+/** The stores the floors apply into. */
+export type FloorStore = "kv" | "sqlite" | "memory";
+/** The stores the state benchmark measures, in order. */
+export const FLOOR_STORES: readonly FloorStore[] = ["kv", "sqlite", "memory"];
 
 /**
  * Key `index` of the run, distinct for every index below 2^32: rising with the index (new keys
@@ -43,10 +64,34 @@ export function valueOf(index: number): { i: number; pad: string } {
 }
 
 /**
- * Applies `records` records in `order` into a new Deno KV file in `dir`; returns the seconds
- * from the first commit to the last. Needs read and write permission on `dir`.
+ * Seconds a floor took: from the first record to the last one applied (readable, and durable but
+ * for the checkpoint), and the checkpoint that makes it durable (0 where every commit syncs).
  */
-export async function applyFloor(dir: string, records: number, order: KeyOrder): Promise<number> {
+export interface FloorTimes {
+  seconds: number;
+  checkpointSeconds: number;
+}
+
+/**
+ * Applies `records` records in `order` into a new store of kind `store` in `dir`. Needs read and
+ * write permission on `dir`.
+ */
+export function applyFloor(
+  dir: string,
+  records: number,
+  order: KeyOrder,
+  store: FloorStore = "kv",
+): Promise<FloorTimes> {
+  if (store === "sqlite") return Promise.resolve(applySqlite(dir, records, order));
+  if (store === "memory") return applyMemory(dir, records, order);
+  return applyKv(dir, records, order);
+}
+
+function secondsSince(startMs: number): number {
+  return (performance.now() - startMs) / 1000;
+}
+
+async function applyKv(dir: string, records: number, order: KeyOrder): Promise<FloorTimes> {
   const kv = await Deno.openKv(`${dir}/floor.kv`);
   try {
     const startMs = performance.now();
@@ -60,14 +105,64 @@ export async function applyFloor(dir: string, records: number, order: KeyOrder):
       const result = await commit.commit();
       if (!result.ok) throw new Error("a commit without checks was refused");
     }
-    return (performance.now() - startMs) / 1000;
+    return { seconds: secondsSince(startMs), checkpointSeconds: 0 };
   } finally {
     kv.close();
   }
 }
 
+function applySqlite(dir: string, records: number, order: KeyOrder): FloorTimes {
+  const db = new DatabaseSync(`${dir}/floor.sqlite`);
+  try {
+    db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;
+      PRAGMA cache_size=-${SQLITE_CACHE_KIB};
+      CREATE TABLE state (c TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL,
+        PRIMARY KEY (c, k)) WITHOUT ROWID;
+      CREATE TABLE meta (id INTEGER PRIMARY KEY, applied_lsn INTEGER NOT NULL);`);
+    const put = db.prepare(
+      "INSERT INTO state (c, k, v) VALUES (?, ?, ?) ON CONFLICT (c, k) DO UPDATE SET v = excluded.v",
+    );
+    const applied = db.prepare("INSERT OR REPLACE INTO meta (id, applied_lsn) VALUES (1, ?)");
+    const startMs = performance.now();
+    for (let first = 0; first < records; first += SQLITE_TX_RECORDS) {
+      const end = Math.min(records, first + SQLITE_TX_RECORDS);
+      db.exec("BEGIN");
+      for (let i = first; i < end; i++) {
+        put.run("bench", keyOf(i, order), JSON.stringify(valueOf(i)));
+      }
+      applied.run(end);
+      db.exec("COMMIT");
+    }
+    const seconds = secondsSince(startMs);
+    const checkpointMs = performance.now();
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    return { seconds, checkpointSeconds: secondsSince(checkpointMs) };
+  } finally {
+    db.close();
+  }
+}
+
+async function applyMemory(dir: string, records: number, order: KeyOrder): Promise<FloorTimes> {
+  const startMs = performance.now();
+  const state = new Map<string, string>();
+  for (let i = 0; i < records; i++) state.set(keyOf(i, order), JSON.stringify(valueOf(i)));
+  const seconds = secondsSince(startMs);
+  const checkpointMs = performance.now();
+  const lines = [JSON.stringify({ applied_lsn: records })];
+  for (const [key, value] of state) lines.push(`${JSON.stringify(key)}\t${value}`);
+  const file = await Deno.open(`${dir}/floor.checkpoint`, { write: true, create: true });
+  try {
+    const bytes = new TextEncoder().encode(lines.join("\n"));
+    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+  return { seconds, checkpointSeconds: secondsSince(checkpointMs) };
+}
+
 if (import.meta.main) {
-  const [dir, records, order] = Deno.args;
-  const seconds = await applyFloor(dir!, Number(records), order as KeyOrder);
-  console.log(JSON.stringify({ records: Number(records), seconds }));
+  const [dir, records, order, store] = Deno.args;
+  const times = await applyFloor(dir!, Number(records), order as KeyOrder, store as FloorStore);
+  console.log(JSON.stringify({ records: Number(records), ...times }));
 }
