@@ -22,6 +22,7 @@ import { joinPath } from "../src/core/files.ts";
 import { GIB_BYTES } from "../src/core/limits.ts";
 import { appendResults, formatNumber, percentile } from "./results.ts";
 import {
+  type FloorRun,
   type FloorStore,
   KEY_ORDERS,
   keyOf,
@@ -196,22 +197,18 @@ interface RunFigures {
   /** Records/s of the leanest program that applies the same records into Deno KV. */
   floorRate: number;
   /** The same into SQLite (`sqlite`) and into memory (`memory`), each with its checkpoint. */
-  otherFloors: Record<Exclude<FloorStore, "kv">, FloorRun>;
+  otherFloors: Record<Exclude<FloorStore, "kv">, FloorFigures>;
 }
 
 /** A floor's apply rate and the seconds of the checkpoint after it (0 for Deno KV). */
-interface FloorRun {
+interface FloorFigures {
   rate: number;
   checkpointSeconds: number;
 }
 
-/** `state_floor.ts` applying the run's records into `store`, in a process of its own. */
-async function runFloor(
-  dir: string,
-  total: number,
-  order: KeyOrder,
-  store: FloorStore,
-): Promise<FloorRun> {
+/** `state_floor.ts` applying the run's records, in a process of its own. */
+async function runFloor(dir: string, run: FloorRun): Promise<FloorFigures> {
+  const { records: total, order, store } = run;
   const floorDir = joinPath(dir, `floor-${order}-${store}`);
   await Deno.mkdir(floorDir);
   const output = await new Deno.Command(Deno.execPath(), {
@@ -279,7 +276,7 @@ function row(run: RunFigures): string {
 }
 
 /** A floor's rate, then the seconds of its checkpoint. */
-function floorCell(floor: FloorRun): string {
+function floorCell(floor: FloorFigures): string {
   return `${formatNumber(floor.rate)} (${floor.checkpointSeconds.toFixed(2)} s)`;
 }
 
@@ -292,9 +289,9 @@ export async function runStateBench(): Promise<void> {
   try {
     for (const order of KEY_ORDERS) {
       const run = await runOnce(dir, total, order);
-      run.floorRate = (await runFloor(dir, total, order, "kv")).rate;
-      run.otherFloors.sqlite = await runFloor(dir, total, order, "sqlite");
-      run.otherFloors.memory = await runFloor(dir, total, order, "memory");
+      const floor = (store: FloorStore) => runFloor(dir, { records: total, order, store });
+      run.floorRate = (await floor("kv")).rate;
+      run.otherFloors = { sqlite: await floor("sqlite"), memory: await floor("memory") };
       runs.push(run);
       console.log(
         `${order} keys: ingest ${formatNumber(run.ingestRate)} records/s, apply ${

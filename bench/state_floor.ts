@@ -72,16 +72,19 @@ export interface FloorTimes {
   checkpointSeconds: number;
 }
 
+/** What a floor applies: how many records, their keys' order, and into which store. */
+export interface FloorRun {
+  records: number;
+  order: KeyOrder;
+  store: FloorStore;
+}
+
 /**
- * Applies `records` records in `order` into a new store of kind `store` in `dir`. Needs read and
- * write permission on `dir`.
+ * Applies `run.records` records in `run.order` into a new store of kind `run.store` in `dir`.
+ * Needs read and write permission on `dir`.
  */
-export function applyFloor(
-  dir: string,
-  records: number,
-  order: KeyOrder,
-  store: FloorStore = "kv",
-): Promise<FloorTimes> {
+export function applyFloor(dir: string, run: FloorRun): Promise<FloorTimes> {
+  const { records, order, store } = run;
   if (store === "sqlite") return Promise.resolve(applySqlite(dir, records, order));
   if (store === "memory") return applyMemory(dir, records, order);
   return applyKv(dir, records, order);
@@ -163,6 +166,10 @@ async function applyMemory(dir: string, records: number, order: KeyOrder): Promi
 
 if (import.meta.main) {
   const [dir, records, order, store] = Deno.args;
-  const times = await applyFloor(dir!, Number(records), order as KeyOrder, store as FloorStore);
+  const times = await applyFloor(dir!, {
+    records: Number(records),
+    order: order as KeyOrder,
+    store: (store ?? "kv") as FloorStore,
+  });
   console.log(JSON.stringify({ records: Number(records), ...times }));
 }

@@ -65,7 +65,7 @@ for (const store of FLOOR_STORES) {
   Deno.test(`state floor "${store}" holds every key's last value and the applied LSN`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "ferry-state-floor-" });
     try {
-      const times = await applyFloor(dir, RECORDS, "rewrites", store);
+      const times = await applyFloor(dir, { records: RECORDS, order: "rewrites", store });
       assert.ok(times.seconds > 0 && times.checkpointSeconds >= 0);
       const read = store === "kv"
         ? await readKv(dir)
