@@ -22,6 +22,7 @@ import { joinPath } from "../src/core/files.ts";
 import { GIB_BYTES } from "../src/core/limits.ts";
 import { appendResults, formatNumber, percentile } from "./results.ts";
 import {
+  FLOOR_STORES,
   type FloorRun,
   type FloorStore,
   KEY_ORDERS,
@@ -194,10 +195,8 @@ interface RunFigures {
   lagsMs: number[];
   lagRecords: number[];
   samples: number;
-  /** Records/s of the leanest program that applies the same records into Deno KV. */
-  floorRate: number;
-  /** The same into SQLite (`sqlite`) and into memory (`memory`), each with its checkpoint. */
-  otherFloors: Record<Exclude<FloorStore, "kv">, FloorFigures>;
+  /** The leanest programs applying the same records into each store (`kv`: ferry's Deno KV). */
+  floors: Record<FloorStore, FloorFigures>;
 }
 
 /** A floor's apply rate and the seconds of the checkpoint after it (0 for Deno KV). */
@@ -233,7 +232,11 @@ async function runFloor(dir: string, run: FloorRun): Promise<FloorFigures> {
 }
 
 /** One run on a fresh primary: the load with keys in `order`, sampled until caught up. */
-async function runOnce(dir: string, total: number, order: KeyOrder): Promise<RunFigures> {
+async function runOnce(
+  dir: string,
+  total: number,
+  order: KeyOrder,
+): Promise<Omit<RunFigures, "floors">> {
   const primary = await startPrimary(joinPath(dir, order), PRIMARY_FLAGS);
   try {
     const peer = spawnPeer(primary.base, total, order);
@@ -250,11 +253,6 @@ async function runOnce(dir: string, total: number, order: KeyOrder): Promise<Run
       lagsMs: lagsMs(during),
       lagRecords: during.map((s) => Math.max(0, s.currentLsn - s.appliedLsn)),
       samples: during.length,
-      floorRate: 0,
-      otherFloors: {
-        sqlite: { rate: 0, checkpointSeconds: 0 },
-        memory: { rate: 0, checkpointSeconds: 0 },
-      },
     };
   } finally {
     await stop(primary);
@@ -269,9 +267,9 @@ function row(run: RunFigures): string {
   } | ${f(percentile(run.lagsMs, 50))} | ${f(percentile(run.lagsMs, 99))} | ${
     f(Math.max(...run.lagsMs))
   } | ${formatNumber(percentile(run.lagRecords, 99))} | ${f(run.afterLastWriteMs)} (${met}) | ${
-    formatNumber(run.floorRate)
-  } | ${(run.applyRate / run.floorRate).toFixed(2)} | ${floorCell(run.otherFloors.sqlite)} | ${
-    floorCell(run.otherFloors.memory)
+    formatNumber(run.floors.kv.rate)
+  } | ${(run.applyRate / run.floors.kv.rate).toFixed(2)} | ${floorCell(run.floors.sqlite)} | ${
+    floorCell(run.floors.memory)
   } |`;
 }
 
@@ -288,10 +286,12 @@ export async function runStateBench(): Promise<void> {
   const runs: RunFigures[] = [];
   try {
     for (const order of KEY_ORDERS) {
-      const run = await runOnce(dir, total, order);
-      const floor = (store: FloorStore) => runFloor(dir, { records: total, order, store });
-      run.floorRate = (await floor("kv")).rate;
-      run.otherFloors = { sqlite: await floor("sqlite"), memory: await floor("memory") };
+      const measured = await runOnce(dir, total, order);
+      const floors = {} as Record<FloorStore, FloorFigures>;
+      for (const store of FLOOR_STORES) {
+        floors[store] = await runFloor(dir, { records: total, order, store });
+      }
+      const run = { ...measured, floors };
       runs.push(run);
       console.log(
         `${order} keys: ingest ${formatNumber(run.ingestRate)} records/s, apply ${
@@ -301,12 +301,12 @@ export async function runStateBench(): Promise<void> {
         } ms (${formatNumber(percentile(run.lagRecords, 99))} records); head reached ${
           formatNumber(run.afterLastWriteMs)
         } ms after the last write (target ≤ 1000 ms); Deno KV floor ${
-          formatNumber(run.floorRate)
+          formatNumber(run.floors.kv.rate)
         } records/s (apply / floor ${
-          (run.applyRate / run.floorRate).toFixed(2)
+          (run.applyRate / run.floors.kv.rate).toFixed(2)
         }); records/s (checkpoint) of the SQLite floor ${
-          floorCell(run.otherFloors.sqlite)
-        }, of the in-memory floor ${floorCell(run.otherFloors.memory)}`,
+          floorCell(run.floors.sqlite)
+        }, of the in-memory floor ${floorCell(run.floors.memory)}`,
       );
     }
   } finally {

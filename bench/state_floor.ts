@@ -14,7 +14,8 @@
  *   lost commit held), `SQLITE_TX_RECORDS` upserts and the applied LSN per transaction, one
  *   checkpoint at the end (the sync a prune would need).
  * - `memory` (the Redis model: the state in memory over the spool, a checkpoint before a prune):
- *   one `Map` entry per key, then one checkpoint file of every entry, written and fdatasynced.
+ *   one `Map` entry per key, then one checkpoint file of every entry, written as ferry writes its
+ *   own files (`writeFileAtomic`: temp, fdatasync, rename, directory fsync).
  *
  * Run by `state_bench.ts` in a process of its own: `deno run --unstable-kv
  * --allow-read=<dir> --allow-write=<dir> bench/state_floor.ts <dir> <records> <order> [store]`;
@@ -22,6 +23,7 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
+import { denoFileSystem, joinPath, writeFileAtomic } from "../src/core/files.ts";
 
 /** How the run's keys are laid out in key order (distinct but for `rewrites`). */
 export type KeyOrder = "sequential" | "scattered" | "rewrites";
@@ -153,14 +155,8 @@ async function applyMemory(dir: string, records: number, order: KeyOrder): Promi
   const checkpointMs = performance.now();
   const lines = [JSON.stringify({ applied_lsn: records })];
   for (const [key, value] of state) lines.push(`${JSON.stringify(key)}\t${value}`);
-  const file = await Deno.open(`${dir}/floor.checkpoint`, { write: true, create: true });
-  try {
-    const bytes = new TextEncoder().encode(lines.join("\n"));
-    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
-    await file.syncData();
-  } finally {
-    file.close();
-  }
+  const bytes = new TextEncoder().encode(lines.join("\n"));
+  await writeFileAtomic(denoFileSystem(), joinPath(dir, "floor.checkpoint"), bytes);
   return { seconds, checkpointSeconds: secondsSince(checkpointMs) };
 }
 

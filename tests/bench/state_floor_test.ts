@@ -23,7 +23,13 @@ function lastWriteOf(key: number): number {
   return key < REWRITES ? key + REWRITTEN_KEYS : key;
 }
 
-async function readKv(dir: string): Promise<{ values: Map<string, string>; applied: number }> {
+/** What a floor left in its store: each key's value and the applied LSN. */
+interface StoreContents {
+  values: Map<string, string>;
+  applied: number;
+}
+
+async function readKv(dir: string): Promise<StoreContents> {
   const kv = await Deno.openKv(`${dir}/floor.kv`);
   try {
     const values = new Map<string, string>();
@@ -37,7 +43,7 @@ async function readKv(dir: string): Promise<{ values: Map<string, string>; appli
   }
 }
 
-function readSqlite(dir: string): { values: Map<string, string>; applied: number } {
+function readSqlite(dir: string): StoreContents {
   const db = new DatabaseSync(`${dir}/floor.sqlite`);
   try {
     const rows = db.prepare("SELECT k, v FROM state WHERE c = 'bench'").all();
@@ -49,9 +55,7 @@ function readSqlite(dir: string): { values: Map<string, string>; applied: number
   }
 }
 
-async function readMemoryCheckpoint(
-  dir: string,
-): Promise<{ values: Map<string, string>; applied: number }> {
+async function readMemoryCheckpoint(dir: string): Promise<StoreContents> {
   const [head, ...lines] = (await Deno.readTextFile(`${dir}/floor.checkpoint`)).split("\n");
   const values = new Map<string, string>();
   for (const line of lines) {
